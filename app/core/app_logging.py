@@ -1,0 +1,45 @@
+"""The app's own log: a size-capped rotating file in the app home, plus the console."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_HANDLER_NAME = "familylog-tray-file"
+
+
+def setup_logging(
+    log_file: Path,
+    *,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 3,
+    console: bool | None = None,
+    level: int = logging.INFO,
+) -> logging.Handler:
+    """Install the file handler (once) and, when run from a terminal, a console handler."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for h in list(root.handlers):
+        if h.get_name() in (_HANDLER_NAME, _HANDLER_NAME + "-console"):
+            root.removeHandler(h)
+            h.close()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    fh = logging.handlers.RotatingFileHandler(
+        log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+    )
+    fh.set_name(_HANDLER_NAME)
+    fh.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(fh)
+    if console is None:
+        console = bool(sys.stderr and sys.stderr.isatty())
+    if console:
+        ch = logging.StreamHandler(sys.stderr)
+        ch.set_name(_HANDLER_NAME + "-console")
+        ch.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(ch)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    return fh

@@ -1,0 +1,45 @@
+"""``familylog-tray --headless``: the core without Qt, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from app.config import Settings
+from app.core.bootstrap import build_core
+from app.paths import AppPaths
+
+log = logging.getLogger(__name__)
+
+
+async def run_headless(
+    settings: Settings, paths: AppPaths, ready: asyncio.Event | None = None
+) -> int:
+    core = build_core(settings, paths)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await core.start()
+        await core.load_startup_profiles()
+        log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", _pid())
+        print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("Stopping")
+    finally:
+        await core.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return 0
+
+
+def _pid() -> int:
+    return os.getpid()

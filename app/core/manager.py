@@ -1,0 +1,404 @@
+"""LlamaServerManager: starts, stops and switches llama-server processes, one per port.
+
+The public API is the seed's (``load_model``, ``unload_model``, ``switch_model``,
+``wait_ready``, ``get_loaded_models``, ``shutdown``), so FamilyLog code written against
+the seed works unchanged. Beyond the seed: one lock per port, an explicit state per port
+with subscribers, readiness polling with back-off that stops the moment the process
+exits, event-driven stop (TERM to the group, KILL after 10 s), a port check before
+spawning, and crash detection from the process's exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core import health
+from app.core.ownership import OwnershipRecord
+from app.core.ports import ensure_port_free, wait_port_free
+from app.core.server_log import append_note, open_server_log, redact, tail_lines
+from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+from app.platform.processes import ProcessPlatform, process_platform
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[StateEvent], None]
+
+
+@dataclass
+class _Slot:
+    port: int
+    status: ServerStatus
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    proc: asyncio.subprocess.Process | None = None
+    watcher: asyncio.Task[int] | None = None
+    stopping: bool = False
+
+
+class ServerExitedError(RuntimeError):
+    """llama-server exited before it became ready."""
+
+    def __init__(self, message: str, exit_code: int | None, log_path: Path) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.log_path = log_path
+
+
+class LlamaServerManager:
+    """Manages llama-server processes, one per port."""
+
+    def __init__(
+        self,
+        llama_server_path: str,
+        *,
+        log_dir: Path | None = None,
+        platform: ProcessPlatform | None = None,
+        record: OwnershipRecord | None = None,
+        stop_timeout: float = 10.0,
+        log_max_bytes: int = 10 * 1024 * 1024,
+        log_backups: int = 3,
+        api_key: str | None = None,
+        env: dict[str, str] | None = None,
+        check_binary: bool = True,
+    ) -> None:
+        self._server_path = str(llama_server_path)
+        if check_binary and not Path(self._server_path).is_file():
+            raise FileNotFoundError(
+                f"llama-server not found: {self._server_path}. "
+                "Set LLAMA_SERVER_PATH to the llama-server binary."
+            )
+        if log_dir is None:
+            from app.paths import AppPaths
+
+            log_dir = AppPaths.resolve().log_dir
+        self.log_dir = Path(log_dir)
+        self._platform = platform or process_platform()
+        self._record = record
+        self._stop_timeout = stop_timeout
+        self._log_max_bytes = log_max_bytes
+        self._log_backups = log_backups
+        self._api_key = api_key or None
+        self._env = env
+        self._slots: dict[int, _Slot] = {}
+        self._subscribers: list[Subscriber] = []
+
+    # ── State and subscribers ─────────────────────────────────────────────────
+    @property
+    def server_path(self) -> str:
+        return self._server_path
+
+    def log_path(self, port: int) -> Path:
+        return self.log_dir / f"llama-server-{port}.log"
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(StateEvent)`` on every change; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def status(self, port: int) -> ServerStatus:
+        slot = self._slots.get(port)
+        return slot.status if slot else ServerStatus(port=port, state=ServerState.STOPPED)
+
+    def statuses(self) -> dict[int, ServerStatus]:
+        return {port: slot.status for port, slot in sorted(self._slots.items())}
+
+    def is_busy(self, port: int) -> bool:
+        """True while an operation holds the port's lock."""
+        slot = self._slots.get(port)
+        return bool(slot and slot.lock.locked())
+
+    def _slot(self, port: int) -> _Slot:
+        slot = self._slots.get(port)
+        if slot is None:
+            slot = _Slot(port=port, status=ServerStatus(port=port, state=ServerState.STOPPED))
+            self._slots[port] = slot
+        return slot
+
+    def _set(self, slot: _Slot, **changes) -> None:
+        old = slot.status
+        slot.status = old.evolve(**changes)
+        if old.state != slot.status.state:
+            log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
+        event = StateEvent(slot.port, old.state, slot.status.state, slot.status)
+        for cb in list(self._subscribers):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("A state subscriber failed on %s", event)
+
+    # ── Seed API ──────────────────────────────────────────────────────────────
+    async def load_model(
+        self,
+        model_path: str,
+        port: int = 8080,
+        n_gpu_layers: int = -1,
+        ctx_size: int = 8192,
+        mmproj: str | None = None,
+        n_threads: int | None = None,
+        extra_args: list[str] | None = None,
+        *,
+        timeout: float = 120.0,
+    ) -> ServerStatus:
+        """Start llama-server with ``model_path`` on ``port`` and wait until it is ready.
+
+        A server already running on the port with another model is stopped first; the same
+        model with the same settings already ready is left as it is (no second process).
+        """
+        spec = LaunchSpec(
+            model_path=str(model_path),
+            port=int(port),
+            n_gpu_layers=int(n_gpu_layers),
+            ctx_size=int(ctx_size),
+            mmproj=str(mmproj) if mmproj else None,
+            n_threads=n_threads,
+            extra_args=tuple(extra_args or ()),
+            api_key=self._api_key,
+        )
+        slot = self._slot(spec.port)
+        async with slot.lock:
+            return await self._load_locked(slot, spec, timeout)
+
+    async def unload_model(self, port: int) -> None:
+        """Stop the server on ``port``: TERM to its group, KILL after the stop timeout."""
+        slot = self._slot(port)
+        async with slot.lock:
+            if slot.proc is None:
+                log.info("No server on port %d, nothing to unload", port)
+                if slot.status.state is ServerState.FAILED:
+                    self._set(slot, state=ServerState.STOPPED)
+                return
+            await self._stop_locked(slot)
+
+    async def switch_model(self, port: int, new_model_path: str, **kwargs) -> ServerStatus:
+        """Replace the model on ``port``: stop the old server, wait for it and its port, start."""
+        timeout = kwargs.pop("timeout", 120.0)
+        spec = LaunchSpec(
+            model_path=str(new_model_path),
+            port=int(port),
+            n_gpu_layers=int(kwargs.pop("n_gpu_layers", -1)),
+            ctx_size=int(kwargs.pop("ctx_size", 8192)),
+            mmproj=str(kwargs["mmproj"]) if kwargs.get("mmproj") else None,
+            n_threads=kwargs.pop("n_threads", None),
+            extra_args=tuple(kwargs.pop("extra_args", None) or ()),
+            api_key=self._api_key,
+        )
+        kwargs.pop("mmproj", None)
+        if kwargs:
+            raise TypeError(f"switch_model() got unexpected arguments: {', '.join(kwargs)}")
+        slot = self._slot(spec.port)
+        async with slot.lock:
+            old = slot.status.model_name or "no model"
+            log.info("Switching port %d: %s -> %s", port, old, Path(spec.model_path).stem)
+            return await self._load_locked(slot, spec, timeout)
+
+    async def wait_ready(self, port: int, timeout: float = 60) -> None:
+        """Wait until the server on ``port`` answers ``/health`` with ready.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds and ``RuntimeError`` when the
+        process exits first.
+        """
+        slot = self._slots.get(port)
+        exited: asyncio.Future[int | None]
+        if slot and slot.watcher:
+            exited = slot.watcher
+        else:
+            exited = asyncio.get_running_loop().create_future()
+        try:
+            await health.poll_until_ready(port, exited, timeout)
+        except health.ProcessExited as e:
+            raise ServerExitedError(
+                f"llama-server on port {port} exited with code {e.code} before it became "
+                f"ready. Read {self.log_path(port)}",
+                e.code,
+                self.log_path(port),
+            ) from None
+        except TimeoutError:
+            raise TimeoutError(
+                f"llama-server on port {port} did not become ready within {timeout:g} s. "
+                f"Read {self.log_path(port)}"
+            ) from None
+        finally:
+            if not (slot and slot.watcher):
+                exited.cancel()
+
+    def get_loaded_models(self) -> dict[int, str]:
+        """``{port: model_path}`` of the servers whose process is alive."""
+        return {
+            port: slot.status.model_path
+            for port, slot in sorted(self._slots.items())
+            if slot.proc is not None and slot.proc.returncode is None and slot.status.model_path
+        }
+
+    async def shutdown(self) -> None:
+        """Stop every server this manager started (all ports at once)."""
+        ports = [p for p, s in self._slots.items() if s.proc is not None]
+        if ports:
+            log.info("Stopping all llama-server processes: %s", ports)
+        results = await asyncio.gather(
+            *(self.unload_model(p) for p in ports), return_exceptions=True
+        )
+        for port, r in zip(ports, results, strict=True):
+            if isinstance(r, BaseException):
+                log.error("Stopping the server on port %d failed: %s", port, r)
+
+    # ── Internals ─────────────────────────────────────────────────────────────
+    def _check_files(self, spec: LaunchSpec) -> None:
+        binary = Path(self._server_path)
+        if not binary.is_file():
+            raise FileNotFoundError(
+                f"llama-server not found: {binary}. Set LLAMA_SERVER_PATH to the binary."
+            )
+        if not os.access(binary, os.X_OK):
+            raise PermissionError(
+                f"llama-server at {binary} is not executable. Run: chmod +x '{binary}'"
+            )
+        if not Path(spec.model_path).is_file():
+            raise FileNotFoundError(f"Model file not found: {spec.model_path}")
+        if spec.mmproj and not Path(spec.mmproj).is_file():
+            raise FileNotFoundError(f"mmproj file not found: {spec.mmproj}")
+
+    async def _load_locked(self, slot: _Slot, spec: LaunchSpec, timeout: float) -> ServerStatus:
+        current = slot.status
+        if (
+            slot.proc is not None
+            and slot.proc.returncode is None
+            and current.state is ServerState.READY
+            and current.spec == spec
+        ):
+            log.info("%s is already ready on port %d", current.model_name, slot.port)
+            return current
+        self._check_files(spec)
+        if slot.proc is not None:
+            log.warning(
+                "Port %d holds %s; stopping it first", slot.port, current.model_name or "a server"
+            )
+            await self._stop_locked(slot)
+            await wait_port_free(slot.port)
+        try:
+            ensure_port_free(slot.port)
+        except Exception as e:
+            self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=str(e))
+            raise
+        await self._spawn(slot, spec)
+        log_path = self.log_path(slot.port)
+        assert slot.watcher is not None
+        try:
+            waited = await health.poll_until_ready(slot.port, slot.watcher, timeout)
+        except health.ProcessExited as e:
+            lines = "\n".join(tail_lines(log_path, 5))
+            msg = (
+                f"llama-server on port {slot.port} exited with code {e.code} while loading "
+                f"{spec.model_path}. Read {log_path}" + (f"\nLast lines:\n{lines}" if lines else "")
+            )
+            self._set(slot, state=ServerState.FAILED, exit_code=e.code, error=msg)
+            raise ServerExitedError(msg, e.code, log_path) from None
+        except TimeoutError:
+            msg = (
+                f"llama-server on port {slot.port} did not become ready within {timeout:g} s "
+                f"and was stopped. Read {log_path}"
+            )
+            await self._stop_locked(slot, final_state=ServerState.FAILED, error=msg)
+            raise TimeoutError(msg) from None
+        except BaseException:
+            await asyncio.shield(self._stop_locked(slot))
+            raise
+        self._set(slot, state=ServerState.READY, ready_at=time.time())
+        log.info(
+            "Model %s ready on port %d (PID %s) in %.3f s",
+            Path(spec.model_path).stem,
+            slot.port,
+            slot.status.pid,
+            waited,
+        )
+        return slot.status
+
+    async def _spawn(self, slot: _Slot, spec: LaunchSpec) -> None:
+        cmd = spec.command(self._server_path)
+        log_path = self.log_path(slot.port)
+        logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+        log.info("Starting llama-server: %s", " ".join(redact(cmd)))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logf,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self._env,
+                **self._platform.spawn_kwargs(),
+            )
+        except OSError as e:
+            msg = f"Cannot start llama-server {self._server_path}: {e.strerror or e}"
+            self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
+            raise RuntimeError(msg) from e
+        finally:
+            logf.close()  # the child holds its own copy
+        slot.proc = proc
+        slot.stopping = False
+        if self._record is not None:
+            self._record.add(proc.pid, slot.port, spec.model_path, cmd[:1])
+        slot.watcher = asyncio.create_task(self._watch(slot, proc), name=f"watch-{slot.port}")
+        self._set(
+            slot,
+            state=ServerState.STARTING,
+            spec=spec,
+            pid=proc.pid,
+            log_path=log_path,
+            started_at=time.time(),
+            ready_at=None,
+            exit_code=None,
+            error=None,
+        )
+
+    async def _watch(self, slot: _Slot, proc: asyncio.subprocess.Process) -> int:
+        code = await proc.wait()
+        if self._record is not None:
+            self._record.remove(proc.pid)
+        append_note(self.log_path(slot.port), f"PID {proc.pid} exited with code {code}")
+        if slot.proc is proc:
+            slot.proc = None
+            if not slot.stopping and slot.status.state is ServerState.READY:
+                lines = "\n".join(tail_lines(self.log_path(slot.port), 5))
+                msg = (
+                    f"llama-server on port {slot.port} ({slot.status.model_name}) exited "
+                    f"unexpectedly with code {code}. Read {self.log_path(slot.port)}"
+                    + (f"\nLast lines:\n{lines}" if lines else "")
+                )
+                log.error(msg)
+                self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)
+        return code
+
+    async def _stop_locked(
+        self,
+        slot: _Slot,
+        final_state: ServerState = ServerState.STOPPED,
+        error: str | None = None,
+    ) -> None:
+        proc, watcher = slot.proc, slot.watcher
+        if proc is None or watcher is None:
+            self._set(slot, state=final_state, pid=None, error=error)
+            return
+        slot.stopping = True
+        name = slot.status.model_name
+        self._set(slot, state=ServerState.STOPPING)
+        log.info("Stopping %s on port %d (PID %d)", name, slot.port, proc.pid)
+        if proc.returncode is None:
+            self._platform.terminate_tree(proc.pid)
+            done, _ = await asyncio.wait({watcher}, timeout=self._stop_timeout)
+            if not done:
+                log.warning(
+                    "PID %d did not exit %g s after SIGTERM; sending SIGKILL",
+                    proc.pid,
+                    self._stop_timeout,
+                )
+                append_note(self.log_path(slot.port), f"killed PID {proc.pid} after stop timeout")
+                self._platform.kill_tree(proc.pid)
+        code = await asyncio.shield(watcher)
+        slot.proc = None
+        slot.stopping = False
+        self._set(slot, state=final_state, pid=None, exit_code=code, error=error)
+        log.info("%s unloaded from port %d (exit code %s)", name or "Server", slot.port, code)

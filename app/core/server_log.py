@@ -1,0 +1,74 @@
+"""The per-port llama-server log file: size-capped rotation and a header line per start."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shlex
+from pathlib import Path
+from typing import BinaryIO
+
+
+def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
+    """Rotate ``path`` to ``path.1`` … ``path.N`` when it is over ``max_bytes``."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    if backups <= 0:
+        path.unlink(missing_ok=True)
+        return True
+    for i in range(backups - 1, 0, -1):
+        src = path.with_name(f"{path.name}.{i}")
+        if src.exists():
+            os.replace(src, path.with_name(f"{path.name}.{i + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
+    return True
+
+
+def redact(cmd: list[str]) -> list[str]:
+    """The command with any ``--api-key`` value hidden, for logs."""
+    out = list(cmd)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--api-key":
+            out[i + 1] = "***"
+    return out
+
+
+def open_server_log(path: Path, cmd: list[str], max_bytes: int, backups: int) -> BinaryIO:
+    """Open the log for appending, after rotation, and write the start header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rotate_if_large(path, max_bytes, backups)
+    f = open(path, "ab", buffering=0)  # noqa: SIM115 - handed to the child, closed by the caller
+    try:
+        stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        header = f"\n===== {stamp} familylog-tray start: {shlex.join(redact(cmd))}\n"
+        f.write(header.encode("utf-8"))
+    except OSError:
+        f.close()
+        raise
+    return f
+
+
+def append_note(path: Path, text: str) -> None:
+    """Append one line from the app (exit codes, kills) so the log tells the whole story."""
+    stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    try:
+        with open(path, "ab") as f:
+            f.write(f"===== {stamp} familylog-tray: {text}\n".encode())
+    except OSError:
+        pass
+
+
+def tail_lines(path: Path, n: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
+    """The last ``n`` lines of a log, decoded leniently."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-n:]

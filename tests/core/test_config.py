@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, SettingsError, load_settings
+from app.paths import AppPaths
+
+
+def test_defaults_match_the_seed(app_home: Path) -> None:
+    s = load_settings(AppPaths.resolve())
+    assert s.LLAMA_SERVER_PATH == "/usr/local/bin/llama-server"
+    assert (s.LLAMA_GPU_LAYERS, s.LLAMA_CTX_SIZE) == (-1, 8192)
+    assert (s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.LLAMA_PORT) == (8081, 8082, 8080)
+    assert s.VISION_MODEL_GGUF == s.VISION_MMPROJ == s.LLM_MODEL_GGUF == ""
+    assert s.llm_base_url == "http://127.0.0.1:8082/v1"
+    assert s.vision_base_url == "http://127.0.0.1:8081/v1"
+
+
+def test_online_base_urls_point_to_openrouter() -> None:
+    s = Settings(CONNECTION_TYPE="online", OPENROUTER_URL="https://example.invalid/api/v1")
+    assert s.llm_base_url == s.vision_base_url == "https://example.invalid/api/v1"
+
+
+def test_app_home_comes_from_the_env(app_home: Path) -> None:
+    paths = AppPaths.resolve().ensure()
+    assert paths.config_dir == app_home.resolve()
+    assert paths.log_dir.is_dir() and paths.log_dir.parent == app_home.resolve()
+    assert paths.server_log(8081).name == "llama-server-8081.log"
+
+
+def test_sources_later_wins(tmp_path: Path, app_home: Path, monkeypatch) -> None:
+    fl = tmp_path / "familylog"
+    fl.mkdir()
+    (fl / ".env").write_text(
+        "TELEGRAM_TOKEN=ignored\nLLAMA_CTX_SIZE=4096\nLLAMA_LLM_PORT=9002\nLLAMA_VISION_PORT=9001\n"
+        "LLM_MODEL_GGUF=/m/from-familylog.gguf\n"
+    )
+    paths = AppPaths.resolve().ensure()
+    paths.settings_file.write_text(f"# mine\nFAMILYLOG_DIR={fl}\nLLAMA_LLM_PORT=9102\n")
+    monkeypatch.setenv("LLAMA_VISION_PORT", "9201")
+    s = load_settings(paths)
+    assert s.LLAMA_CTX_SIZE == 4096  # only FamilyLog's .env sets it
+    assert s.LLM_MODEL_GGUF == "/m/from-familylog.gguf"
+    assert s.LLAMA_LLM_PORT == 9102  # the app's file beats FamilyLog's
+    assert s.LLAMA_VISION_PORT == 9201  # the environment beats both
+
+
+def test_extra_args_are_split_like_a_shell() -> None:
+    s = Settings(LLAMA_EXTRA_ARGS="--flash-attn on --alias 'my model'")
+    assert s.extra_args == ["--flash-attn", "on", "--alias", "my model"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expect"),
+    [
+        ("LLAMA_CTX_SIZE", "lots", "integer"),
+        ("LLAMA_LLM_PORT", "70000", "less than or equal to 65535"),
+        ("RUN_MODE", "sometimes", "'switch', 'parallel' or 'auto'"),
+        ("LLAMA_EXTRA_ARGS", "--alias 'unclosed", "quotes"),
+        ("RUN_SCHEDULE", "3am", "HH:MM"),
+    ],
+)
+def test_bad_value_gets_one_readable_message(app_home, name, value, expect) -> None:
+    paths = AppPaths.resolve().ensure()
+    paths.settings_file.write_text(f"{name}={value}\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(paths)
+    msg = str(info.value)
+    assert name in msg and value in msg and expect in msg
+    assert str(paths.settings_file) in msg
+    assert "Traceback" not in msg
+
+
+def test_bad_value_from_the_environment_says_so(app_home, monkeypatch) -> None:
+    monkeypatch.setenv("LLAMA_GPU_LAYERS", "-5")
+    with pytest.raises(SettingsError, match="LLAMA_GPU_LAYERS=.*-5.*in the environment"):
+        load_settings(AppPaths.resolve())
+
+
+def test_schedule_times_are_parsed() -> None:
+    assert Settings(RUN_SCHEDULE="14:30, 03:00").schedule_times == [(3, 0), (14, 30)]

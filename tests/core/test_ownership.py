@@ -1,0 +1,53 @@
+"""The ownership record: orphans of an earlier run are reaped, strangers are never touched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import psutil
+
+from app.core.ownership import OwnershipRecord
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_orphan_of_an_earlier_run_is_reaped(tmp_path) -> None:
+    path = tmp_path / "servers.json"
+    orphan = _sleeper()
+    try:
+        earlier = OwnershipRecord(path, instance="earlier")
+        earlier.add(orphan.pid, 8081, "/m/a.gguf", [sys.executable])
+        assert json.loads(path.read_text())["servers"][0]["pid"] == orphan.pid
+        reaped = OwnershipRecord(path, instance="now").reap_orphans(grace=5)
+        assert [r.entry.pid for r in reaped] == [orphan.pid]
+        assert orphan.wait(5) is not None
+        assert not path.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_reused_pid_is_not_touched(tmp_path) -> None:
+    path = tmp_path / "servers.json"
+    stranger = _sleeper()
+    try:
+        rec = OwnershipRecord(path, instance="earlier")
+        rec.add(stranger.pid, 8081, "/m/a.gguf", [sys.executable])
+        data = json.loads(path.read_text())
+        data["servers"][0]["create_time"] -= 3600  # the recorded process started an hour ago
+        path.write_text(json.dumps(data))
+        assert OwnershipRecord(path, instance="now").reap_orphans(grace=1) == []
+        assert psutil.Process(stranger.pid).is_running()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_unreadable_record_is_ignored(tmp_path) -> None:
+    path = tmp_path / "servers.json"
+    path.write_text("{not json")
+    assert OwnershipRecord(path).reap_orphans() == []
