@@ -1,0 +1,79 @@
+"""macOS: a LaunchAgent plist in ``~/Library/LaunchAgents`` with ``RunAtLoad``."""
+
+from __future__ import annotations
+
+import plistlib
+from pathlib import Path
+
+from app.core.atomic import write_atomic
+
+from .base import APP_TITLE, AutostartError
+
+LABEL = "com.familylog.tray"
+
+
+class LaunchAgent:
+    """``~/Library/LaunchAgents/com.familylog.tray.plist``; launchd reads it at the next login."""
+
+    def __init__(self, command: list[str], home: Path) -> None:
+        self.command = command
+        self.path = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def render(self) -> bytes:
+        return plistlib.dumps(
+            {
+                "Label": LABEL,
+                "ProgramArguments": list(self.command),
+                "RunAtLoad": True,
+                "KeepAlive": False,
+                "ProcessType": "Interactive",
+                "LimitLoadToSessionType": "Aqua",
+            }
+        )
+
+    def _read(self) -> dict | None:
+        try:
+            with self.path.open("rb") as f:
+                data = plistlib.load(f)
+        except (OSError, plistlib.InvalidFileException, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def enable(self) -> None:
+        try:
+            write_atomic(self.path, self.render())
+        except OSError as e:
+            raise AutostartError(
+                f"Cannot write the launch agent {self.path}: {e.strerror or e}. "
+                f"Check that {self.path.parent} is writable."
+            ) from e
+
+    def disable(self) -> bool:
+        if not self.path.exists():
+            return False
+        data = self._read()
+        if data is None or data.get("Label") != LABEL:
+            raise AutostartError(
+                f"{self.path} was not written by {APP_TITLE}; it was left in place. "
+                "Remove it by hand if you do not want it."
+            )
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise AutostartError(f"Cannot remove {self.path}: {e.strerror or e}.") from e
+        return True
+
+    def is_enabled(self) -> bool:
+        data = self._read()
+        return bool(
+            data
+            and data.get("Label") == LABEL
+            and data.get("RunAtLoad") is True
+            and not data.get("Disabled", False)
+        )
