@@ -1,0 +1,75 @@
+"""Where GGUF models usually live, and walking those folders for ``*.gguf`` files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model_info import shard_info
+
+LMSTUDIO = "LM Studio"
+LLAMA_CPP = "llama.cpp cache"
+HUGGING_FACE = "Hugging Face cache"
+ADDED = "added folder"
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    path: Path
+    source: str
+
+
+def default_folders(
+    home: Path | None = None,
+    environ: dict[str, str] | os._Environ[str] | None = None,
+    platform: str | None = None,
+) -> list[ModelFolder]:
+    """LM Studio's model folders, llama.cpp's download cache and the Hugging Face cache."""
+    env = os.environ if environ is None else environ
+    home = home or Path(env.get("HOME") or Path.home())
+    cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
+    hf_home = Path(env["HF_HOME"]) if env.get("HF_HOME") else cache / "huggingface"
+    hf_hub = Path(env["HF_HUB_CACHE"]) if env.get("HF_HUB_CACHE") else hf_home / "hub"
+    llama_cache = Path(env["LLAMA_CACHE"]) if env.get("LLAMA_CACHE") else cache / "llama.cpp"
+    candidates = [
+        ModelFolder(home / ".lmstudio" / "models", LMSTUDIO),
+        ModelFolder(home / ".cache" / "lm-studio" / "models", LMSTUDIO),
+        ModelFolder(llama_cache, LLAMA_CPP),
+        ModelFolder(hf_hub, HUGGING_FACE),
+    ]
+    if (platform or sys.platform) == "darwin":
+        candidates.append(ModelFolder(home / "Library" / "Caches" / "llama.cpp", LLAMA_CPP))
+    out: list[ModelFolder] = []
+    seen: set[Path] = set()
+    for c in candidates:
+        key = c.path.expanduser()
+        if key not in seen:
+            seen.add(key)
+            out.append(ModelFolder(key, c.source))
+    return out
+
+
+def find_gguf_files(folder: Path, max_depth: int = 8) -> list[Path]:
+    """Every ``*.gguf`` under ``folder`` (files reached through symlinks count, as in the
+    Hugging Face cache; linked folders are not followed). Later shards of a split model are
+    left out: the first shard stands for the model."""
+    found: list[Path] = []
+    if not folder.is_dir():
+        return found
+    base_depth = len(folder.parts)
+    for root, dirs, files in os.walk(folder, onerror=lambda _e: None):
+        if len(Path(root).parts) - base_depth >= max_depth:
+            dirs[:] = []
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "blobs")
+        for name in sorted(files):
+            if not name.lower().endswith(".gguf") or name.startswith("."):
+                continue
+            path = Path(root) / name
+            shard = shard_info(path)
+            if shard and shard[0] != 1:
+                continue
+            if path.is_file():  # a dangling link in a half-downloaded cache is skipped
+                found.append(path)
+    return found

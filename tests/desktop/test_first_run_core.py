@@ -1,0 +1,123 @@
+"""needs_first_run and the settings writer (Qt-free)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.config import load_settings
+from app.core.first_run import (
+    FirstRunChoice,
+    first_run_reasons,
+    needs_first_run,
+    write_first_run_settings,
+)
+from app.core.first_run_settings import quote, update_dotenv
+from app.paths import AppPaths
+
+
+@pytest.fixture
+def paths() -> AppPaths:
+    return AppPaths.resolve().ensure()
+
+
+def test_no_settings_file_needs_first_run(paths: AppPaths) -> None:
+    reasons = first_run_reasons(load_settings(paths), paths)
+    assert any("no settings file" in r for r in reasons)
+    assert needs_first_run(load_settings(paths), paths)
+
+
+def test_complete_settings_need_no_first_run(paths, llama_server_bin, tiny_model) -> None:
+    paths.settings_file.write_text(
+        f"LLAMA_SERVER_PATH={llama_server_bin}\nLLM_MODEL_GGUF={tiny_model}\n"
+    )
+    assert first_run_reasons(load_settings(paths), paths) == []
+
+
+def test_unusable_paths_need_first_run(paths, llama_server_bin, tmp_path) -> None:
+    paths.settings_file.write_text(
+        f"LLAMA_SERVER_PATH={tmp_path / 'gone'}\nLLM_MODEL_GGUF={tmp_path / 'gone.gguf'}\n"
+    )
+    reasons = first_run_reasons(load_settings(paths), paths)
+    assert len(reasons) == 2
+    assert str(tmp_path / "gone") in reasons[0] and "Neither" in reasons[1]
+    paths.settings_file.write_text(
+        f"LLAMA_SERVER_PATH={llama_server_bin}\nVISION_MODEL_GGUF={tmp_path / 'gone.gguf'}\n"
+    )
+    assert needs_first_run(load_settings(paths), paths)
+
+
+def test_write_first_run_settings_keeps_comments_and_other_keys(
+    paths, llama_server_bin, tiny_model, tiny_model_b
+) -> None:
+    original = (
+        "# my notes\nAPI_PORT=1300\nexport LLM_MODEL_GGUF=/old.gguf\n\n# end\nLLM_MODEL_GGUF=/dup\n"
+    )
+    paths.settings_file.write_text(original)
+    choice = FirstRunChoice(
+        server_path=llama_server_bin,
+        vision_model=str(tiny_model),
+        vision_mmproj=str(tiny_model_b),
+        llm_model=str(tiny_model_b),
+        familylog_dir="/home/me/Family Log",
+        imported={"LLAMA_CTX_SIZE": "4096"},
+    )
+    write_first_run_settings(paths, choice)
+    text = paths.settings_file.read_text()
+    assert text.startswith("# my notes\nAPI_PORT=1300\n")
+    assert "# end" in text and "/old.gguf" not in text and "/dup" not in text
+    s = load_settings(paths)
+    assert (
+        llama_server_bin,
+        str(tiny_model),
+        str(tiny_model_b),
+        str(tiny_model_b),
+    ) == (s.LLAMA_SERVER_PATH, s.VISION_MODEL_GGUF, s.VISION_MMPROJ, s.LLM_MODEL_GGUF)
+    assert s.API_PORT == 1300 and s.LLAMA_CTX_SIZE == 4096
+    assert s.FAMILYLOG_DIR == "/home/me/Family Log"
+    assert not needs_first_run(s, paths)
+
+
+def test_new_settings_file_gets_a_header(paths, llama_server_bin, tiny_model) -> None:
+    write_first_run_settings(
+        paths, FirstRunChoice(server_path=llama_server_bin, llm_model=str(tiny_model))
+    )
+    text = paths.settings_file.read_text()
+    assert text.startswith("# FamilyLog Tray settings")
+    assert dotenv_values(paths.settings_file)["LLM_MODEL_GGUF"] == str(tiny_model)
+
+
+def test_incomplete_choice_is_refused_with_reasons(paths, tmp_path) -> None:
+    with pytest.raises(ValueError, match="Choose a llama-server binary.*at least one model"):
+        write_first_run_settings(paths, FirstRunChoice())
+    assert not paths.settings_file.exists()
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+        max_size=40,
+    ).filter(lambda v: "${" not in v)
+)
+def test_dotenv_values_round_trip(value: str, tmp_path_factory) -> None:
+    path = tmp_path_factory.mktemp("env") / "s.env"
+    path.write_text("# keep\nOTHER=1\n")
+    update_dotenv(path, {"KEY": value})
+    update_dotenv(path, {"SECOND": "x"})
+    read = dotenv_values(path)
+    assert read["KEY"] == value, quote(value)
+    assert read["OTHER"] == "1" and read["SECOND"] == "x"
+
+
+def test_windows_path_and_spaces_survive(tmp_path: Path) -> None:
+    path = tmp_path / "s.env"
+    values = {"A": r"C:\Users\Me\models\x.gguf", "B": "/a b/c's.gguf", "C": "x#y"}
+    update_dotenv(path, values)
+    assert dotenv_values(path) == values
+    assert os.stat(path).st_size > 0
