@@ -1,0 +1,427 @@
+"""The first-run set-up dialog: pick llama-server and the vision and LLM models, write settings.
+
+Shown by the launcher when ``app.core.first_run.needs_first_run(settings, paths)`` is true:
+
+    saved = await run_first_run(settings, paths)   # on the qasync loop
+    if saved: settings = load_settings(paths)
+
+Everything it finds comes from ``app.core.discovery`` (Qt-free); this module only shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.config import Settings
+from app.core.binary import resolve_server_path
+from app.core.discovery import (
+    DiscoveredModel,
+    EnvImportError,
+    ModelFolder,
+    ServerCandidate,
+    default_folders,
+    discover_models,
+    find_servers,
+    human_size,
+    read_familylog_env,
+    user_folder,
+)
+from app.core.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
+from app.paths import AppPaths
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "Model",
+    "Architecture",
+    "Parameters",
+    "Quantization",
+    "Context",
+    "Size",
+    "Vision",
+    "Source",
+)
+
+
+def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if tooltip:
+        item.setToolTip(tooltip)
+    return item
+
+
+class FirstRunDialog(QDialog):
+    settings_written = Signal(str)  # the settings file path
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: AppPaths,
+        *,
+        folders: list[ModelFolder] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Set up FamilyLog Tray")
+        self.resize(980, 600)
+        self.paths = paths
+        self.folders = list(folders if folders is not None else default_folders())
+        self.models: list[DiscoveredModel] = []
+        self.servers: list[ServerCandidate] = []
+        self.choice = FirstRunChoice()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._prefill(settings)
+        # File pickers, replaceable in tests.
+        self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
+            self, "Add a folder with GGUF models"
+        )
+        self.ask_env: Callable[[], str] = lambda: QFileDialog.getOpenFileName(
+            self, "FamilyLog's .env", str(Path.home()), "dotenv (.env *.env);;All files (*)"
+        )[0]
+        self.ask_server: Callable[[], str] = lambda: QFileDialog.getOpenFileName(
+            self, "The llama-server binary"
+        )[0]
+        self._build(first_run_reasons(settings, paths))
+
+    # ── Layout ────────────────────────────────────────────────────────────────
+    def _build(self, reasons: list[str]) -> None:
+        root = QVBoxLayout(self)
+        intro = "Choose the llama-server binary and the models FamilyLog uses."
+        self.intro_label = QLabel("\n".join([*reasons, intro]))
+        self.intro_label.setWordWrap(True)
+        root.addWidget(self.intro_label)
+
+        server_box = QGroupBox("llama-server")
+        sl = QVBoxLayout(server_box)
+        row = QHBoxLayout()
+        self.server_combo = QComboBox()
+        self.server_combo.currentIndexChanged.connect(self._server_changed)
+        self.browse_server_button = QPushButton("Browse…")
+        self.browse_server_button.clicked.connect(self._browse_server)
+        row.addWidget(self.server_combo, 1)
+        row.addWidget(self.browse_server_button)
+        sl.addLayout(row)
+        self.server_status = QLabel("Looking for llama-server…")
+        self.server_status.setWordWrap(True)
+        sl.addWidget(self.server_status)
+        root.addWidget(server_box)
+
+        models_box = QGroupBox("Models found")
+        ml = QVBoxLayout(models_box)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        ml.addWidget(self.table)
+        self.scan_label = QLabel("Looking for models…")
+        self.scan_label.setWordWrap(True)
+        ml.addWidget(self.scan_label)
+        buttons = QHBoxLayout()
+        self.vision_button = QPushButton("Use as vision model")
+        self.vision_button.clicked.connect(self.use_selected_for_vision)
+        self.llm_button = QPushButton("Use as LLM")
+        self.llm_button.clicked.connect(self.use_selected_for_llm)
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_folder_button.clicked.connect(self._ask_and_add_folder)
+        self.import_button = QPushButton("Import FamilyLog .env…")
+        self.import_button.clicked.connect(self._ask_and_import_env)
+        for b in (self.vision_button, self.llm_button, self.add_folder_button, self.import_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        ml.addLayout(buttons)
+        root.addWidget(models_box, 1)
+
+        self.vision_label = QLabel()
+        self.llm_label = QLabel()
+        self.message_label = QLabel()
+        for label in (self.vision_label, self.llm_label, self.message_label):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            root.addWidget(label)
+
+        self.button_box = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.save_button = self.button_box.button(QDialogButtonBox.StandardButton.Save)
+        self.button_box.accepted.connect(self.save)
+        self.button_box.rejected.connect(self.reject)
+        root.addWidget(self.button_box)
+        self._update_buttons()
+
+    # ── Discovery ─────────────────────────────────────────────────────────────
+    def _prefill(self, settings: Settings) -> None:
+        def existing(p: str) -> str:
+            return p if p and Path(p).expanduser().is_file() else ""
+
+        c = self.choice
+        c.server_path = existing(resolve_server_path(settings))
+        c.vision_model = existing(settings.VISION_MODEL_GGUF)
+        c.vision_mmproj = existing(settings.VISION_MMPROJ) if c.vision_model else ""
+        c.llm_model = existing(settings.LLM_MODEL_GGUF)
+        c.familylog_dir = settings.FAMILYLOG_DIR
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a coroutine on the (qasync) loop; keep it until done; show its failure."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("First-run set-up step failed", exc_info=t.exception())
+                self.message_label.setText(f"Something went wrong: {t.exception()}")
+
+        task.add_done_callback(done)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Until every step started by a button has finished (for callers and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def scan(self) -> None:
+        """Find llama-server binaries and models, then fill the dialog."""
+        self.scan_label.setText("Looking for models…")
+        servers, result = await asyncio.gather(
+            find_servers(self.choice.server_path or None), discover_models(self.folders)
+        )
+        self.servers = servers
+        self.models = result.models
+        self._fill_servers()
+        self._fill_table()
+        where = ", ".join(str(f.path) for f in result.folders) or "none of the usual folders exist"
+        lines = [f"{len(self.models)} model(s) in: {where}."]
+        lines += [f"Skipped: {p}" for p in result.problems[:5]]
+        if len(result.problems) > 5:
+            lines.append(f"…and {len(result.problems) - 5} more unreadable files.")
+        self.scan_label.setText("\n".join(lines))
+        self._default_picks()
+        self._update_buttons()
+
+    def _fill_servers(self) -> None:
+        self.server_combo.blockSignals(True)
+        self.server_combo.clear()
+        for c in self.servers:
+            self.server_combo.addItem(c.describe(), str(c.path))
+        chosen = self.choice.server_path
+        index = next((i for i, c in enumerate(self.servers) if str(c.path) == chosen), -1)
+        if index < 0:
+            index = next((i for i, c in enumerate(self.servers) if c.usable), -1)
+        self.server_combo.setCurrentIndex(index)
+        self.server_combo.blockSignals(False)
+        self._server_changed(index)
+
+    def _server_changed(self, index: int) -> None:
+        if 0 <= index < len(self.servers):
+            c = self.servers[index]
+            self.choice.server_path = str(c.path) if c.usable else ""
+            self.server_status.setText(
+                f"Found llama-server version {c.version} at {c.path}."
+                if c.usable
+                else f"{c.path} cannot be used: {c.error}"
+            )
+        elif not self.servers:
+            self.choice.server_path = ""
+            self.server_status.setText(
+                "No llama-server found on PATH, in /opt/homebrew/bin, /usr/local/bin or "
+                "~/llama.cpp/build/bin. Install llama.cpp (e.g. `brew install llama.cpp`) "
+                "or press Browse… to pick the binary."
+            )
+        self._update_buttons()
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.models))
+        for row, m in enumerate(self.models):
+            i = m.info
+            ctx = f"{i.context_length:,}" if i.context_length else "?"
+            shards = f" ({i.shards} files)" if i.shards > 1 else ""
+            cells = (
+                _item(m.key if m.key != i.path.stem else i.name, str(i.path)),
+                _item(i.architecture),
+                _item(i.size_label, f"{i.parameters:,} parameters"),
+                _item(i.quantization),
+                _item(ctx),
+                _item(human_size(i.size_bytes) + shards),
+                _item(
+                    m.mmproj.path.name if m.mmproj else "", str(m.mmproj.path) if m.mmproj else ""
+                ),
+                _item(m.source),
+            )
+            for col, cell in enumerate(cells):
+                self.table.setItem(row, col, cell)
+        self.table.resizeColumnsToContents()
+
+    def _default_picks(self) -> None:
+        c = self.choice
+        if not c.vision_model:
+            vision = next((m for m in self.models if m.vision), None)
+            if vision is not None:
+                self._set_vision(vision)
+        if not c.llm_model:
+            others = [m for m in self.models if str(m.path) != c.vision_model and not m.vision]
+            if others:
+                c.llm_model = str(max(others, key=lambda m: m.info.parameters).path)
+        self._show_picks()
+
+    # ── Picking ───────────────────────────────────────────────────────────────
+    def selected_model(self) -> DiscoveredModel | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.models[rows[0].row()] if rows else None
+
+    def select_model(self, path: Path) -> None:
+        for row, m in enumerate(self.models):
+            if m.path == path:
+                self.table.selectRow(row)
+                return
+        raise KeyError(f"{path} is not in the table")
+
+    def _set_vision(self, model: DiscoveredModel) -> None:
+        self.choice.vision_model = str(model.path)
+        self.choice.vision_mmproj = str(model.mmproj.path) if model.mmproj else ""
+
+    def use_selected_for_vision(self) -> None:
+        model = self.selected_model()
+        if model is not None:
+            self._set_vision(model)
+            self._show_picks()
+
+    def use_selected_for_llm(self) -> None:
+        model = self.selected_model()
+        if model is not None:
+            self.choice.llm_model = str(model.path)
+            self._show_picks()
+
+    def _show_picks(self) -> None:
+        c = self.choice
+        vision = c.vision_model or "none"
+        if c.vision_model:
+            vision += (
+                f"\n    + {c.vision_mmproj}"
+                if c.vision_mmproj
+                else " (no mmproj found: images will fail)"
+            )
+        self.vision_label.setText(f"Vision model: {vision}")
+        self.llm_label.setText(f"LLM model: {c.llm_model or 'none'}")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has_row = bool(self.table.selectionModel().selectedRows()) if self.table.model() else False
+        self.vision_button.setEnabled(has_row)
+        self.llm_button.setEnabled(has_row)
+        self.save_button.setEnabled(not self.choice.problems())
+
+    # ── Folders, .env, browsing ───────────────────────────────────────────────
+    def _ask_and_add_folder(self) -> None:
+        path = self.ask_folder()
+        if path:
+            self.add_folder(path)
+
+    def add_folder(self, path: str | Path) -> asyncio.Task[Any] | None:
+        folder = user_folder(path)
+        if not folder.path.is_dir():
+            self.message_label.setText(f"{folder.path} is not a folder.")
+            return None
+        if folder.path not in {f.path for f in self.folders}:
+            self.folders.append(folder)
+        return self.spawn(self.scan())
+
+    def _ask_and_import_env(self) -> None:
+        path = self.ask_env()
+        if path:
+            self.import_env(path)
+
+    def import_env(self, path: str | Path) -> None:
+        try:
+            env = read_familylog_env(path)
+        except EnvImportError as e:
+            self.message_label.setText(str(e))
+            return
+        c = self.choice
+        v = dict(env.values)
+        missing = env.missing_files()
+        missing_keys = {m.split("=", 1)[0] for m in missing}
+        picks = {"LLAMA_SERVER_PATH", "VISION_MODEL_GGUF", "VISION_MMPROJ", "LLM_MODEL_GGUF"}
+        for key in picks & set(v) - missing_keys:
+            value = str(Path(v[key]).expanduser())
+            if key == "LLAMA_SERVER_PATH":
+                c.server_path = value
+            elif key == "VISION_MODEL_GGUF":
+                c.vision_model = value
+            elif key == "VISION_MMPROJ":
+                c.vision_mmproj = value
+            else:
+                c.llm_model = value
+        c.imported = {k: val for k, val in v.items() if k not in picks}
+        c.familylog_dir = str(env.familylog_dir)
+        text = (
+            f"Imported {len(v)} setting(s) from {env.env_file}; FAMILYLOG_DIR={env.familylog_dir}."
+        )
+        if missing:
+            text += " Not found here, pick these again: " + ", ".join(missing)
+        self.message_label.setText(text)
+        for key in ("VISION_MODEL_GGUF", "LLM_MODEL_GGUF"):
+            if key in v and key not in missing_keys:
+                parent = Path(v[key]).expanduser().parent
+                if parent not in {f.path for f in self.folders}:
+                    self.folders.append(user_folder(parent))
+        self._show_picks()
+        self.spawn(self.scan())
+
+    def _browse_server(self) -> None:
+        path = self.ask_server()
+        if path:
+            self.choice.server_path = path
+            self.spawn(self.scan())
+
+    # ── Saving ────────────────────────────────────────────────────────────────
+    def save(self) -> bool:
+        problems = self.choice.problems()
+        if problems:
+            self.message_label.setText(" ".join(problems))
+            return False
+        try:
+            written = write_first_run_settings(self.paths, self.choice)
+        except (OSError, ValueError) as e:
+            self.message_label.setText(f"Could not write {self.paths.settings_file}: {e}")
+            return False
+        self.settings_written.emit(str(written))
+        self.accept()
+        return True
+
+
+async def run_first_run(settings: Settings, paths: AppPaths, parent: QWidget | None = None) -> bool:
+    """Show the set-up dialog, scan, and wait until it closes; True if settings were saved."""
+    dialog = FirstRunDialog(settings, paths, parent=parent)
+    closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda code: closed.done() or closed.set_result(code))
+    dialog.show()
+    dialog.spawn(dialog.scan())
+    code = await closed
+    await dialog.wait_idle()
+    dialog.deleteLater()
+    return code == QDialog.DialogCode.Accepted
