@@ -18,18 +18,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -44,33 +40,14 @@ from app.core.discovery import (
     default_folders,
     discover_models,
     find_servers,
-    human_size,
     read_familylog_env,
     user_folder,
 )
 from app.core.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
 from app.paths import AppPaths
+from app.ui.first_run_table import COLUMNS, ModelTable  # noqa: F401  (COLUMNS re-exported)
 
 log = logging.getLogger(__name__)
-
-COLUMNS = (
-    "Model",
-    "Architecture",
-    "Parameters",
-    "Quantization",
-    "Context",
-    "Size",
-    "Vision",
-    "Source",
-)
-
-
-def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-    if tooltip:
-        item.setToolTip(tooltip)
-    return item
 
 
 class FirstRunDialog(QDialog):
@@ -131,11 +108,7 @@ class FirstRunDialog(QDialog):
 
         models_box = QGroupBox("Models found")
         ml = QVBoxLayout(models_box)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table = ModelTable()
         self.table.itemSelectionChanged.connect(self._update_buttons)
         ml.addWidget(self.table)
         self.scan_label = QLabel("Looking for models…")
@@ -213,7 +186,7 @@ class FirstRunDialog(QDialog):
         self.servers = servers
         self.models = result.models
         self._fill_servers()
-        self._fill_table()
+        self.table.fill(self.models)
         where = ", ".join(str(f.path) for f in result.folders) or "none of the usual folders exist"
         lines = [f"{len(self.models)} model(s) in: {where}."]
         lines += [f"Skipped: {p}" for p in result.problems[:5]]
@@ -254,28 +227,6 @@ class FirstRunDialog(QDialog):
             )
         self._update_buttons()
 
-    def _fill_table(self) -> None:
-        self.table.setRowCount(len(self.models))
-        for row, m in enumerate(self.models):
-            i = m.info
-            ctx = f"{i.context_length:,}" if i.context_length else "?"
-            shards = f" ({i.shards} files)" if i.shards > 1 else ""
-            cells = (
-                _item(m.key if m.key != i.path.stem else i.name, str(i.path)),
-                _item(i.architecture),
-                _item(i.size_label, f"{i.parameters:,} parameters"),
-                _item(i.quantization),
-                _item(ctx),
-                _item(human_size(i.size_bytes) + shards),
-                _item(
-                    m.mmproj.path.name if m.mmproj else "", str(m.mmproj.path) if m.mmproj else ""
-                ),
-                _item(m.source),
-            )
-            for col, cell in enumerate(cells):
-                self.table.setItem(row, col, cell)
-        self.table.resizeColumnsToContents()
-
     def _default_picks(self) -> None:
         c = self.choice
         if not c.vision_model:
@@ -290,15 +241,10 @@ class FirstRunDialog(QDialog):
 
     # ── Picking ───────────────────────────────────────────────────────────────
     def selected_model(self) -> DiscoveredModel | None:
-        rows = self.table.selectionModel().selectedRows()
-        return self.models[rows[0].row()] if rows else None
+        return self.table.selected_model()
 
     def select_model(self, path: Path) -> None:
-        for row, m in enumerate(self.models):
-            if m.path == path:
-                self.table.selectRow(row)
-                return
-        raise KeyError(f"{path} is not in the table")
+        self.table.select_path(path)
 
     def _set_vision(self, model: DiscoveredModel) -> None:
         self.choice.vision_model = str(model.path)
@@ -330,7 +276,7 @@ class FirstRunDialog(QDialog):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        has_row = bool(self.table.selectionModel().selectedRows()) if self.table.model() else False
+        has_row = self.table.selected_model() is not None
         self.vision_button.setEnabled(has_row)
         self.llm_button.setEnabled(has_row)
         self.save_button.setEnabled(not self.choice.problems())
