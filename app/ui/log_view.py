@@ -11,9 +11,9 @@ which measured ~25x slower under a log flood.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from PySide6.QtCore import QPoint, QTimer, Signal
+from PySide6.QtCore import QPoint, QTimer
 from PySide6.QtGui import (
     QColor,
     QFontDatabase,
@@ -30,14 +30,40 @@ from app.core.log_levels import LineLevel, classify
 CHUNK_LINES = 2000  # lines inserted per event-loop turn: bounds the UI stall
 
 
-class LogView(QPlainTextEdit):
-    """The text of one log. Emits ``linesShown(list[str])`` after each inserted chunk."""
+class Callbacks:
+    """A signal-like list of Python callbacks (``connect``/``emit``).
 
-    linesShown = Signal(object)
-    followChanged = Signal(bool)
+    Used instead of ``Signal`` for the hot paths: in PySide6 6.12.0 every Python-side
+    ``Signal.emit()`` drops a reference to ``True``; on Python 3.11 the interpreter aborts
+    ("bool_dealloc") after a few hundred emits. 6.11.x does not have the bug.
+    """
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable] = []
+
+    def connect(self, callback: Callable) -> None:
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def emit(self, *args) -> None:
+        for cb in list(self._callbacks):
+            cb(*args)
+
+
+class LogView(QPlainTextEdit):
+    """The text of one log.
+
+    ``linesShown(list[str])`` is called after each inserted chunk (the bench measures with
+    it); ``followChanged(bool)`` when follow mode pauses or resumes.
+    """
 
     def __init__(self, max_lines: int = 20_000, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.linesShown = Callbacks()
+        self.followChanged = Callbacks()
         self.max_lines = max(1, int(max_lines))
         self.setReadOnly(True)
         self.setUndoRedoEnabled(False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def qloop(qapp):
     """A qasync loop for the test; any exception raised inside the loop fails the test."""
+    quit_on_close = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)  # as in the tray app: closing a window is not quit
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     errors: list[dict] = []
@@ -39,22 +41,27 @@ def qloop(qapp):
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+        qapp.setQuitOnLastWindowClosed(quit_on_close)
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 
-def run_until(
-    loop: asyncio.AbstractEventLoop, predicate: Callable[[], bool], timeout: float = 20.0
-) -> None:
-    """Run the qasync loop (and so Qt) until ``predicate()`` holds; fail after ``timeout``."""
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait (letting Qt and asyncio run) until ``predicate()`` holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g} s: {predicate}")
+        await asyncio.sleep(0.01)
 
-    async def poll() -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not reached within {timeout:g} s: {predicate}")
-            await asyncio.sleep(0.01)
 
-    loop.run_until_complete(poll())
+def run(loop: asyncio.AbstractEventLoop, scenario: Awaitable[None]) -> None:
+    """Run a whole test scenario in ONE ``run_until_complete``.
+
+    qasync 0.28's ``run_until_complete`` processes Qt events once more after it has unset
+    the running loop, so a task step that lands there fails with "no running event loop";
+    a test that calls it many times would be flaky. The scenario must end its tasks.
+    """
+    loop.run_until_complete(scenario)
 
 
 @pytest.fixture
