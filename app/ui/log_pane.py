@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 from app.core.log_follow import FollowHandle, start_follow
 from app.ui.log_view import LogView
 
+READ_CHUNK = 256 * 1024  # a backlog reaches the view in batches of ~3,000 lines
+
 
 class LogPane(QWidget):
     """A log view with search, filter, follow, copy, clear and "open folder"."""
@@ -102,7 +104,9 @@ class LogPane(QWidget):
         self.folder = self.path.parent
         self.status.setText(str(self.path))
         n = self.view.max_lines if last_lines is None else last_lines
-        self._handle = start_follow(self.path, self.view.add_lines, last_lines=n)
+        self._handle = start_follow(
+            self.path, self.view.add_lines, last_lines=n, read_chunk=READ_CHUNK
+        )
         return self._handle
 
     @property
