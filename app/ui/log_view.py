@@ -35,9 +35,9 @@ MIN_FLUSH_GAP_MS = 30  # new lines are shown at most ~33 times a second (one rep
 class Callbacks:
     """A signal-like list of Python callbacks (``connect``/``emit``).
 
-    Used instead of ``Signal`` for the hot paths: in PySide6 6.12.0 every Python-side
-    ``Signal.emit()`` drops a reference to ``True``; on Python 3.11 the interpreter aborts
-    ("bool_dealloc") after a few hundred emits. 6.11.x does not have the bug.
+    Used instead of ``Signal`` on the hot path: cheaper, and immune to PySide6 6.12.0's
+    ``Signal.emit()`` dropping a reference to ``True`` (Python 3.11 aborts after a few
+    hundred emits there; the project pins PySide6 != 6.12.0 for this and more).
     """
 
     def __init__(self) -> None:
@@ -49,6 +49,9 @@ class Callbacks:
     def disconnect(self, callback: Callable) -> None:
         if callback in self._callbacks:
             self._callbacks.remove(callback)
+
+    def __bool__(self) -> bool:
+        return bool(self._callbacks)
 
     def emit(self, *args) -> None:
         for cb in list(self._callbacks):
@@ -161,7 +164,8 @@ class LogView(QPlainTextEdit):
             self._scroll_to_bottom()
         if self._search:
             self._hl_timer.start()
-        self.linesShown.emit([line for line, _ in chunk])
+        if self.linesShown:
+            self.linesShown.emit([line for line, _ in chunk])
         if self._pending:  # a backlog: the next chunk on the next loop turn
             self._flush_timer.start(0)
 
