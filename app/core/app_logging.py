@@ -43,3 +43,11 @@ def setup_logging(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     return fh
+
+
+def installed_log_file() -> Path | None:
+    """The file the app's log handler writes to, if ``setup_logging`` has run; for the viewer."""
+    for h in logging.getLogger().handlers:
+        if h.get_name() == _HANDLER_NAME and isinstance(h, logging.FileHandler):
+            return Path(h.baseFilename)
+    return None

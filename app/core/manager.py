@@ -123,7 +123,10 @@ class LlamaServerManager:
         old = slot.status
         slot.status = old.evolve(**changes)
         if old.state != slot.status.state:
-            log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
+            if slot.status.state is ServerState.FAILED and slot.status.error:
+                log.error("Port %d: %s -> failed: %s", slot.port, old.state, slot.status.error)
+            else:
+                log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
         event = StateEvent(slot.port, old.state, slot.status.state, slot.status)
         for cb in list(self._subscribers):
             try:
@@ -272,7 +275,11 @@ class LlamaServerManager:
         ):
             log.info("%s is already ready on port %d", current.model_name, slot.port)
             return current
-        self._check_files(spec)
+        try:
+            self._check_files(spec)
+        except OSError as e:
+            log.error("Cannot load on port %d: %s", slot.port, e)
+            raise
         if slot.proc is not None:
             log.warning(
                 "Port %d holds %s; stopping it first", slot.port, current.model_name or "a server"
@@ -368,7 +375,6 @@ class LlamaServerManager:
                     f"unexpectedly with code {code}. Read {self.log_path(slot.port)}"
                     + (f"\nLast lines:\n{lines}" if lines else "")
                 )
-                log.error(msg)
                 self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)
         return code
 
