@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import pytest
-
 from app.core.runs.models import Outcome, StartResult
 from app.core.runs.schedule import Scheduler, slots_between
 from tests.runs.conftest import Recorder, started_core
@@ -17,8 +15,9 @@ T = dt.datetime
 class FakeClock:
     """Wall and monotonic time that move only when told; ``sleep`` advances both."""
 
-    def __init__(self, now: dt.datetime) -> None:
+    def __init__(self, now: dt.datetime, stop_at: dt.datetime | None = None) -> None:
         self.wall = now
+        self.stop_at = stop_at  # time stands still from here: sleep waits forever
         self.mono = 1000.0
         self.sleeps: list[float] = []
         self.suspend_at: dt.datetime | None = None  # first sleep past this loses hours
@@ -31,6 +30,8 @@ class FakeClock:
         return self.mono
 
     async def sleep(self, seconds: float) -> None:
+        if self.stop_at is not None and self.wall >= self.stop_at:
+            await asyncio.Event().wait()
         self.sleeps.append(seconds)
         self.wall += dt.timedelta(seconds=seconds)
         self.mono += seconds
@@ -141,12 +142,12 @@ async def test_loop_catches_up_after_a_suspend() -> None:
 
 
 async def test_a_slot_due_during_a_run_is_skipped_and_logged(make_settings, caplog) -> None:
-    async with started_core(make_settings("hang", RUN_SCHEDULE="03:00")) as core:
+    clock = FakeClock(T(2026, 1, 1, 2, 59), stop_at=T(2026, 1, 1, 2, 59))
+    async with started_core(make_settings("hang", RUN_SCHEDULE="03:00"), clock=clock) as core:
         rec = Recorder(core)
         running = core.runs.process_now()
         await asyncio.wait_for(rec.seen("hanging").wait(), 60)
         sch = core.runs.scheduler
-        sch.check_at_start(T(2026, 1, 1, 2, 59))
         fired = sch.check(T(2026, 1, 1, 3, 0))
         assert fired is not None and not fired.result.started
         assert "already in progress" in fired.result.message
@@ -157,24 +158,22 @@ async def test_a_slot_due_during_a_run_is_skipped_and_logged(make_settings, capl
         assert len(core.runs.recent_runs()) == 1  # the skipped slot started nothing
 
 
-@pytest.mark.parametrize("headless_schedule", [True, False])
-async def test_the_service_runs_the_schedule(make_settings, headless_schedule) -> None:
+async def test_the_service_runs_the_schedule(make_settings) -> None:
     settings = make_settings("ok", "1", RUN_SCHEDULE="03:00,14:30")
-    async with started_core(settings, schedule=headless_schedule) as core:
-        sch = core.runs.scheduler
-        if headless_schedule:
-            assert sch.times == [(3, 0), (14, 30)] and sch._task is not None
-            assert core.runs.next_run() in slots_between(
-                sch.times, dt.datetime.now(), dt.datetime.now() + dt.timedelta(days=1)
-            )
-            record_count = len(core.runs.recent_runs())
-            fired = sch.check_at_start(dt.datetime.now()) or sch._fire(
-                dt.datetime.now(), "schedule", dt.datetime.now()
-            )
-            assert fired.result.started
-            record = await asyncio.wait_for(core.runs.wait(), 60)
-            assert record.trigger in ("schedule", "catch-up")
-            assert len(core.runs.recent_runs()) == record_count + 1
-        else:  # --process-now run once: no schedule
-            assert sch.times == [] and core.runs.next_run() is None
-    assert sch._task is None
+    clock = FakeClock(T(2026, 1, 1, 2, 58), stop_at=T(2026, 1, 1, 3, 0))
+    async with started_core(settings, clock=clock) as core:
+        rec = Recorder(core)
+        assert core.runs.scheduler.times == [(3, 0), (14, 30)]
+        await asyncio.wait_for(rec.seen("[standin] done").wait(), 60)
+        record = await asyncio.wait_for(core.runs.wait(), 60)
+        assert record.trigger == "schedule" and record.outcome is Outcome.SUCCEEDED
+        assert core.runs.next_run() == T(2026, 1, 1, 14, 30)
+        assert core.runs.recent_runs() == [record]
+    assert core.runs.scheduler._task is None  # stopped with the core
+
+
+async def test_no_schedule_for_a_one_off_run(make_settings) -> None:
+    settings = make_settings("ok", "1", RUN_SCHEDULE="03:00")
+    async with started_core(settings, schedule=False) as core:
+        assert core.runs.scheduler.times == [] and core.runs.next_run() is None
+        assert core.runs.scheduler._task is None

@@ -3,15 +3,17 @@
 Bytes are read in chunks and split on ``\\n`` with the unfinished tail kept for the next
 chunk, so a line is never broken at a read boundary. Text that is not UTF-8 is replaced,
 not fatal. A carriage return keeps only what follows it (what a terminal shows for a
-progress bar). Lines go to subscribers in batches (a list per call) at most every
-``flush_interval`` seconds or every ``max_batch`` lines, so a flood of output costs a few
-calls, not one per line, and memory stays bounded.
+progress bar). Lines go to subscribers in batches (a list per call): a line after a quiet
+spell at once, then at most one batch every ``flush_interval`` seconds (or every
+``max_batch`` lines), so a flood costs a few calls, not one per line, and memory stays
+bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +81,7 @@ class RunOutput:
         self._flush_interval = flush_interval
         self._max_batch = max_batch
         self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = float("-inf")
         self.lines_total = 0
         self.write_error: str | None = None
         self._file: TextIO | None = None
@@ -110,14 +113,15 @@ class RunOutput:
             if self._on_last_line is not None:
                 self._on_last_line(lines[-1])
         self._pending.extend(lines)
-        if len(self._pending) >= self._max_batch:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self.flush()
+            return
+        quiet = loop.time() - self._last_flush >= self._flush_interval
+        if quiet or len(self._pending) >= self._max_batch:
+            self.flush()  # a line after a quiet spell shows at once; a flood goes in batches
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
             self._timer = loop.call_later(self._flush_interval, self.flush)
 
     def flush(self) -> None:
@@ -126,6 +130,8 @@ class RunOutput:
             self._timer.cancel()
             self._timer = None
         batch, self._pending = self._pending, []
+        with contextlib.suppress(RuntimeError):
+            self._last_flush = asyncio.get_running_loop().time()
         if self._file is not None:
             try:
                 self._file.flush()

@@ -56,6 +56,7 @@ class ModelPlacement:
     def __init__(self, core: AppCore, base_env: Mapping[str, str] | None = None) -> None:
         self.core = core
         self._base_env = base_env
+        self.port_release_timeout = 10.0  # how long FamilyLog's own server may hold a port
 
     @property
     def settings(self):
@@ -173,7 +174,7 @@ class ModelPlacement:
                 continue
             note(f"Restoring: loading {Path(spec.model_path).stem} on port {spec.port}")
             # FamilyLog's own server may still be letting go of the port.
-            await wait_port_free(spec.port, timeout=10.0)
+            await wait_port_free(spec.port, timeout=self.port_release_timeout)
             try:
                 await manager.load_model(
                     spec.model_path,

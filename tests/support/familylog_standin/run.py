@@ -12,7 +12,8 @@ Variants:
   chat requests straight to llama-server on ``LLAMA_VISION_PORT`` and ``LLAMA_LLM_PORT``,
   which the app preloaded (``RUN_PRELOAD``).
 - ``manages``: FamilyLog migrated as the seed's step 7: it starts llama-server itself
-  (``LLAMA_SERVER_PATH``, ``VISION_MODEL_GGUF``, ``LLM_MODEL_GGUF``) with the seed's
+  (``LLAMA_SERVER_PATH``, ``VISION_MODEL_GGUF``, ``LLM_MODEL_GGUF``, from the environment
+  or its own ``.env``) with the seed's
   manager, vision on ``LLAMA_VISION_PORT`` then the LLM on ``LLAMA_LLM_PORT``, logs in
   its own ``logs/``, and shuts them down at the end.
 - ``ok [N]``: prints N progress lines, exits 0. ``fail [CODE]``: prints, exits CODE (3).
@@ -100,7 +101,11 @@ async def offline(phases: list[str]) -> int:
 
 async def manages() -> int:
     sys.path.insert(0, str(ROOT))
+    from dotenv import load_dotenv
+
     from app.core.manager import LlamaServerManager
+
+    load_dotenv(Path.cwd() / ".env", override=False)  # its own .env, as FamilyLog's config
 
     manager = LlamaServerManager(os.environ["LLAMA_SERVER_PATH"], log_dir=Path.cwd() / "logs")
     ctx = int(os.environ.get("LLAMA_CTX_SIZE", "512"))
