@@ -177,3 +177,13 @@ async def test_no_schedule_for_a_one_off_run(make_settings) -> None:
     async with started_core(settings, schedule=False) as core:
         assert core.runs.scheduler.times == [] and core.runs.next_run() is None
         assert core.runs.scheduler._task is None
+
+
+def test_build_core_attaches_the_runs_service(make_settings) -> None:
+    from app.core.bootstrap import build_core
+    from app.paths import AppPaths
+
+    core = build_core(make_settings("ok", RUN_SCHEDULE="14:30"), AppPaths.resolve())
+    assert core.runs in core.services
+    assert core.runs.scheduler.times == [(14, 30)]
+    assert core.runs.next_run().time() == dt.time(14, 30)
