@@ -5,9 +5,9 @@
 Variants:
 - ``lmstudio``: an LM Studio client, as unmigrated FamilyLog: against
   ``http://127.0.0.1:$API_PORT`` it loads the vision model by its key
-  (``POST /api/v1/models/load``), sends it a chat request, unloads it
-  (``POST /api/v1/models/unload``), then the same for the LLM. Keys from
-  ``VISION_MODEL_ID`` / ``LLM_MODEL_ID``.
+  (``POST /api/v1/models/load``), waits until ``GET /api/v1/models`` lists it loaded,
+  sends it a chat request, unloads it (``POST /api/v1/models/unload``), then the same
+  for the LLM. Keys from ``VISION_MODEL_ID`` / ``LLM_MODEL_ID``.
 - ``offline [vision,llm]``: FamilyLog set up as the seed's section 3 (``CONNECTION_TYPE=offline``):
   chat requests straight to llama-server on ``LLAMA_VISION_PORT`` and ``LLAMA_LLM_PORT``,
   which the app preloaded (``RUN_PRELOAD``).
@@ -66,6 +66,9 @@ def client():
 
 
 async def lmstudio() -> int:
+    """What FamilyLog's model_manager.py does: load by key, poll the list until loaded,
+    chat, unload with ``instance_id`` set to the key (LM Studio names an instance loaded
+    by key after the key)."""
     base = f"http://127.0.0.1:{os.environ.get('API_PORT', '1234')}"
     async with client() as c:
         for phase, key in (
@@ -75,15 +78,29 @@ async def lmstudio() -> int:
             say(f"{phase}: loading {key} via {base}/api/v1/models/load")
             r = await c.post(f"{base}/api/v1/models/load", json={"model": key})
             r.raise_for_status()
-            instance = r.json().get("model_instance_id") or r.json().get("instance_id") or key
-            say(f"{phase}: loaded as {instance}")
+            say(f"{phase}: load answered {r.json().get('model_instance_id')!r}")
+            deadline = time.monotonic() + 120
+            while not await loaded(c, base, key):
+                if time.monotonic() > deadline:
+                    say(f"{phase}: {key} never showed as loaded in /api/v1/models")
+                    return 5
+                await asyncio.sleep(0.2)
             reply = await chat(c, base, key, f"describe ({phase})")
             say(f"{phase}: reply {reply!r}")
-            r = await c.post(f"{base}/api/v1/models/unload", json={"instance_id": instance})
+            r = await c.post(f"{base}/api/v1/models/unload", json={"instance_id": key})
             r.raise_for_status()
-            say(f"{phase}: unloaded {instance}")
+            say(f"{phase}: unloaded {key}")
     say("done")
     return 0
+
+
+async def loaded(c, base: str, key: str) -> bool:
+    r = await c.get(f"{base}/api/v1/models")
+    r.raise_for_status()
+    for m in r.json().get("models", []):
+        if m.get("key") == key and m.get("loaded_instances"):
+            return True
+    return False
 
 
 async def offline(phases: list[str]) -> int:
