@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.runs.output import LineSplitter, RunOutput
+from tests.runs.conftest import until
 
 
 def expected_lines(data: bytes) -> list[str]:
@@ -57,7 +56,7 @@ async def test_batches_go_out_as_lists_and_to_the_file(tmp_path) -> None:
     out.add(["c", "d"])
     assert batches[1] == ["a", "b", "c", "d"]
     out.add(["e"])
-    await asyncio.wait_for(_until(lambda: len(batches) == 3), 10)
+    await until(lambda: len(batches) == 3, 10)
     assert batches[2] == ["e"] and list(out.tail) == ["first", "a", "b", "c", "d", "e"]
     out.note("from the app")
     out.close()
@@ -75,8 +74,3 @@ async def test_an_unwritable_log_is_reported_not_fatal(tmp_path) -> None:
     out.close()
     assert batches == [["still shown"]]
     assert out.write_error and "Cannot write the run log" in out.write_error
-
-
-async def _until(pred) -> None:
-    while not pred():
-        await asyncio.sleep(0.005)

@@ -12,7 +12,7 @@ from app.core.notices import Level
 from app.core.runs.models import Outcome, RunState
 from app.core.runs.runner import IN_PROGRESS
 from tests.conftest import wait_until
-from tests.runs.conftest import Recorder, started_core
+from tests.runs.conftest import Recorder, started_core, until
 
 WAIT = 60  # generous: the machine is shared and slow
 
@@ -46,13 +46,23 @@ async def test_ok_run_output_history_and_notice(make_settings, app_home) -> None
 
 async def test_child_env_and_cwd(make_settings, familylog_dir) -> None:
     settings = make_settings(
-        "ok", LLAMA_VISION_PORT=18081, LLAMA_LLM_PORT=18082, CONNECTION_TYPE="offline"
+        "ok",
+        LLAMA_VISION_PORT=18081,
+        LLAMA_LLM_PORT=18082,
+        CONNECTION_TYPE="offline",
+        VISION_MODEL_GGUF="/models/qwen3-vl-8b-Q4_K_M.gguf",
+        LLM_MODEL_ID="qwen3.5-27b",
+        API_ENABLED=True,
+        API_PORT=1234,
     )
     async with started_core(settings) as core:
         env = core.runs.runner.placement.child_env()
         assert env["CONNECTION_TYPE"] == "offline"
         assert (env["LLAMA_VISION_PORT"], env["LLAMA_LLM_PORT"]) == ("18081", "18082")
         assert env["PYTHONUNBUFFERED"] == "1"
+        assert env["VISION_MODEL_ID"] == "qwen3-vl-8b-Q4_K_M"  # the key the API answers to
+        assert env["LLM_MODEL_ID"] == "qwen3.5-27b"
+        assert env["FAMILYLOG_TRAY_API_URL"] == "http://127.0.0.1:1234"
         seen: dict[str, str] = {}
 
         def spy(lines: list[str]) -> None:
@@ -177,3 +187,30 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_cancel_while_a_preload_is_loading(make_settings, tmp_path, tiny_model, port2):
+    """A model that never becomes ready (a stand-in server: a real one cannot be made to
+    hang on cue): cancel stops the load, nothing is started, the run is recorded."""
+    from tests.support.fakes import never_ready_server
+
+    server = never_ready_server(tmp_path / "llama-server")
+    settings = make_settings(
+        "ok",
+        LLAMA_SERVER_PATH=str(server),
+        LLM_MODEL_GGUF=str(tiny_model),
+        LLAMA_LLM_PORT=port2,
+        RUN_PRELOAD="llm",
+    )
+    async with started_core(settings) as core:
+        rec = Recorder(core)
+        result = core.runs.process_now()
+        await asyncio.wait_for(rec.seen("Loading the LLM model").wait(), WAIT)
+        await until(lambda: core.manager.status(port2).pid is not None)
+        assert core.runs.status().state is RunState.PREPARING
+        assert core.runs.cancel()
+        record = await asyncio.wait_for(result.wait(), WAIT)
+        assert record.outcome is Outcome.CANCELLED and record.exit_code is None
+        assert not any(line.startswith("[standin]") for line in rec.lines)
+        assert core.manager.get_loaded_models() == {}
+        assert core.runs.status().state is RunState.IDLE

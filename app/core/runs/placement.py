@@ -130,6 +130,9 @@ class ModelPlacement:
         env["CONNECTION_TYPE"] = s.CONNECTION_TYPE
         env["LLAMA_VISION_PORT"] = str(self.port_for(VISION))
         env["LLAMA_LLM_PORT"] = str(self.port_for(LLM))
+        for profile in self.core.profiles.values():  # the keys the app's API answers to
+            if profile.model_id:
+                env[f"{profile.name.upper()}_MODEL_ID"] = profile.model_id
         server = self.core.manager.server_path
         if Path(server).is_file():
             env["LLAMA_SERVER_PATH"] = server
