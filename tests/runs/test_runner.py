@@ -44,7 +44,7 @@ async def test_ok_run_output_history_and_notice(make_settings, app_home) -> None
         assert notice.level is Level.INFO and notice.log_path == record.log_path
 
 
-async def test_child_env_and_cwd(make_settings, familylog_dir) -> None:
+async def test_child_env_and_cwd(make_settings, familylog_dir, port) -> None:
     settings = make_settings(
         "ok",
         LLAMA_VISION_PORT=18081,
@@ -53,7 +53,7 @@ async def test_child_env_and_cwd(make_settings, familylog_dir) -> None:
         VISION_MODEL_GGUF="/models/qwen3-vl-8b-Q4_K_M.gguf",
         LLM_MODEL_ID="qwen3.5-27b",
         API_ENABLED=True,
-        API_PORT=1234,
+        API_PORT=port,
     )
     async with started_core(settings) as core:
         env = core.runs.runner.placement.child_env()
@@ -62,7 +62,7 @@ async def test_child_env_and_cwd(make_settings, familylog_dir) -> None:
         assert env["PYTHONUNBUFFERED"] == "1"
         assert env["VISION_MODEL_ID"] == "qwen3-vl-8b-Q4_K_M"  # the key the API answers to
         assert env["LLM_MODEL_ID"] == "qwen3.5-27b"
-        assert env["FAMILYLOG_TRAY_API_URL"] == "http://127.0.0.1:1234"
+        assert env["FAMILYLOG_TRAY_API_URL"] == f"http://127.0.0.1:{port}"
         seen: dict[str, str] = {}
 
         def spy(lines: list[str]) -> None:
