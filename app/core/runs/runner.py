@@ -14,14 +14,13 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.notices import Level, Notice
+from app.core.runs.command import resolve_command
 from app.core.runs.history import RunHistory
 from app.core.runs.models import (
     Outcome,
@@ -33,6 +32,7 @@ from app.core.runs.models import (
 )
 from app.core.runs.output import LinesSubscriber, RunOutput, pump
 from app.core.runs.placement import ModelPlacement, Prepared, PrepareError
+from app.core.runs.report import run_notice
 from app.platform.processes import ProcessPlatform, process_platform
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 StateSubscriber = Callable[[RunStatus], None]
 IN_PROGRESS = "A FamilyLog run is already in progress"
-FAILURE_TAIL = 8  # lines of output in the notice of a failed run
 
 
 class FamilyLogRunner:
@@ -145,7 +144,7 @@ class FamilyLogRunner:
         try:
             when = dt.datetime.fromtimestamp(started).isoformat(sep=" ", timespec="seconds")
             out.note(f"FamilyLog run ({trigger}) started {when}")
-            cwd, argv = self._command()
+            cwd, argv = resolve_command(self.settings, self.placement.child_env().get("PATH"))
             out.note(f"Folder: {cwd}\nCommand: {' '.join(argv)}")
             self._prep_task = asyncio.create_task(self.placement.prepare(out.note))
             try:
@@ -174,40 +173,6 @@ class FamilyLogRunner:
                 self._finish(trigger, started, t0, outcome, code, message, out, prepared)
             )
         return record
-
-    def _command(self) -> tuple[Path, list[str]]:
-        s = self.settings
-        if not s.FAMILYLOG_DIR:
-            raise PrepareError(
-                "FAMILYLOG_DIR is not set. Set it in Settings to your FamilyLog folder "
-                "(the one with run.py)."
-            )
-        cwd = Path(s.FAMILYLOG_DIR).expanduser()
-        if not cwd.exists():
-            raise PrepareError(
-                f"FAMILYLOG_DIR {cwd} does not exist. Set it in Settings to your FamilyLog "
-                "folder (the one with run.py)."
-            )
-        if not cwd.is_dir():
-            raise PrepareError(
-                f"FAMILYLOG_DIR {cwd} is a file, not a folder. Set it to your FamilyLog folder."
-            )
-        argv = s.familylog_command
-        if not argv:
-            raise PrepareError("FAMILYLOG_COMMAND is empty; set it, e.g. 'uv run python run.py'.")
-        exe = argv[0]
-        if os.sep in exe or (os.altsep and os.altsep in exe):
-            path = Path(exe).expanduser()
-            path = path if path.is_absolute() else cwd / path
-            found = str(path) if path.is_file() else None
-        else:
-            found = shutil.which(exe, path=self.placement.child_env().get("PATH"))
-        if found is None:
-            raise PrepareError(
-                f"Command not found: {exe!r} (FAMILYLOG_COMMAND={s.FAMILYLOG_COMMAND!r}). "
-                "Install it or put its full path in FAMILYLOG_COMMAND."
-            )
-        return cwd, [found, *argv[1:]]
 
     async def _execute(self, cwd: Path, argv: list[str], env: dict, out: RunOutput) -> int:
         if self._stop_reason is not None:
@@ -311,7 +276,8 @@ class FamilyLogRunner:
                 message=message,
             )
             self.history.add(record)
-            self.core.notices.emit(self._notice(record, list(out.tail), out.write_error))
+            limit = self.settings.RUN_TIMEOUT_MINUTES
+            self.core.notices.emit(run_notice(record, list(out.tail), out.write_error, limit))
             try:
                 problems = await self.placement.finish(prepared, out.note)
             except Exception as e:
@@ -333,28 +299,6 @@ class FamilyLogRunner:
             self._escalation = None
             self._familylog_logs = None
             self._set(RunStatus(last_line=self._status.last_line, log_file=out.log_file))
-
-    def _notice(self, r: RunRecord, tail: list[str], write_error: str | None) -> Notice:
-        took = format_duration(r.duration_s)
-        last = "\n".join(tail[-FAILURE_TAIL:])
-        last = f"\nLast lines:\n{last}" if last else ""
-        extra = f"\n{write_error}" if write_error else ""
-        if r.outcome is Outcome.SUCCEEDED:
-            return Notice(
-                Level.INFO, "FamilyLog run finished", f"Done in {took}.{extra}", r.log_path
-            )
-        if r.outcome is Outcome.CANCELLED:
-            return Notice(
-                Level.WARNING, "FamilyLog run cancelled", f"Cancelled after {took}.", r.log_path
-            )
-        if r.outcome is Outcome.TIMED_OUT:
-            limit = f"{self.settings.RUN_TIMEOUT_MINUTES:g} min"
-            text = f"Stopped after {took}: the limit is {limit} (RUN_TIMEOUT_MINUTES).{last}"
-            return Notice(Level.ERROR, "FamilyLog run timed out", text + extra, r.log_path)
-        if r.outcome is Outcome.NOT_STARTED:
-            return Notice(Level.ERROR, "FamilyLog run not started", r.message + extra, r.log_path)
-        text = f"Exit code {r.exit_code} after {took}.{last}"
-        return Notice(Level.ERROR, "FamilyLog run failed", text + extra, r.log_path)
 
     # ── Helpers ───────────────────────────────────────────────────────────────
     def _new_log_file(self, started: float) -> Path:
