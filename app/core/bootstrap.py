@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.runs.service import RunService
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
 
 def build_core(
-    settings: Settings, paths: AppPaths, *, platform: ProcessPlatform | None = None
+    settings: Settings,
+    paths: AppPaths,
+    *,
+    platform: ProcessPlatform | None = None,
+    schedule: bool = True,
 ) -> AppCore:
     core = AppCore(settings, paths, platform=platform)
+    # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).
+    core.runs = RunService(core, schedule=schedule, platform=platform)
+    core.add_service(core.runs)
     return core

@@ -1,0 +1,1 @@
+"""FamilyLog runs: "Process now", the daily schedule and the run history (no Qt here)."""

@@ -1,0 +1,103 @@
+"""The state of a FamilyLog run and the record each finished run leaves in the history."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class RunState(enum.StrEnum):
+    IDLE = "idle"
+    PREPARING = "preparing"  # checking the folder, placing the models
+    RUNNING = "running"  # the child process is alive
+    FINISHING = "finishing"  # output drained, AFTER_RUN, history, notice
+
+
+class Outcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # exited with a non-zero code
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+    NOT_STARTED = "not started"  # bad folder, command not found, a preload failed
+
+    @property
+    def ok(self) -> bool:
+        return self is Outcome.SUCCEEDED
+
+
+class RunRecord(BaseModel):
+    """One finished run, as kept in the history file."""
+
+    started_at: float  # time.time()
+    duration_s: float
+    outcome: Outcome
+    exit_code: int | None = None
+    log_file: str
+    trigger: str = "manual"  # manual, schedule, catch-up, command line
+    message: str = ""  # why it failed, in words
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log_file)
+
+    def cli_exit_code(self) -> int:
+        """What ``--process-now`` returns: the run's exit code, or a shell-style code."""
+        if self.outcome is Outcome.TIMED_OUT:
+            return 124  # like timeout(1)
+        if self.outcome is Outcome.CANCELLED:
+            return 130
+        if self.exit_code is not None:
+            return self.exit_code if self.exit_code >= 0 else 128 - self.exit_code
+        return 127 if "not found" in self.message else 1
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A snapshot for the tray: the state, how long it has run and the last line printed."""
+
+    state: RunState = RunState.IDLE
+    trigger: str = ""
+    started_at: float | None = None  # time.time()
+    started_mono: float | None = None
+    last_line: str = ""
+    log_file: Path | None = None
+    pid: int | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.state is not RunState.IDLE
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_mono is None or not self.busy:
+            return 0.0
+        return max(0.0, time.monotonic() - self.started_mono)
+
+    @property
+    def elapsed_text(self) -> str:
+        """``mm:ss`` (``h:mm:ss`` past an hour) for "Processing… (mm:ss)"."""
+        return format_duration(self.elapsed)
+
+
+@dataclass
+class StartResult:
+    """The answer to "Process now": started, or why not (a run is already in progress)."""
+
+    started: bool
+    message: str
+    task: asyncio.Task[RunRecord] | None = field(default=None, repr=False)
+
+    async def wait(self) -> RunRecord | None:
+        return await self.task if self.task is not None else None
+
+
+def format_duration(seconds: float) -> str:
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

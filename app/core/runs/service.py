@@ -1,0 +1,88 @@
+"""The runs service on the core (``core.runs``): the runner, the history and the schedule.
+
+Attached by ``build_core``, so the schedule runs in the tray and in ``--headless`` alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.core.notices import Level, Notice
+from app.core.runs.history import RunHistory
+from app.core.runs.models import RunRecord, RunStatus, StartResult
+from app.core.runs.output import LinesSubscriber
+from app.core.runs.runner import FamilyLogRunner, StateSubscriber
+from app.core.runs.schedule import Clock, Scheduler
+from app.platform.processes import ProcessPlatform
+
+if TYPE_CHECKING:
+    from app.core.app_core import AppCore
+
+
+class RunService:
+    def __init__(
+        self,
+        core: AppCore,
+        *,
+        schedule: bool = True,
+        clock: Clock | None = None,
+        platform: ProcessPlatform | None = None,
+        kill_after: float = 10.0,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self.core = core
+        s = core.settings
+        self.history = RunHistory(core.paths.history_file)
+        self.runner = FamilyLogRunner(
+            core, self.history, platform=platform, kill_after=kill_after, base_env=base_env
+        )
+        self.scheduler = Scheduler(
+            s.schedule_times if schedule else [],
+            self.process_now,
+            catch_up_hours=s.RUN_CATCH_UP_HOURS,
+            last_run_started=self.history.last_started_at,
+            clock=clock,
+        )
+
+    # ── Service protocol ──────────────────────────────────────────────────────
+    async def start(self) -> None:
+        if self.history.problem:
+            self.core.notices.emit(
+                Notice(Level.WARNING, "Run history", self.history.problem, self.history.path)
+            )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        await self.runner.close()
+
+    # ── For the tray, the log window and the single-instance handler ─────────
+    def process_now(self, trigger: str = "manual") -> StartResult:
+        return self.runner.start(trigger)
+
+    def cancel(self) -> bool:
+        return self.runner.cancel()
+
+    async def wait(self) -> RunRecord | None:
+        return await self.runner.wait()
+
+    def status(self) -> RunStatus:
+        return self.runner.status()
+
+    def subscribe_output(self, cb: LinesSubscriber) -> Callable[[], None]:
+        return self.runner.subscribe_output(cb)
+
+    def subscribe_state(self, cb: StateSubscriber) -> Callable[[], None]:
+        return self.runner.subscribe_state(cb)
+
+    def next_run(self) -> dt.datetime | None:
+        return self.scheduler.next_run()
+
+    def recent_runs(self, n: int = 10) -> list[RunRecord]:
+        return self.history.recent(n)
+
+    def familylog_server_logs(self) -> list[Path]:
+        return self.runner.familylog_server_logs()
