@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from app.config import Settings
 from app.core.binary import resolve_server_path
@@ -21,6 +21,9 @@ from app.core.profiles import ModelProfile, profiles_from_settings
 from app.core.states import ServerState, ServerStatus, StateEvent
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
+
+if TYPE_CHECKING:
+    from app.core.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +69,7 @@ class AppCore:
         self.profiles: dict[str, ModelProfile] = profiles_from_settings(settings)
         self.manager.subscribe(self._on_state)
         self.services: list[Service] = []
+        self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self._started = False
 
     def add_service(self, service: Service) -> None:

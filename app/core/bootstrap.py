@@ -12,4 +12,9 @@ def build_core(
     settings: Settings, paths: AppPaths, *, platform: ProcessPlatform | None = None
 ) -> AppCore:
     core = AppCore(settings, paths, platform=platform)
+    if settings.API_ENABLED:
+        from app.core.api.server import ApiServer
+
+        core.api = ApiServer(core, settings)
+        core.add_service(core.api)
     return core
