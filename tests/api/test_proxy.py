@@ -250,3 +250,33 @@ async def test_idle_unload_and_remaining_time(start_api) -> None:
     assert core.manager.status(port).state is ServerState.STOPPED
     assert core.api.idle_remaining() == {}
     assert servers() == []
+
+
+async def test_requests_after_a_quiet_spell_still_reach_llama_server(start_api) -> None:
+    """llama-server drops a kept-alive connection after 5 s idle; the next request must not
+    land on the dead connection (the scenario itself is the wait, not a synchronisation)."""
+    core = await start_api()
+    async with client(core) as c:
+        assert (await c.post("/v1/chat/completions", json=chat(LLM))).status_code == 200
+        await asyncio.sleep(6)
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 200, r.text
+
+
+async def test_a_request_for_the_model_being_evicted_waits_and_reloads_it(start_api) -> None:
+    core = await start_api(RUN_MODE="switch")
+    port = core.settings.LLAMA_PORT
+    async with client(core) as c:
+        body = chat(VISION, 100, stream=True, ignore_eos=True)
+        async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = r.aiter_lines()
+            assert (await anext(lines)).startswith("data: ")
+            to_llm = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
+            await asyncio.wait_for(_until(lambda: core.api.pool.is_draining(port)), 30)
+            back = asyncio.create_task(c.post("/v1/chat/completions", json=chat(VISION)))
+            rest = [line async for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        r1, r2 = await asyncio.wait_for(asyncio.gather(to_llm, back), 60)
+        assert (r1.status_code, r2.status_code) == (200, 200), (r1.text, r2.text)
+    assert core.manager.get_loaded_models() == {port: core.settings.VISION_MODEL_GGUF}
+    assert len(servers()) == 1

@@ -231,7 +231,7 @@ class ModelPool:
             self._release(port)
 
     async def _acquire(self, profile: ModelProfile, jit: bool) -> int:
-        for _ in range(5):
+        for _ in range(8):
             st = self.ready(profile, usable=True)
             if st is not None:
                 self._inflight[st.port] = self.in_flight(st.port) + 1
@@ -243,6 +243,11 @@ class ModelPool:
                     f"Model {profile.model_id} is not loaded and JIT loading is off "
                     "(JIT_LOAD=false). Load it first: POST /api/v1/models/load"
                 )
+            if self.ready(profile) is not None:
+                # Loaded, but a swap is evicting it: let that swap finish, then load it again.
+                async with self._lock:
+                    pass
+                continue
             await self.ensure_loaded(profile)
         raise LoadFailedError(
             f"{profile.model_id} was unloaded again by other requests before it could be used; "

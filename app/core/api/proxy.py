@@ -93,7 +93,11 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
     headers.update(c.upstream_headers)
     url = f"http://127.0.0.1:{port}{request.rel_url}"
     try:
-        up = await c.upstream.post(url, data=raw, headers=headers)
+        try:
+            up = await c.upstream.post(url, data=raw, headers=headers)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            # A kept-alive connection llama-server had just closed: once more on a new one.
+            up = await c.upstream.post(url, data=raw, headers=headers)
     except aiohttp.ClientError as e:
         raise ApiError(
             502,

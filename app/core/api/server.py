@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# llama-server (cpp-httplib) closes an idle connection after 5 s; reuse ours for less.
+KEEPALIVE_SECONDS = 2.0
+
 
 class ApiServerError(RuntimeError):
     """The API cannot be served; the message says why and what to change."""
@@ -165,7 +168,7 @@ class ApiServer:
         middlewares = [json_errors] + ([auth_middleware(key)] if key else [])
         app = web.Application(middlewares=middlewares, client_max_size=1024**3)
         upstream = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             auto_decompress=False,
             trust_env=False,
