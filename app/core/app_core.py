@@ -23,6 +23,7 @@ from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
 if TYPE_CHECKING:
+    from app.core.api.server import ApiServer
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,6 @@ T = TypeVar("T")
 
 class Service(Protocol):
     async def start(self) -> None: ...
-
-    async def load_startup_profiles(self) -> None:
-        """Load the profiles marked "load at start"; a failure is reported, not fatal."""
-        for profile in self.profiles.values():
-            if profile.load_at_start and profile.configured:
-                try:
-                    await self.load_profile(profile.name)
-                except Exception as e:  # already reported to the user by _reported
-                    log.warning("Loading %s at start failed: %s", profile.title, e)
 
     async def stop(self) -> None: ...
 
@@ -69,6 +61,7 @@ class AppCore:
         self.profiles: dict[str, ModelProfile] = profiles_from_settings(settings)
         self.manager.subscribe(self._on_state)
         self.services: list[Service] = []
+        self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         self._started = False
 

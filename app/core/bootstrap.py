@@ -17,6 +17,13 @@ def build_core(
     schedule: bool = True,
 ) -> AppCore:
     core = AppCore(settings, paths, platform=platform)
+    # The API first: services stop newest first, so a run in progress is cancelled while
+    # the API it may be talking to is still up.
+    if settings.API_ENABLED:
+        from app.core.api.server import ApiServer
+
+        core.api = ApiServer(core, settings)
+        core.add_service(core.api)
     # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).
     core.runs = RunService(core, schedule=schedule, platform=platform)
     core.add_service(core.runs)

@@ -1,0 +1,1 @@
+"""The LM Studio-compatible API and the OpenAI proxy (Qt-free)."""

@@ -1,0 +1,142 @@
+"""The OpenAI-compatible routes, forwarded to the llama-server that serves the request's model.
+
+Bodies go through unchanged both ways. A streamed answer (no Content-Length from
+llama-server: SSE) is written to the client chunk by chunk as it arrives; when the client
+goes away the handler is cancelled and the upstream connection is closed, which stops
+llama-server's generation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from app.core.api.catalogue import UnknownModelError
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.jit import LoadFailedError, ModelNotLoadedError
+from app.core.profiles import ModelProfile
+
+log = logging.getLogger(__name__)
+
+FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+_HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Date",
+        "Server",
+        "Proxy-Authenticate",
+        "Trailer",
+        "Upgrade",
+    )
+)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    c: ApiContext = request.app[CONTEXT]
+    data = [
+        {"id": p.model_id, "object": "model", "owned_by": c.catalogue.entry(p).publisher}
+        for p in c.catalogue.profiles()
+    ]
+    return web.json_response({"object": "list", "data": data})
+
+
+def pick_profile(c: ApiContext, name: object) -> ModelProfile:
+    """The model a request is for: its key or alias; else the only loaded one (as LM Studio)."""
+    if name is not None and not isinstance(name, str):
+        raise ApiError(400, f'"model" must be a string, not {name!r}', code="bad_model")
+    found = c.catalogue.find(name)
+    if found is not None:
+        return found
+    loaded = c.pool.loaded()
+    if len(loaded) == 1:
+        return loaded[0][0]
+    known = c.catalogue.known_keys()
+    if not name:
+        if len(known) == 1:
+            return c.catalogue.resolve(known[0])
+        raise ApiError(
+            400,
+            'The request names no model; set "model" to one of: ' + (", ".join(known) or "none"),
+            code="missing_model",
+            known_models=known,
+        )
+    e = UnknownModelError(name, known)
+    raise ApiError(404, str(e), code="model_not_found", known_models=known)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    c: ApiContext = request.app[CONTEXT]
+    raw = await request.read()
+    payload = parse_json_object(raw)
+    profile = pick_profile(c, payload.get("model"))
+    try:
+        async with c.pool.use(profile, jit=c.settings.JIT_LOAD) as port:
+            return await _relay(c, request, raw, port)
+    except ModelNotLoadedError as e:
+        raise ApiError(400, str(e), code="model_not_loaded") from None
+    except LoadFailedError as e:
+        raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
+
+
+async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> web.StreamResponse:
+    assert c.upstream is not None
+    headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+    if "Accept" in request.headers:
+        headers["Accept"] = request.headers["Accept"]
+    headers.update(c.upstream_headers)
+    url = f"http://127.0.0.1:{port}{request.rel_url}"
+    try:
+        try:
+            up = await c.upstream.post(url, data=raw, headers=headers)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            # A kept-alive connection llama-server had just closed: once more on a new one.
+            up = await c.upstream.post(url, data=raw, headers=headers)
+    except aiohttp.ClientError as e:
+        raise ApiError(
+            502,
+            f"llama-server on port {port} did not answer ({e}). Read {c.core.log_path(port)}",
+            type_="server_error",
+            code="upstream_unreachable",
+        ) from None
+    resp: web.StreamResponse | None = None
+    try:
+        out_headers = CIMultiDict(
+            (k, v) for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP
+        )
+        if up.content_length is not None:
+            body = await up.read()
+            return web.Response(status=up.status, body=body, headers=out_headers)
+        resp = web.StreamResponse(status=up.status, headers=out_headers)
+        await resp.prepare(request)
+        async for chunk in up.content.iter_any():
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    except aiohttp.ClientError as e:
+        up.close()
+        if resp is not None:
+            raise  # the answer has begun: all that is left is to cut the connection
+        raise ApiError(
+            502,
+            f"llama-server on port {port} broke off its answer ({e}). Read {c.core.log_path(port)}",
+            type_="server_error",
+            code="upstream_failed",
+        ) from None
+    except BaseException:
+        up.close()  # drop the connection: llama-server stops generating for it
+        raise
+    finally:
+        up.release()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    for path in FORWARDED:
+        app.router.add_post(path, forward)

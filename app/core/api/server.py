@@ -1,0 +1,227 @@
+"""``ApiServer``: LM Studio's API and the OpenAI proxy on ``API_HOST:API_PORT``, as a core service.
+
+It runs on the core's event loop (plain asyncio or qasync). It binds only to a loopback
+address unless ``API_ALLOW_REMOTE=true``, and asks for ``Authorization: Bearer <API_KEY>``
+when an ``API_KEY`` is set. A failure to start (port taken, address refused) is reported as
+a notice and leaves the rest of the app running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hmac
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+from app.config import Settings
+from app.core.api import lmstudio, proxy
+from app.core.api.catalogue import Catalogue
+from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.jit import DRAIN_TIMEOUT, ModelPool
+from app.core.api.placement import MemoryProbe, Placement
+from app.core.notices import Level, Notice
+
+if TYPE_CHECKING:
+    from app.core.app_core import AppCore
+
+log = logging.getLogger(__name__)
+
+# llama-server (cpp-httplib) closes an idle connection after 5 s; reuse ours for less.
+KEEPALIVE_SECONDS = 2.0
+
+
+class ApiServerError(RuntimeError):
+    """The API cannot be served; the message says why and what to change."""
+
+
+async def is_loopback(host: str) -> bool:
+    """True when every address ``host`` stands for is a loopback address."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return False
+    addrs = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    return bool(addrs) and all(a.is_loopback for a in addrs)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return e.response()
+    except web.HTTPException as e:
+        if e.status == 404:
+            return error_response(
+                404,
+                f"No such endpoint: {request.method} {request.path}. This server answers "
+                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v0/models, "
+                "/v1/models, " + ", ".join(proxy.FORWARDED),
+                code="not_found",
+            )
+        if e.status == 405:
+            return error_response(
+                405, f"{request.method} is not allowed on {request.path}", code="bad_method"
+            )
+        if e.status >= 400:
+            return error_response(e.status, e.reason, code="http_error")
+        raise
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception as e:
+        log.exception("API request %s %s failed", request.method, request.path)
+        return error_response(500, f"Internal error: {e}", type_="server_error")
+
+
+def auth_middleware(key: str):
+    expected = f"Bearer {key}".encode()
+
+    @web.middleware
+    async def check_key(request: web.Request, handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(
+                401,
+                "Missing or wrong API key: send the header 'Authorization: Bearer <API_KEY>' "
+                "with the key set in the app's settings (API_KEY).",
+                type_="authentication_error",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await handler(request)
+
+    return check_key
+
+
+class ApiServer:
+    """The core service that answers the LM Studio-compatible API."""
+
+    def __init__(
+        self,
+        core: AppCore,
+        settings: Settings | None = None,
+        *,
+        gpu_free: MemoryProbe | None = None,
+        drain_timeout: float = DRAIN_TIMEOUT,
+    ) -> None:
+        self.core = core
+        self.settings = settings or core.settings
+        self.catalogue = Catalogue(core.profiles)
+        self.placement = Placement(self.settings, gpu_free=gpu_free)
+        self.pool = ModelPool(core, self.catalogue, self.placement, drain_timeout=drain_timeout)
+        self.error: str | None = None
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._ctx: ApiContext | None = None
+
+    @property
+    def host(self) -> str:
+        return self.settings.API_HOST
+
+    @property
+    def url(self) -> str | None:
+        if self.port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def idle_remaining(self) -> dict[int, float]:
+        """Seconds until each loaded port is unloaded for being idle (IDLE_UNLOAD_MINUTES)."""
+        return self.pool.idle_remaining()
+
+    # ── Service life cycle ─────────────────────────────────────────────────────
+    async def start(self) -> None:
+        """Serve, or tell the user why not; the app keeps running either way."""
+        try:
+            await self.serve()
+        except ApiServerError as e:
+            self.error = str(e)
+            self.core.notices.emit(Notice(Level.ERROR, "The LM Studio API is off", str(e)))
+
+    async def serve(self) -> None:
+        """Bind and serve; raises ``ApiServerError`` with a message a person can act on."""
+        s = self.settings
+        where = f"{s.API_HOST}:{s.API_PORT}"
+        if not s.API_ALLOW_REMOTE and not await is_loopback(s.API_HOST):
+            raise ApiServerError(
+                f"Refusing to serve the API on {where}: {s.API_HOST} is not a loopback "
+                "address, so other machines could use your models. Set API_HOST=127.0.0.1, "
+                "or set API_ALLOW_REMOTE=true (with an API_KEY) to allow it."
+            )
+        key = s.API_KEY.get_secret_value()
+        middlewares = [json_errors] + ([auth_middleware(key)] if key else [])
+        app = web.Application(middlewares=middlewares, client_max_size=1024**3)
+        upstream = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            auto_decompress=False,
+            trust_env=False,
+        )
+        self._ctx = ApiContext(
+            core=self.core,
+            settings=s,
+            catalogue=self.catalogue,
+            pool=self.pool,
+            upstream=upstream,
+            upstream_headers={"Authorization": f"Bearer {key}"} if key else {},
+        )
+        app[CONTEXT] = self._ctx
+        lmstudio.add_routes(app)
+        proxy.add_routes(app)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, s.API_HOST, s.API_PORT)
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            await upstream.close()
+            if e.errno == errno.EADDRINUSE:
+                hint = (
+                    "Another program uses that port (LM Studio's server?): quit it, or set "
+                    "API_PORT to a free port."
+                )
+            else:
+                hint = "Check API_HOST and API_PORT."
+            raise ApiServerError(
+                f"Cannot serve the API on {where}: {e.strerror or e}. {hint}"
+            ) from None
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self.error = None
+        self.pool.start()
+        log.info(
+            "LM Studio-compatible API on %s (RUN_MODE=%s, JIT_LOAD=%s, key %s)",
+            self.url,
+            s.RUN_MODE,
+            s.JIT_LOAD,
+            "required" if key else "not required",
+        )
+
+    async def stop(self) -> None:
+        await self.pool.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._ctx is not None and self._ctx.upstream is not None:
+            await self._ctx.upstream.close()
+            self._ctx.upstream = None
+        self.port = None

@@ -1,0 +1,212 @@
+"""Benchmark the API's proxy against llama-server itself, alternating request by request.
+
+    uv run python bench/proxy.py [--rounds 300] [--stream-rounds 40] [--json bench/results/proxy.json]
+
+The app runs as ``familylog-tray --headless`` (a separate process, as in real use) with the
+tiny model loaded; this process is the client, over keep-alive HTTP connections:
+(a) a non-streamed chat completion (1 token), straight to llama-server, then through the
+    proxy: the added latency at p50 (target under 2 ms);
+(b) a streamed completion of 256 tokens (``ignore_eos``): time to the first token and
+    tokens per second through the proxy relative to direct (target at least 98 %), and
+    the time the proxy adds per token. The tiny model streams thousands of tokens a second
+    on the CPU, where the proxy's work competes with llama-server's threads; the script
+    also projects the ratio for a model streaming 100 tokens a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, free_port, llama_server_bin, median_ms, pct_ms, tiny_models, write_json
+
+CTX = 1024
+STREAM_TOKENS = 256
+MESSAGES = [{"role": "user", "content": "Tell me a story."}]
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: dict) -> bytes:
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    if r.status != 200:
+        raise RuntimeError(f"{path}: {r.status} {data[:300]!r}")
+    return data
+
+
+def timed_completion(conn: http.client.HTTPConnection, model: str) -> float:
+    body = {"model": model, "messages": MESSAGES, "max_tokens": 1, "temperature": 0}
+    s = time.perf_counter()
+    post(conn, "/v1/chat/completions", body)
+    return time.perf_counter() - s
+
+
+def timed_stream(conn: http.client.HTTPConnection, model: str) -> tuple[float, float]:
+    """(seconds to the first token, tokens per second after it), on a fresh connection."""
+    conn.close()
+    body = {
+        "model": model,
+        "messages": MESSAGES,
+        "max_tokens": STREAM_TOKENS,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    s = time.perf_counter()
+    conn.request(
+        "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"}
+    )
+    r = conn.getresponse()
+    if r.status != 200:
+        raise RuntimeError(f"stream: {r.status} {r.read()[:300]!r}")
+    first = last = None
+    tokens = 0
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+            continue
+        event = json.loads(line[6:])
+        choices = event.get("choices") or []
+        if choices and choices[0].get("delta", {}).get("content"):
+            now = time.perf_counter()
+            first = first or now
+            last = now
+            tokens += 1
+    conn.close()
+    if first is None or last is None or tokens < 2:
+        raise RuntimeError("the stream carried no tokens")
+    return first - s, (tokens - 1) / (last - first)
+
+
+def start_app(work: Path, model: Path, llm_port: int, api_port: int) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        FAMILYLOG_TRAY_HOME=str(work / "home"),
+        LLAMA_SERVER_PATH=llama_server_bin(),
+        LLM_MODEL_GGUF=str(model),
+        LLM_MODEL_ID="bench/tiny",
+        LLAMA_LLM_PORT=str(llm_port),
+        LLAMA_CTX_SIZE=str(CTX),
+        API_PORT=str(api_port),
+        RUN_MODE="parallel",
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "app.main", "--headless"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    line = p.stdout.readline()
+    if "running headless" not in line:
+        p.kill()
+        raise RuntimeError(f"the app did not start: {line}{p.stdout.read()}")
+    return p
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--stream-rounds", type=int, default=40)
+    ap.add_argument("--json", type=Path, default=Path("bench/results/proxy.json"))
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="flt-bench-proxy-"))
+    model, _ = tiny_models(work / "models")
+    llm_port, api_port = free_port(), free_port()
+    app = start_app(work, model, llm_port, api_port)
+    try:
+        direct = http.client.HTTPConnection("127.0.0.1", llm_port, timeout=60)
+        proxied = http.client.HTTPConnection("127.0.0.1", api_port, timeout=60)
+        t0 = time.perf_counter()
+        post(proxied, "/api/v1/models/load", {"model": "bench/tiny"})
+        print(f"loaded through the API in {(time.perf_counter() - t0) * 1000:.0f} ms")
+        for _ in range(20):  # warm up both paths
+            timed_completion(direct, "bench/tiny")
+            timed_completion(proxied, "bench/tiny")
+
+        d_lat: list[float] = []
+        p_lat: list[float] = []
+        for i in range(args.rounds):
+            pair = [(direct, d_lat), (proxied, p_lat)]
+            for conn, out in pair if i % 2 == 0 else pair[::-1]:
+                out.append(timed_completion(conn, "bench/tiny"))
+        diffs = [p - d for p, d in zip(p_lat, d_lat, strict=True)]
+        print(
+            f"non-streamed: direct p50 {median_ms(d_lat)} ms, proxy p50 {median_ms(p_lat)} ms, "
+            f"added p50 {round(median_ms(p_lat) - median_ms(d_lat), 2)} ms "
+            f"(paired median {median_ms(diffs)} ms)",
+            flush=True,
+        )
+
+        d_ttft, p_ttft, d_tps, p_tps = [], [], [], []
+        for i in range(args.stream_rounds):
+            pair = [(direct, d_ttft, d_tps), (proxied, p_ttft, p_tps)]
+            for conn, ttft, tps in pair if i % 2 == 0 else pair[::-1]:
+                a, b = timed_stream(conn, "bench/tiny")
+                ttft.append(a)
+                tps.append(b)
+        m_dtps, m_ptps = statistics.median(d_tps), statistics.median(p_tps)
+        print(
+            f"streamed {STREAM_TOKENS} tokens: TTFT direct {median_ms(d_ttft)} ms, proxy "
+            f"{median_ms(p_ttft)} ms; tokens/s direct {m_dtps:.0f}, proxy {m_ptps:.0f}",
+            flush=True,
+        )
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(timeout=60)
+
+    added = round(median_ms(p_lat) - median_ms(d_lat), 2)
+    tps_ratio = round(m_ptps / m_dtps, 3)
+    per_token_us = round(max(0.0, 1e6 / m_ptps - 1e6 / m_dtps), 1)
+    ttft_ratio = round(statistics.median(d_ttft) / statistics.median(p_ttft), 3)
+    res = {
+        "rounds": args.rounds,
+        "stream_rounds": args.stream_rounds,
+        "completion_ms": {
+            "direct_p50": median_ms(d_lat),
+            "proxy_p50": median_ms(p_lat),
+            "direct_p90": pct_ms(d_lat, 0.9),
+            "proxy_p90": pct_ms(p_lat, 0.9),
+            "added_p50": added,
+            "paired_added_p50": median_ms(diffs),
+        },
+        "stream": {
+            "tokens": STREAM_TOKENS,
+            "ttft_direct_ms": median_ms(d_ttft),
+            "ttft_proxy_ms": median_ms(p_ttft),
+            "ttft_added_ms": round(median_ms(p_ttft) - median_ms(d_ttft), 2),
+            "ttft_direct_over_proxy": ttft_ratio,
+            "tokens_per_s_direct": round(m_dtps, 1),
+            "tokens_per_s_proxy": round(m_ptps, 1),
+            "tokens_per_s_proxy_over_direct": tps_ratio,
+            # The time the proxy adds to each token, and what that means for a model that
+            # generates 100 tokens/s (a real 8-12B model on a GPU): a projection, not a run.
+            "added_us_per_token": per_token_us,
+            "projected_ratio_at_100_tok_s": round(1 / (1 + per_token_us * 1e-6 * 100), 4),
+        },
+        "targets": {"added_p50_ms_max": 2.0, "stream_ratio_min": 0.98},
+    }
+    res["targets_met"] = {
+        "added_p50": added < 2.0,
+        "tokens_per_s": tps_ratio >= 0.98,
+        "ttft": ttft_ratio >= 0.98,
+    }
+    print(json.dumps(res, indent=2))
+    write_json(args.json, res)
+
+
+if __name__ == "__main__":
+    main()

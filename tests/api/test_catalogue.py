@@ -1,0 +1,95 @@
+"""The catalogue and the GGUF header reader, on real GGUF files."""
+
+from __future__ import annotations
+
+import numpy as np
+from gguf import GGUFReader
+
+from app.config import Settings
+from app.core.api.catalogue import Catalogue, UnknownModelError
+from app.core.api.gguf_info import HeaderReader, InfoCache, read_gguf_info
+from app.core.profiles import profiles_from_settings
+from tests.support import tiny_model as tm
+
+
+def test_header_matches_the_full_reader(tiny_model) -> None:
+    info = read_gguf_info(tiny_model)
+    full = GGUFReader(tiny_model)
+    assert info.architecture == "llama" and info.name == "tiny-llama"
+    assert info.context_length == tm.N_CTX_TRAIN
+    assert (info.block_count, info.head_count, info.head_count_kv) == (
+        tm.N_LAYERS,
+        tm.N_HEAD,
+        tm.N_HEAD_KV,
+    )
+    assert info.embedding_length == tm.N_EMBD
+    assert info.n_params == sum(int(t.n_elements) for t in full.tensors)
+    assert info.tensor_bytes == sum(int(t.n_bytes) for t in full.tensors)
+    assert info.quantization == "F32" and info.bits_per_weight == 32.0
+    head = tm.N_EMBD // tm.N_HEAD
+    assert info.kv_cache_bytes(1000) == tm.N_LAYERS * 1000 * tm.N_HEAD_KV * 2 * head * 2
+
+
+def test_header_reader_steps_over_long_arrays(tiny_model) -> None:
+    ours = HeaderReader(tiny_model)
+    full = GGUFReader(tiny_model)
+    assert list(ours.fields) == list(full.fields)  # same keys, same offsets walked
+    tokens = ours.fields["tokenizer.ggml.tokens"]
+    assert tokens.data == []  # not decoded
+    assert len(full.fields["tokenizer.ggml.tokens"].data) > 64
+    assert not hasattr(ours, "tensors") or ours.tensors == []
+    names = [bytes(f.parts[1]).decode() for f in ours.tensor_table]
+    assert names == [t.name for t in full.tensors]
+
+
+def test_a_cut_file_still_has_a_header(corrupt_model) -> None:
+    info = read_gguf_info(corrupt_model)  # the full reader fails on the missing tensor data
+    assert info.architecture == "llama" and info.n_params > 0
+
+
+def test_info_cache(tmp_path, tiny_model) -> None:
+    cache = InfoCache()
+    assert cache.get(str(tmp_path / "missing.gguf")) is None
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf file at all")
+    assert cache.get(str(junk)) is None
+    first = cache.get(str(tiny_model))
+    assert first is not None and cache.get(str(tiny_model)) is first
+    copy = tmp_path / "copy.gguf"
+    tm.write_tiny_model(copy, name="first")
+    assert cache.get(str(copy)).name == "first"
+    tm.write_tiny_model(copy, name="second-name")  # another size: read again
+    assert cache.get(str(copy)).name == "second-name"
+
+
+def test_keys_and_aliases_resolve(tiny_model, tiny_model_b) -> None:
+    s = Settings(
+        _env_file=None,
+        VISION_MODEL_GGUF=str(tiny_model),
+        VISION_MODEL_ID="qwen/qwen3-vl-8b",
+        LLM_MODEL_GGUF=str(tiny_model_b),
+    )
+    cat = Catalogue(profiles_from_settings(s))
+    assert cat.known_keys() == ["qwen/qwen3-vl-8b", "tiny-other-F32"]
+    assert cat.resolve("qwen/qwen3-vl-8b").name == "vision"
+    assert cat.resolve("QWEN/Qwen3-VL-8B").name == "vision"
+    assert cat.resolve(tiny_model.stem).name == "vision"
+    assert cat.resolve(tiny_model.name).name == "vision"
+    assert cat.resolve("tiny-other-F32.gguf").name == "llm"
+    try:
+        cat.resolve("qwen/qwen3-vl-4b")
+    except UnknownModelError as e:
+        assert e.known == ["qwen/qwen3-vl-8b", "tiny-other-F32"]
+        assert "qwen/qwen3-vl-8b, tiny-other-F32" in str(e)
+    else:
+        raise AssertionError("an unknown key resolved")
+    entry = cat.entry(cat.resolve("tiny-other-F32"))
+    assert entry.publisher == "local" and entry.display_name == "tiny-other"
+    assert np.isclose(entry.size_bytes, tiny_model_b.stat().st_size)
+
+
+def test_unconfigured_profiles_are_not_listed(tiny_model) -> None:
+    s = Settings(_env_file=None, LLM_MODEL_GGUF=str(tiny_model))
+    cat = Catalogue(profiles_from_settings(s))
+    assert cat.known_keys() == [tiny_model.stem]
+    assert cat.find(None) is None and cat.find("") is None

@@ -1,0 +1,287 @@
+"""The OpenAI-compatible proxy against real llama-server processes: JIT, streaming, swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import openai
+import pytest
+
+from app.core.states import ServerState
+from tests.api.conftest import base_url, chat, client, servers
+
+VISION = "qwen/qwen3-vl-8b"
+LLM = "google/gemma-3-12b"
+
+
+def oai(core, key: str = "lm-studio") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{base_url(core)}/v1", api_key=key, max_retries=0)
+
+
+async def test_openai_package_chat_and_stream_with_jit_load(start_api) -> None:
+    core = await start_api()
+    assert servers() == []
+    async with oai(core) as ai:
+        models = await ai.models.list()
+        assert [m.id for m in models.data] == [VISION, LLM]
+
+        done = await ai.chat.completions.create(
+            model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+        )
+        assert done.choices[0].message.content
+        assert done.usage.completion_tokens == 8
+        assert len(servers()) == 1  # loaded just in time
+        assert core.manager.status(core.settings.LLAMA_LLM_PORT).state is ServerState.READY
+
+        stream = await ai.chat.completions.create(
+            model=LLM,
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=32,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        pieces = [c.choices[0].delta.content async for c in stream if c.choices]
+        assert sum(1 for p in pieces if p) >= 16
+        assert len(servers()) == 1
+
+
+async def test_stream_is_passed_through_chunk_by_chunk(start_api) -> None:
+    core = await start_api()
+    body = chat(LLM, 128, stream=True, ignore_eos=True)
+    reads = []
+    async with (
+        client(core) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as r,
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        async for raw in r.aiter_raw():
+            reads.append(raw)
+    text = b"".join(reads).decode()
+    events = [e for e in text.split("\n\n") if e.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    assert len(events) >= 100
+    # Not buffered into one answer: the events arrived in many separate reads.
+    assert len(reads) >= 5
+
+
+async def test_single_flight_ten_first_requests_one_process(start_api) -> None:
+    core = await start_api()
+    seen: list[int] = []
+    core.manager.subscribe(
+        lambda ev: seen.append(ev.port) if ev.new is ServerState.STARTING else None
+    )
+    async with client(core) as c:
+        rs = await asyncio.gather(
+            *(c.post("/v1/chat/completions", json=chat(VISION, 4)) for _ in range(10))
+        )
+    assert [r.status_code for r in rs] == [200] * 10, [r.text for r in rs]
+    assert seen == [core.settings.LLAMA_VISION_PORT]
+    assert len(servers()) == 1
+
+
+async def test_switch_mode_swaps_on_one_port(start_api) -> None:
+    core = await start_api(RUN_MODE="switch")
+    port = core.settings.LLAMA_PORT
+    async with client(core) as c:
+        r = await c.post("/v1/chat/completions", json=chat(VISION))
+        assert r.status_code == 200, r.text
+        assert core.manager.get_loaded_models() == {port: core.settings.VISION_MODEL_GGUF}
+
+        r = await c.post("/v1/completions", json={"model": LLM, "prompt": "a", "max_tokens": 4})
+        assert r.status_code == 200, r.text
+        assert core.manager.get_loaded_models() == {port: core.settings.LLM_MODEL_GGUF}
+        assert len(servers()) == 1
+
+        listed = (await c.get("/api/v0/models")).json()["data"]
+        assert {m["id"]: m["state"] for m in listed} == {VISION: "not-loaded", LLM: "loaded"}
+
+
+async def test_parallel_mode_keeps_both(start_api) -> None:
+    core = await start_api(RUN_MODE="parallel")
+    s = core.settings
+    async with client(core) as c:
+        for model in (VISION, LLM, VISION):
+            r = await c.post("/v1/chat/completions", json=chat(model))
+            assert r.status_code == 200, r.text
+    assert core.manager.get_loaded_models() == {
+        s.LLAMA_VISION_PORT: s.VISION_MODEL_GGUF,
+        s.LLAMA_LLM_PORT: s.LLM_MODEL_GGUF,
+    }
+    assert len(servers()) == 2
+
+
+async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None:
+    core = await start_api(RUN_MODE="switch")
+    port = core.settings.LLAMA_PORT
+    async with client(core) as c:
+        body = chat(VISION, 200, stream=True, ignore_eos=True)
+        async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = r.aiter_lines()
+            first = await anext(lines)
+            assert first.startswith("data: ")
+            other = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
+            await asyncio.wait_for(_until(lambda: core.api.pool.is_draining(port)), 30)
+            assert core.manager.status(port).state is ServerState.READY
+            rest = [line async for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        finals = [json.loads(x[6:]) for x in rest[:-1]]
+        assert finals[-1]["choices"][0]["finish_reason"] == "length"
+        r = await asyncio.wait_for(other, 60)
+        assert r.status_code == 200, r.text
+    assert core.manager.get_loaded_models() == {port: core.settings.LLM_MODEL_GGUF}
+
+
+async def _until(pred) -> None:
+    while not pred():
+        await asyncio.sleep(0.005)
+
+
+async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api) -> None:
+    core = await start_api()
+    port = core.settings.LLAMA_LLM_PORT
+    pool = core.api.pool
+    async with client(core) as c:
+        body = chat(LLM, 4000, stream=True, ignore_eos=True)
+        async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            got = 0
+            async for line in r.aiter_lines():
+                got += line.startswith("data: ")
+                if got == 3:
+                    break
+        assert await _wait_zero(pool, port)
+        # llama-server was told: it cancelled the generation for the lost client...
+        log = core.log_path(port)
+        await asyncio.wait_for(_until(lambda: "cancel task" in log.read_text()), 30)
+        # ...and it serves the next one.
+        async with httpx.AsyncClient(trust_env=False) as direct:
+            h = await direct.get(f"http://127.0.0.1:{port}/health")
+            assert h.json() == {"status": "ok"}
+        r = await c.post("/v1/chat/completions", json=chat(LLM, 4))
+        assert r.status_code == 200
+    assert core.manager.status(port).state is ServerState.READY
+    assert [p.pid for p in servers()] == [core.manager.status(port).pid]
+
+
+async def _wait_zero(pool, port) -> bool:
+    await asyncio.wait_for(_until(lambda: pool.in_flight(port) == 0), 30)
+    return True
+
+
+async def test_api_key_is_enforced(start_api) -> None:
+    core = await start_api(API_KEY="s3cret")
+    async with client(core) as c:
+        r = await c.get("/api/v1/models")
+        assert r.status_code == 401 and "API_KEY" in r.json()["error"]["message"]
+        r = await c.post(
+            "/v1/chat/completions", json=chat(LLM), headers={"Authorization": "Bearer no"}
+        )
+        assert r.status_code == 401
+    assert servers() == []
+    async with oai(core, "wrong") as ai:
+        with pytest.raises(openai.AuthenticationError):
+            await ai.models.list()
+    async with oai(core, "s3cret") as ai:
+        done = await ai.chat.completions.create(
+            model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        )
+        assert done.choices[0].message.content is not None
+    # llama-server itself asks for the key too; the proxy passed it on.
+    async with httpx.AsyncClient(trust_env=False) as direct:
+        r = await direct.post(
+            f"http://127.0.0.1:{core.settings.LLAMA_LLM_PORT}/v1/chat/completions", json=chat(LLM)
+        )
+        assert r.status_code == 401
+
+
+async def test_model_absent_or_unknown_uses_the_only_loaded_one(start_api) -> None:
+    core = await start_api()
+    async with client(core) as c:
+        r = await c.post("/v1/chat/completions", json=chat(None))
+        assert r.status_code == 400 and VISION in r.json()["error"]["message"]
+        r = await c.post("/v1/chat/completions", json=chat("no-such-model"))
+        assert r.status_code == 404 and r.json()["error"]["known_models"] == [VISION, LLM]
+        assert servers() == []
+
+        assert (await c.post("/api/v1/models/load", json={"model": LLM})).status_code == 200
+        for name in (None, "no-such-model"):
+            r = await c.post("/v1/chat/completions", json=chat(name))
+            assert r.status_code == 200, r.text
+        r = await c.post("/v1/chat/completions", content=b"[1, 2]")
+        assert r.status_code == 400 and "JSON object" in r.json()["error"]["message"]
+    assert len(servers()) == 1
+
+
+async def test_jit_off_answers_not_loaded(start_api) -> None:
+    core = await start_api(JIT_LOAD=False)
+    async with client(core) as c:
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 400
+        assert "JIT_LOAD=false" in r.json()["error"]["message"]
+        assert servers() == []
+        await c.post("/api/v1/models/load", json={"model": LLM})
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 200
+
+
+async def test_jit_load_failure_is_503_with_reason(start_api, corrupt_model) -> None:
+    core = await start_api(VISION_MODEL_GGUF=str(corrupt_model))
+    async with client(core) as c:
+        rs = await asyncio.gather(
+            *(c.post("/v1/chat/completions", json=chat(VISION)) for _ in range(3))
+        )
+    for r in rs:
+        assert r.status_code == 503
+        assert "exited with code" in r.json()["error"]["message"]
+    assert servers() == []
+
+
+async def test_idle_unload_and_remaining_time(start_api) -> None:
+    core = await start_api(IDLE_UNLOAD_MINUTES=0.02)  # 1.2 s
+    port = core.settings.LLAMA_LLM_PORT
+    pool = core.api.pool
+    async with client(core) as c:
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 200
+    left = core.api.idle_remaining()
+    assert set(left) <= {port} and all(0 <= v <= 1.2 for v in left.values())
+    stopped = lambda: core.manager.status(port).state is ServerState.STOPPED  # noqa: E731
+    await asyncio.wait_for(_until(stopped), 30)
+    assert core.api.idle_remaining() == {}
+    assert servers() == []
+    # A request in flight holds the clock at the full idle time.
+    async with pool.use(core.profile("llm"), jit=True) as used:
+        assert used == port and core.api.idle_remaining() == {port: 1.2}
+    await asyncio.wait_for(_until(stopped), 30)
+
+
+async def test_requests_after_a_quiet_spell_still_reach_llama_server(start_api) -> None:
+    """llama-server drops a kept-alive connection after 5 s idle; the next request must not
+    land on the dead connection (the scenario itself is the wait, not a synchronisation)."""
+    core = await start_api()
+    async with client(core) as c:
+        assert (await c.post("/v1/chat/completions", json=chat(LLM))).status_code == 200
+        await asyncio.sleep(6)
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 200, r.text
+
+
+async def test_a_request_for_the_model_being_evicted_waits_and_reloads_it(start_api) -> None:
+    core = await start_api(RUN_MODE="switch")
+    port = core.settings.LLAMA_PORT
+    async with client(core) as c:
+        body = chat(VISION, 100, stream=True, ignore_eos=True)
+        async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = r.aiter_lines()
+            assert (await anext(lines)).startswith("data: ")
+            to_llm = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
+            await asyncio.wait_for(_until(lambda: core.api.pool.is_draining(port)), 30)
+            back = asyncio.create_task(c.post("/v1/chat/completions", json=chat(VISION)))
+            rest = [line async for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        r1, r2 = await asyncio.wait_for(asyncio.gather(to_llm, back), 60)
+        assert (r1.status_code, r2.status_code) == (200, 200), (r1.text, r2.text)
+    assert core.manager.get_loaded_models() == {port: core.settings.VISION_MODEL_GGUF}
+    assert len(servers()) == 1
