@@ -101,6 +101,8 @@ class InstanceServer(QObject):
             self._buffers[sock] = b""
             sock.readyRead.connect(lambda s=sock: self._read(s))
             sock.disconnected.connect(lambda s=sock: self._drop(s))
+            if sock.bytesAvailable():  # the request may have arrived before we connected
+                self._read(sock)
 
     def _read(self, sock: QLocalSocket) -> None:
         data = self._buffers.get(sock, b"") + bytes(sock.readAll().data())
@@ -115,5 +117,5 @@ class InstanceServer(QObject):
         sock.disconnectFromServer()
 
     def _drop(self, sock: QLocalSocket) -> None:
-        self._buffers.pop(sock, None)
-        sock.deleteLater()
+        if self._buffers.pop(sock, None) is not None:
+            sock.deleteLater()
