@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -115,7 +116,7 @@ class TrayApp(QObject):
         self.instance.close()
         self.tray.hide()
         for w in (self.models_window, self.settings_dialog):
-            if w is not None:
+            if w is not None and shiboken6.isValid(w):
                 w.close()
 
     def quit(self) -> None:

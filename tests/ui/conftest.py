@@ -13,6 +13,7 @@ import qasync
 
 from app.config import load_settings
 from app.core.bootstrap import build_core
+from app.core.settings_file import update_settings_file
 from app.paths import AppPaths
 from tests.conftest import free_port
 
@@ -88,7 +89,9 @@ def make_app(arun, llama_server_bin, port, port2):
             "API_ENABLED": False,
         }
         values.update(overrides)
-        settings = load_settings(paths, **values)
+        # through the settings file, as a user would, so reloading it gives the same
+        update_settings_file(paths.settings_file, {k: str(v) for k, v in values.items()})
+        settings = load_settings(paths)
         core = build_core(settings, paths)
         app = TrayApp(core, paths)
         arun(app.start(show_tray=False, load_at_start=False))
