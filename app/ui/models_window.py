@@ -3,6 +3,7 @@ Load / Unload / Switch buttons per profile, and the GPU panel."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -25,6 +26,8 @@ from app.core.states import ServerState, ServerStatus, StateEvent
 from app.core.summary import profile_view, server_label
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.tray_menu import MenuHost
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("Profile", "Model file", "mmproj", "Port", "PID", "State", "Uptime", "Context", "Memory")
 
@@ -71,6 +74,7 @@ class ModelsWindow(QWidget):
         self.problem.hide()
         layout.addWidget(self.problem)
 
+        self._log_next_snapshot = True
         self._uptime_timer = QTimer(self)
         self._uptime_timer.setInterval(1000)
         self._uptime_timer.timeout.connect(self._refresh_uptimes)
@@ -94,6 +98,9 @@ class ModelsWindow(QWidget):
             if st.pid
         ]
         self.gpu_panel.update_snapshot(snapshot, shares)
+        if self._log_next_snapshot and self.isVisible():
+            self._log_next_snapshot = False
+            log.info("Models window shows GPU memory from %s", snapshot.source)
 
     def on_notice(self, notice: Notice) -> None:
         if notice.level is Level.INFO:
@@ -196,6 +203,7 @@ class ModelsWindow(QWidget):
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().hideEvent(event)
         self._uptime_timer.stop()
+        self._log_next_snapshot = True
         monitor = getattr(self.host, "gpu_monitor", None)
         if monitor is not None:
             monitor.set_fast(False)

@@ -66,6 +66,9 @@ class TrayMenu(QMenu):
                 f"Switch :{core.settings.LLAMA_PORT} to {profile.title}", enabled=view.can_switch
             )
             switch.triggered.connect(lambda _=False, n=name: host.switch(n))
+            if view.problem and not view.can_unload:  # nothing to do but set it up
+                for act in (load, unload, switch):
+                    act.setVisible(False)
             fix = None
             if view.problem:
                 fix = self._add(f"Set up {profile.title} in Settings…")

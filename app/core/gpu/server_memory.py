@@ -60,8 +60,10 @@ class ServerMemory:
             parts.append(f"GPU {self.device_mib:.0f} MiB: {split}")
         if self.host_mib:
             parts.append(f"host {self.host_mib:.0f} MiB")
-        if self.layers_total is not None:
+        if self.devices and self.layers_total is not None:
             parts.append(f"{self.layers_offloaded}/{self.layers_total} layers on GPU")
+        elif not self.devices:
+            parts.append("no GPU buffers")
         return "; ".join(parts)
 
 
