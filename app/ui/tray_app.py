@@ -39,6 +39,14 @@ TRAY_WAIT_SECONDS = 60.0
 TRAY_RETRY_MS = 2000
 
 
+def warm_up_imports() -> None:
+    """Import what the first load would import lazily (httpx's transport stack), in a worker
+    thread at start-up, so the first load does not stall the UI for ~150 ms."""
+    import anyio._backends._asyncio  # noqa: F401
+    import h11  # noqa: F401
+    import httpcore  # noqa: F401
+
+
 class TrayApp(QObject):
     changed = Signal()  # the state the menu and windows show has changed
     tray_shown = Signal(bool)  # True once the icon is in the tray; False if it never appears
@@ -85,6 +93,8 @@ class TrayApp(QObject):
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
         self.instance.listen()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, warm_up_imports)
         await self.core.start()
         await self.gpu_monitor.start()
         self._render_state()
