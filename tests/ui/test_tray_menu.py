@@ -168,3 +168,14 @@ def test_quit_stops_every_server(make_app, arun, wait, tiny_model, port) -> None
     assert app._quit.is_set()
     arun(app.shutdown())
     assert app.core.manager.get_loaded_models() == {}
+
+
+def test_run_in_progress_icon_and_tooltip(make_app) -> None:
+    app = make_app()
+    assert app.tray.state is TrayState.IDLE
+    assert "No model loaded" in app.tray.icon.toolTip()
+    app.set_run_in_progress(True)
+    assert app.tray.state is TrayState.RUN
+    assert "FamilyLog run in progress" in app.tray.icon.toolTip()
+    app.set_run_in_progress(False)
+    assert app.tray.state is TrayState.IDLE
