@@ -135,7 +135,9 @@ class AppCore:
             "n_gpu_layers": s.LLAMA_GPU_LAYERS,
             "ctx_size": s.LLAMA_CTX_SIZE,
             "mmproj": profile.mmproj,
-            "extra_args": s.extra_args,
+            # -lv 4 makes llama-server log its buffer sizes (model / KV / compute), which the
+            # models window shows; the user's own arguments come after and win.
+            "extra_args": ["-lv", "4", *s.extra_args],
             "timeout": s.LLAMA_READY_TIMEOUT,
         }
 

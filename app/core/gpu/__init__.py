@@ -1,0 +1,14 @@
+"""GPU memory probes and llama-server memory accounting (Qt-free)."""
+
+from app.core.gpu.models import GpuDevice, GpuProcess, GpuSnapshot
+from app.core.gpu.probe import GpuProber
+from app.core.gpu.server_memory import ServerMemory, read_server_memory
+
+__all__ = [
+    "GpuDevice",
+    "GpuProcess",
+    "GpuProber",
+    "GpuSnapshot",
+    "ServerMemory",
+    "read_server_memory",
+]

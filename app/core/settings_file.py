@@ -1,0 +1,75 @@
+"""Edit the app's settings file (dotenv) without losing what the app does not know.
+
+``update_settings_file`` rewrites only the lines of the keys it changes, keeps every other
+line (unknown keys, comments, blank lines) as it was, appends new keys at the end and
+writes atomically. ``validate_changes`` checks values with the same pydantic ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.core.atomic import write_atomic
+
+_KEY_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:@+,~-]*$")
+
+
+def quote(value: str) -> str:
+    """A dotenv value python-dotenv reads back exactly."""
+    if _PLAIN.match(value):
+        return value
+    if "'" not in value and "\n" not in value:
+        return f"'{value}'"  # single quotes: no escapes at all
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def update_settings_file(path: Path, changes: dict[str, str]) -> None:
+    """Set ``KEY=value`` for each change; everything else in the file is kept."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    lines = text.splitlines()
+    pending = dict(changes)
+    for i, line in enumerate(lines):
+        m = _KEY_LINE.match(line)
+        if m and m.group("key") in changes:
+            key = m.group("key")
+            if key in pending:
+                lines[i] = f"{m.group('lead')}{key}={quote(pending.pop(key))}"
+            else:  # a second definition of the same key would override ours: comment it out
+                lines[i] = f"# {line}  (replaced by the line above)"
+    if pending:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += [f"{k}={quote(v)}" for k, v in pending.items()]
+    try:
+        mode: int | None = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o600  # it may hold API_KEY
+    write_atomic(path, "\n".join(lines) + "\n", mode=mode)
+
+
+def validate_changes(changes: dict[str, str]) -> str | None:
+    """None when the values are valid settings; otherwise one readable line per problem."""
+    try:
+        Settings(_env_file=None, **changes)  # type: ignore[call-arg, arg-type]
+    except ValidationError as e:
+        return "\n".join(
+            f"{err['loc'][0] if err['loc'] else '?'} = {err.get('input')!r}: "
+            f"{err['msg'].rstrip('.')}."
+            for err in e.errors()
+        )
+    return None
+
+
+def overridden_by_environment(keys: list[str]) -> list[str]:
+    """Keys whose value in the environment wins over the settings file."""
+    return [k for k in keys if k in os.environ]

@@ -1,0 +1,281 @@
+"""TrayApp: the tray, its menu, the windows and the notifications around one AppCore.
+
+It holds no business logic: it renders the core's state and calls the core's coroutines
+on the qasync loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import shiboken6
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
+
+from app.config import Settings
+from app.core.app_core import AppCore
+from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.monitor import GpuMonitor
+from app.core.gpu.probe import GpuProber
+from app.core.notices import Level, Notice
+from app.core.settings_apply import apply_settings
+from app.core.states import ServerState, StateEvent
+from app.core.summary import overall_state, tooltip
+from app.paths import AppPaths
+from app.ui.hooks import UiHooks
+from app.ui.models_window import ModelsWindow
+from app.ui.notifications import Notifier, TrayNotifier
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.single_instance import InstanceServer
+from app.ui.tasks import spawn
+from app.ui.tray import Tray
+from app.ui.tray_menu import TrayMenu
+
+log = logging.getLogger(__name__)
+
+TRAY_WAIT_SECONDS = 60.0
+TRAY_RETRY_MS = 2000
+
+
+def warm_up_imports() -> None:
+    """Import what the first load would import lazily (httpx's transport stack), in a worker
+    thread at start-up, so the first load does not stall the UI for ~150 ms."""
+    import anyio._backends._asyncio  # noqa: F401
+    import h11  # noqa: F401
+    import httpcore  # noqa: F401
+
+
+class TrayApp(QObject):
+    changed = Signal()  # the state the menu and windows show has changed
+    tray_shown = Signal(bool)  # True once the icon is in the tray; False if it never appears
+
+    def __init__(
+        self,
+        core: AppCore,
+        paths: AppPaths,
+        *,
+        gpu_prober: GpuProber | None = None,
+        tray_wait: float = TRAY_WAIT_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self.paths = paths
+        self.hooks = UiHooks()
+        self.run_in_progress = False
+        self.gpu_monitor = GpuMonitor(core.manager, gpu_prober)
+        self.gpu_snapshot: GpuSnapshot | None = None
+        self.menu = TrayMenu(self)
+        self.tray = Tray(self.menu, self)
+        self.tray.clicked.connect(self.show_models)
+        self.notifier: Notifier = TrayNotifier(self.tray.icon, self)
+        self.models_window: ModelsWindow | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.verbs = {
+            "show": self._verb_show,
+            "logs": self._verb_logs,
+            "process-now": self._verb_process_now,
+        }
+        self.instance = InstanceServer(paths, self.verbs, self)
+        self._tray_wait = tray_wait
+        self._tray_deadline = 0.0
+        self._tray_timer = QTimer(self)
+        self._tray_timer.setInterval(TRAY_RETRY_MS)
+        self._tray_timer.timeout.connect(self._try_show_tray)
+        self._quit = asyncio.Event()
+        self._unsubs = [
+            core.manager.subscribe(self._on_state),
+            self.gpu_monitor.subscribe(self._on_snapshot),
+            core.notices.subscribe(self._on_notice),
+        ]
+
+    # ── Life cycle ────────────────────────────────────────────────────────────
+    async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
+        self.instance.listen()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, warm_up_imports)
+        await self.core.start()
+        await self.gpu_monitor.start()
+        self._render_state()
+        if show_tray:
+            self._tray_deadline = time.monotonic() + self._tray_wait
+            if not self._try_show_tray():
+                log.info("No system tray yet; retrying for %g s", self._tray_wait)
+                self._tray_timer.start()
+        if load_at_start:
+            spawn(self.core.load_startup_profiles(), "Loading at start")
+
+    async def run(self, **start_kw) -> int:
+        """Start, live until ``quit()``, then stop every server and service."""
+        try:
+            await self.start(**start_kw)
+            await self._quit.wait()
+        finally:
+            await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        log.info("Quitting: stopping every server")
+        self._tray_timer.stop()
+        for unsub in self._unsubs:
+            unsub()
+        self._unsubs = []
+        await self.gpu_monitor.stop()
+        await self.core.stop()
+        self.instance.close()
+        self.tray.hide()
+        for w in (self.models_window, self.settings_dialog):
+            if w is not None and shiboken6.isValid(w):
+                w.close()
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    def _try_show_tray(self) -> bool:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._tray_timer.stop()
+            self.tray.show()
+            log.info("Tray icon shown")
+            self.tray_shown.emit(True)
+            return True
+        if time.monotonic() >= self._tray_deadline:
+            self._tray_timer.stop()
+            self._no_tray()
+        return False
+
+    def _no_tray(self) -> None:
+        log.warning("No system tray appeared within %g s", self._tray_wait)
+        self.tray_shown.emit(False)
+        self.show_models()
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.lastWindowClosed.connect(self.quit)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "FamilyLog Tray",
+            "No system tray was found on this desktop, so the app cannot show its tray icon.\n"
+            "The models window stays open instead: closing it quits the app and stops the "
+            "servers. Install or enable a system tray (on GNOME: the AppIndicator extension) "
+            "and start the app again to use the tray.",
+            QMessageBox.StandardButton.Ok,
+            self.models_window,
+        )
+        box.setModal(False)
+        box.show()
+        self._no_tray_box = box
+
+    # ── Core events ───────────────────────────────────────────────────────────
+    def _on_state(self, event: StateEvent) -> None:
+        self._render_state()
+        if self.models_window is not None:
+            self.models_window.on_state(event)
+        self.changed.emit()
+
+    def _on_snapshot(self, snapshot: GpuSnapshot) -> None:
+        self.gpu_snapshot = snapshot
+        self._render_state()
+        if self.models_window is not None:
+            self.models_window.on_snapshot(snapshot)
+
+    def _on_notice(self, notice: Notice) -> None:
+        self.notifier.notify(notice)
+        if self.models_window is not None:
+            self.models_window.on_notice(notice)
+
+    def set_run_in_progress(self, running: bool) -> None:
+        """For the runs feature: show the "run in progress" icon while a run lasts."""
+        self.run_in_progress = running
+        self._render_state()
+
+    def _render_state(self) -> None:
+        self.tray.set_state(overall_state(self.core.manager.statuses(), self.run_in_progress))
+        self.tray.set_tooltip(tooltip(self.core, self.gpu_snapshot, self.run_in_progress))
+
+    # ── Actions (menu, window, forwarded verbs) ───────────────────────────────
+    def _spawn(self, coro, what: str) -> asyncio.Task:
+        task = spawn(coro, what)
+        task.add_done_callback(lambda _t: self._after_action())
+        return task
+
+    def _after_action(self) -> None:
+        self._render_state()
+        if self.models_window is not None:
+            self.models_window.refresh_profiles()
+        self.changed.emit()
+
+    def load(self, name: str) -> asyncio.Task | None:
+        profile = self.core.profile(name)
+        if self.core.manager.is_busy(profile.port):
+            log.info("Port %d is busy; not loading %s twice", profile.port, profile.title)
+            return None
+        return self._spawn(self.core.load_profile(name), f"Loading {profile.title}")
+
+    def switch(self, name: str) -> asyncio.Task | None:
+        if self.core.manager.is_busy(self.core.settings.LLAMA_PORT):
+            return None
+        return self._spawn(self.core.switch_single_port(name), f"Switching to {name}")
+
+    def unload_ports(self, ports: tuple[int, ...]) -> asyncio.Task | None:
+        ports = tuple(p for p in ports if not self.core.manager.is_busy(p))
+        if not ports:
+            return None
+
+        async def unload() -> None:
+            await asyncio.gather(*(self.core.unload_port(p) for p in ports))
+
+        return self._spawn(unload(), f"Unloading {ports}")
+
+    def unload_all(self) -> asyncio.Task:
+        async def unload() -> None:
+            await self.core.unload_all()
+            for port, st in self.core.manager.statuses().items():
+                if st.state is ServerState.FAILED:  # clear errors too
+                    await self.core.unload_port(port)
+
+        return self._spawn(unload(), "Unloading all")
+
+    def show_models(self) -> None:
+        if self.models_window is None:
+            self.models_window = ModelsWindow(self)
+            if self.gpu_snapshot is not None:
+                self.models_window.on_snapshot(self.gpu_snapshot)
+        self.models_window.show()
+        self.models_window.raise_()
+        self.models_window.activateWindow()
+
+    def show_settings(self) -> None:
+        if self.settings_dialog is None:
+            self.settings_dialog = SettingsDialog(
+                self.core.settings, self.paths, self.apply_settings
+            )
+        else:
+            self.settings_dialog.settings = self.core.settings
+            self.settings_dialog.load_values(self.core.settings)
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
+
+    def apply_settings(self, new: Settings) -> list[str]:
+        lines = apply_settings(self.core, new)
+        if lines:
+            self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(lines)))
+        self._after_action()
+        return lines
+
+    # ── Forwarded verbs ───────────────────────────────────────────────────────
+    def _verb_show(self) -> str:
+        self.show_models()
+        return "ok: the models window is open"
+
+    def _verb_logs(self) -> str:
+        if self.hooks.show_logs is None:
+            return "error: the log window is not available in this version"
+        self.hooks.show_logs()
+        return "ok: the log window is open"
+
+    def _verb_process_now(self) -> str:
+        if self.hooks.process_now is None:
+            return "error: FamilyLog runs are not available in this version"
+        self.hooks.process_now()
+        return "ok: a FamilyLog run was started"

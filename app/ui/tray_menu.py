@@ -1,0 +1,122 @@
+"""The tray menu, rebuilt from the current state each time it opens.
+
+Every action is an attribute (``act_*``, ``profile_actions[name]``) so tests can
+``.trigger()`` it without a real tray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QWidget
+
+from app.core.app_core import AppCore
+from app.core.summary import profile_view, tooltip
+from app.ui.hooks import UiHooks
+
+
+class MenuHost(Protocol):
+    core: AppCore
+    hooks: UiHooks
+    run_in_progress: bool
+
+    def load(self, name: str) -> None: ...
+    def unload_ports(self, ports: tuple[int, ...]) -> None: ...
+    def switch(self, name: str) -> None: ...
+    def unload_all(self) -> None: ...
+    def show_models(self) -> None: ...
+    def show_settings(self) -> None: ...
+    def quit(self) -> None: ...
+
+
+@dataclass
+class ProfileActions:
+    header: QAction
+    load: QAction
+    unload: QAction
+    switch: QAction
+    settings: QAction | None  # offered when the profile cannot be loaded
+
+
+class TrayMenu(QMenu):
+    def __init__(self, host: MenuHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.profile_actions: dict[str, ProfileActions] = {}
+        self.aboutToShow.connect(self.rebuild)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.clear()
+        host, core = self.host, self.host.core
+        snapshot = getattr(host, "gpu_snapshot", None)
+        self.act_status = self._add(tooltip(core, snapshot, host.run_in_progress), enabled=False)
+        self.addSeparator()
+        self.profile_actions = {}
+        for name, profile in core.profiles.items():
+            view = profile_view(core, profile)
+            header = self._add(view.text, enabled=False)
+            load = self._add(f"Load {profile.title} on :{profile.port}", enabled=view.can_load)
+            load.triggered.connect(lambda _=False, n=name: host.load(n))
+            unload = self._add(f"Unload {profile.title}", enabled=view.can_unload)
+            unload.triggered.connect(lambda _=False, p=view.ports: host.unload_ports(p))
+            switch = self._add(
+                f"Switch :{core.settings.LLAMA_PORT} to {profile.title}", enabled=view.can_switch
+            )
+            switch.triggered.connect(lambda _=False, n=name: host.switch(n))
+            if view.problem and not view.can_unload:  # nothing to do but set it up
+                for act in (load, unload, switch):
+                    act.setVisible(False)
+            fix = None
+            if view.problem:
+                fix = self._add(f"Set up {profile.title} in Settings…")
+                fix.triggered.connect(host.show_settings)
+            self.profile_actions[name] = ProfileActions(header, load, unload, switch, fix)
+            self.addSeparator()
+        others = [
+            (port, st)
+            for port, st in core.manager.statuses().items()
+            if st.state.alive and core.profile_for_status(st) is None
+        ]
+        for port, st in others:
+            act = self._add(
+                f"Unload {st.model_name} on :{port}", enabled=not core.manager.is_busy(port)
+            )
+            act.triggered.connect(lambda _=False, p=port: host.unload_ports((p,)))
+        any_alive = any(st.state.alive for st in core.manager.statuses().values())
+        self.act_unload_all = self._add("Unload all", enabled=any_alive)
+        self.act_unload_all.triggered.connect(host.unload_all)
+        self.addSeparator()
+        self.act_models = self._add("Show models and VRAM…")
+        self.act_models.triggered.connect(host.show_models)
+        hooks = host.hooks
+        self.act_logs = self._add("Show logs…", enabled=hooks.show_logs is not None)
+        if hooks.show_logs is not None:
+            self.act_logs.triggered.connect(hooks.show_logs)
+        self.act_process_now = self._add("Process now", enabled=hooks.process_now is not None)
+        if hooks.process_now is not None:
+            self.act_process_now.triggered.connect(hooks.process_now)
+        self.addSeparator()
+        self.act_settings = self._add("Settings…")
+        self.act_settings.triggered.connect(host.show_settings)
+        self.act_start_at_login = self._add(
+            "Start at login", enabled=hooks.set_autostart is not None
+        )
+        self.act_start_at_login.setCheckable(True)
+        if hooks.autostart_enabled is not None:
+            try:
+                self.act_start_at_login.setChecked(bool(hooks.autostart_enabled()))
+            except Exception:
+                self.act_start_at_login.setEnabled(False)
+        if hooks.set_autostart is not None:
+            self.act_start_at_login.toggled.connect(hooks.set_autostart)
+        self.addSeparator()
+        self.act_quit = self._add("Quit")
+        self.act_quit.triggered.connect(host.quit)
+
+    def _add(self, text: str, *, enabled: bool = True) -> QAction:
+        act = self.addAction(text)
+        act.setEnabled(enabled)
+        return act

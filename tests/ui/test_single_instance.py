@@ -1,0 +1,80 @@
+"""One instance per app home: a second launch forwards its verb and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from app.paths import AppPaths
+from app.ui.single_instance import InstanceServer, forward, server_name
+
+
+def test_nobody_listening_gives_none(app_home) -> None:
+    assert forward("show", AppPaths.resolve(), timeout=0.5) is None
+
+
+def test_names_differ_per_app_home(tmp_path) -> None:
+    def home(name: str) -> AppPaths:
+        return AppPaths.resolve({"FAMILYLOG_TRAY_HOME": str(tmp_path / name)})
+
+    assert server_name(home("a")) != server_name(home("b"))
+    assert server_name(home("a")) == server_name(home("a"))
+
+
+async def ask(verb: str) -> str:
+    """forward() from another process (it blocks, as a second launch does)."""
+    code = f"from app.paths import AppPaths; from app.ui.single_instance import forward; print(forward({verb!r}, AppPaths.resolve(), 10.0))"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, env=os.environ.copy()
+    )
+    out, _ = await proc.communicate()
+    return out.decode().strip()
+
+
+async def launch(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.main",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode, out.decode()
+
+
+def test_verbs_are_dispatched_and_unknown_ones_refused(arun) -> None:
+    paths = AppPaths.resolve().ensure()
+    calls = []
+    server = InstanceServer(paths, {"show": lambda: calls.append("show") or "ok: shown"})
+    assert server.listen()
+    try:
+        assert arun(ask("show")) == "ok: shown"
+        assert calls == ["show"]
+        reply = arun(ask("dance"))
+        assert reply.startswith("error: unknown request 'dance'") and "show" in reply
+        server.handlers["logs"] = lambda: "ok: logs"  # pluggable by later features
+        assert arun(ask("logs")) == "ok: logs"
+    finally:
+        server.close()
+
+
+def test_a_second_launch_forwards_and_exits_0(make_app, arun) -> None:
+    app = make_app()
+    assert app.models_window is None
+
+    code, out = arun(launch("--show"))
+    assert code == 0, out
+    assert "ok: the models window is open" in out
+    assert app.models_window is not None and app.models_window.isVisible()
+
+    code, out = arun(launch())
+    assert code == 0 and "already running" in out, out
+
+    # placeholders answer plainly until their features are wired
+    assert arun(ask("logs")).startswith("error: the log window is not available")
+    app.hooks.process_now = lambda: None
+    assert arun(ask("process-now")) == "ok: a FamilyLog run was started"
