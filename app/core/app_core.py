@@ -24,6 +24,7 @@ from app.platform.processes import ProcessPlatform
 
 if TYPE_CHECKING:
     from app.core.api.server import ApiServer
+    from app.core.gpu.probe import GpuProber
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class AppCore:
         self.manager.subscribe(self._on_state)
         self.services: list[Service] = []
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
+        self.gpu: GpuProber | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         self._started = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.gpu.probe import GpuProber
 from app.core.runs.service import RunService
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
@@ -17,12 +18,14 @@ def build_core(
     schedule: bool = True,
 ) -> AppCore:
     core = AppCore(settings, paths, platform=platform)
+    # One GPU prober for the models window and the API's placement (RUN_MODE=auto).
+    core.gpu = GpuProber()
     # The API first: services stop newest first, so a run in progress is cancelled while
     # the API it may be talking to is still up.
     if settings.API_ENABLED:
         from app.core.api.server import ApiServer
 
-        core.api = ApiServer(core, settings)
+        core.api = ApiServer(core, settings, gpu_free=core.gpu.free_bytes)
         core.add_service(core.api)
     # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).
     core.runs = RunService(core, schedule=schedule, platform=platform)

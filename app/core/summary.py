@@ -60,12 +60,24 @@ def tooltip(
         if st.state in _WORDS:
             parts.append(f"{server_label(core, st)} {_WORDS[st.state]} on :{port}")
     if run_in_progress:
-        parts.insert(0, "FamilyLog run in progress")
+        parts.insert(0, run_words(core))
     if not parts:
         parts.append("No model loaded")
     if snapshot is not None:
         parts.append(snapshot.vram_text())
     return ", ".join(parts)
+
+
+def run_words(core: AppCore) -> str:
+    """ "FamilyLog run 03:12: <last line>" while a run lasts."""
+    runs = getattr(core, "runs", None)
+    st = runs.status() if runs is not None else None
+    if st is None or not st.busy:
+        return "FamilyLog run in progress"
+    last = " ".join(st.last_line.split())
+    if len(last) > 60:
+        last = last[:59] + "…"
+    return f"FamilyLog run {st.elapsed_text}" + (f": {last}" if last else "")
 
 
 @dataclass(frozen=True)

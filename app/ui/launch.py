@@ -41,6 +41,23 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 
+    # First run: no settings file, or llama-server / both models unusable. Not when started
+    # at login: that start stays quiet, and the tray menu offers Settings instead.
+    if not args.autostart:
+        from app.config import SettingsError, load_settings
+        from app.core.first_run import first_run_reasons
+        from app.ui.first_run import run_first_run
+
+        reasons = first_run_reasons(settings, paths)
+        if reasons:
+            log.info("Opening the set-up dialog: %s", " ".join(reasons))
+            if loop.run_until_complete(run_first_run(settings, paths)):
+                try:
+                    settings = load_settings(paths)
+                except SettingsError as e:
+                    print(f"familylog-tray: {e}", file=sys.stderr)
+                    return 2
+
     core = build_core(settings, paths)
     tray_app = TrayApp(core, paths)
 

@@ -132,6 +132,15 @@ class LogWindow(QWidget):
             self.tabs.setTabText(self.tabs.indexOf(pane), title)
         return pane
 
+    def file_pane(self, path: Path, title: str) -> LogPane:
+        """A closable tab following any log file (FamilyLog's own llama-server logs)."""
+        key = f"file:{path}"
+        pane = self.panes.get(key)
+        if pane is None:
+            pane = self._add_pane(key, title, closable=True)
+            pane.follow_file(Path(path))
+        return pane
+
     def tab_titles(self) -> list[str]:
         return [self.tabs.tabText(i) for i in range(self.tabs.count())]
 
@@ -143,7 +152,7 @@ class LogWindow(QWidget):
     def _close_tab_at(self, index: int) -> None:
         pane = self.tabs.widget(index)
         key = next((k for k, p in self.panes.items() if p is pane), None)
-        if not isinstance(key, int):
+        if key is None or key in (APP_TAB, RUN_TAB):
             return  # the app and run tabs stay
         pane.stop()
         del self.panes[key]
@@ -192,6 +201,7 @@ class LogWindowController:
         self.max_lines = max_lines
         self.window: LogWindow | None = None
         self._run_log: tuple[Path, str] | None = None
+        self._files: dict[Path, str] = {}
 
     @classmethod
     def for_settings(cls, core: _Core, paths: AppPaths, settings) -> LogWindowController:
@@ -202,6 +212,8 @@ class LogWindowController:
         if self.window is None or self.window._closed:
             self.window = LogWindow(self.core, self.paths, self.max_lines, run_log=self._run_log)
             self.window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+            for path, title in self._files.items():
+                self.window.file_pane(path, title)
         w = self.window
         if tab is not None:
             w.select(tab)
@@ -216,6 +228,15 @@ class LogWindowController:
         self._run_log = (Path(path), title)
         if self.window is not None and not self.window._closed:
             self.window.show_run_log(path, title)
+
+    def show_file(self, path: Path, title: str) -> None:
+        """Follow another log file in its own tab, now if the window is open, or later."""
+        path = Path(path)
+        if path in self._files:
+            return
+        self._files[path] = title
+        if self.window is not None and not self.window._closed:
+            self.window.file_pane(path, title)
 
     def append_run_lines(self, lines: list[str]) -> None:
         if self.window is not None and not self.window._closed:

@@ -24,9 +24,12 @@ from app.core.settings_apply import apply_settings
 from app.core.states import ServerState, StateEvent
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
+from app.platform.autostart import Autostart, AutostartError, autostart_for
 from app.ui.hooks import UiHooks
+from app.ui.log_window import LogWindowController
 from app.ui.models_window import ModelsWindow
 from app.ui.notifications import Notifier, TrayNotifier
+from app.ui.runs_ui import RunsUi
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.single_instance import InstanceServer
 from app.ui.tasks import spawn
@@ -58,13 +61,19 @@ class TrayApp(QObject):
         *,
         gpu_prober: GpuProber | None = None,
         tray_wait: float = TRAY_WAIT_SECONDS,
+        autostart: Autostart | None = None,
     ) -> None:
         super().__init__()
         self.core = core
         self.paths = paths
         self.hooks = UiHooks()
         self.run_in_progress = False
-        self.gpu_monitor = GpuMonitor(core.manager, gpu_prober)
+        self.logs = LogWindowController.for_settings(core, paths, core.settings)
+        self.hooks.show_logs = self.logs.open
+        self.runs_ui: RunsUi | None = None
+        self._autostart = autostart
+        self._wire_autostart()
+        self.gpu_monitor = GpuMonitor(core.manager, gpu_prober or core.gpu)
         self.gpu_snapshot: GpuSnapshot | None = None
         self.menu = TrayMenu(self)
         self.tray = Tray(self.menu, self)
@@ -78,6 +87,9 @@ class TrayApp(QObject):
             "process-now": self._verb_process_now,
         }
         self.instance = InstanceServer(paths, self.verbs, self)
+        if core.runs is not None:
+            self.runs_ui = RunsUi(self)
+            self.hooks.process_now = self.runs_ui.process_now
         self._tray_wait = tray_wait
         self._tray_deadline = 0.0
         self._tray_timer = QTimer(self)
@@ -121,6 +133,9 @@ class TrayApp(QObject):
         for unsub in self._unsubs:
             unsub()
         self._unsubs = []
+        if self.runs_ui is not None:
+            self.runs_ui.close()
+        self.logs.close()
         await self.gpu_monitor.stop()
         await self.core.stop()
         self.instance.close()
@@ -186,6 +201,9 @@ class TrayApp(QObject):
     def set_run_in_progress(self, running: bool) -> None:
         """For the runs feature: show the "run in progress" icon while a run lasts."""
         self.run_in_progress = running
+        self._render_state()
+
+    def refresh_tooltip(self) -> None:
         self._render_state()
 
     def _render_state(self) -> None:
@@ -275,7 +293,32 @@ class TrayApp(QObject):
         return "ok: the log window is open"
 
     def _verb_process_now(self) -> str:
-        if self.hooks.process_now is None:
+        if self.runs_ui is None:
             return "error: FamilyLog runs are not available in this version"
-        self.hooks.process_now()
-        return "ok: a FamilyLog run was started"
+        return self.runs_ui.process_now("command line")
+
+    # ── Start at login ────────────────────────────────────────────────────────
+    def _wire_autostart(self) -> None:
+        try:
+            entry = self._autostart or autostart_for()
+        except AutostartError as e:
+            log.info("Start at login unavailable: %s", e)
+            return
+        self._autostart = entry
+        self.hooks.autostart_enabled = entry.is_enabled
+        self.hooks.set_autostart = self.set_autostart
+
+    def set_autostart(self, on: bool) -> None:
+        entry = self._autostart
+        if entry is None:
+            return
+        try:
+            if on:
+                entry.enable()
+            else:
+                entry.disable()
+        except (AutostartError, OSError) as e:
+            self.core.notices.emit(Notice(Level.ERROR, "Start at login", f"{e} ({entry.location})"))
+            return
+        state = "on" if entry.is_enabled() else "off"
+        log.info("Start at login turned %s (%s)", state, entry.location)

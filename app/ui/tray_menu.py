@@ -95,9 +95,16 @@ class TrayMenu(QMenu):
         self.act_logs = self._add("Show logs…", enabled=hooks.show_logs is not None)
         if hooks.show_logs is not None:
             self.act_logs.triggered.connect(hooks.show_logs)
-        self.act_process_now = self._add("Process now", enabled=hooks.process_now is not None)
-        if hooks.process_now is not None:
-            self.act_process_now.triggered.connect(hooks.process_now)
+        runs_ui = getattr(host, "runs_ui", None)
+        self.act_cancel_run = None
+        self.recent_runs_menu = None
+        if runs_ui is not None:
+            runs_ui.fill_menu(self)
+            self.act_process_now = runs_ui.act_process_now
+            self.act_cancel_run = runs_ui.act_cancel
+            self.recent_runs_menu = runs_ui.recent_menu
+        else:
+            self.act_process_now = self._add("Process now", enabled=False)
         self.addSeparator()
         self.act_settings = self._add("Settings…")
         self.act_settings.triggered.connect(host.show_settings)

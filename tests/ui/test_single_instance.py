@@ -62,7 +62,7 @@ def test_verbs_are_dispatched_and_unknown_ones_refused(arun) -> None:
         server.close()
 
 
-def test_a_second_launch_forwards_and_exits_0(make_app, arun) -> None:
+def test_a_second_launch_forwards_and_exits_0(make_app, arun, wait) -> None:
     app = make_app()
     assert app.models_window is None
 
@@ -74,7 +74,9 @@ def test_a_second_launch_forwards_and_exits_0(make_app, arun) -> None:
     code, out = arun(launch())
     assert code == 0 and "already running" in out, out
 
-    # placeholders answer plainly until their features are wired
-    assert arun(ask("logs")).startswith("error: the log window is not available")
-    app.hooks.process_now = lambda: None
-    assert arun(ask("process-now")) == "ok: a FamilyLog run was started"
+    assert arun(ask("logs")) == "ok: the log window is open"
+    assert app.logs.window is not None and app.logs.window.isVisible()
+    # FAMILYLOG_DIR is not set: the run starts, fails to start its command, is recorded
+    assert arun(ask("process-now")).startswith("FamilyLog run started")
+    wait(lambda: not app.core.runs.status().busy and bool(app.core.runs.recent_runs(1)))
+    assert str(app.core.runs.recent_runs(1)[0].outcome) == "not started"

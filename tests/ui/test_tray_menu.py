@@ -140,22 +140,26 @@ def test_busy_port_disables_actions(make_app, arun, wait, tiny_model, port) -> N
     assert app.menu.profile_actions["llm"].unload.isEnabled()
 
 
-def test_placeholder_hooks_are_disabled_until_wired(make_app) -> None:
+def test_show_logs_and_start_at_login_from_the_menu(make_app, tmp_path) -> None:
+    import os
+    from pathlib import Path
+
     app = make_app()
     menu = app.menu
-    assert not menu.act_logs.isEnabled()
-    assert not menu.act_process_now.isEnabled()
-    assert not menu.act_start_at_login.isEnabled()
-    assert menu.act_start_at_login.isCheckable()
-    calls = []
-    app.hooks.show_logs = lambda: calls.append("logs")
-    app.hooks.autostart_enabled = lambda: True
-    app.hooks.set_autostart = lambda on: calls.append(("autostart", on))
+    menu.rebuild()
+    menu.act_logs.trigger()
+    assert app.logs.window is not None and app.logs.window.isVisible()
+    assert "App" in app.logs.window.tab_titles()
+
+    entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "familylog-tray.desktop"
+    assert menu.act_start_at_login.isCheckable() and not menu.act_start_at_login.isChecked()
+    menu.act_start_at_login.trigger()
+    assert entry.is_file() and "--autostart" in entry.read_text()
     menu.rebuild()
     assert menu.act_start_at_login.isChecked()
-    menu.act_logs.trigger()
-    menu.act_start_at_login.trigger()
-    assert calls == ["logs", ("autostart", False)]
+    entry.unlink()  # removed by hand: the menu reads the truth from disk
+    menu.rebuild()
+    assert not menu.act_start_at_login.isChecked()
 
 
 def test_quit_stops_every_server(make_app, arun, wait, tiny_model, port) -> None:

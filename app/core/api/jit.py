@@ -133,7 +133,11 @@ class ModelPool:
             s = self._settings
             ctx_size = s.LLAMA_CTX_SIZE if ctx is None else ctx
             entries = await self._catalogue.entries_async()
-            decision = self._placement.decide(entries, self._held())
+            free = None
+            if s.RUN_MODE == "auto":  # a GPU probe can block (nvidia-smi): off the loop
+                loop = asyncio.get_running_loop()
+                free = await loop.run_in_executor(None, self._placement.free_memory)
+            decision = self._placement.decide(entries, self._held(), free)
             target = self._placement.port_for(profile, decision.mode)
             alive = {p for p, x in self._manager.statuses().items() if x.state.alive}
             evict = {p for p in alive if p != target} if decision.mode == "switch" else set()

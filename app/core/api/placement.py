@@ -68,9 +68,13 @@ class Placement:
         return ram_available(), "available RAM"
 
     def decide(
-        self, entries: Iterable[CatalogueEntry], held: Iterable[tuple[CatalogueEntry, int]]
+        self,
+        entries: Iterable[CatalogueEntry],
+        held: Iterable[tuple[CatalogueEntry, int]],
+        free: tuple[int, str] | None = None,
     ) -> Decision:
-        """The mode for the next load. ``held``: (entry, ctx) of the models loaded now."""
+        """The mode for the next load. ``held``: (entry, ctx) of the models loaded now;
+        ``free``: ``free_memory()``'s answer when the caller probed it off the loop."""
         mode = self._settings.RUN_MODE
         if mode != "auto":
             return Decision(mode, f"RUN_MODE={mode}")
@@ -79,7 +83,7 @@ class Placement:
             return Decision("parallel", "auto: only one model is configured")
         ctx = self._settings.LLAMA_CTX_SIZE
         need = sum(estimate_need(e, ctx) for e in entries)
-        free, what = self.free_memory()
+        free, what = free if free is not None else self.free_memory()
         ours = sum(estimate_need(e, c) for e, c in held)
         if free + ours >= need:
             mode_ = "parallel"

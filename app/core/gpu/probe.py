@@ -96,6 +96,14 @@ class GpuProber:
                 return self._with_host(source, devices, processes, pids)
         return self._with_host("none", (), (), pids, note="no GPU found")
 
+    def free_bytes(self) -> int | None:
+        """Free GPU memory over all devices in bytes, or None when no GPU is found.
+        Blocking (it may run nvidia-smi): call it from an executor."""
+        snapshot = self.probe()
+        if not snapshot.has_gpu:
+            return None
+        return int(sum(max(0.0, d.total_mib - d.used_mib) for d in snapshot.devices) * 2**20)
+
     def close(self) -> None:
         if self._nvml is not None:
             try:
