@@ -8,6 +8,8 @@ import os
 import pytest
 import qasync
 
+from tests.support.qt import collect_qt_garbage
+
 # pytest-qt's QApplication is session-wide and may be built before the function-scoped
 # autouse fixture sets the platform: make sure it never tries a real display.
 os.environ.setdefault("QT_QPA_PLATFORM", os.environ.get("FLT_TEST_QPA", "offscreen"))
@@ -25,4 +27,5 @@ def qloop(qapp):
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+        collect_qt_garbage(qapp)
     assert not errors, f"exceptions inside the event loop: {errors}"

@@ -14,6 +14,7 @@ import qasync
 from app.config import load_settings
 from app.core.app_core import AppCore
 from app.paths import AppPaths
+from tests.support.qt import collect_qt_garbage
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,6 +43,7 @@ def qloop(qapp):
         loop.close()
         asyncio.set_event_loop(None)
         qapp.setQuitOnLastWindowClosed(quit_on_close)
+        collect_qt_garbage(qapp)
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 

@@ -16,6 +16,7 @@ from app.core.bootstrap import build_core
 from app.core.settings_file import update_settings_file
 from app.paths import AppPaths
 from tests.conftest import free_port
+from tests.support.qt import collect_qt_garbage
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ def qloop(qapp):
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
+    collect_qt_garbage(qapp)
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 
