@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -131,15 +132,30 @@ class AppCore:
             and st.spec.model_path == profile.model_path
         ]
 
+    def extra_args_for(self, profile: ModelProfile) -> list[str]:
+        """``-lv 4``, ``LLAMA_EXTRA_ARGS``, then ``--alias <key>``, so llama-server names the model by
+        its LM Studio key (``model`` in its answers, ``/v1/models``) instead of its path.
+
+        Left out when the user names the model already (``--alias``/``-a`` in
+        ``LLAMA_EXTRA_ARGS``, or ``LLAMA_ARG_ALIAS`` in the environment), and for a key
+        with a comma (llama-server splits aliases on commas).
+        """
+        # -lv 4 makes llama-server log its buffer sizes (model / KV / compute), which the
+        # models window shows; the user's own arguments come after and win.
+        args = ["-lv", "4", *self.settings.extra_args]
+        key = profile.model_id
+        named = any(a in ("--alias", "-a") or a.startswith("--alias=") for a in args)
+        if key and "," not in key and not named and "LLAMA_ARG_ALIAS" not in os.environ:
+            args = [*args, "--alias", key]
+        return args
+
     def _launch_kwargs(self, profile: ModelProfile) -> dict:
         s = self.settings
         return {
             "n_gpu_layers": s.LLAMA_GPU_LAYERS,
             "ctx_size": s.LLAMA_CTX_SIZE,
             "mmproj": profile.mmproj,
-            # -lv 4 makes llama-server log its buffer sizes (model / KV / compute), which the
-            # models window shows; the user's own arguments come after and win.
-            "extra_args": ["-lv", "4", *s.extra_args],
+            "extra_args": self.extra_args_for(profile),
             "timeout": s.LLAMA_READY_TIMEOUT,
         }
 

@@ -27,5 +27,5 @@ def qloop(qapp):
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-        collect_qt_garbage(qapp)
+        collect_qt_garbage(qapp, loop)
     assert not errors, f"exceptions inside the event loop: {errors}"

@@ -43,7 +43,7 @@ def qloop(qapp):
         loop.close()
         asyncio.set_event_loop(None)
         qapp.setQuitOnLastWindowClosed(quit_on_close)
-        collect_qt_garbage(qapp)
+        collect_qt_garbage(qapp, loop)
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
+from tests.conftest import free_port
 from tests.runs.conftest import standin_command
 
 
 def process_now(env_extra: dict[str, str], app_home) -> subprocess.Popen:
-    env = dict(os.environ, API_ENABLED="false", **env_extra)
+    env = {**os.environ, "API_ENABLED": "false", **env_extra}
     return subprocess.Popen(
         [sys.executable, "-m", "app.main", "--process-now"],
         stdout=subprocess.PIPE,
@@ -70,3 +73,81 @@ def test_ctrl_c_cancels_the_run(familylog_dir, app_home) -> None:
             p.wait()
     assert p.returncode == 130, err
     assert "FamilyLog run cancelled" in err
+
+
+def llama_servers_on(ports: set[int]) -> list[psutil.Process]:
+    """llama-server processes (anyone's children) listening on one of ``ports``."""
+    out = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        is_server = "llama-server" in (p.info["name"] or "") and "--port" in cmd
+        if is_server and int(cmd[cmd.index("--port") + 1]) in ports:
+            out.append(p)
+    return out
+
+
+def test_process_now_serves_the_api_for_an_lmstudio_client(
+    familylog_dir, app_home, llama_server_bin, tiny_model, tiny_model_b, port, port2
+) -> None:
+    """No instance running: the one-off run brings up the LM Studio API (on a port the OS
+    picks, told to the child), and FamilyLog as an LM Studio client gets its models."""
+    single = free_port()
+    p = process_now(
+        {
+            "FAMILYLOG_DIR": str(familylog_dir),
+            "FAMILYLOG_COMMAND": standin_command("lmstudio"),
+            "LLAMA_SERVER_PATH": llama_server_bin,
+            "VISION_MODEL_GGUF": str(tiny_model),
+            "VISION_MODEL_ID": "qwen/qwen3-vl-8b",
+            "LLM_MODEL_GGUF": str(tiny_model_b),
+            "LLM_MODEL_ID": "google/gemma-3-12b",
+            "LLAMA_CTX_SIZE": "512",
+            "LLAMA_PORT": str(single),
+            "LLAMA_VISION_PORT": str(port),
+            "LLAMA_LLM_PORT": str(port2),
+            "RUN_MODE": "switch",
+            "API_ENABLED": "true",
+            "API_PORT": "0",
+        },
+        app_home,
+    )
+    try:
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    assert re.search(r"vision: loading qwen/qwen3-vl-8b via http://127\.0\.0\.1:\d+/", out)
+    assert "via http://127.0.0.1:0/" not in out
+    for phase, key in (("vision", "qwen/qwen3-vl-8b"), ("llm", "google/gemma-3-12b")):
+        assert f"[standin] {phase}: reply from model {key!r}" in out
+        assert f"[standin] {phase}: unloaded {key}" in out
+    assert "[standin] done" in out
+    # switch mode: both models took their turn on LLAMA_PORT, no other port was used
+    logs = sorted(x.name for x in (app_home / "logs").glob("llama-server-*.log"))
+    assert logs == [f"llama-server-{single}.log"]
+    assert llama_servers_on({single, port, port2}) == []
+    runs = json.loads((app_home / "state" / "runs.json").read_text())["runs"]
+    assert [(r["outcome"], r["exit_code"], r["trigger"]) for r in runs] == [
+        ("succeeded", 0, "command line")
+    ]
+
+
+def test_process_now_without_the_api_the_lmstudio_client_fails(familylog_dir, app_home) -> None:
+    """API_ENABLED=false and nothing on API_PORT: the client cannot connect; the command
+    exits with the run's exit code (a Python traceback: 1)."""
+    p = process_now(
+        {
+            "FAMILYLOG_DIR": str(familylog_dir),
+            "FAMILYLOG_COMMAND": standin_command("lmstudio"),
+            "VISION_MODEL_ID": "qwen/qwen3-vl-8b",
+            "LLM_MODEL_ID": "google/gemma-3-12b",
+            "API_PORT": str(free_port()),
+        },
+        app_home,
+    )
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1, out + err
+    assert "ConnectError" in out
+    assert "FamilyLog run failed" in err and "Exit code 1" in err

@@ -5,7 +5,19 @@ from __future__ import annotations
 import gc
 
 
-def collect_qt_garbage(qapp) -> None:
+def kill_loop_timers(loop) -> None:
+    """qasync 0.28's timer ``stop()`` only sets a flag: a closed loop's pending timers
+    would still fire later, in an unrelated test. Kill them."""
+    timer = getattr(loop, "_timer", None)
+    callbacks = getattr(timer, "_SimpleTimer__callbacks", None)
+    if timer is None or callbacks is None:
+        return
+    for tid in list(callbacks):
+        timer.killTimer(tid)
+    callbacks.clear()
+
+
+def collect_qt_garbage(qapp, loop=None) -> None:
     """Destroy the test's dead Qt objects now, on the GUI thread.
 
     Left to the cyclic garbage collector, a QObject (a qasync timer, a widget) can be
@@ -16,6 +28,8 @@ def collect_qt_garbage(qapp) -> None:
     """
     from PySide6.QtCore import QCoreApplication, QEvent
 
+    if loop is not None:
+        kill_loop_timers(loop)
     gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
     qapp.processEvents()

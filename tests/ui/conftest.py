@@ -47,7 +47,7 @@ def qloop(qapp):
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
-    collect_qt_garbage(qapp)
+    collect_qt_garbage(qapp, loop)
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 

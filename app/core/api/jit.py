@@ -160,7 +160,7 @@ class ModelPool:
                     n_gpu_layers=s.LLAMA_GPU_LAYERS,
                     ctx_size=ctx_size,
                     mmproj=profile.mmproj,
-                    extra_args=s.extra_args,
+                    extra_args=self._core.extra_args_for(profile),
                     timeout=s.LLAMA_READY_TIMEOUT,
                 )
             except (

@@ -122,6 +122,15 @@ class ModelPlacement:
                 return ports[0]
         return profile.port
 
+    def api_port(self) -> int | None:
+        """The port the app's API listens on: the bound one (``API_PORT=0`` picks a free
+        port), else the setting when the API is on but not serving (another program may)."""
+        api = self.core.api
+        if api is not None and api.port:
+            return api.port
+        s = self.settings
+        return s.API_PORT if s.API_ENABLED and s.API_PORT else None
+
     def child_env(self) -> dict[str, str]:
         s = self.settings
         env = dict(os.environ if self._base_env is None else self._base_env)
@@ -136,10 +145,12 @@ class ModelPlacement:
         server = self.core.manager.server_path
         if Path(server).is_file():
             env["LLAMA_SERVER_PATH"] = server
-        if s.API_ENABLED and s.API_PORT:
+        port = self.api_port()
+        if port:
             host = "127.0.0.1" if s.API_HOST in ("0.0.0.0", "::", "") else s.API_HOST
-            env["API_PORT"] = str(s.API_PORT)
-            env["FAMILYLOG_TRAY_API_URL"] = f"http://{host}:{s.API_PORT}"
+            host = f"[{host}]" if ":" in host else host
+            env["API_PORT"] = str(port)
+            env["FAMILYLOG_TRAY_API_URL"] = f"http://{host}:{port}"
         env["FAMILYLOG_TRAY_RUN"] = "1"
         return env
 

@@ -6,8 +6,8 @@ Variants:
 - ``lmstudio``: an LM Studio client, as unmigrated FamilyLog: against
   ``http://127.0.0.1:$API_PORT`` it loads the vision model by its key
   (``POST /api/v1/models/load``), waits until ``GET /api/v1/models`` lists it loaded,
-  sends it a chat request, unloads it (``POST /api/v1/models/unload``), then the same
-  for the LLM. Keys from ``VISION_MODEL_ID`` / ``LLM_MODEL_ID``.
+  sends it a chat request, unloads it (``POST /api/v1/models/unload`` with
+  ``instance_id`` = the key), then the same for the LLM. Keys from ``VISION_MODEL_ID`` / ``LLM_MODEL_ID``.
 - ``offline [vision,llm]``: FamilyLog set up as the seed's section 3 (``CONNECTION_TYPE=offline``):
   chat requests straight to llama-server on ``LLAMA_VISION_PORT`` and ``LLAMA_LLM_PORT``,
   which the app preloaded (``RUN_PRELOAD``).
@@ -46,6 +46,10 @@ def arg(i: int, default: str) -> str:
 
 # ── Models ────────────────────────────────────────────────────────────────────
 async def chat(client, base: str, model: str, text: str) -> str:
+    return (await chat_answer(client, base, model, text))["choices"][0]["message"]["content"]
+
+
+async def chat_answer(client, base: str, model: str, text: str) -> dict:
     r = await client.post(
         f"{base}/v1/chat/completions",
         json={
@@ -56,7 +60,7 @@ async def chat(client, base: str, model: str, text: str) -> str:
         },
     )
     r.raise_for_status()
-    return r.json()["choices"][0]["message"]["content"]
+    return r.json()
 
 
 def client():
@@ -78,15 +82,16 @@ async def lmstudio() -> int:
             say(f"{phase}: loading {key} via {base}/api/v1/models/load")
             r = await c.post(f"{base}/api/v1/models/load", json={"model": key})
             r.raise_for_status()
-            say(f"{phase}: load answered {r.json().get('model_instance_id')!r}")
+            say(f"{phase}: load answered instance {r.json().get('instance_id')!r}")
             deadline = time.monotonic() + 120
-            while not await loaded(c, base, key):
+            while key not in await loaded_instances(c, base):
                 if time.monotonic() > deadline:
                     say(f"{phase}: {key} never showed as loaded in /api/v1/models")
                     return 5
                 await asyncio.sleep(0.2)
-            reply = await chat(c, base, key, f"describe ({phase})")
-            say(f"{phase}: reply {reply!r}")
+            answer = await chat_answer(c, base, key, f"describe ({phase})")
+            reply = answer["choices"][0]["message"]["content"]
+            say(f"{phase}: reply from model {answer.get('model')!r}: {reply!r}")
             r = await c.post(f"{base}/api/v1/models/unload", json={"instance_id": key})
             r.raise_for_status()
             say(f"{phase}: unloaded {key}")
@@ -94,13 +99,11 @@ async def lmstudio() -> int:
     return 0
 
 
-async def loaded(c, base: str, key: str) -> bool:
+async def loaded_instances(c, base: str) -> list[str]:
+    """The loaded instance ids, as FamilyLog's ``get_loaded_models()`` collects them."""
     r = await c.get(f"{base}/api/v1/models")
     r.raise_for_status()
-    for m in r.json().get("models", []):
-        if m.get("key") == key and m.get("loaded_instances"):
-            return True
-    return False
+    return [i["id"] for m in r.json().get("models", []) for i in m.get("loaded_instances", [])]
 
 
 async def offline(phases: list[str]) -> int:
