@@ -98,4 +98,4 @@ def test_alias_argument(tiny_model, monkeypatch, extra, env, key, expected) -> N
         LLAMA_EXTRA_ARGS=extra,
     )
     core = AppCore(s, AppPaths.resolve().ensure())
-    assert core.extra_args_for(core.profile("vision")) == expected
+    assert core.extra_args_for(core.profile("vision")) == ["-lv", "4", *expected]
