@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.supervisor import Supervisor
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
@@ -12,4 +13,5 @@ def build_core(
     settings: Settings, paths: AppPaths, *, platform: ProcessPlatform | None = None
 ) -> AppCore:
     core = AppCore(settings, paths, platform=platform)
+    core.add_service(Supervisor(core))  # restarts crashed and hung servers
     return core
