@@ -29,6 +29,54 @@ T = TypeVar("T")
 
 
 class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def load_startup_profiles(self) -> None:
+        """Load the profiles marked "load at start"; a failure is reported, not fatal."""
+        for profile in self.profiles.values():
+            if profile.load_at_start and profile.configured:
+                try:
+                    await self.load_profile(profile.name)
+                except Exception as e:  # already reported to the user by _reported
+                    log.warning("Loading %s at start failed: %s", profile.title, e)
+
+    async def stop(self) -> None: ...
+
+
+class AppCore:
+    def __init__(
+        self,
+        settings: Settings,
+        paths: AppPaths,
+        *,
+        platform: ProcessPlatform | None = None,
+    ) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.notices = NoticeBus()
+        self.record = OwnershipRecord(paths.ownership_file)
+        self.manager = LlamaServerManager(
+            resolve_server_path(settings),
+            log_dir=paths.log_dir,
+            platform=platform,
+            record=self.record,
+            log_max_bytes=settings.LOG_MAX_BYTES,
+            log_backups=settings.LOG_BACKUPS,
+            api_key=settings.API_KEY.get_secret_value() or None,
+            check_binary=False,
+        )
+        self.profiles: dict[str, ModelProfile] = profiles_from_settings(settings)
+        self.manager.subscribe(self._on_state)
+        self.services: list[Service] = []
+        # Ports held by a process the app did not start: shown as "external", never killed.
+        self.external: dict[int, ExternalServer] = {}
+        self._started = False
+
+    def add_service(self, service: Service) -> None:
+        """Attach something that runs with the core (the API server, the schedule)."""
+        self.services.append(service)
+
+    # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self) -> None:
         """Reap what an earlier run left behind, report foreign servers on our ports, then
         start the services."""
@@ -88,68 +136,6 @@ class Service(Protocol):
                 "Settings.",
             )
         )
-
-    async def load_startup_profiles(self) -> None:
-        """Load the profiles marked "load at start"; a failure is reported, not fatal."""
-        for profile in self.profiles.values():
-            if profile.load_at_start and profile.configured:
-                try:
-                    await self.load_profile(profile.name)
-                except Exception as e:  # already reported to the user by _reported
-                    log.warning("Loading %s at start failed: %s", profile.title, e)
-
-    async def stop(self) -> None: ...
-
-
-class AppCore:
-    def __init__(
-        self,
-        settings: Settings,
-        paths: AppPaths,
-        *,
-        platform: ProcessPlatform | None = None,
-    ) -> None:
-        self.settings = settings
-        self.paths = paths
-        self.notices = NoticeBus()
-        self.record = OwnershipRecord(paths.ownership_file)
-        self.manager = LlamaServerManager(
-            resolve_server_path(settings),
-            log_dir=paths.log_dir,
-            platform=platform,
-            record=self.record,
-            log_max_bytes=settings.LOG_MAX_BYTES,
-            log_backups=settings.LOG_BACKUPS,
-            api_key=settings.API_KEY.get_secret_value() or None,
-            check_binary=False,
-        )
-        self.profiles: dict[str, ModelProfile] = profiles_from_settings(settings)
-        self.manager.subscribe(self._on_state)
-        self.services: list[Service] = []
-        # Ports held by a process the app did not start: shown as "external", never killed.
-        self.external: dict[int, ExternalServer] = {}
-        self._started = False
-
-    def add_service(self, service: Service) -> None:
-        """Attach something that runs with the core (the API server, the schedule)."""
-        self.services.append(service)
-
-    # ── Life cycle ────────────────────────────────────────────────────────────
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        reaped = await loop.run_in_executor(None, self.record.reap_orphans)
-        for r in reaped:
-            self.notices.emit(
-                Notice(
-                    Level.WARNING,
-                    "Stopped a leftover server",
-                    f"llama-server PID {r.entry.pid} on port {r.entry.port} was left by an "
-                    f"earlier run of the app and has been {r.how}.",
-                )
-            )
-        for service in self.services:
-            await service.start()
-        self._started = True
 
     async def load_startup_profiles(self) -> None:
         """Load the profiles marked "load at start"; a failure is reported, not fatal."""

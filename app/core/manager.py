@@ -230,6 +230,18 @@ class LlamaServerManager:
                 await wait_port_free(port)
             return await self._load_locked(slot, spec, timeout)
 
+    async def fail(
+        self, port: int, error: str, *, only_if: Callable[[ServerStatus], bool] | None = None
+    ) -> bool:
+        """Stop the server on ``port`` and mark the port failed with ``error`` (a hung
+        server nobody restarts must not look ready); ``only_if`` as for ``restart``."""
+        slot = self._slot(port)
+        async with slot.lock:
+            if only_if is not None and not only_if(slot.status):
+                return False
+            await self._stop_locked(slot, final_state=ServerState.FAILED, error=error)
+            return True
+
     async def wait_ready(self, port: int, timeout: float = 60) -> None:
         """Wait until the server on ``port`` answers ``/health`` with ready.
 

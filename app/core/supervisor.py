@@ -127,12 +127,22 @@ class Supervisor:
         name = profile.title if profile else (status.model_name or "llama-server")
         return f"{name} on port {status.port}"
 
-    def _failed(self, port: int, spec: LaunchSpec, reason: str, cond: Condition) -> None:
-        """Count a failure of ``port`` and schedule a restart, or give up."""
-        if not self.policy.enabled:
-            return
+    def _failed(
+        self,
+        port: int,
+        spec: LaunchSpec,
+        reason: str,
+        cond: Condition,
+        hung_pid: int | None = None,
+    ) -> None:
+        """Count a failure of ``port`` and schedule a restart, or give up. A hung server
+        that is not restarted is stopped and its port marked failed."""
         status = self.core.manager.status(port)
         what = self._title(status)
+        if not self.policy.enabled:
+            if hung_pid is not None:
+                self._stop_hung(port, hung_pid, f"{what} was hung and has been stopped.")
+            return
         now = self._clock()
         hist = self._failures.setdefault(port, collections.deque())
         hist.append(now)
@@ -141,17 +151,17 @@ class Supervisor:
         if len(hist) > self.policy.max_crashes:
             n = len(hist)
             hist.clear()
+            text = (
+                f"{what} failed {n} times within {self.policy.window / 60:g} min "
+                f"(last: {reason}), so it is not restarted again. Read the log, fix the "
+                "cause, then load the model again."
+            )
             log.error("Giving up on %s after %d failures", what, n)
             self.core.notices.emit(
-                Notice(
-                    Level.ERROR,
-                    f"Gave up restarting {what}",
-                    f"{what} failed {n} times within {self.policy.window / 60:g} min "
-                    f"(last: {reason}), so it is not restarted again. Read the log, fix the "
-                    "cause, then load the model again.",
-                    self.core.log_path(port),
-                )
+                Notice(Level.ERROR, f"Gave up restarting {what}", text, self.core.log_path(port))
             )
+            if hung_pid is not None:
+                self._stop_hung(port, hung_pid, text)
             return
         attempt = len(hist)
         delay = self.policy.delay(attempt)
@@ -208,6 +218,21 @@ class Supervisor:
                 self.core.log_path(port),
             )
         )
+
+    def _stop_hung(self, port: int, pid: int, error: str) -> None:
+        async def stop() -> None:
+            try:
+                await self.core.manager.fail(
+                    port,
+                    error,
+                    only_if=lambda s: s.state is ServerState.READY and s.pid == pid,
+                )
+            finally:
+                if self._pending.get(port) is task:
+                    del self._pending[port]
+
+        task = asyncio.get_running_loop().create_task(stop(), name=f"stop-hung-{port}")
+        self._pending[port] = task
 
     # ── Hung servers ──────────────────────────────────────────────────────────
     def _headers(self) -> dict[str, str]:
@@ -268,7 +293,7 @@ class Supervisor:
                 f"{what} is not responding",
                 f"llama-server PID {st.pid} answered no request within "
                 f"{self.policy.probe_timeout:g} s and is treated as hung."
-                + ("" if self.policy.enabled else " Unload and load it again to recover."),
+                + ("" if self.policy.enabled else " It is stopped; load it again to recover."),
                 self.core.log_path(st.port),
             )
         )
@@ -279,4 +304,5 @@ class Supervisor:
                 st.spec,
                 "hung",
                 lambda s: s.state is ServerState.READY and s.pid == pid,
+                hung_pid=pid,
             )
