@@ -49,6 +49,12 @@ def secure_existing(path: Path) -> bool:
         return False
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        log.warning("Cannot check the permissions of %s: %s", path, e)
+        return False
+    try:
         if not mode & 0o077 or not holds_secret(path.read_text("utf-8", errors="replace")):
             return False
         os.chmod(path, PRIVATE_MODE)
