@@ -10,7 +10,7 @@ import pytest
 
 from app.core.ownership import OwnershipRecord
 from tests.conftest import free_port, llama_children, wait_until
-from tests.support.app import CTX, alive, make_core, notice, run_app, settings_for, titles
+from tests.support.app import CTX, alive, make_core, run_app, settings_for, titles
 
 # The app as it would run on macOS: no parent-death signal, so its servers outlive it.
 WITHOUT_PDEATHSIG = """
