@@ -201,12 +201,6 @@ class LlamaServerManager:
             log.info("Switching port %d: %s -> %s", port, old, Path(spec.model_path).stem)
             return await self._load_locked(slot, spec, timeout)
 
-    async def load_spec(self, spec: LaunchSpec, *, timeout: float = 120.0) -> ServerStatus:
-        """Start exactly ``spec``, as ``load_model`` does (same checks, same lock)."""
-        slot = self._slot(spec.port)
-        async with slot.lock:
-            return await self._load_locked(slot, spec, timeout)
-
     async def restart(
         self,
         port: int,
