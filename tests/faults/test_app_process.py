@@ -59,7 +59,7 @@ async def test_app_killed_with_sigkill_while_two_servers_run(
         assert p.wait(30) == -signal.SIGKILL
         if children_die_with_the_app:
             # PR_SET_PDEATHSIG: the kernel ends them with the app, before any next start.
-            assert wait_until(lambda: not any(alive(pid) for pid in pids), 15)
+            assert wait_until(lambda: not any(alive(pid) for pid in pids), 15), pids
         else:
             assert all(alive(pid) for pid in pids)  # orphans now, holding their ports
         # The next start reaps whatever is left and tells the user.
@@ -75,12 +75,14 @@ async def test_app_killed_with_sigkill_while_two_servers_run(
         core = make_core(s)
         await core.start()
         reaped = [n for n in core.notices.history if n.title == "Stopped a leftover server"]
-        assert len(reaped) == (0 if children_die_with_the_app else 2)
-        assert not any("is taken" in t for t in titles(core)) and core.external == {}
+        told = [(n.title, n.text) for n in core.notices.history]
+        assert len(reaped) == (0 if children_die_with_the_app else 2), told
+        assert not any("is taken" in t for t in titles(core)) and core.external == {}, told
         assert not any(alive(pid) for pid in pids)
         assert not core.paths.ownership_file.exists()
         await core.load_startup_profiles()
-        assert len(core.manager.get_loaded_models()) == 2  # both ports are usable again
+        # both ports are usable again
+        assert len(core.manager.get_loaded_models()) == 2, core.manager.statuses()
         await core.stop()
         assert llama_children() == [] and not core.paths.ownership_file.exists()
     finally:
