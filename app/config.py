@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -149,8 +150,13 @@ def settings_sources(paths: AppPaths, environ: dict[str, str] | None = None) -> 
 def load_settings(paths: AppPaths | None = None, **overrides: object) -> Settings:
     """Read the settings from every source; raise ``SettingsError`` with a readable message."""
     paths = paths or AppPaths.resolve()
-    files = settings_sources(paths)
+    files: list[Path] = [paths.settings_file]
     try:
+        if paths.settings_file.is_file():
+            check_dotenv_syntax(paths.settings_file)
+        files = settings_sources(paths)
+        for f in files:
+            check_dotenv_syntax(f)
         return Settings(_env_file=tuple(files) or None, **overrides)  # type: ignore[call-arg]
     except ValidationError as e:
         raise SettingsError(describe_validation_error(e, files)) from None
@@ -159,6 +165,18 @@ def load_settings(paths: AppPaths | None = None, **overrides: object) -> Setting
             f"Cannot read the settings files {', '.join(map(str, files))}: {e}. "
             "Fix or remove the file and start again."
         ) from None
+
+
+def check_dotenv_syntax(path: Path) -> None:
+    """Refuse a settings file with lines python-dotenv would silently skip."""
+    with open(path, encoding="utf-8") as f:
+        for binding in parse_stream(f):
+            if binding.error:
+                line = binding.original.string.strip()
+                raise SettingsError(
+                    f"{path} line {binding.original.line}: cannot read {line!r}. Each line "
+                    "must be NAME=value (quotes closed); fix or remove the line and start again."
+                )
 
 
 def describe_validation_error(e: ValidationError, files: list[Path]) -> str:

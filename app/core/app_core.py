@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from app.config import Settings
 from app.core.binary import resolve_server_path
+from app.core.external import ExternalServer, find_external
 from app.core.manager import LlamaServerManager, ServerExitedError
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.ownership import OwnershipRecord
 from app.core.ports import PortInUseError
 from app.core.profiles import ModelProfile, profiles_from_settings
+from app.core.secure_files import secure_existing
 from app.core.states import ServerState, ServerStatus, StateEvent
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
@@ -66,6 +68,8 @@ class AppCore:
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.gpu: GpuProber | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
+        # Ports held by a process the app did not start: shown as "external", never killed.
+        self.external: dict[int, ExternalServer] = {}
         self._started = False
 
     def add_service(self, service: Service) -> None:
@@ -74,6 +78,8 @@ class AppCore:
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self) -> None:
+        """Reap what an earlier run left behind, report foreign servers on our ports, then
+        start the services."""
         loop = asyncio.get_running_loop()
         reaped = await loop.run_in_executor(None, self.record.reap_orphans)
         for r in reaped:
@@ -81,13 +87,55 @@ class AppCore:
                 Notice(
                     Level.WARNING,
                     "Stopped a leftover server",
-                    f"llama-server PID {r.entry.pid} on port {r.entry.port} was left by an "
-                    f"earlier run of the app and has been {r.how}.",
+                    f"llama-server PID {r.entry.pid} on port {r.entry.port} "
+                    f"({Path(r.entry.model_path).name}) was left running by an earlier run "
+                    f"of the app and has been {r.how}.",
+                    self.manager.log_path(r.entry.port),
                 )
             )
+        await loop.run_in_executor(None, secure_existing, self.paths.settings_file)
+        await self.refresh_external()
         for service in self.services:
             await service.start()
         self._started = True
+
+    def configured_ports(self) -> dict[int, str]:
+        """``{port: what uses it}`` for every llama-server port in the settings."""
+        uses: dict[int, list[str]] = {}
+        for p in self.profiles.values():
+            if p.configured:
+                uses.setdefault(p.port, []).append(p.title)
+        uses.setdefault(self.settings.LLAMA_PORT, []).append("switch mode")
+        return {port: " and ".join(u) for port, u in sorted(uses.items())}
+
+    def _own_pids(self) -> set[int]:
+        pids = {st.pid for st in self.manager.statuses().values() if st.pid}
+        return pids | {e.pid for e in self.record.entries()}
+
+    async def refresh_external(self) -> dict[int, ExternalServer]:
+        """Look for foreign processes on the configured ports; tell the user about new ones."""
+        ports = self.configured_ports()
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, find_external, list(ports), self._own_pids()
+        )
+        for port, ext in found.items():
+            if self.external.get(port) != ext:
+                self._tell_external(ext, ports.get(port, "the app"))
+        self.external = found
+        return found
+
+    def _tell_external(self, ext: ExternalServer, uses: str) -> None:
+        log.warning("Port %d is held by %s, not started by this app", ext.port, ext.describe())
+        self.notices.emit(
+            Notice(
+                Level.WARNING,
+                f"Port {ext.port} is taken",
+                f"Port {ext.port} ({uses}) is held by {ext.describe()}, which this app did "
+                f"not start. It is left running, shown as external; {uses} cannot load on "
+                "this port until it stops. Stop that program or choose another port in "
+                "Settings.",
+            )
+        )
 
     async def load_startup_profiles(self) -> None:
         """Load the profiles marked "load at start"; a failure is reported, not fatal."""
@@ -194,13 +242,25 @@ class AppCore:
     async def _reported(self, title: str, port: int, action: Callable[[], Awaitable[T]]) -> T:
         """Run a user action; any failure reaches the user as a notice with the log to read."""
         try:
-            return await action()
-        except (FileNotFoundError, PermissionError, PortInUseError) as e:
+            result = await action()
+        except PortInUseError as e:
+            holder = e.holder
+            self.external[port] = ExternalServer(
+                port,
+                holder.pid if holder else None,
+                holder.name if holder else None,
+                holder.cmdline if holder else None,
+            )
+            self.notices.emit(Notice(Level.ERROR, title, str(e), None))
+            raise
+        except (FileNotFoundError, PermissionError) as e:
             self.notices.emit(Notice(Level.ERROR, title, str(e), None))
             raise
         except (ServerExitedError, TimeoutError, RuntimeError, OSError) as e:
             self.notices.emit(Notice(Level.ERROR, title, str(e), self.manager.log_path(port)))
             raise
+        self.external.pop(port, None)
+        return result
 
     def _on_state(self, event: StateEvent) -> None:
         # A crash of a ready server is not the answer to any user action: tell the user here.

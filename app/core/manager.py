@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.core import health
 from app.core.ownership import OwnershipRecord
 from app.core.ports import ensure_port_free, wait_port_free
-from app.core.server_log import append_note, open_server_log, redact, tail_lines
+from app.core.server_log import append_note, last_output, open_server_log, redact
 from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 from app.platform.processes import ProcessPlatform, process_platform
 
@@ -47,6 +48,10 @@ class ServerExitedError(RuntimeError):
         super().__init__(message)
         self.exit_code = exit_code
         self.log_path = log_path
+
+
+class LogWriteError(RuntimeError):
+    """The server log could not be opened or written (disk full, no permission)."""
 
 
 class LlamaServerManager:
@@ -199,6 +204,41 @@ class LlamaServerManager:
             log.info("Switching port %d: %s -> %s", port, old, Path(spec.model_path).stem)
             return await self._load_locked(slot, spec, timeout)
 
+    async def restart(
+        self,
+        port: int,
+        *,
+        only_if: Callable[[ServerStatus], bool] | None = None,
+        timeout: float = 120.0,
+    ) -> ServerStatus | None:
+        """Stop the server on ``port`` (if one runs) and start it again with the same spec.
+
+        ``only_if(status)`` is asked under the port's lock; when it says no (the user loaded
+        or unloaded something in the meantime) nothing is done and None is returned.
+        """
+        slot = self._slot(port)
+        async with slot.lock:
+            spec = slot.status.spec
+            if spec is None or (only_if is not None and not only_if(slot.status)):
+                return None
+            if slot.proc is not None:
+                log.warning("Restarting %s on port %d", slot.status.model_name, port)
+                await self._stop_locked(slot)
+                await wait_port_free(port)
+            return await self._load_locked(slot, spec, timeout)
+
+    async def fail(
+        self, port: int, error: str, *, only_if: Callable[[ServerStatus], bool] | None = None
+    ) -> bool:
+        """Stop the server on ``port`` and mark the port failed with ``error`` (a hung
+        server nobody restarts must not look ready); ``only_if`` as for ``restart``."""
+        slot = self._slot(port)
+        async with slot.lock:
+            if only_if is not None and not only_if(slot.status):
+                return False
+            await self._stop_locked(slot, final_state=ServerState.FAILED, error=error)
+            return True
+
     async def wait_ready(self, port: int, timeout: float = 60) -> None:
         """Wait until the server on ``port`` answers ``/health`` with ready.
 
@@ -297,7 +337,7 @@ class LlamaServerManager:
         try:
             waited = await health.poll_until_ready(slot.port, slot.watcher, timeout)
         except health.ProcessExited as e:
-            lines = "\n".join(tail_lines(log_path, 5))
+            lines = "\n".join(last_output(log_path, 5))
             msg = (
                 f"llama-server on port {slot.port} exited with code {e.code} while loading "
                 f"{spec.model_path}. Read {log_path}" + (f"\nLast lines:\n{lines}" if lines else "")
@@ -324,10 +364,28 @@ class LlamaServerManager:
         )
         return slot.status
 
+    def _child_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """The server's environment: the key travels as ``LLAMA_API_KEY``, not on the
+        command line, where every user of the machine could read it (``ps``); a stray
+        ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key."""
+        env = dict(os.environ if self._env is None else self._env)
+        env.pop("LLAMA_API_KEY", None)
+        if spec.api_key:
+            env["LLAMA_API_KEY"] = spec.api_key
+        return env
+
     async def _spawn(self, slot: _Slot, spec: LaunchSpec) -> None:
-        cmd = spec.command(self._server_path)
+        cmd = replace(spec, api_key=None).command(self._server_path)
         log_path = self.log_path(slot.port)
-        logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+        try:
+            logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+        except OSError as e:
+            msg = (
+                f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
+                "Free disk space or fix the folder's permissions, then load the model again."
+            )
+            self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
+            raise LogWriteError(msg) from e
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -335,19 +393,22 @@ class LlamaServerManager:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                env=self._env,
+                env=self._child_env(spec),
                 **self._platform.spawn_kwargs(),
             )
-        except OSError as e:
-            msg = f"Cannot start llama-server {self._server_path}: {e.strerror or e}"
+        except (OSError, subprocess.SubprocessError) as e:
+            msg = f"Cannot start llama-server {self._server_path}: {getattr(e, 'strerror', None) or e}"
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise RuntimeError(msg) from e
         finally:
             logf.close()  # the child holds its own copy
+        adopt = getattr(self._platform, "adopt", None)
+        if adopt is not None:
+            adopt(proc.pid)
         slot.proc = proc
         slot.stopping = False
         if self._record is not None:
-            self._record.add(proc.pid, slot.port, spec.model_path, cmd[:1])
+            self._record.add(proc.pid, slot.port, spec.model_path, cmd)
         slot.watcher = asyncio.create_task(self._watch(slot, proc), name=f"watch-{slot.port}")
         self._set(
             slot,
@@ -369,7 +430,7 @@ class LlamaServerManager:
         if slot.proc is proc:
             slot.proc = None
             if not slot.stopping and slot.status.state is ServerState.READY:
-                lines = "\n".join(tail_lines(self.log_path(slot.port), 5))
+                lines = "\n".join(last_output(self.log_path(slot.port), 5))
                 msg = (
                     f"llama-server on port {slot.port} ({slot.status.model_name}) exited "
                     f"unexpectedly with code {code}. Read {self.log_path(slot.port)}"

@@ -1,7 +1,9 @@
 """The record of every server the app started, and the reaping of orphans it left behind.
 
-Each entry holds the pid together with the process start time and command line, so a
-process that merely reuses a recorded pid is never touched.
+Each entry holds the pid together with the process start time and command line (with any
+API key hidden), so a process that merely reuses a recorded pid is never touched. The file
+is rewritten atomically on every change and removed when the last server stops; a process
+the record does not name (a llama-server someone else started) is never ended here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from app.core.atomic import write_atomic
+from app.core.server_log import redact
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,14 @@ class ReapedServer:
 
 
 def _matches(entry: OwnedServer) -> psutil.Process | None:
+    """The live process of ``entry``, or None when the pid is gone or now someone else's."""
     try:
         p = psutil.Process(entry.pid)
         if abs(p.create_time() - entry.create_time) > 1.0:
             return None
-        if entry.cmdline and p.cmdline()[:1] != entry.cmdline[:1]:
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if entry.cmdline and redact(p.cmdline())[: len(entry.cmdline)] != entry.cmdline:
             return None
         return p
     except psutil.Error:
@@ -78,11 +84,14 @@ class OwnershipRecord:
             log.error("Cannot write the server record %s: %s", self.path, e)
 
     def add(self, pid: int, port: int, model_path: str, cmdline: list[str]) -> None:
+        """Record a server this instance started; ``cmdline`` is stored with keys hidden."""
         try:
             create_time = psutil.Process(pid).create_time()
         except psutil.Error:
             create_time = time.time()
-        self._entries[pid] = OwnedServer(pid, create_time, port, model_path, self.instance, cmdline)
+        self._entries[pid] = OwnedServer(
+            pid, create_time, port, model_path, self.instance, redact(list(cmdline))
+        )
         self._write()
 
     def remove(self, pid: int) -> None:
@@ -91,6 +100,10 @@ class OwnershipRecord:
 
     def owns(self, pid: int) -> bool:
         return pid in self._entries
+
+    def entries(self) -> list[OwnedServer]:
+        """The servers this instance started and has not seen exit."""
+        return list(self._entries.values())
 
     def reap_orphans(self, grace: float = 10.0) -> list[ReapedServer]:
         """End recorded servers of earlier app runs that are still alive and really ours."""

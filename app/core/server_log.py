@@ -27,12 +27,19 @@ def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
     return True
 
 
+SECRET_FLAGS = ("--api-key",)
+
+
 def redact(cmd: list[str]) -> list[str]:
-    """The command with any ``--api-key`` value hidden, for logs."""
+    """The command with any ``--api-key`` value hidden (``--api-key K`` and
+    ``--api-key=K``), for logs and the ownership record."""
     out = list(cmd)
-    for i, arg in enumerate(out[:-1]):
-        if arg == "--api-key":
+    for i, arg in enumerate(out):
+        if arg in SECRET_FLAGS and i + 1 < len(out):
             out[i + 1] = "***"
+        for flag in SECRET_FLAGS:
+            if arg.startswith(flag + "="):
+                out[i] = flag + "=***"
     return out
 
 
@@ -72,3 +79,9 @@ def tail_lines(path: Path, n: int = 20, max_bytes: int = 64 * 1024) -> list[str]
     except OSError:
         return []
     return data.decode("utf-8", errors="replace").splitlines()[-n:]
+
+
+def last_output(path: Path, n: int = 5) -> list[str]:
+    """The server's own last ``n`` non-blank lines, without the app's ``=====`` notes."""
+    lines = [ln for ln in tail_lines(path, n + 20) if ln.strip() and not ln.startswith("===== ")]
+    return lines[-n:]

@@ -2,16 +2,32 @@
 
 One small class per OS behind one interface; ``process_platform()`` picks one at run time
 and tests inject another to exercise every branch on one machine.
+
+Beyond starting and stopping, each class makes the children die with the app where the
+OS allows it: on Linux the kernel sends them SIGKILL when the app dies
+(``PR_SET_PDEATHSIG``), on Windows they sit in a Job Object that is closed (and its
+processes killed) when the app dies. macOS has neither; there the ownership record reaps
+leftovers at the next start (as it does everywhere).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import psutil
+
+from app.platform.win_job import KillOnCloseJob
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
 
 
 class ProcessPlatform(Protocol):
@@ -19,6 +35,10 @@ class ProcessPlatform(Protocol):
 
     def spawn_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments for ``create_subprocess_exec``/``Popen``: a new process group."""
+        ...
+
+    def adopt(self, pid: int) -> None:
+        """Called right after a spawn: tie the child's life to the app where the OS can."""
         ...
 
     def terminate_tree(self, pid: int) -> None:
@@ -50,11 +70,19 @@ class PosixProcesses:
     def spawn_kwargs(self) -> dict[str, Any]:
         return {"start_new_session": True}
 
+    def adopt(self, pid: int) -> None:
+        return None
+
     def _signal(self, pid: int, sig: int) -> None:
         # Collect grandchildren first: one that left the group still dies with the tree.
         stragglers = _tree(pid)[1:]
         try:
-            self._killpg(self._getpgid(pid), sig)
+            pgid = self._getpgid(pid)
+            self._killpg(pgid, sig)
+            if sig == signal.SIGTERM:
+                # A stopped (SIGSTOP, hung in a debugger) process handles TERM only once it
+                # runs again, as systemd does it: TERM, then CONT.
+                self._killpg(pgid, signal.SIGCONT)
         except (ProcessLookupError, PermissionError):
             pass
         for p in stragglers:
@@ -71,15 +99,83 @@ class PosixProcesses:
         self._signal(pid, signal.SIGKILL)
 
 
+class MacProcesses(PosixProcesses):
+    """macOS: no parent-death signal; leftovers are reaped from the record at the next start."""
+
+    name = "macos"
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class DieWithParent:
+    """The ``preexec_fn`` run in the child between fork and exec: ask the kernel to send
+    ``sig`` when the parent dies, and check the parent did not die before the request.
+
+    Kept minimal (one foreign call, two syscalls, no allocation worth the name): the
+    function pointer is looked up in the parent, before the fork.
+    """
+
+    def __init__(self, prctl: Callable[..., int], parent_pid: int, sig: int) -> None:
+        self.prctl = prctl
+        self.parent_pid = parent_pid
+        self.sig = sig
+
+    def __call__(self) -> None:
+        self.prctl(PR_SET_PDEATHSIG, self.sig, 0, 0, 0)
+        if os.getppid() != self.parent_pid:  # the app died between fork and prctl
+            os.kill(os.getpid(), self.sig)
+
+
+class LinuxProcesses(PosixProcesses):
+    """Linux: as POSIX, plus ``PR_SET_PDEATHSIG`` so a server gets SIGKILL when the app dies,
+    even from SIGKILL or an OOM kill, before any next start could reap it.
+
+    The kernel sends the signal when the *thread* that forked the child ends; the app
+    spawns from its event-loop thread, which lives as long as the app.
+    """
+
+    name = "linux"
+
+    def __init__(self, killpg=None, getpgid=None, prctl=None, getpid=None) -> None:
+        super().__init__(killpg, getpgid)
+        self._prctl = prctl
+        self._getpid = getpid or os.getpid
+        self.death_signal = signal.SIGKILL
+
+    def spawn_kwargs(self) -> dict[str, Any]:
+        kw = super().spawn_kwargs()
+        if self._prctl is None:
+            self._prctl = _libc_prctl()
+        if self._prctl is not None:
+            kw["preexec_fn"] = DieWithParent(self._prctl, self._getpid(), self.death_signal)
+        return kw
+
+
 class WindowsProcesses:
-    """Windows: a new process group (the seed's limitation 4) and a tree kill via psutil."""
+    """Windows: a new process group (the seed's limitation 4), a Job Object with
+    kill-on-close, and a tree kill via psutil."""
 
     name = "windows"
     CREATE_NEW_PROCESS_GROUP = 0x00000200
     CREATE_NO_WINDOW = 0x08000000
 
+    def __init__(self, job: KillOnCloseJob | None = None) -> None:
+        self.job = job or KillOnCloseJob()
+
     def spawn_kwargs(self) -> dict[str, Any]:
         return {"creationflags": self.CREATE_NEW_PROCESS_GROUP | self.CREATE_NO_WINDOW}
+
+    def adopt(self, pid: int) -> None:
+        self.job.assign(pid)
 
     def terminate_tree(self, pid: int) -> None:
         procs = _tree(pid)
@@ -105,4 +201,8 @@ def process_platform(platform: str | None = None) -> ProcessPlatform:
     platform = platform or sys.platform
     if platform.startswith("win"):
         return WindowsProcesses()
+    if platform.startswith("linux"):
+        return LinuxProcesses()
+    if platform == "darwin":
+        return MacProcesses()
     return PosixProcesses()

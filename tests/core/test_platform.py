@@ -29,7 +29,8 @@ def test_posix_signals_the_whole_group() -> None:
     assert plat.spawn_kwargs() == {"start_new_session": True}
     plat.terminate_tree(99999999)
     plat.kill_tree(99999999)
-    assert calls == [(4242, signal.SIGTERM), (4242, signal.SIGKILL)]
+    # TERM is followed by CONT so a stopped (hung) process can act on it
+    assert calls == [(4242, signal.SIGTERM), (4242, signal.SIGCONT), (4242, signal.SIGKILL)]
 
 
 def _spawn_tree() -> subprocess.Popen:

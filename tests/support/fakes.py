@@ -44,3 +44,34 @@ def never_ready_server(path: Path, ignore_term: bool = False) -> Path:
 
 def nonsense_binary(path: Path) -> Path:
     return write_script(path, NONSENSE)
+
+
+HEALTHY_BUT_HUNG = r"""
+import http.server, json, sys, threading
+port = int(sys.argv[sys.argv.index("--port") + 1])
+stuck = threading.Event()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/health":  # the HTTP thread still answers...
+            body = json.dumps({"status": "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:  # ...but every real request waits on a main loop that never comes back
+            print("fake: request", self.path, "will never be answered", flush=True)
+            stuck.wait()
+    do_POST = do_GET
+    def log_message(self, *a):
+        pass
+print("fake llama-server: /health answers, nothing else does; port", port, flush=True)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+srv.daemon_threads = True
+srv.serve_forever()
+"""
+
+
+def healthy_but_hung_server(path: Path) -> Path:
+    """Answers ``/health`` with ready, never answers a request: a hung main loop."""
+    return write_script(path, HEALTHY_BUT_HUNG)

@@ -1,0 +1,308 @@
+"""Crash supervision: restart a server that crashed or hung, with back-off and a limit.
+
+A Qt-free service attached in ``bootstrap.build_core``. It listens to the manager's state
+events: a server that goes from ready to failed (it exited on its own; the manager sees
+the exit at once and ``AppCore`` tells the user with the exit code and the last log lines)
+is started again with the same ``LaunchSpec`` after 1 s, 2 s, 4 s … When a port fails more
+than ``max_crashes`` times within ``window`` seconds the supervisor gives up and says so.
+
+A server can also hang: the process lives and may even answer ``/health`` (answered by
+the HTTP thread) while its main loop is stuck. Every ``probe_interval`` seconds each idle
+ready server gets ``GET /slots``, which llama-server answers from its main loop without
+generating anything; no answer within ``probe_timeout`` (``hung_after`` times in a row)
+means hung: the user is told and the server is restarted the same way. A stopped process
+(SIGSTOP) answers nothing at all and is treated the same. Any answer, even an error
+status, means the request path is alive; a refused connection means the process is
+exiting, which the manager reports itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from app.core.health import loopback_client
+from app.core.notices import Level, Notice
+from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.core.app_core import AppCore
+
+log = logging.getLogger(__name__)
+
+Condition = Callable[[ServerStatus], bool]
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    enabled: bool = True  # RESTART_ON_CRASH
+    first_delay: float = 1.0  # seconds before the first restart; doubled for each next one
+    max_delay: float = 60.0
+    max_crashes: int = 3  # restarts allowed within `window`; one more failure and we give up
+    window: float = 600.0
+    probe_interval: float = 60.0  # HUNG_PROBE_SECONDS; 0 turns the hung probe off
+    probe_timeout: float = 30.0
+    hung_after: int = 2  # probes in a row without an answer
+
+    @classmethod
+    def from_settings(cls, s: Settings, **overrides) -> RestartPolicy:
+        base = cls(enabled=s.RESTART_ON_CRASH, probe_interval=s.HUNG_PROBE_SECONDS)
+        return cls(**{**base.__dict__, **overrides})
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first_delay * 2 ** max(0, attempt - 1), self.max_delay)
+
+
+class Supervisor:
+    """Restarts crashed and hung servers of one ``AppCore``."""
+
+    def __init__(
+        self,
+        core: AppCore,
+        policy: RestartPolicy | None = None,
+        *,
+        is_idle: Callable[[int], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = core
+        self.policy = policy or RestartPolicy.from_settings(core.settings)
+        self._is_idle = is_idle
+        self._clock = clock
+        self._failures: dict[int, collections.deque[float]] = {}
+        self._misses: dict[int, int] = {}
+        self._pending: dict[int, asyncio.Task[None]] = {}
+        self._probe_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.restarts = 0  # how many restarts succeeded, for the UI and tests
+
+    # ── Service ───────────────────────────────────────────────────────────────
+    async def start(self) -> None:
+        self._unsubscribe = self.core.manager.subscribe(self._on_event)
+        if self.policy.probe_interval > 0:
+            self._probe_task = asyncio.create_task(self._probe_loop(), name="hung-probe")
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        tasks = [t for t in (self._probe_task, *self._pending.values()) if t]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._probe_task = None
+        self._pending.clear()
+
+    def set_idle_check(self, is_idle: Callable[[int], bool] | None) -> None:
+        """The API server says here whether a port has requests in flight."""
+        self._is_idle = is_idle
+
+    def pending_restart(self, port: int) -> bool:
+        return port in self._pending
+
+    # ── Crashes ───────────────────────────────────────────────────────────────
+    def _on_event(self, event: StateEvent) -> None:
+        if event.old is ServerState.READY and event.new is ServerState.FAILED:
+            spec = event.status.spec
+            if spec is not None:
+                self._failed(
+                    event.port,
+                    spec,
+                    f"exited with code {event.status.exit_code}",
+                    lambda st, spec=spec: st.state is ServerState.FAILED and st.spec == spec,
+                )
+
+    def _title(self, status: ServerStatus) -> str:
+        profile = self.core.profile_for_status(status)
+        name = profile.title if profile else (status.model_name or "llama-server")
+        return f"{name} on port {status.port}"
+
+    def _failed(
+        self,
+        port: int,
+        spec: LaunchSpec,
+        reason: str,
+        cond: Condition,
+        hung_pid: int | None = None,
+    ) -> None:
+        """Count a failure of ``port`` and schedule a restart, or give up. A hung server
+        that is not restarted is stopped and its port marked failed."""
+        status = self.core.manager.status(port)
+        what = self._title(status)
+        if not self.policy.enabled:
+            if hung_pid is not None:
+                self._stop_hung(port, hung_pid, f"{what} was hung and has been stopped.")
+            return
+        now = self._clock()
+        hist = self._failures.setdefault(port, collections.deque())
+        hist.append(now)
+        while hist and now - hist[0] > self.policy.window:
+            hist.popleft()
+        if len(hist) > self.policy.max_crashes:
+            n = len(hist)
+            hist.clear()
+            text = (
+                f"{what} failed {n} times within {self.policy.window / 60:g} min "
+                f"(last: {reason}), so it is not restarted again. Read the log, fix the "
+                "cause, then load the model again."
+            )
+            log.error("Giving up on %s after %d failures", what, n)
+            self.core.notices.emit(
+                Notice(Level.ERROR, f"Gave up restarting {what}", text, self.core.log_path(port))
+            )
+            if hung_pid is not None:
+                self._stop_hung(port, hung_pid, text)
+            return
+        attempt = len(hist)
+        delay = self.policy.delay(attempt)
+        self.core.notices.emit(
+            Notice(
+                Level.WARNING,
+                f"Restarting {what}",
+                f"{what} {reason}; restarting it in {delay:g} s "
+                f"(attempt {attempt} of {self.policy.max_crashes}).",
+                self.core.log_path(port),
+            )
+        )
+        old = self._pending.get(port)
+        if old is not None:
+            old.cancel()
+        self._pending[port] = asyncio.get_running_loop().create_task(
+            self._restart_later(port, spec, delay, cond), name=f"restart-{port}"
+        )
+
+    async def _restart_later(
+        self, port: int, spec: LaunchSpec, delay: float, cond: Condition
+    ) -> None:
+        me = asyncio.current_task()
+        try:
+            await asyncio.sleep(delay)
+            status = await self.core.manager.restart(
+                port, only_if=cond, timeout=self.core.settings.LLAMA_READY_TIMEOUT
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("Restarting port %d failed: %s", port, e)
+            if self._pending.get(port) is me:
+                del self._pending[port]
+            self._failed(
+                port,
+                spec,
+                f"could not be restarted: {e}",
+                lambda st: st.state is ServerState.FAILED and st.spec == spec,
+            )
+            return
+        finally:
+            if self._pending.get(port) is me:
+                del self._pending[port]
+        if status is None:
+            log.info("Port %d changed meanwhile; not restarting it", port)
+            return
+        self.restarts += 1
+        self.core.notices.emit(
+            Notice(
+                Level.INFO,
+                f"Restarted {self._title(status)}",
+                f"{self._title(status)} is ready again (PID {status.pid}).",
+                self.core.log_path(port),
+            )
+        )
+
+    def _stop_hung(self, port: int, pid: int, error: str) -> None:
+        async def stop() -> None:
+            try:
+                await self.core.manager.fail(
+                    port,
+                    error,
+                    only_if=lambda s: s.state is ServerState.READY and s.pid == pid,
+                )
+            finally:
+                if self._pending.get(port) is task:
+                    del self._pending[port]
+
+        task = asyncio.get_running_loop().create_task(stop(), name=f"stop-hung-{port}")
+        self._pending[port] = task
+
+    # ── Hung servers ──────────────────────────────────────────────────────────
+    def _headers(self) -> dict[str, str]:
+        key = self.core.settings.API_KEY.get_secret_value()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def _probe_loop(self) -> None:
+        async with loopback_client(headers=self._headers()) as client:
+            while True:
+                await asyncio.sleep(self.policy.probe_interval)
+                try:
+                    await self.probe_all(client)
+                except Exception:
+                    log.exception("The hung-server probe failed")
+
+    async def probe_all(self, client: httpx.AsyncClient) -> list[int]:
+        """Probe every idle ready server once; return the ports found hung."""
+        manager = self.core.manager
+        targets = [
+            st
+            for port, st in manager.statuses().items()
+            if st.state is ServerState.READY
+            and not manager.is_busy(port)
+            and port not in self._pending
+            and (self._is_idle is None or self._is_idle(port))
+        ]
+        answers = await asyncio.gather(*(self._answers(client, st.port) for st in targets))
+        hung = []
+        for st, ok in zip(targets, answers, strict=True):
+            now = manager.status(st.port)
+            if now.state is not ServerState.READY or now.pid != st.pid:
+                continue  # it changed while we asked
+            if ok:
+                self._misses[st.port] = 0
+                continue
+            self._misses[st.port] = self._misses.get(st.port, 0) + 1
+            if self._misses[st.port] >= self.policy.hung_after:
+                self._misses[st.port] = 0
+                hung.append(st.port)
+                self._hung(st)
+        return hung
+
+    async def _answers(self, client: httpx.AsyncClient, port: int) -> bool:
+        try:
+            await client.get(f"http://127.0.0.1:{port}/slots", timeout=self.policy.probe_timeout)
+        except httpx.TimeoutException:
+            return False
+        except httpx.TransportError:
+            return True  # refused or reset: it is exiting, and the manager reports exits
+        return True
+
+    def _hung(self, st: ServerStatus) -> None:
+        what = self._title(st)
+        log.error("%s (PID %s) does not answer requests: hung", what, st.pid)
+        self.core.notices.emit(
+            Notice(
+                Level.ERROR,
+                f"{what} is not responding",
+                f"llama-server PID {st.pid} answered no request within "
+                f"{self.policy.probe_timeout:g} s and is treated as hung."
+                + ("" if self.policy.enabled else " It is stopped; load it again to recover."),
+                self.core.log_path(st.port),
+            )
+        )
+        if st.spec is not None:
+            pid = st.pid
+            self._failed(
+                st.port,
+                st.spec,
+                "hung",
+                lambda s: s.state is ServerState.READY and s.pid == pid,
+                hung_pid=pid,
+            )

@@ -1,0 +1,123 @@
+"""Helpers for app-level tests: a real AppCore on a temp home, and what the user was told."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from app.config import Settings
+from app.core.app_core import AppCore
+from app.core.notices import Notice
+from app.core.supervisor import RestartPolicy, Supervisor
+from app.paths import AppPaths
+from tests.conftest import free_port
+
+CTX = 512
+# Restarts and probes in tests: no waiting worth the name, the same logic.
+FAST = RestartPolicy(first_delay=0.01, max_delay=0.05, probe_interval=0)
+
+
+def settings_for(llama_server_bin: str, **overrides) -> Settings:
+    values: dict = {
+        "LLAMA_SERVER_PATH": llama_server_bin,
+        "LLAMA_LLM_PORT": free_port(),
+        "LLAMA_VISION_PORT": free_port(),
+        "LLAMA_PORT": free_port(),
+        "LLAMA_CTX_SIZE": CTX,
+        "HUNG_PROBE_SECONDS": 0,
+        "LLAMA_READY_TIMEOUT": 60,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def make_core(settings: Settings, policy: RestartPolicy | None = FAST, **supervisor_kw) -> AppCore:
+    """The core as ``bootstrap.build_core`` builds it, with a fast restart policy."""
+    core = AppCore(settings, AppPaths.resolve().ensure())
+    if policy is not None:
+        core.add_service(Supervisor(core, policy, **supervisor_kw))
+    return core
+
+
+def supervisor(core: AppCore) -> Supervisor:
+    return next(s for s in core.services if isinstance(s, Supervisor))
+
+
+def titles(core: AppCore) -> list[str]:
+    return [n.title for n in core.notices.history]
+
+
+def notice(core: AppCore, title_part: str) -> Notice:
+    found = [n for n in core.notices.history if title_part in n.title]
+    assert found, f"no notice titled like {title_part!r}; got {titles(core)}"
+    return found[-1]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Let the loop run until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def llama_servers(binary: str) -> list[psutil.Process]:
+    """Every live process on the machine running ``binary`` (children or orphans)."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmd = p.info["cmdline"]
+            if cmd and cmd[0] == binary and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def server_cmd(binary: str, model: Path, port: int) -> list[str]:
+    return [
+        binary,
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(CTX),
+        "--host",
+        "127.0.0.1",
+    ]
+
+
+def start_foreign_server(binary: str, model: Path, port: int, log: Path) -> subprocess.Popen:
+    """A llama-server the app did not start (by hand, or by another tool)."""
+    return subprocess.Popen(
+        server_cmd(binary, model, port),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def run_app(*args: str, env: dict[str, str], code: str | None = None) -> subprocess.Popen:
+    """``familylog-tray`` as its own process (``python -m app.main``), or a script."""
+    argv = (
+        [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "app.main", *args]
+    )
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
