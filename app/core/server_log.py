@@ -81,7 +81,21 @@ def tail_lines(path: Path, n: int = 20, max_bytes: int = 64 * 1024) -> list[str]
     return data.decode("utf-8", errors="replace").splitlines()[-n:]
 
 
+def _is_error(line: str) -> bool:
+    # llama-server marks its levels after the timestamp: "0.00.024.627 E srv  load_model: ..."
+    parts = line.split(None, 2)
+    return len(parts) >= 2 and parts[1] == "E"
+
+
 def last_output(path: Path, n: int = 5) -> list[str]:
-    """The server's own last ``n`` non-blank lines, without the app's ``=====`` notes."""
-    lines = [ln for ln in tail_lines(path, n + 20) if ln.strip() and not ln.startswith("===== ")]
-    return lines[-n:]
+    """What to show of a server that died: its own last ``n`` non-blank lines (without the
+    app's ``=====`` notes), error lines first. At ``-lv 4`` the real reason is often
+    followed by clean-up chatter, so the last error lines of the tail are kept in front."""
+    raw = tail_lines(path, 200)
+    starts = [i for i, ln in enumerate(raw) if ln.startswith("===== ") and " start: " in ln]
+    if starts:  # only this start's output, not an earlier run's
+        raw = raw[starts[-1] + 1 :]
+    tail = [ln for ln in raw if ln.strip() and not ln.startswith("===== ")]
+    last = tail[-n:]
+    errors = [ln for ln in tail[:-n] if _is_error(ln)][-n:]
+    return errors + last

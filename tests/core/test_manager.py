@@ -298,3 +298,22 @@ async def test_port_is_free_again_after_unload(manager, tiny_model, port) -> Non
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_last_output_puts_this_starts_errors_first(tmp_path) -> None:
+    from app.core.server_log import last_output
+
+    log = tmp_path / "llama-server-1.log"
+    log.write_text(
+        "===== t familylog-tray start: llama-server -m a\n"
+        "0.01 E srv  load_model: an old failure\n"
+        "===== t familylog-tray start: llama-server -m b\n"
+        "0.01 I srv  loading\n"
+        "0.02 E srv  load_model: failed to load multimodal model\n"
+        + "".join(f"0.03 I srv  clean-up {i}\n" for i in range(8))
+        + "===== t familylog-tray: PID 1 exited with code 1\n"
+    )
+    out = last_output(log, 3)
+    assert out[0].endswith("failed to load multimodal model")
+    assert out[1:] == [f"0.03 I srv  clean-up {i}" for i in (5, 6, 7)]
+    assert not any("old failure" in ln for ln in out)
