@@ -89,7 +89,9 @@ def timed_stream(conn: http.client.HTTPConnection, model: str) -> tuple[float, f
     return first - s, (tokens - 1) / (last - first)
 
 
-def start_app(work: Path, model: Path, llm_port: int, api_port: int) -> subprocess.Popen:
+def start_app(
+    work: Path, model: Path, llm_port: int, api_port: int, server_threads: int
+) -> subprocess.Popen:
     env = dict(
         os.environ,
         FAMILYLOG_TRAY_HOME=str(work / "home"),
@@ -100,6 +102,9 @@ def start_app(work: Path, model: Path, llm_port: int, api_port: int) -> subproce
         LLAMA_CTX_SIZE=str(CTX),
         API_PORT=str(api_port),
         RUN_MODE="parallel",
+        # Both paths hit this one server; leaving it one core fewer than the machine has
+        # keeps the client and the proxy from stealing its CPU (on a GPU box it idles).
+        LLAMA_EXTRA_ARGS=f"--threads {server_threads}" if server_threads else "",
     )
     p = subprocess.Popen(
         [sys.executable, "-m", "app.main", "--headless"],
@@ -121,12 +126,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--stream-rounds", type=int, default=40)
     ap.add_argument("--json", type=Path, default=Path("bench/results/proxy.json"))
+    ap.add_argument(
+        "--server-threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="llama-server --threads (default: one fewer than the CPUs; 0 = its own choice)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="flt-bench-proxy-"))
     model, _ = tiny_models(work / "models")
     llm_port, api_port = free_port(), free_port()
-    app = start_app(work, model, llm_port, api_port)
+    app = start_app(work, model, llm_port, api_port, args.server_threads)
     try:
         direct = http.client.HTTPConnection("127.0.0.1", llm_port, timeout=60)
         proxied = http.client.HTTPConnection("127.0.0.1", api_port, timeout=60)
@@ -175,6 +186,7 @@ def main() -> None:
     res = {
         "rounds": args.rounds,
         "stream_rounds": args.stream_rounds,
+        "server_threads": args.server_threads,
         "completion_ms": {
             "direct_p50": median_ms(d_lat),
             "proxy_p50": median_ms(p_lat),
