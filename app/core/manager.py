@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.core import health
+from app.core.launch import (
+    LogWriteError,
+    ServerExitedError,
+    check_launch_files,
+    child_env,
+)
 from app.core.ownership import OwnershipRecord
 from app.core.ports import ensure_port_free, wait_port_free
 from app.core.server_log import append_note, last_output, open_server_log, redact
@@ -39,19 +44,6 @@ class _Slot:
     proc: asyncio.subprocess.Process | None = None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False
-
-
-class ServerExitedError(RuntimeError):
-    """llama-server exited before it became ready."""
-
-    def __init__(self, message: str, exit_code: int | None, log_path: Path) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.log_path = log_path
-
-
-class LogWriteError(RuntimeError):
-    """The server log could not be opened or written (disk full, no permission)."""
 
 
 class LlamaServerManager:
@@ -290,21 +282,6 @@ class LlamaServerManager:
                 log.error("Stopping the server on port %d failed: %s", port, r)
 
     # ── Internals ─────────────────────────────────────────────────────────────
-    def _check_files(self, spec: LaunchSpec) -> None:
-        binary = Path(self._server_path)
-        if not binary.is_file():
-            raise FileNotFoundError(
-                f"llama-server not found: {binary}. Set LLAMA_SERVER_PATH to the binary."
-            )
-        if not os.access(binary, os.X_OK):
-            raise PermissionError(
-                f"llama-server at {binary} is not executable. Run: chmod +x '{binary}'"
-            )
-        if not Path(spec.model_path).is_file():
-            raise FileNotFoundError(f"Model file not found: {spec.model_path}")
-        if spec.mmproj and not Path(spec.mmproj).is_file():
-            raise FileNotFoundError(f"mmproj file not found: {spec.mmproj}")
-
     async def _load_locked(self, slot: _Slot, spec: LaunchSpec, timeout: float) -> ServerStatus:
         current = slot.status
         if (
@@ -316,7 +293,7 @@ class LlamaServerManager:
             log.info("%s is already ready on port %d", current.model_name, slot.port)
             return current
         try:
-            self._check_files(spec)
+            check_launch_files(self._server_path, spec)
         except OSError as e:
             log.error("Cannot load on port %d: %s", slot.port, e)
             raise
@@ -364,16 +341,6 @@ class LlamaServerManager:
         )
         return slot.status
 
-    def _child_env(self, spec: LaunchSpec) -> dict[str, str]:
-        """The server's environment: the key travels as ``LLAMA_API_KEY``, not on the
-        command line, where every user of the machine could read it (``ps``); a stray
-        ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key."""
-        env = dict(os.environ if self._env is None else self._env)
-        env.pop("LLAMA_API_KEY", None)
-        if spec.api_key:
-            env["LLAMA_API_KEY"] = spec.api_key
-        return env
-
     async def _spawn(self, slot: _Slot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
         log_path = self.log_path(slot.port)
@@ -393,7 +360,7 @@ class LlamaServerManager:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                env=self._child_env(spec),
+                env=child_env(self._env, spec),
                 **self._platform.spawn_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as e:

@@ -1,0 +1,51 @@
+"""What a llama-server launch needs before and around the spawn: the files checked with a
+message a person can act on, the child's environment, and the errors a launch raises."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from app.core.states import LaunchSpec
+
+
+class ServerExitedError(RuntimeError):
+    """llama-server exited before it became ready."""
+
+    def __init__(self, message: str, exit_code: int | None, log_path: Path) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.log_path = log_path
+
+
+class LogWriteError(RuntimeError):
+    """The server log could not be opened or written (disk full, no permission)."""
+
+
+def check_launch_files(server_path: str, spec: LaunchSpec) -> None:
+    """The binary, the model and the mmproj must exist (and the binary run), else an error
+    naming the path."""
+    binary = Path(server_path)
+    if not binary.is_file():
+        raise FileNotFoundError(
+            f"llama-server not found: {binary}. Set LLAMA_SERVER_PATH to the binary."
+        )
+    if not os.access(binary, os.X_OK):
+        raise PermissionError(
+            f"llama-server at {binary} is not executable. Run: chmod +x '{binary}'"
+        )
+    if not Path(spec.model_path).is_file():
+        raise FileNotFoundError(f"Model file not found: {spec.model_path}")
+    if spec.mmproj and not Path(spec.mmproj).is_file():
+        raise FileNotFoundError(f"mmproj file not found: {spec.mmproj}")
+
+
+def child_env(base: dict[str, str] | None, spec: LaunchSpec) -> dict[str, str]:
+    """The server's environment: the key travels as ``LLAMA_API_KEY``, not on the
+    command line, where every user of the machine could read it (``ps``); a stray
+    ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key."""
+    env = dict(os.environ if base is None else base)
+    env.pop("LLAMA_API_KEY", None)
+    if spec.api_key:
+        env["LLAMA_API_KEY"] = spec.api_key
+    return env
