@@ -1,15 +1,17 @@
 """Soak: many load/switch/unload cycles (and requests) through the app's core; does the
 app leak memory, file descriptors, threads or processes, and does anything fail?
 
-    uv run python bench/soak.py [--cycles 1000] [--requests 10000] [--via-api]
+    uv run python bench/soak.py [--cycles 1000] [--requests 10000] [--direct]
                                 [--json bench/results/soak.json]
 
 One cycle: load the LLM profile on its own port, switch the single port to the vision
 profile, then to the LLM profile, then unload everything. Requests are chat completions
-with ``max_tokens=1``, sent straight to llama-server, or with ``--via-api`` through the
-app's LM Studio-compatible API (once ``build_core`` attaches it) with the model key.
+with ``max_tokens=1`` naming the LLM profile's key, sent through the app's API (the
+one ``build_core`` attaches, on a free port; the model is loaded just in time by the
+first request), or with ``--direct`` straight to llama-server.
 RSS, open fds and threads of this process (the app) are printed at the start (after one
-warm-up cycle), every 10 % and at the end; a leak shows as steady growth.
+warm-up cycle), every 10 %, at the start of the request phase (after 100 warm-up
+requests) and at the end; a leak shows as steady growth.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ async def soak(args: argparse.Namespace) -> dict:
         LLAMA_LLM_PORT=free_port(),
         LLAMA_VISION_PORT=free_port(),
         LLAMA_PORT=free_port(),
-        API_PORT=free_port(),
+        API_PORT=0,  # the API picks a free port
         LLAMA_CTX_SIZE=512,
         HUNG_PROBE_SECONDS=5,
     )
@@ -96,11 +98,15 @@ async def soak(args: argparse.Namespace) -> dict:
             show(f"cycle {i}", snapshot())
 
     req_s: list[float] = []
+    req_start: dict | None = None
+    via_api = not args.direct
     if args.requests:
-        st = await core.load_profile(LLM)
-        if args.via_api:
-            url = f"http://127.0.0.1:{settings.API_PORT}/v1/chat/completions"
+        if via_api:
+            if core.api is None or not core.api.url:
+                raise SystemExit("the app's API did not start (API_ENABLED off?)")
+            url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM profile
         else:
+            st = await core.load_profile(LLM)
             url = f"http://127.0.0.1:{st.port}/v1/chat/completions"
         body = {
             "model": core.profile(LLM).model_id,
@@ -108,6 +114,13 @@ async def soak(args: argparse.Namespace) -> dict:
             "max_tokens": 1,
         }
         async with httpx.AsyncClient(timeout=60, trust_env=False) as c:
+            for _ in range(100):  # warm-up: the JIT load, the connection pools
+                r = await c.post(url, json=body)
+                if r.status_code != 200:
+                    failures.append(f"warm-up request: HTTP {r.status_code}: {r.text[:200]}")
+                    break
+            req_start = snapshot()
+            show("requests at", req_start)
             for i in range(1, args.requests + 1):
                 t = time.perf_counter()
                 try:
@@ -139,7 +152,8 @@ async def soak(args: argparse.Namespace) -> dict:
     return {
         "cycles": args.cycles,
         "requests": len(req_s),
-        "via_api": args.via_api,
+        "via_api": via_api,
+        "requests_start": req_start,
         "start": start,
         "end": end,
         "after_stop": after,
@@ -157,10 +171,21 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--cycles", type=int, default=1000)
     p.add_argument("--requests", type=int, default=10000)
-    p.add_argument("--via-api", action="store_true", help="send requests through the app's API")
+    p.add_argument("--direct", action="store_true", help="send requests straight to llama-server")
+    p.add_argument(
+        "--via-api",
+        action="store_true",
+        help="through the app's API (the default; kept for old scripts)",
+    )
     p.add_argument("--json", type=Path, default=Path("bench/results/soak.json"))
     args = p.parse_args()
     result = asyncio.run(soak(args))
+    if result["requests_start"]:
+        rs, end = result["requests_start"], result["end"]
+        print(
+            f"growth over the requests: RSS {round(end['rss_mb'] - rs['rss_mb'], 1):+} MB, "
+            f"fds {end['fds'] - rs['fds']:+}, threads {end['threads'] - rs['threads']:+}"
+        )
     print(
         f"growth start->end: RSS {result['rss_growth_mb']:+} MB, fds {result['fd_growth']:+}, "
         f"threads {result['thread_growth']:+}"

@@ -25,7 +25,7 @@ from app.core.notices import Level, Notice
 from app.core.states import ServerState, ServerStatus, StateEvent
 from app.core.summary import profile_view, server_label
 from app.ui.gpu_panel import GpuPanel, ServerShare
-from app.ui.tray_menu import MenuHost
+from app.ui.tray_menu import MenuHost, external_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class ModelsWindow(QWidget):
             text += f"\nLog: {notice.log_path}"
         self.problem.setText(text)
         self.problem.show()
+        self.refresh_table()  # a "port taken" notice comes with a new external server
 
     # ── Rendering ─────────────────────────────────────────────────────────────
     def rows(self) -> list[ServerStatus]:
@@ -117,7 +118,9 @@ class ModelsWindow(QWidget):
 
     def refresh_table(self) -> None:
         rows = self.rows()
-        self.table.setRowCount(len(rows))
+        shown = {st.port for st in rows}
+        external = [e for p, e in sorted(self.host.core.external.items()) if p not in shown]
+        self.table.setRowCount(len(rows) + len(external))
         for r, st in enumerate(rows):
             spec = st.spec
             values = (
@@ -137,6 +140,16 @@ class ModelsWindow(QWidget):
                     item.setToolTip(spec.model_path)
                 if c == 5 and st.error:
                     item.setToolTip(st.error)
+                self.table.setItem(r, c, item)
+        for r, ext in enumerate(external, start=len(rows)):
+            values = ["", "", "", str(ext.port), str(ext.pid or ""), "external"]
+            values[0] = "llama-server" if ext.is_llama_server else (ext.name or "")
+            for c in range(len(COLUMNS)):
+                item = QTableWidgetItem(values[c] if c < len(values) else "")
+                item.setToolTip(
+                    f"{external_text(ext)}: started outside this app, left running."
+                    + (f"\n{ext.cmdline}" if ext.cmdline else "")
+                )
                 self.table.setItem(r, c, item)
 
     def _memory_text(self, st: ServerStatus) -> str:
@@ -196,6 +209,7 @@ class ModelsWindow(QWidget):
         super().showEvent(event)
         self._uptime_timer.start()
         self.refresh_profiles()
+        self.refresh_table()
         monitor = getattr(self.host, "gpu_monitor", None)
         if monitor is not None:
             monitor.set_fast(True)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
+from app.core.external import ExternalServer
 from app.core.summary import profile_view, tooltip
 from app.ui.hooks import UiHooks
 
@@ -38,6 +39,14 @@ class ProfileActions:
     unload: QAction
     switch: QAction
     settings: QAction | None  # offered when the profile cannot be loaded
+
+
+def external_text(ext: ExternalServer) -> str:
+    """``llama-server on :8080: external (PID 123)``: a port held by a program the app
+    did not start (never stopped by the app)."""
+    what = "llama-server" if ext.is_llama_server else (ext.name or "another program")
+    pid = f"PID {ext.pid}" if ext.pid else "PID unknown"
+    return f"{what} on :{ext.port}: external ({pid})"
 
 
 class TrayMenu(QMenu):
@@ -85,6 +94,10 @@ class TrayMenu(QMenu):
                 f"Unload {st.model_name} on :{port}", enabled=not core.manager.is_busy(port)
             )
             act.triggered.connect(lambda _=False, p=port: host.unload_ports((p,)))
+        # ports held by programs the app did not start: shown, never stopped from here
+        self.external_actions = [
+            self._add(external_text(ext), enabled=False) for _, ext in sorted(core.external.items())
+        ]
         any_alive = any(st.state.alive for st in core.manager.statuses().values())
         self.act_unload_all = self._add("Unload all", enabled=any_alive)
         self.act_unload_all.triggered.connect(host.unload_all)

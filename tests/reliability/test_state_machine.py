@@ -2,12 +2,12 @@
 
 Rules: load a profile on its own port, switch the single port to a profile, unload a
 port, kill a server from outside (SIGKILL; the supervisor restarts it), restart the app
-cleanly, and restart it after a crash (a new AppCore on the same home, the old one gone
-without a stop). After every step the invariants compare the app's view with the
-processes that really exist (psutil).
-
-Rules to add once their features land (issue 5 and 6): proxied API requests (each
-succeeds or fails with a message), Process now, and cancelling a run.
+cleanly, restart it after a crash (a new core on the same home, the old one gone
+without a stop), an OpenAI-style chat request through the app's API naming a profile's
+key (JIT load), "Process now" with the stand-in FamilyLog (a short run or one that
+hangs) and cancelling the run. After every step the invariants compare the app's view
+with the processes that really exist (psutil); every API request either succeeded or got
+an error JSON with a message (never a hang or a dropped connection).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from hypothesis import HealthCheck, settings
@@ -34,12 +35,15 @@ from hypothesis.stateful import (
 )
 
 from app.core.app_core import AppCore
+from app.core.bootstrap import build_core
+from app.core.health import loopback_client
 from app.core.ownership import OwnershipRecord
 from app.core.profiles import LLM, VISION
+from app.core.runs.models import Outcome
 from app.core.states import ServerState
-from app.core.supervisor import Supervisor
 from app.paths import AppPaths
 from tests.conftest import free_port
+from tests.runs.conftest import standin_command
 from tests.support.app import FAST, settings_for, supervisor
 
 EXAMPLES = int(os.environ.get("FLT_STATE_MACHINE_EXAMPLES", "100"))
@@ -49,7 +53,7 @@ STEPS = int(os.environ.get("FLT_STATE_MACHINE_STEPS", "5"))
 class World:
     """What lives across examples: the binary, the models, the ports and the loop."""
 
-    def __init__(self, binary: str, model_a: Path, model_b: Path) -> None:
+    def __init__(self, binary: str, model_a: Path, model_b: Path, familylog_dir: Path) -> None:
         self.binary = binary
         self.settings = settings_for(
             binary,
@@ -58,6 +62,14 @@ class World:
             LLAMA_LLM_PORT=free_port(),
             LLAMA_VISION_PORT=free_port(),
             LLAMA_PORT=free_port(),
+            API_PORT=0,
+            FAMILYLOG_DIR=str(familylog_dir),
+            FAMILYLOG_COMMAND=standin_command("ok", "2"),
+            RUN_PRELOAD="none",
+        )
+        # the same settings, with a run that hangs until it is cancelled
+        self.hanging = self.settings.model_copy(
+            update={"FAMILYLOG_COMMAND": standin_command("hang")}
         )
         self.ports = sorted(
             {
@@ -95,6 +107,8 @@ class AppMachine(RuleBasedStateMachine):
         self.home = Path(tempfile.mkdtemp(prefix="flt-sm-"))
         self.paths = AppPaths(self.home, self.home / "logs", self.home / "state").ensure()
         self.gone: list[AppCore] = []  # cores "killed" with the app
+        self.run_pids: set[int] = set()  # the runs' processes (the hang stand-in's too)
+        self.answers: list[tuple[str, int | None, str]] = []  # (key, status, problem)
         self.core = self._new_core()
 
     # ── helpers ───────────────────────────────────────────────────────────────
@@ -111,10 +125,19 @@ class AppMachine(RuleBasedStateMachine):
         self.run(wait(), timeout + 5)
 
     def _new_core(self) -> AppCore:
-        core = AppCore(self.world.settings, self.paths)
-        core.add_service(Supervisor(core, FAST))
+        """The core as the tray builds it (API on a free port, runs), restarts made fast."""
+        core = build_core(self.world.settings, self.paths, schedule=False)
+        supervisor(core).policy = FAST
+        core.runs.subscribe_output(self._run_lines)
         self.run(core.start())
+        assert core.api.url, "the API did not start"
         return core
+
+    def _run_lines(self, batch: list[str]) -> None:
+        for line in batch:
+            if "grandchild" in line:  # "[standin] pid N grandchild M"
+                words = line.split()
+                self.run_pids.update(int(w) for w in words if w.isdigit())
 
     def _step(self, name: str) -> None:
         self.world.steps[name] += 1
@@ -171,11 +194,75 @@ class AppMachine(RuleBasedStateMachine):
         self._step("restart after crash")
         old = self.core
         self.run(supervisor(old).stop())
+        # its API socket closes and its run ends with it
+        self.run(old.api.stop())
+        self.run(old.runs.stop())
         old.manager._record = None  # a dead app writes nothing more
         self.gone.append(old)
         self.core = self._new_core()
         left = [p for p in live_servers(self.world.binary).values() for p in p]
         assert not [p for p in left if p not in self._manager_pids()]
+
+    @rule(name=st.sampled_from([LLM, VISION]))
+    def api_request(self, name: str) -> None:
+        """A chat completion through the app's API, naming the profile's key (JIT load)."""
+        self._step("api")
+        key = self.core.profiles[name].model_id
+        body = {
+            "model": key,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 2,
+            "temperature": 0,
+        }
+
+        async def ask() -> tuple[int | None, str]:
+            async with loopback_client(timeout=90) as client:
+                try:
+                    r = await client.post(f"{self.core.api.url}/v1/chat/completions", json=body)
+                except httpx.HTTPError as e:  # a hang or a dropped connection
+                    return None, f"{type(e).__name__}: {e}"
+            if r.status_code == 200:
+                ok = bool(r.json().get("choices"))
+                return 200, "" if ok else f"200 without choices: {r.text[:200]}"
+            try:
+                err = r.json().get("error")
+                msg = err.get("message") if isinstance(err, dict) else err
+            except ValueError:
+                msg = None
+            return r.status_code, "" if msg else f"no error message: {r.text[:200]}"
+
+        status, problem = self.run(ask(), 120)
+        self.answers.append((key, status, problem))
+        self._step(f"api answered {status}")
+
+    @rule(hangs=st.booleans())
+    def process_now(self, hangs: bool) -> None:
+        """Process now: a short run (waited for) or one that hangs until cancelled."""
+        self._step("process now")
+        runs = self.core.runs
+        busy = runs.status().busy
+        # the runner reads FAMILYLOG_COMMAND once its task starts; nothing else differs
+        self.core.settings = self.world.hanging if hangs else self.world.settings
+        started = self.run(_on_loop(runs.process_now))
+        assert started.message
+        assert started.started is not busy, started.message
+        if started.started and not hangs:
+            record = self.run(started.wait(), 120)
+            assert record is not None and record.outcome is Outcome.SUCCEEDED, record
+        elif started.started:
+            self.settle(lambda: runs.status().pid is not None)
+
+    @rule()
+    def cancel(self) -> None:
+        self._step("cancel")
+        runs = self.core.runs
+        busy = runs.status().busy
+        assert self.run(_on_loop(runs.cancel)) is busy
+        if busy:
+            self._step("cancel a run")
+            record = self.run(runs.wait(), 120)
+            assert record is not None and record.outcome is Outcome.CANCELLED, record
+            assert not runs.status().busy
 
     # ── invariants ────────────────────────────────────────────────────────────
     def _manager_pids(self) -> set[int]:
@@ -198,6 +285,17 @@ class AppMachine(RuleBasedStateMachine):
         )
 
     @invariant()
+    def every_api_request_was_answered(self) -> None:
+        bad = [a for a in self.answers if a[2]]
+        assert not bad, f"API requests without an answer or a message: {bad}"
+
+    @invariant()
+    def a_run_has_its_process(self) -> None:
+        st_ = self.core.runs.status()
+        if st_.pid is not None and st_.busy:
+            self.run_pids.add(st_.pid)
+
+    @invariant()
     def every_process_is_recorded(self) -> None:
         recorded = {e.pid for e in OwnershipRecord(self.paths.ownership_file).read()}
         real = {pid for pids in live_servers(self.world.binary).values() for pid in pids}
@@ -210,16 +308,36 @@ class AppMachine(RuleBasedStateMachine):
                 self.run(old.manager.shutdown())
             assert live_servers(self.world.binary) == {}
             assert not self.paths.ownership_file.exists()
+            # no run (nor the hang stand-in's grandchild) outlives the app
+            self.settle(lambda: not [p for p in self.run_pids if _alive(p)])
+            assert not [p for p in psutil.Process().children(recursive=True) if _alive(p.pid)]
         finally:
             for pids in live_servers(self.world.binary).values():
                 for pid in pids:
                     psutil.Process(pid).kill()
+            for pid in self.run_pids:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
             shutil.rmtree(self.home, ignore_errors=True)
 
 
+async def _on_loop(fn):
+    """Call ``fn`` on the running loop (as the tray does): it starts tasks."""
+    return fn()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 @pytest.mark.timeout(600)
-def test_app_state_machine(llama_server_bin, tiny_model, tiny_model_b) -> None:
-    world = World(llama_server_bin, tiny_model, tiny_model_b)
+def test_app_state_machine(llama_server_bin, tiny_model, tiny_model_b, tmp_path) -> None:
+    familylog_dir = tmp_path / "FamilyLog"
+    familylog_dir.mkdir()
+    world = World(llama_server_bin, tiny_model, tiny_model_b, familylog_dir)
     AppMachine.world = world
     try:
         run_state_machine_as_test(
@@ -237,11 +355,17 @@ def test_app_state_machine(llama_server_bin, tiny_model, tiny_model_b) -> None:
         world.loop.close()
     assert world.examples >= EXAMPLES
     # every kind of step was exercised
-    assert set(world.steps) == {
+    assert world.steps["api answered 200"], world.steps  # JIT loads answered
+    assert {s for s in world.steps if not s.startswith("api answered")} == {
         "load",
         "switch",
         "unload",
         "kill",
         "restart clean",
         "restart after crash",
+        "api",
+        "process now",
+        "cancel",
+        "cancel a run",
     }, world.steps
+    print(dict(world.steps))
