@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app.core.server_log import last_output
 from app.core.states import LaunchSpec
 
 
@@ -49,3 +50,9 @@ def child_env(base: dict[str, str] | None, spec: LaunchSpec) -> dict[str, str]:
     if spec.api_key:
         env["LLAMA_API_KEY"] = spec.api_key
     return env
+
+
+def exit_message(what: str, log_path: Path) -> str:
+    """Why a server is gone, with the log to read and its own last lines (errors first)."""
+    lines = "\n".join(last_output(log_path, 5))
+    return f"{what}. Read {log_path}" + (f"\nLast lines:\n{lines}" if lines else "")

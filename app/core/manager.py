@@ -24,10 +24,11 @@ from app.core.launch import (
     ServerExitedError,
     check_launch_files,
     child_env,
+    exit_message,
 )
 from app.core.ownership import OwnershipRecord
 from app.core.ports import ensure_port_free, wait_port_free
-from app.core.server_log import append_note, last_output, open_server_log, redact
+from app.core.server_log import append_note, open_server_log, redact
 from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 from app.platform.processes import ProcessPlatform, process_platform
 
@@ -149,7 +150,22 @@ class LlamaServerManager:
         A server already running on the port with another model is stopped first; the same
         model with the same settings already ready is left as it is (no second process).
         """
-        spec = LaunchSpec(
+        spec = self._spec(model_path, port, n_gpu_layers, ctx_size, mmproj, n_threads, extra_args)
+        slot = self._slot(spec.port)
+        async with slot.lock:
+            return await self._load_locked(slot, spec, timeout)
+
+    def _spec(
+        self,
+        model_path: str,
+        port: int,
+        n_gpu_layers: int = -1,
+        ctx_size: int = 8192,
+        mmproj: str | None = None,
+        n_threads: int | None = None,
+        extra_args: list[str] | None = None,
+    ) -> LaunchSpec:
+        return LaunchSpec(
             model_path=str(model_path),
             port=int(port),
             n_gpu_layers=int(n_gpu_layers),
@@ -159,9 +175,6 @@ class LlamaServerManager:
             extra_args=tuple(extra_args or ()),
             api_key=self._api_key,
         )
-        slot = self._slot(spec.port)
-        async with slot.lock:
-            return await self._load_locked(slot, spec, timeout)
 
     async def unload_model(self, port: int) -> None:
         """Stop the server on ``port``: TERM to its group, KILL after the stop timeout."""
@@ -177,19 +190,7 @@ class LlamaServerManager:
     async def switch_model(self, port: int, new_model_path: str, **kwargs) -> ServerStatus:
         """Replace the model on ``port``: stop the old server, wait for it and its port, start."""
         timeout = kwargs.pop("timeout", 120.0)
-        spec = LaunchSpec(
-            model_path=str(new_model_path),
-            port=int(port),
-            n_gpu_layers=int(kwargs.pop("n_gpu_layers", -1)),
-            ctx_size=int(kwargs.pop("ctx_size", 8192)),
-            mmproj=str(kwargs["mmproj"]) if kwargs.get("mmproj") else None,
-            n_threads=kwargs.pop("n_threads", None),
-            extra_args=tuple(kwargs.pop("extra_args", None) or ()),
-            api_key=self._api_key,
-        )
-        kwargs.pop("mmproj", None)
-        if kwargs:
-            raise TypeError(f"switch_model() got unexpected arguments: {', '.join(kwargs)}")
+        spec = self._spec(new_model_path, port, **kwargs)  # TypeError for unknown arguments
         slot = self._slot(spec.port)
         async with slot.lock:
             old = slot.status.model_name or "no model"
@@ -314,10 +315,10 @@ class LlamaServerManager:
         try:
             waited = await health.poll_until_ready(slot.port, slot.watcher, timeout)
         except health.ProcessExited as e:
-            lines = "\n".join(last_output(log_path, 5))
-            msg = (
+            msg = exit_message(
                 f"llama-server on port {slot.port} exited with code {e.code} while loading "
-                f"{spec.model_path}. Read {log_path}" + (f"\nLast lines:\n{lines}" if lines else "")
+                f"{spec.model_path}",
+                log_path,
             )
             self._set(slot, state=ServerState.FAILED, exit_code=e.code, error=msg)
             raise ServerExitedError(msg, e.code, log_path) from None
@@ -397,11 +398,10 @@ class LlamaServerManager:
         if slot.proc is proc:
             slot.proc = None
             if not slot.stopping and slot.status.state is ServerState.READY:
-                lines = "\n".join(last_output(self.log_path(slot.port), 5))
-                msg = (
+                msg = exit_message(
                     f"llama-server on port {slot.port} ({slot.status.model_name}) exited "
-                    f"unexpectedly with code {code}. Read {self.log_path(slot.port)}"
-                    + (f"\nLast lines:\n{lines}" if lines else "")
+                    f"unexpectedly with code {code}",
+                    self.log_path(slot.port),
                 )
                 self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)
         return code
