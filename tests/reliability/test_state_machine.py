@@ -354,9 +354,11 @@ def test_app_state_machine(llama_server_bin, tiny_model, tiny_model_b, tmp_path)
         world.loop.run_until_complete(world.loop.shutdown_asyncgens())
         world.loop.close()
     assert world.examples >= EXAMPLES
-    # every kind of step was exercised
+    # every rule was exercised ("cancel a run", a cancel that finds a run busy, depends on
+    # the draw: when it happens its outcome is asserted in the rule, but it is not required)
     assert world.steps["api answered 200"], world.steps  # JIT loads answered
-    assert {s for s in world.steps if not s.startswith("api answered")} == {
+    drawn = {s for s in world.steps if not s.startswith("api answered")} - {"cancel a run"}
+    assert drawn == {
         "load",
         "switch",
         "unload",
@@ -366,6 +368,5 @@ def test_app_state_machine(llama_server_bin, tiny_model, tiny_model_b, tmp_path)
         "api",
         "process now",
         "cancel",
-        "cancel a run",
     }, world.steps
     print(dict(world.steps))
