@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 TRAY_WAIT_SECONDS = 60.0
 TRAY_RETRY_MS = 2000
+EXTERNAL_CHECK_MS = 30_000
 
 
 def warm_up_imports() -> None:
@@ -95,6 +96,13 @@ class TrayApp(QObject):
         self._tray_timer = QTimer(self)
         self._tray_timer.setInterval(TRAY_RETRY_MS)
         self._tray_timer.timeout.connect(self._try_show_tray)
+        # Programs the app did not start, on its ports: looked for now and then (off the
+        # UI thread) and whenever the menu opens, so the menu shows them as "external".
+        self._external_timer = QTimer(self)
+        self._external_timer.setInterval(EXTERNAL_CHECK_MS)
+        self._external_timer.timeout.connect(self.refresh_external)
+        self.menu.aboutToShow.connect(self.refresh_external)
+        self._external_task: asyncio.Task | None = None
         self._quit = asyncio.Event()
         self._unsubs = [
             core.manager.subscribe(self._on_state),
@@ -109,6 +117,7 @@ class TrayApp(QObject):
         await loop.run_in_executor(None, warm_up_imports)
         await self.core.start()
         await self.gpu_monitor.start()
+        self._external_timer.start()
         self._render_state()
         if show_tray:
             self._tray_deadline = time.monotonic() + self._tray_wait
@@ -130,6 +139,7 @@ class TrayApp(QObject):
     async def shutdown(self) -> None:
         log.info("Quitting: stopping every server")
         self._tray_timer.stop()
+        self._external_timer.stop()
         for unsub in self._unsubs:
             unsub()
         self._unsubs = []
@@ -192,6 +202,20 @@ class TrayApp(QObject):
         self._render_state()
         if self.models_window is not None:
             self.models_window.on_snapshot(snapshot)
+
+    def refresh_external(self) -> asyncio.Task | None:
+        """Look again for foreign processes on the configured ports (one look at a time)."""
+        if self._external_task is not None and not self._external_task.done():
+            return None
+        before = dict(self.core.external)
+
+        async def look() -> None:
+            found = await self.core.refresh_external()
+            if found != before:
+                self._after_action()
+
+        self._external_task = spawn(look(), "Looking for external servers")
+        return self._external_task
 
     def _on_notice(self, notice: Notice) -> None:
         self.notifier.notify(notice)

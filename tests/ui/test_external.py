@@ -54,3 +54,27 @@ def test_a_foreign_server_on_the_llm_port_is_shown_as_external(
     row = next(r for r in table_rows(window) if r["State"] == "external")
     assert row["Port"] == str(port) and row["PID"] == str(pid)
     assert alive(pid)  # shown, never stopped by the app
+
+
+def test_a_foreign_server_that_starts_later_shows_up_when_the_menu_opens(
+    make_app, wait, tiny_model, port
+) -> None:
+    app = make_app(LLM_MODEL_GGUF=str(tiny_model))
+    assert port not in app.core.external
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait(lambda: _listening(port))
+        app.menu.aboutToShow.emit()  # what opening the menu does
+        wait(lambda: port in app.core.external)
+        assert app.core.external[port].pid == proc.pid
+        app.menu.rebuild()
+        assert any(f"external (PID {proc.pid})" in a.text() for a in app.menu.external_actions)
+        assert any(n.title == f"Port {port} is taken" for n in app.core.notices.history)
+        assert alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
