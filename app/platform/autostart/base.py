@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 APP_ID = "familylog-tray"
@@ -11,6 +12,25 @@ AUTOSTART_FLAG = "--autostart"
 
 class AutostartError(RuntimeError):
     """The entry cannot be written, read or removed; the message says what to do."""
+
+
+def remove_own_file(path: Path, ours: bool) -> bool:
+    """Remove an entry file the app wrote (``ours``); refuse one it did not write.
+    True if something was removed."""
+    if not path.exists():
+        return False
+    if not ours:
+        raise AutostartError(
+            f"{path} was not written by {APP_TITLE}; it was left in place. "
+            "Remove it by hand if you do not want it."
+        )
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise AutostartError(f"Cannot remove {path}: {e.strerror or e}.") from e
+    return True
 
 
 class Autostart(Protocol):

@@ -10,7 +10,7 @@ from pathlib import Path
 from app import __version__
 from app.core.atomic import write_atomic
 
-from .base import APP_ID, APP_TITLE, AutostartError
+from .base import APP_ID, APP_TITLE, AutostartError, remove_own_file
 
 SECTION = "Desktop Entry"
 MARKER = "X-FamilyLog-Tray"  # says the file is ours, so disable() never removes another's
@@ -96,20 +96,7 @@ class XdgAutostart:
 
     def disable(self) -> bool:
         entry = self._read()
-        if not self.path.exists():
-            return False
-        if entry is None or MARKER not in entry:
-            raise AutostartError(
-                f"{self.path} was not written by {APP_TITLE}; it was left in place. "
-                "Remove it by hand if you do not want it."
-            )
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            raise AutostartError(f"Cannot remove {self.path}: {e.strerror or e}.") from e
-        return True
+        return remove_own_file(self.path, entry is not None and MARKER in entry)
 
     def is_enabled(self) -> bool:
         entry = self._read()

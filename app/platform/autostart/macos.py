@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.core.atomic import write_atomic
 
-from .base import APP_TITLE, AutostartError
+from .base import AutostartError, remove_own_file
 
 LABEL = "com.familylog.tray"
 
@@ -53,21 +53,8 @@ class LaunchAgent:
             ) from e
 
     def disable(self) -> bool:
-        if not self.path.exists():
-            return False
-        data = self._read()
-        if data is None or data.get("Label") != LABEL:
-            raise AutostartError(
-                f"{self.path} was not written by {APP_TITLE}; it was left in place. "
-                "Remove it by hand if you do not want it."
-            )
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            raise AutostartError(f"Cannot remove {self.path}: {e.strerror or e}.") from e
-        return True
+        data = self._read() if self.path.exists() else None
+        return remove_own_file(self.path, data is not None and data.get("Label") == LABEL)
 
     def is_enabled(self) -> bool:
         data = self._read()
