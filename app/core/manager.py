@@ -15,7 +15,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from app.core import health
@@ -27,27 +27,16 @@ from app.core.launch import (
     exit_message,
 )
 from app.core.ownership import OwnershipRecord
+from app.core.port_table import PortSlot, PortTable
 from app.core.ports import ensure_port_free, wait_port_free
 from app.core.server_log import append_note, open_server_log, redact
-from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+from app.core.states import LaunchSpec, ServerState, ServerStatus
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[StateEvent], None]
 
-
-@dataclass
-class _Slot:
-    port: int
-    status: ServerStatus
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    proc: asyncio.subprocess.Process | None = None
-    watcher: asyncio.Task[int] | None = None
-    stopping: bool = False
-
-
-class LlamaServerManager:
+class LlamaServerManager(PortTable):
     """Manages llama-server processes, one per port."""
 
     def __init__(
@@ -82,8 +71,7 @@ class LlamaServerManager:
         self._log_backups = log_backups
         self._api_key = api_key or None
         self._env = env
-        self._slots: dict[int, _Slot] = {}
-        self._subscribers: list[Subscriber] = []
+        PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
     @property
@@ -92,45 +80,6 @@ class LlamaServerManager:
 
     def log_path(self, port: int) -> Path:
         return self.log_dir / f"llama-server-{port}.log"
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(StateEvent)`` on every change; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
-
-    def status(self, port: int) -> ServerStatus:
-        slot = self._slots.get(port)
-        return slot.status if slot else ServerStatus(port=port, state=ServerState.STOPPED)
-
-    def statuses(self) -> dict[int, ServerStatus]:
-        return {port: slot.status for port, slot in sorted(self._slots.items())}
-
-    def is_busy(self, port: int) -> bool:
-        """True while an operation holds the port's lock."""
-        slot = self._slots.get(port)
-        return bool(slot and slot.lock.locked())
-
-    def _slot(self, port: int) -> _Slot:
-        slot = self._slots.get(port)
-        if slot is None:
-            slot = _Slot(port=port, status=ServerStatus(port=port, state=ServerState.STOPPED))
-            self._slots[port] = slot
-        return slot
-
-    def _set(self, slot: _Slot, **changes) -> None:
-        old = slot.status
-        slot.status = old.evolve(**changes)
-        if old.state != slot.status.state:
-            if slot.status.state is ServerState.FAILED and slot.status.error:
-                log.error("Port %d: %s -> failed: %s", slot.port, old.state, slot.status.error)
-            else:
-                log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
-        event = StateEvent(slot.port, old.state, slot.status.state, slot.status)
-        for cb in list(self._subscribers):
-            try:
-                cb(event)
-            except Exception:
-                log.exception("A state subscriber failed on %s", event)
 
     # ── Seed API ──────────────────────────────────────────────────────────────
     async def load_model(
@@ -283,7 +232,7 @@ class LlamaServerManager:
                 log.error("Stopping the server on port %d failed: %s", port, r)
 
     # ── Internals ─────────────────────────────────────────────────────────────
-    async def _load_locked(self, slot: _Slot, spec: LaunchSpec, timeout: float) -> ServerStatus:
+    async def _load_locked(self, slot: PortSlot, spec: LaunchSpec, timeout: float) -> ServerStatus:
         current = slot.status
         if (
             slot.proc is not None
@@ -342,7 +291,7 @@ class LlamaServerManager:
         )
         return slot.status
 
-    async def _spawn(self, slot: _Slot, spec: LaunchSpec) -> None:
+    async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
         log_path = self.log_path(slot.port)
         try:
@@ -390,7 +339,7 @@ class LlamaServerManager:
             error=None,
         )
 
-    async def _watch(self, slot: _Slot, proc: asyncio.subprocess.Process) -> int:
+    async def _watch(self, slot: PortSlot, proc: asyncio.subprocess.Process) -> int:
         code = await proc.wait()
         if self._record is not None:
             self._record.remove(proc.pid)
@@ -408,7 +357,7 @@ class LlamaServerManager:
 
     async def _stop_locked(
         self,
-        slot: _Slot,
+        slot: PortSlot,
         final_state: ServerState = ServerState.STOPPED,
         error: str | None = None,
     ) -> None:

@@ -1,0 +1,72 @@
+"""The table of ports a manager serves: each port's slot (lock, process, state) and the
+subscribers told of every state change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core.states import ServerState, ServerStatus, StateEvent
+
+log = logging.getLogger("app.core.manager")
+
+Subscriber = Callable[[StateEvent], None]
+
+
+@dataclass
+class PortSlot:
+    port: int
+    status: ServerStatus
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    proc: asyncio.subprocess.Process | None = None
+    watcher: asyncio.Task[int] | None = None
+    stopping: bool = False
+
+
+class PortTable:
+    """Per-port slots and state events; ``LlamaServerManager`` builds on it."""
+
+    def __init__(self) -> None:
+        self._slots: dict[int, PortSlot] = {}
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(StateEvent)`` on every change; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def status(self, port: int) -> ServerStatus:
+        slot = self._slots.get(port)
+        return slot.status if slot else ServerStatus(port=port, state=ServerState.STOPPED)
+
+    def statuses(self) -> dict[int, ServerStatus]:
+        return {port: slot.status for port, slot in sorted(self._slots.items())}
+
+    def is_busy(self, port: int) -> bool:
+        """True while an operation holds the port's lock."""
+        slot = self._slots.get(port)
+        return bool(slot and slot.lock.locked())
+
+    def _slot(self, port: int) -> PortSlot:
+        slot = self._slots.get(port)
+        if slot is None:
+            slot = PortSlot(port=port, status=ServerStatus(port=port, state=ServerState.STOPPED))
+            self._slots[port] = slot
+        return slot
+
+    def _set(self, slot: PortSlot, **changes) -> None:
+        old = slot.status
+        slot.status = old.evolve(**changes)
+        if old.state != slot.status.state:
+            if slot.status.state is ServerState.FAILED and slot.status.error:
+                log.error("Port %d: %s -> failed: %s", slot.port, old.state, slot.status.error)
+            else:
+                log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
+        event = StateEvent(slot.port, old.state, slot.status.state, slot.status)
+        for cb in list(self._subscribers):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("A state subscriber failed on %s", event)
