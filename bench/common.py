@@ -51,3 +51,34 @@ def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
     print(f"wrote {path}")
+
+
+class StallMeter:
+    """A 5 ms QTimer on the running Qt loop recording how late each tick fires."""
+
+    def __init__(self, tick_ms: int = 5) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._now = time.perf_counter
+        self.tick_s = tick_ms / 1000
+        self.lateness: list[float] = []
+        self._last = self._now()
+        self._timer = QTimer()
+        self._timer.setInterval(tick_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self._now()
+        self.lateness.append(max(0.0, now - self._last - self.tick_s))
+        self._last = now
+
+    def start(self) -> None:
+        self.lateness.clear()
+        self._last = self._now()
+        self._timer.start()
+
+    def stop(self) -> list[float]:
+        self._timer.stop()
+        return list(self.lateness)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import median_ms, pct_ms, write_json
+from common import StallMeter, median_ms, pct_ms, write_json
 
 TICK_MS = 5
 PRINTER = (
@@ -47,7 +47,6 @@ def main() -> None:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ["FAMILYLOG_TRAY_HOME"] = str(home / "home")
     import qasync
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.config import load_settings
@@ -69,22 +68,10 @@ def main() -> None:
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    lateness: list[float] = []
-    timer = QTimer()
-    timer.setInterval(TICK_MS)
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        lateness.append(max(0.0, now - last[0] - TICK_MS / 1000))
-        last[0] = now
-
-    timer.timeout.connect(tick)
+    meter = StallMeter(TICK_MS)
 
     async def measure(seconds: float | None, tray: TrayApp | None) -> tuple[list[float], float]:
-        lateness.clear()
-        last[0] = time.perf_counter()
-        timer.start()
+        meter.start()
         t0 = time.perf_counter()
         if tray is None:
             await asyncio.sleep(seconds or 0)
@@ -94,8 +81,8 @@ def main() -> None:
             while not tray.core.runs.status().busy:
                 await asyncio.sleep(0.01)
             await tray.core.runs.wait()
-        timer.stop()
-        return list(lateness), time.perf_counter() - t0
+        busy = meter.stop()
+        return busy, time.perf_counter() - t0
 
     async def run() -> dict:
         core = build_core(load_settings(paths), paths)

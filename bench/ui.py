@@ -26,7 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, free_port, llama_server_bin, median_ms, pct_ms, tiny_models, write_json
+from common import (
+    ROOT,
+    StallMeter,
+    free_port,
+    llama_server_bin,
+    median_ms,
+    pct_ms,
+    tiny_models,
+    write_json,
+)
 
 TICK_MS = 5
 
@@ -36,7 +45,6 @@ def measure_stalls(rounds: int, home: Path) -> dict:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ["FAMILYLOG_TRAY_HOME"] = str(home)
     import qasync
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.config import load_settings
@@ -63,17 +71,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
     app = QApplication.instance() or QApplication([])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    lateness: list[float] = []
-    timer = QTimer()
-    timer.setInterval(TICK_MS)
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        lateness.append(max(0.0, now - last[0] - TICK_MS / 1000))
-        last[0] = now
-
-    timer.timeout.connect(tick)
+    meter = StallMeter(TICK_MS)
 
     async def run() -> dict:
         core = build_core(load_settings(paths), paths)
@@ -81,8 +79,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
         await tray.start(show_tray=False, load_at_start=False)
         tray.show_models()
         await asyncio.sleep(1)
-        last[0] = time.perf_counter()
-        timer.start()
+        meter.start()
         t0 = time.perf_counter()
         for _ in range(rounds):
             await tray.load("llm")
@@ -90,15 +87,11 @@ def measure_stalls(rounds: int, home: Path) -> dict:
             await tray.switch("llm")
             await tray.unload_all()
         busy_s = time.perf_counter() - t0
-        timer.stop()
-        busy = list(lateness)
-        lateness.clear()
+        busy = meter.stop()
         await asyncio.sleep(0.2)
-        last[0] = time.perf_counter()
-        timer.start()
+        meter.start()
         await asyncio.sleep(busy_s)  # the baseline: the same loop, nothing happening
-        timer.stop()
-        idle = list(lateness)
+        idle = meter.stop()
         await tray.shutdown()
         return {
             "rounds": rounds,
