@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     from app.config import SettingsError, load_settings
-    from app.core.app_logging import setup_logging
+    from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
 
     if args.start_at_login:

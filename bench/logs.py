@@ -151,7 +151,7 @@ def delays_of(lines: list[str], now: float, out: list[float]) -> None:
 
 
 async def follower_baseline(work: Path, rate: int, seconds: float) -> dict:
-    from app.core.log_follow import start_follow
+    from app.core.logs.log_follow import start_follow
 
     path = work / "baseline.log"
     path.write_text("")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import free_port, llama_server_bin, median_ms, tiny_models, write_json
 
-from app.core.manager import LlamaServerManager
+from app.core.servers.manager import LlamaServerManager
 from bench.seed_manager import SeedLlamaServerManager
 
 CTX = 512

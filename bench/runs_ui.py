@@ -51,7 +51,7 @@ def main() -> None:
 
     from app.config import load_settings
     from app.core.bootstrap import build_core
-    from app.core.settings_file import update_settings_file
+    from app.core.settings.settings_file import update_settings_file
     from app.paths import AppPaths
     from app.ui.tray_app import TrayApp
 

@@ -28,9 +28,9 @@ import psutil
 from common import free_port, llama_server_bin, median_ms, tiny_models, write_json
 
 from app.config import Settings
-from app.core.app_logging import setup_logging
 from app.core.bootstrap import build_core
-from app.core.profiles import LLM, VISION
+from app.core.logs.app_logging import setup_logging
+from app.core.models.profiles import LLM, VISION
 from app.paths import AppPaths
 
 

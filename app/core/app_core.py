@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from app.config import Settings
-from app.core.binary import resolve_server_path
-from app.core.external import ExternalServer, find_external
-from app.core.manager import LlamaServerManager, ServerExitedError
+from app.core.models.profiles import ModelProfile, profiles_from_settings
 from app.core.notices import Level, Notice, NoticeBus
-from app.core.ownership import OwnershipRecord
-from app.core.ports import PortInUseError
-from app.core.profiles import ModelProfile, profiles_from_settings
-from app.core.secure_files import secure_existing
-from app.core.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.binary import resolve_server_path
+from app.core.servers.external import ExternalServer, find_external
+from app.core.servers.manager import LlamaServerManager, ServerExitedError
+from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
+from app.core.settings.secure_files import secure_existing
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 

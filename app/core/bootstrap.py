@@ -6,7 +6,7 @@ from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.gpu.probe import GpuProber
 from app.core.runs.service import RunService
-from app.core.supervisor import Supervisor
+from app.core.servers.supervisor import Supervisor
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 

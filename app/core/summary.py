@@ -13,8 +13,8 @@ from pathlib import Path
 
 from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot
-from app.core.profiles import ModelProfile
-from app.core.states import ServerState, ServerStatus
+from app.core.models.profiles import ModelProfile
+from app.core.servers.states import ServerState, ServerStatus
 
 
 class TrayState(enum.StrEnum):

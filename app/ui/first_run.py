@@ -1,6 +1,6 @@
 """The first-run set-up dialog: pick llama-server and the vision and LLM models, write settings.
 
-Shown by the launcher when ``app.core.first_run.needs_first_run(settings, paths)`` is true:
+Shown by the launcher when ``app.core.settings.first_run.needs_first_run(settings, paths)`` is true:
 
     saved = await run_first_run(settings, paths)   # on the qasync loop
     if saved: settings = load_settings(paths)
@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings
-from app.core.binary import resolve_server_path
 from app.core.discovery import (
     DiscoveredModel,
     EnvImportError,
@@ -43,7 +42,8 @@ from app.core.discovery import (
     read_familylog_env,
     user_folder,
 )
-from app.core.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
+from app.core.servers.binary import resolve_server_path
+from app.core.settings.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
 from app.paths import AppPaths
 from app.ui.first_run_table import COLUMNS, ModelTable  # noqa: F401  (COLUMNS re-exported)
 

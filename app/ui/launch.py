@@ -21,8 +21,8 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
-    from app.core.app_logging import setup_logging
     from app.core.bootstrap import build_core
+    from app.core.logs.app_logging import setup_logging
     from app.ui.single_instance import forward
     from app.ui.tray_app import TrayApp
 
@@ -45,7 +45,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     # at login: that start stays quiet, and the tray menu offers Settings instead.
     if not args.autostart:
         from app.config import SettingsError, load_settings
-        from app.core.first_run import first_run_reasons
+        from app.core.settings.first_run import first_run_reasons
         from app.ui.first_run import run_first_run
 
         reasons = first_run_reasons(settings, paths)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.log_follow import FollowHandle, start_follow
+from app.core.logs.log_follow import FollowHandle, start_follow
 from app.ui.log_view import LogView
 
 READ_CHUNK = 256 * 1024  # a backlog reaches the view in batches of ~3,000 lines

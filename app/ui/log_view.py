@@ -26,7 +26,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
-from app.core.log_levels import LineLevel, classify
+from app.core.logs.log_levels import LineLevel, classify
 
 CHUNK_LINES = 1000  # lines inserted per event-loop turn: bounds the UI stall
 MIN_FLUSH_GAP_MS = 30  # new lines are shown at most ~33 times a second (one repaint each)

@@ -18,8 +18,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from app.core.app_logging import installed_log_file
-from app.core.states import ServerState, ServerStatus, StateEvent
+from app.core.logs.app_logging import installed_log_file
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.paths import AppPaths
 from app.ui.log_pane import LogPane
 

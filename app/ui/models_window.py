@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.core.gpu.models import GpuSnapshot
 from app.core.notices import Level, Notice
-from app.core.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.core.summary import profile_view, server_label
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.tray_menu import MenuHost, external_text

@@ -22,7 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings, SettingsError, load_settings
-from app.core.settings_file import overridden_by_environment, update_settings_file, validate_changes
+from app.core.settings.settings_file import (
+    overridden_by_environment,
+    update_settings_file,
+    validate_changes,
+)
 from app.paths import AppPaths
 
 GGUF = "GGUF models (*.gguf);;All files (*)"

@@ -20,8 +20,8 @@ from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
 from app.core.notices import Level, Notice
-from app.core.settings_apply import apply_settings
-from app.core.states import ServerState, StateEvent
+from app.core.servers.states import ServerState, StateEvent
+from app.core.settings.settings_apply import apply_settings
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for

@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
-from app.core.external import ExternalServer
+from app.core.servers.external import ExternalServer
 from app.core.summary import profile_view, tooltip
 from app.ui.hooks import UiHooks
 

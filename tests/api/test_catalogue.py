@@ -6,9 +6,9 @@ import numpy as np
 from gguf import GGUFReader
 
 from app.config import Settings
-from app.core.api.catalogue import Catalogue, UnknownModelError
-from app.core.api.gguf_info import HeaderReader, InfoCache, read_gguf_info
-from app.core.profiles import profiles_from_settings
+from app.core.models.catalogue import Catalogue, UnknownModelError
+from app.core.models.gguf_info import HeaderReader, InfoCache, read_gguf_info
+from app.core.models.profiles import profiles_from_settings
 from tests.support import tiny_model as tm
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.notices import Level
-from app.core.states import ServerState
+from app.core.servers.states import ServerState
 from tests.api import lmstudio_client
 from tests.api.conftest import CTX, base_url, client, servers
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import psutil
 
 from app.config import Settings
-from app.core.api.catalogue import Catalogue
-from app.core.api.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Placement, estimate_need
 from app.core.api.server import ApiServer
 from app.core.app_core import AppCore
-from app.core.profiles import profiles_from_settings
+from app.core.models.catalogue import Catalogue
+from app.core.models.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Placement, estimate_need
+from app.core.models.profiles import profiles_from_settings
 from app.paths import AppPaths
 from tests.api.conftest import chat, client, servers
 

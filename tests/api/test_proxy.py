@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from app.core.states import ServerState
+from app.core.servers.states import ServerState
 from tests.api.conftest import base_url, chat, client, servers
 
 VISION = "qwen/qwen3-vl-8b"

@@ -14,9 +14,9 @@ import httpx
 import psutil
 import pytest
 
-from app.core.manager import LlamaServerManager, ServerExitedError
-from app.core.ports import PortInUseError
-from app.core.states import ServerState, StateEvent
+from app.core.servers.manager import LlamaServerManager, ServerExitedError
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState, StateEvent
 from tests.conftest import free_port
 from tests.support.fakes import never_ready_server, nonsense_binary
 
@@ -301,7 +301,7 @@ async def test_port_is_free_again_after_unload(manager, tiny_model, port) -> Non
 
 
 def test_last_output_puts_this_starts_errors_first(tmp_path) -> None:
-    from app.core.server_log import last_output
+    from app.core.servers.server_log import last_output
 
     log = tmp_path / "llama-server-1.log"
     log.write_text(

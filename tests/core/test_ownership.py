@@ -8,7 +8,7 @@ import sys
 
 import psutil
 
-from app.core.ownership import OwnershipRecord
+from app.core.servers.ownership import OwnershipRecord
 
 
 def _sleeper() -> subprocess.Popen:

@@ -11,7 +11,7 @@ import sys
 import psutil
 import pytest
 
-from app.core.manager import LlamaServerManager
+from app.core.servers.manager import LlamaServerManager
 from app.platform.processes import (
     PR_SET_PDEATHSIG,
     DieWithParent,

@@ -11,15 +11,15 @@ from pathlib import Path
 import httpx
 import psutil
 
-from app.core.app_logging import setup_logging
-from app.core.profiles import LLM
-from app.core.secure_files import (
+from app.core.logs.app_logging import setup_logging
+from app.core.models.profiles import LLM
+from app.core.servers.server_log import redact
+from app.core.settings.secure_files import (
     holds_secret,
     secure_existing,
     settings_file_mode,
     write_settings_file,
 )
-from app.core.server_log import redact
 from tests.support.app import make_core, settings_for
 
 KEY = "sk-test-7f3a9c-very-secret"

@@ -6,8 +6,8 @@ import pytest
 
 from app.config import load_settings
 from app.core.bootstrap import build_core
+from app.core.servers.states import ServerState
 from app.core.startup import autostart_sequence
-from app.core.states import ServerState
 from app.paths import AppPaths
 from app.ui.systray_wait import wait_for_system_tray
 

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.config import load_settings
-from app.core.first_run import (
+from app.core.settings.first_run import (
     FirstRunChoice,
     first_run_reasons,
     needs_first_run,
     write_first_run_settings,
 )
-from app.core.first_run_settings import quote, update_dotenv
+from app.core.settings.first_run_settings import quote, update_dotenv
 from app.paths import AppPaths
 
 

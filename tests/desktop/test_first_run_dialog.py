@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.config import load_settings
 from app.core.discovery import default_folders
-from app.core.first_run import needs_first_run
+from app.core.settings.first_run import needs_first_run
 from app.paths import AppPaths
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
 from tests.desktop.gguf_tree import build_tree, copy_model, write_mmproj

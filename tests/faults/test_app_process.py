@@ -8,14 +8,14 @@ import signal
 import psutil
 import pytest
 
-from app.core.ownership import OwnershipRecord
+from app.core.servers.ownership import OwnershipRecord
 from tests.conftest import free_port, llama_children, wait_until
 from tests.support.app import CTX, alive, make_core, run_app, settings_for, titles
 
 # The app as it would run on macOS: no parent-death signal, so its servers outlive it.
 WITHOUT_PDEATHSIG = """
 import sys
-import app.core.manager as manager
+import app.core.servers.manager as manager
 from app.platform.processes import MacProcesses
 manager.process_platform = lambda platform=None: MacProcesses()
 from app.main import main

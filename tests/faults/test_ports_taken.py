@@ -8,11 +8,11 @@ import logging
 import httpx
 import pytest
 
+from app.core.models.profiles import LLM
 from app.core.notices import Level
-from app.core.ownership import OwnershipRecord
-from app.core.ports import PortInUseError
-from app.core.profiles import LLM
-from app.core.states import ServerState
+from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState
 from tests.conftest import free_port, llama_children, wait_until
 from tests.support.app import alive, notice, server_cmd, start_foreign_server, titles
 

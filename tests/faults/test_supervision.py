@@ -8,11 +8,11 @@ import os
 import signal
 
 from app.core.bootstrap import build_core
+from app.core.models.profiles import LLM
 from app.core.notices import Level
-from app.core.ownership import OwnershipRecord
-from app.core.profiles import LLM
-from app.core.states import ServerState, StateEvent
-from app.core.supervisor import RestartPolicy
+from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.states import ServerState, StateEvent
+from app.core.servers.supervisor import RestartPolicy
 from app.paths import AppPaths
 from tests.conftest import llama_children
 from tests.support.app import FAST, alive, notice, settings_for, supervisor, titles, until

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.log_follow import FollowHandle, LogFollower, read_last_lines, start_follow
+from app.core.logs.log_follow import FollowHandle, LogFollower, read_last_lines, start_follow
 
 DEADLINE = 20.0
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.app_logging import installed_log_file, setup_logging
-from app.core.manager import LlamaServerManager
-from app.core.server_log import open_server_log, rotate_if_large
+from app.core.logs.app_logging import installed_log_file, setup_logging
+from app.core.servers.manager import LlamaServerManager
+from app.core.servers.server_log import open_server_log, rotate_if_large
 
 CTX = 512
 
@@ -111,7 +111,7 @@ def test_a_failed_load_is_logged_with_its_reason(
         finally:
             await m.shutdown()
 
-    with caplog.at_level(logging.INFO, logger="app.core.manager"):
+    with caplog.at_level(logging.INFO, logger="app.core.servers.manager"):
         asyncio.run(go())
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(f"Port {port}: starting -> failed" in e and "exited with code" in e for e in errors)

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
-from app.core.log_levels import LineLevel, classify
+from app.core.logs.log_levels import LineLevel, classify
 from app.ui.log_pane import LogPane
 from app.ui.log_view import LogView
 
@@ -51,9 +51,15 @@ def test_classify_levels() -> None:
     assert classify(ERR) is LineLevel.ERROR
     assert classify(INFO.format(1, 1)) is LineLevel.INFO
     assert classify("0.00.01 I srv  operator(): Failed to bind") is LineLevel.ERROR
-    assert classify("2025-01-01 10:00:00,123 WARNING app.core.manager: x") is LineLevel.WARNING
-    assert classify("2025-01-01 10:00:00,123 ERROR   app.core.manager: x") is LineLevel.ERROR
-    assert classify("2025-01-01 10:00:00,123 INFO    app.core.manager: ok") is LineLevel.INFO
+    assert (
+        classify("2025-01-01 10:00:00,123 WARNING app.core.servers.manager: x") is LineLevel.WARNING
+    )
+    assert (
+        classify("2025-01-01 10:00:00,123 ERROR   app.core.servers.manager: x") is LineLevel.ERROR
+    )
+    assert (
+        classify("2025-01-01 10:00:00,123 INFO    app.core.servers.manager: ok") is LineLevel.INFO
+    )
     assert classify("Traceback (most recent call last):") is LineLevel.ERROR
 
 

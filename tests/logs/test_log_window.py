@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from app.core.app_logging import setup_logging
+from app.core.logs.app_logging import setup_logging
 from app.paths import AppPaths
 from app.ui.log_window import APP_TAB, RUN_TAB, LogWindow, LogWindowController
 from tests.logs.conftest import run, until
@@ -64,7 +64,7 @@ def test_app_log_tab_follows_the_apps_own_log(qtbot, qloop, make_core, paths: Ap
     qtbot.addWidget(window)
 
     async def scenario() -> None:
-        logging.getLogger("app.core.manager").error("Port 1: starting -> failed: boom")
+        logging.getLogger("app.core.servers.manager").error("Port 1: starting -> failed: boom")
         await until(lambda: has_line(window, APP_TAB, "starting -> failed: boom"))
         assert "ERROR" in window.panes[APP_TAB].view.shown_lines()[-1]
         await close_and_drain(window)

@@ -36,11 +36,11 @@ from hypothesis.stateful import (
 
 from app.core.app_core import AppCore
 from app.core.bootstrap import build_core
-from app.core.health import loopback_client
-from app.core.ownership import OwnershipRecord
-from app.core.profiles import LLM, VISION
+from app.core.models.profiles import LLM, VISION
 from app.core.runs.models import Outcome
-from app.core.states import ServerState
+from app.core.servers.health import loopback_client
+from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.states import ServerState
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.runs.conftest import standin_command

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.core.api import placement as api_placement
+from app.core.models import placement as api_placement
 from app.core.runs.models import Outcome
-from app.core.states import ServerState, StateEvent
+from app.core.servers.states import ServerState, StateEvent
 from tests.api.conftest import servers
 from tests.conftest import free_port
 from tests.runs.conftest import Recorder, started_core

@@ -15,7 +15,7 @@ import psutil
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.notices import Notice
-from app.core.supervisor import RestartPolicy, Supervisor
+from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from tests.conftest import free_port
 

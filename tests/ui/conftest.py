@@ -13,7 +13,7 @@ import qasync
 
 from app.config import load_settings
 from app.core.bootstrap import build_core
-from app.core.settings_file import update_settings_file
+from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.support.qt import collect_qt_garbage

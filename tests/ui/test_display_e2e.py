@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings_file import update_settings_file
+from app.core.settings.settings_file import update_settings_file
 from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.display

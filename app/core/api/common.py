@@ -10,8 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.api.catalogue import Catalogue
 from app.core.api.jit import ModelPool
+from app.core.models.catalogue import Catalogue
 
 if TYPE_CHECKING:
     from app.core.app_core import AppCore

@@ -15,13 +15,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from app.core.api.catalogue import Catalogue, CatalogueEntry
-from app.core.api.placement import Placement
-from app.core.manager import ServerExitedError
+from app.core.models.catalogue import Catalogue, CatalogueEntry
+from app.core.models.placement import Placement
+from app.core.models.profiles import ModelProfile
 from app.core.notices import Level, Notice
-from app.core.ports import PortInUseError
-from app.core.profiles import ModelProfile
-from app.core.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.manager import ServerExitedError
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
     from app.core.app_core import AppCore

@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.catalogue import CatalogueEntry, UnknownModelError
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.jit import LoadFailedError
-from app.core.states import ServerStatus
+from app.core.models.catalogue import CatalogueEntry, UnknownModelError
+from app.core.servers.states import ServerStatus
 
 
 def _ctx_of(entry: CatalogueEntry, st: ServerStatus) -> int | None:

@@ -14,10 +14,10 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from app.core.api.catalogue import UnknownModelError
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.jit import LoadFailedError, ModelNotLoadedError
-from app.core.profiles import ModelProfile
+from app.core.models.catalogue import UnknownModelError
+from app.core.models.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from app.config import Settings
 from app.core.api import lmstudio, proxy
-from app.core.api.catalogue import Catalogue
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.jit import DRAIN_TIMEOUT, ModelPool
-from app.core.api.placement import MemoryProbe, Placement
+from app.core.models.catalogue import Catalogue
+from app.core.models.placement import MemoryProbe, Placement
 from app.core.notices import Level, Notice
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.binary import wheel_binary
+from app.core.servers.binary import wheel_binary
 
 _VERSION = re.compile(r"^version:\s*(?P<v>.+)$", re.MULTILINE)
 

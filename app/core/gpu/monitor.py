@@ -13,8 +13,8 @@ from collections.abc import Callable
 from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.server_memory import ServerMemory, read_server_memory
-from app.core.manager import LlamaServerManager
-from app.core.states import ServerState, StateEvent
+from app.core.servers.manager import LlamaServerManager
+from app.core.servers.states import ServerState, StateEvent
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.ports import wait_port_free
-from app.core.profiles import LLM, VISION
-from app.core.states import LaunchSpec, ServerState
+from app.core.models.profiles import LLM, VISION
+from app.core.servers.ports import wait_port_free
+from app.core.servers.states import LaunchSpec, ServerState
 
 if TYPE_CHECKING:
     from app.core.app_core import AppCore

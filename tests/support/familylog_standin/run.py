@@ -123,7 +123,7 @@ async def manages() -> int:
     sys.path.insert(0, str(ROOT))
     from dotenv import load_dotenv
 
-    from app.core.manager import LlamaServerManager
+    from app.core.servers.manager import LlamaServerManager
 
     load_dotenv(Path.cwd() / ".env", override=False)  # its own .env, as FamilyLog's config
 

@@ -17,8 +17,8 @@ from typing import Literal
 import psutil
 
 from app.config import Settings
-from app.core.api.catalogue import CatalogueEntry
-from app.core.profiles import ModelProfile
+from app.core.models.catalogue import CatalogueEntry
+from app.core.models.profiles import ModelProfile
 
 MemoryProbe = Callable[[], int | None]
 """Free GPU memory in bytes, or None when it is not known (no GPU, no driver)."""

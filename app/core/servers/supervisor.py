@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from app.core.health import loopback_client
 from app.core.notices import Level, Notice
-from app.core.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+from app.core.servers.health import loopback_client
+from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
     from app.config import Settings

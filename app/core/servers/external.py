@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.core.ports import port_holder, port_is_free
+from app.core.servers.ports import port_holder, port_is_free
 
 
 @dataclass(frozen=True)

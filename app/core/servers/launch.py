@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.core.server_log import last_output
-from app.core.states import LaunchSpec
+from app.core.servers.server_log import last_output
+from app.core.servers.states import LaunchSpec
 
 
 class ServerExitedError(RuntimeError):

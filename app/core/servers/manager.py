@@ -18,19 +18,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from app.core import health
-from app.core.launch import (
+from app.core.servers import health
+from app.core.servers.launch import (
     LogWriteError,
     ServerExitedError,
     check_launch_files,
     child_env,
     exit_message,
 )
-from app.core.ownership import OwnershipRecord
-from app.core.port_table import PortSlot, PortTable
-from app.core.ports import ensure_port_free, wait_port_free
-from app.core.server_log import append_note, open_server_log, redact
-from app.core.states import LaunchSpec, ServerState, ServerStatus
+from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.port_table import PortSlot, PortTable
+from app.core.servers.ports import ensure_port_free, wait_port_free
+from app.core.servers.server_log import append_note, open_server_log, redact
+from app.core.servers.states import LaunchSpec, ServerState, ServerStatus
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.api.gguf_info import GGUFInfo, InfoCache
-from app.core.profiles import ModelProfile
+from app.core.models.gguf_info import GGUFInfo, InfoCache
+from app.core.models.profiles import ModelProfile
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.core.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 
-log = logging.getLogger("app.core.manager")
+log = logging.getLogger("app.core.servers.manager")
 
 Subscriber = Callable[[StateEvent], None]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.profiles import profiles_from_settings
-from app.core.states import ServerState
+from app.core.models.profiles import profiles_from_settings
+from app.core.servers.states import ServerState
 
 # Settings read only when the app starts.
 RESTART_KEYS = ("LLAMA_SERVER_PATH", "API_HOST", "API_PORT", "API_KEY", "API_ENABLED")

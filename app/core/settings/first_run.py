@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import Settings
-from app.core.binary import resolve_server_path
-from app.core.first_run_settings import update_dotenv
+from app.core.servers.binary import resolve_server_path
+from app.core.settings.first_run_settings import update_dotenv
 from app.paths import AppPaths
 
 SETTINGS_HEADER = (

@@ -1,0 +1,1 @@
+"""llama-server processes: launching, health, ports, ownership records and supervision."""

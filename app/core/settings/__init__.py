@@ -1,0 +1,1 @@
+"""Settings on disk and in a running app: the settings file, first-run set-up, applying changes."""
