@@ -40,7 +40,7 @@ def test_a_foreign_server_on_the_llm_port_is_shown_as_external(
 ) -> None:
     pid = foreign_on_port.pid
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
-    assert app.core.servers.external[port].pid == pid
+    assert app.core.external[port].pid == pid
 
     menu = app.menu
     menu.rebuild()
@@ -60,7 +60,7 @@ def test_a_foreign_server_that_starts_later_shows_up_when_the_menu_opens(
     make_app, wait, tiny_model, port
 ) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
-    assert port not in app.core.servers.external
+    assert port not in app.core.external
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
@@ -69,8 +69,8 @@ def test_a_foreign_server_that_starts_later_shows_up_when_the_menu_opens(
     try:
         wait(lambda: _listening(port))
         app.menu.aboutToShow.emit()  # what opening the menu does
-        wait(lambda: port in app.core.servers.external)
-        assert app.core.servers.external[port].pid == proc.pid
+        wait(lambda: port in app.core.external)
+        assert app.core.external[port].pid == proc.pid
         app.menu.rebuild()
         assert any(f"external (PID {proc.pid})" in a.text() for a in app.menu.external_actions)
         assert any(n.title == f"Port {port} is taken" for n in app.core.notices.history)

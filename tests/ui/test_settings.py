@@ -74,7 +74,7 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     paths.settings_file.write_text("# mine\nUNKNOWN_THING=1\n")
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
     arun(app.load("llm"))
-    assert app.core.servers.manager.status(port).state is ServerState.READY
+    assert app.core.manager.status(port).state is ServerState.READY
 
     app.show_settings()
     dlg = app.settings_dialog
@@ -95,11 +95,11 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     assert "LLM on port" in dlg.message.text() and "old settings" in dlg.message.text()
     assert shown and shown[-1][0] == "Settings saved"
     # the running server was not restarted
-    assert app.core.servers.manager.status(port).state is ServerState.READY
-    assert app.core.servers.manager.status(port).spec.ctx_size == 512
+    assert app.core.manager.status(port).state is ServerState.READY
+    assert app.core.manager.status(port).spec.ctx_size == 512
 
     # a new model file for the LLM profile: the running one is no longer configured
     dlg.editors["LLM_MODEL_GGUF"].setText(str(tiny_model_b))
     assert dlg.apply() is True
-    assert app.core.models.profiles["llm"].model_path == str(tiny_model_b)
+    assert app.core.profiles["llm"].model_path == str(tiny_model_b)
     assert "no longer a configured model" in dlg.message.text()

@@ -28,8 +28,8 @@ def test_load_from_menu_shows_the_row_with_its_pid_then_unload(
     assert "not loaded" in llm.header.text()
 
     llm.load.trigger()
-    wait(lambda: app.core.servers.manager.status(port).state is ServerState.READY)
-    status = app.core.servers.manager.status(port)
+    wait(lambda: app.core.manager.status(port).state is ServerState.READY)
+    status = app.core.manager.status(port)
     wait(lambda: any(r["PID"] == str(status.pid) for r in table_rows(window)))
     row = next(r for r in table_rows(window) if r["Port"] == str(port))
     assert row == row | {
@@ -49,7 +49,7 @@ def test_load_from_menu_shows_the_row_with_its_pid_then_unload(
     assert menu.act_unload_all.isEnabled()
 
     llm.unload.trigger()
-    wait(lambda: app.core.servers.manager.status(port).state is ServerState.STOPPED)
+    wait(lambda: app.core.manager.status(port).state is ServerState.STOPPED)
     wait(lambda: table_rows(window) == [])
     assert app.tray.state is TrayState.IDLE
 
@@ -104,7 +104,7 @@ def test_switch_single_port_between_profiles(
 ) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model), VISION_MODEL_GGUF=str(tiny_model_b))
     single = app.core.settings.LLAMA_PORT
-    manager = app.core.servers.manager
+    manager = app.core.manager
     app.menu.rebuild()
     app.menu.profile_actions["llm"].switch.trigger()
     wait(lambda: manager.status(single).state is ServerState.READY)
@@ -130,7 +130,7 @@ def test_switch_single_port_between_profiles(
 def test_busy_port_disables_actions(make_app, arun, wait, tiny_model, port) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
     task = app.load("llm")
-    wait(lambda: app.core.servers.manager.is_busy(port))
+    wait(lambda: app.core.manager.is_busy(port))
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
     assert not llm.load.isEnabled() and not llm.unload.isEnabled()
@@ -165,13 +165,13 @@ def test_show_logs_and_start_at_login_from_the_menu(make_app, tmp_path) -> None:
 def test_quit_stops_every_server(make_app, arun, wait, tiny_model, port) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
     arun(app.load("llm"))
-    pid = app.core.servers.manager.status(port).pid
+    pid = app.core.manager.status(port).pid
     assert pid
     app.menu.rebuild()
     app.menu.act_quit.trigger()
     assert app._quit.is_set()
     arun(app.shutdown())
-    assert app.core.servers.manager.get_loaded_models() == {}
+    assert app.core.manager.get_loaded_models() == {}
 
 
 def test_run_in_progress_icon_and_tooltip(make_app) -> None:
