@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     JIT_LOAD: bool = True
     RUN_MODE: Literal["switch", "parallel", "auto"] = "auto"
     IDLE_UNLOAD_MINUTES: float = Field(default=0.0, ge=0)
+    # At most this many models loaded at once (0: no cap); the least recently used idle
+    # one is unloaded to make room.
+    MAX_LOADED_MODELS: int = Field(default=0, ge=0)
+    # How long a load waits for a model it must unload to finish its requests (or for a
+    # run to let go of it) before it answers "busy".
+    EVICT_WAIT_SECONDS: float = Field(default=60.0, ge=0)
 
     # ── Logs ──────────────────────────────────────────────────────────────────
     LOG_VIEW_MAX_LINES: int = Field(default=20_000, ge=100)

@@ -30,7 +30,7 @@ from common import free_port, llama_server_bin, median_ms, tiny_models, write_js
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.logs.app_logging import setup_logging
-from app.core.models.profiles import LLM, VISION
+from app.core.models.entry import LLM, VISION
 from app.paths import AppPaths
 
 

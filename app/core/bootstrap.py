@@ -1,12 +1,15 @@
-"""Build the core with every service the settings ask for; the tray and --headless share it."""
+"""Build the core with every service the settings ask for; the tray, --headless and the
+tests share it."""
 
 from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.gpu.probe import GpuProber
+from app.core.models.idle import IdleUnloader
+from app.core.runs.deps import RunDeps
 from app.core.runs.service import RunService
-from app.core.servers.supervisor import Supervisor
+from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
@@ -17,23 +20,43 @@ def build_core(
     *,
     platform: ProcessPlatform | None = None,
     schedule: bool = True,
+    policy: RestartPolicy | None = None,
+    gpu: GpuProber | None = None,
+    api: bool | None = None,
+    runs: bool = True,
+    supervise: bool = True,
+    run_options: dict | None = None,
 ) -> AppCore:
-    core = AppCore(settings, paths, platform=platform)
+    """``policy``: the supervisor's (None: from the settings); ``api``: serve the API (None:
+    ``API_ENABLED``); ``runs``: attach FamilyLog runs; ``supervise``: restart crashed and
+    hung servers; ``run_options``: passed to ``RunService`` (tests: a clock, a kill delay)."""
+    # One GPU prober for the models window and placement (RUN_MODE=auto).
+    gpu = gpu or GpuProber()
+    core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes)
+    core.gpu = gpu
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
-    supervisor = Supervisor(core)
-    core.add_service(supervisor)
-    # One GPU prober for the models window and the API's placement (RUN_MODE=auto).
-    core.gpu = GpuProber()
+    if supervise:
+        core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy))
+    core.idle = IdleUnloader(core.lifecycle, core.live)
+    core.add_service(core.idle)
     # The API first: services stop newest first, so a run in progress is cancelled while
     # the API it may be talking to is still up.
-    if settings.API_ENABLED:
+    if settings.API_ENABLED if api is None else api:
         from app.core.api.server import ApiServer
 
-        core.api = ApiServer(core, settings, gpu_free=core.gpu.free_bytes)
+        core.api = ApiServer(core.lifecycle, core.live, core.notices)
         core.add_service(core.api)
-        # the hung-server probe leaves alone a server that is busy answering requests
-        supervisor.set_idle_check(lambda port: core.api.pool.in_flight(port) == 0)
-    # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).
-    core.runs = RunService(core, schedule=schedule, platform=platform)
-    core.add_service(core.runs)
+    if runs:
+        # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).
+        deps = RunDeps(
+            lifecycle=core.lifecycle,
+            settings=core.live,
+            notices=core.notices,
+            runs_dir=paths.runs_dir,
+            history_file=paths.history_file,
+            api_port=core.api_port,
+        )
+        options = {"schedule": schedule, "platform": platform, **(run_options or {})}
+        core.runs = RunService(deps, **options)
+        core.add_service(core.runs)
     return core

@@ -26,7 +26,7 @@ async def run_headless(
             loop.add_signal_handler(sig, stop.set)
     try:
         await core.start()
-        await core.load_startup_profiles()
+        await core.load_at_start()
         log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", _pid())
         print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
         if ready is not None:

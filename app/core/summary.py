@@ -2,7 +2,7 @@
 
 - ``overall_state``: the one state the tray icon shows.
 - ``tooltip``: the state in words, e.g. "LLM ready on :8082, VRAM 15.2 / 24 GB".
-- ``profile_view``: a profile's state line and which actions make sense now.
+- ``model_view``: a role model's state line and which actions make sense now.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot
-from app.core.models.profiles import ModelProfile
+from app.core.models.entry import ModelEntry
 from app.core.servers.states import ServerState, ServerStatus
 
 
@@ -47,9 +47,10 @@ _WORDS = {
 
 
 def server_label(core: AppCore, status: ServerStatus) -> str:
-    """The profile's title ("LLM") when the server runs a profile's model, else the model name."""
-    profile = core.profile_for_status(status)
-    return profile.title if profile else (status.model_name or "server")
+    """The model's title ("LLM" for a role, else its name) for a server."""
+    spec = status.spec
+    entry = core.catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
+    return entry.title if entry else (status.model_name or "server")
 
 
 def tooltip(
@@ -81,53 +82,35 @@ def run_words(core: AppCore) -> str:
 
 
 @dataclass(frozen=True)
-class ProfileView:
-    profile: ModelProfile
+class ModelView:
+    entry: ModelEntry
     text: str  # "LLM: ready on :8082 (tiny-llama)"
     problem: str | None  # why it cannot be loaded
     busy: bool
     can_load: bool
     can_unload: bool
-    can_switch: bool
-    ports: tuple[int, ...]  # where it runs (or failed), for Unload
 
 
-def profile_view(core: AppCore, profile: ModelProfile) -> ProfileView:
-    problem = profile.problem()
-    statuses = core.manager.statuses()
-    mine = {
-        port: st
-        for port, st in statuses.items()
-        if st.state is not ServerState.STOPPED
-        and st.spec is not None
-        and profile.model_path
-        and st.spec.model_path == profile.model_path
-    }
-    single = core.settings.LLAMA_PORT
-    busy = any(core.manager.is_busy(p) for p in {profile.port, single, *mine})
+def model_view(core: AppCore, entry: ModelEntry) -> ModelView:
+    lifecycle = core.lifecycle
+    problem = entry.problem()
+    inst = lifecycle.instance(entry) if entry.configured else None
+    busy = lifecycle.is_busy(entry) if entry.configured else False
     if problem:
-        text = f"{profile.title}: {problem}"
-    elif mine:
-        desc = ", ".join(
-            f"{_WORDS.get(st.state, st.state.value)} on :{p}" for p, st in mine.items()
-        )
-        text = f"{profile.title}: {desc} ({_name(profile)})"
+        text = f"{entry.title}: {problem}"
+    elif inst is not None:
+        text = f"{entry.title}: {_WORDS.get(inst.state, inst.state.value)} on :{inst.port} ({_name(entry)})"
     else:
-        text = f"{profile.title}: not loaded ({_name(profile)})"
-    own = statuses.get(profile.port)
-    ready_on_own = own is not None and own.state is ServerState.READY and profile.port in mine
-    on_single = single in mine and mine[single].state is ServerState.READY
-    return ProfileView(
-        profile=profile,
+        text = f"{entry.title}: not loaded ({_name(entry)})"
+    return ModelView(
+        entry=entry,
         text=text,
         problem=problem,
         busy=busy,
-        can_load=not problem and not busy and not ready_on_own,
-        can_unload=not busy and bool(mine),
-        can_switch=not problem and not core.manager.is_busy(single) and not on_single,
-        ports=tuple(mine),
+        can_load=not problem and not busy and inst is None,
+        can_unload=not busy and inst is not None,
     )
 
 
-def _name(profile: ModelProfile) -> str:
-    return Path(profile.model_path).name
+def _name(entry: ModelEntry) -> str:
+    return Path(entry.path).name

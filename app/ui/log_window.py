@@ -19,6 +19,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from app.core.logs.app_logging import installed_log_file
+from app.core.models.catalogue import Catalogue
 from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.paths import AppPaths
 from app.ui.log_pane import LogPane
@@ -41,8 +42,7 @@ class _Core(Protocol):
     """What the window needs of ``AppCore``."""
 
     manager: _Manager
-
-    def profile_for_status(self, status: ServerStatus): ...
+    catalogue: Catalogue
 
 
 class LogWindow(QWidget):
@@ -112,12 +112,14 @@ class LogWindow(QWidget):
 
     def port_title(self, port: int, status: ServerStatus | None = None) -> str:
         status = status or self.core.manager.statuses().get(port)
-        profile = self.core.profile_for_status(status) if status else None
-        if profile is None and status is None:
-            profiles = getattr(self.core, "profiles", {}).values()
-            profile = next((p for p in profiles if p.port == port and p.configured), None)
-        if profile is not None:
-            return f"{profile.title} · {port}"
+        catalogue = self.core.catalogue
+        spec = status.spec if status else None
+        entry = catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
+        if entry is None and status is None:
+            roles = catalogue.roles().values()
+            entry = next((e for e in roles if e.port == port and e.configured), None)
+        if entry is not None:
+            return f"{entry.title} · {port}"
         name = status.model_name if status else ""
         return f"{name or 'llama-server'} · {port}"
 

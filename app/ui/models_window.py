@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from app.core.gpu.models import GpuSnapshot
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, ServerStatus, StateEvent
-from app.core.summary import profile_view, server_label
+from app.core.summary import model_view, server_label
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.tray_menu import MenuHost, external_text
 
@@ -52,7 +52,7 @@ class ModelsWindow(QWidget):
 
         box = QGroupBox("Models")
         self._grid = QGridLayout(box)
-        self.profile_rows: dict[str, tuple[QLabel, QPushButton, QPushButton, QPushButton]] = {}
+        self.profile_rows: dict[str, tuple[QLabel, QPushButton, QPushButton]] = {}
         layout.addWidget(box)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -177,32 +177,26 @@ class ModelsWindow(QWidget):
 
     def refresh_profiles(self) -> None:
         core, host = self.host.core, self.host
-        for i, (name, profile) in enumerate(core.profiles.items()):
+        for i, (name, entry) in enumerate(core.catalogue.roles().items()):
             row = self.profile_rows.get(name)
             if row is None:
                 label = QLabel()
                 label.setWordWrap(True)
-                load, unload, switch = QPushButton(), QPushButton(), QPushButton()
-                load.clicked.connect(lambda _=False, n=name: host.load(n))
-                unload.clicked.connect(lambda _=False, n=name: self._unload(n))
-                switch.clicked.connect(lambda _=False, n=name: host.switch(n))
-                for col, w in enumerate((label, load, unload, switch)):
+                load, unload = QPushButton("Load"), QPushButton("Unload")
+                load.clicked.connect(lambda _=False, n=name: self._act(n, host.load))
+                unload.clicked.connect(lambda _=False, n=name: self._act(n, host.unload))
+                for col, w in enumerate((label, load, unload)):
                     self._grid.addWidget(w, i, col)
                 self._grid.setColumnStretch(0, 1)
-                row = self.profile_rows[name] = (label, load, unload, switch)
-            label, load, unload, switch = row
-            view = profile_view(core, profile)
+                row = self.profile_rows[name] = (label, load, unload)
+            label, load, unload = row
+            view = model_view(core, entry)
             label.setText(view.text)
-            load.setText(f"Load on :{profile.port}")
-            unload.setText("Unload")
-            switch.setText(f"Switch :{core.settings.LLAMA_PORT} to it")
             load.setEnabled(view.can_load)
             unload.setEnabled(view.can_unload)
-            switch.setEnabled(view.can_switch)
 
-    def _unload(self, name: str) -> None:
-        view = profile_view(self.host.core, self.host.core.profile(name))
-        self.host.unload_ports(view.ports)
+    def _act(self, role: str, action) -> None:
+        action(self.host.core.catalogue.role(role).key)
 
     # ── Visibility drives the GPU probe rate ─────────────────────────────────
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)

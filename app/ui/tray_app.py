@@ -125,7 +125,7 @@ class TrayApp(QObject):
                 log.info("No system tray yet; retrying for %g s", self._tray_wait)
                 self._tray_timer.start()
         if load_at_start:
-            spawn(self.core.load_startup_profiles(), "Loading at start")
+            spawn(self.core.load_at_start(), "Loading at start")
 
     async def run(self, **start_kw) -> int:
         """Start, live until ``quit()``, then stop every server and service."""
@@ -246,17 +246,12 @@ class TrayApp(QObject):
             self.models_window.refresh_profiles()
         self.changed.emit()
 
-    def load(self, name: str) -> asyncio.Task | None:
-        profile = self.core.profile(name)
-        if self.core.manager.is_busy(profile.port):
-            log.info("Port %d is busy; not loading %s twice", profile.port, profile.title)
-            return None
-        return self._spawn(self.core.load_profile(name), f"Loading {profile.title}")
+    def load(self, key: str) -> asyncio.Task:
+        """Load a model where placement puts it (the lifecycle loads it once, whoever asks)."""
+        return self._spawn(self.core.lifecycle.ensure(key), f"Loading {key}")
 
-    def switch(self, name: str) -> asyncio.Task | None:
-        if self.core.manager.is_busy(self.core.settings.LLAMA_PORT):
-            return None
-        return self._spawn(self.core.switch_single_port(name), f"Switching to {name}")
+    def unload(self, key: str) -> asyncio.Task:
+        return self._spawn(self.core.lifecycle.unload(key), f"Unloading {key}")
 
     def unload_ports(self, ports: tuple[int, ...]) -> asyncio.Task | None:
         ports = tuple(p for p in ports if not self.core.manager.is_busy(p))
@@ -264,16 +259,17 @@ class TrayApp(QObject):
             return None
 
         async def unload() -> None:
-            await asyncio.gather(*(self.core.unload_port(p) for p in ports))
+            for p in ports:
+                await self.core.lifecycle.unload_port(p)
 
         return self._spawn(unload(), f"Unloading {ports}")
 
     def unload_all(self) -> asyncio.Task:
         async def unload() -> None:
-            await self.core.unload_all()
+            await self.core.lifecycle.unload_all()
             for port, st in self.core.manager.statuses().items():
                 if st.state is ServerState.FAILED:  # clear errors too
-                    await self.core.unload_port(port)
+                    await self.core.manager.unload_model(port)
 
         return self._spawn(unload(), "Unloading all")
 
@@ -299,7 +295,7 @@ class TrayApp(QObject):
         self.settings_dialog.activateWindow()
 
     def apply_settings(self, new: Settings) -> list[str]:
-        lines = apply_settings(self.core, new)
+        lines = apply_settings(self.core.live, self.core.lifecycle, new)
         if lines:
             self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(lines)))
         self._after_action()

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
 from app.core.servers.external import ExternalServer
-from app.core.summary import profile_view, tooltip
+from app.core.summary import model_view, tooltip
 from app.ui.hooks import UiHooks
 
 
@@ -23,9 +23,9 @@ class MenuHost(Protocol):
     hooks: UiHooks
     run_in_progress: bool
 
-    def load(self, name: str) -> None: ...
+    def load(self, key: str) -> None: ...
+    def unload(self, key: str) -> None: ...
     def unload_ports(self, ports: tuple[int, ...]) -> None: ...
-    def switch(self, name: str) -> None: ...
     def unload_all(self) -> None: ...
     def show_models(self) -> None: ...
     def show_settings(self) -> None: ...
@@ -37,7 +37,6 @@ class ProfileActions:
     header: QAction
     load: QAction
     unload: QAction
-    switch: QAction
     settings: QAction | None  # offered when the profile cannot be loaded
 
 
@@ -64,36 +63,29 @@ class TrayMenu(QMenu):
         self.act_status = self._add(tooltip(core, snapshot, host.run_in_progress), enabled=False)
         self.addSeparator()
         self.profile_actions = {}
-        for name, profile in core.profiles.items():
-            view = profile_view(core, profile)
+        roles = core.catalogue.roles()
+        for name, entry in roles.items():
+            view = model_view(core, entry)
             header = self._add(view.text, enabled=False)
-            load = self._add(f"Load {profile.title} on :{profile.port}", enabled=view.can_load)
-            load.triggered.connect(lambda _=False, n=name: host.load(n))
-            unload = self._add(f"Unload {profile.title}", enabled=view.can_unload)
-            unload.triggered.connect(lambda _=False, p=view.ports: host.unload_ports(p))
-            switch = self._add(
-                f"Switch :{core.settings.LLAMA_PORT} to {profile.title}", enabled=view.can_switch
-            )
-            switch.triggered.connect(lambda _=False, n=name: host.switch(n))
+            load = self._add(f"Load {entry.title}", enabled=view.can_load)
+            load.triggered.connect(lambda _=False, k=entry.key: host.load(k))
+            unload = self._add(f"Unload {entry.title}", enabled=view.can_unload)
+            unload.triggered.connect(lambda _=False, k=entry.key: host.unload(k))
             if view.problem and not view.can_unload:  # nothing to do but set it up
-                for act in (load, unload, switch):
+                for act in (load, unload):
                     act.setVisible(False)
             fix = None
             if view.problem:
-                fix = self._add(f"Set up {profile.title} in Settings…")
+                fix = self._add(f"Set up {entry.title} in Settings…")
                 fix.triggered.connect(host.show_settings)
-            self.profile_actions[name] = ProfileActions(header, load, unload, switch, fix)
+            self.profile_actions[name] = ProfileActions(header, load, unload, fix)
             self.addSeparator()
-        others = [
-            (port, st)
-            for port, st in core.manager.statuses().items()
-            if st.state.alive and core.profile_for_status(st) is None
-        ]
-        for port, st in others:
-            act = self._add(
-                f"Unload {st.model_name} on :{port}", enabled=not core.manager.is_busy(port)
-            )
-            act.triggered.connect(lambda _=False, p=port: host.unload_ports((p,)))
+        role_files = {e.file for e in roles.values() if e.configured}
+        for inst in core.lifecycle.snapshot():
+            if not inst.status.state.alive or (inst.entry and inst.entry.file in role_files):
+                continue
+            act = self._add(f"Unload {inst.key}", enabled=not core.manager.is_busy(inst.port))
+            act.triggered.connect(lambda _=False, p=inst.port: host.unload_ports((p,)))
         # ports held by programs the app did not start: shown, never stopped from here
         self.external_actions = [
             self._add(external_text(ext), enabled=False) for _, ext in sorted(core.external.items())

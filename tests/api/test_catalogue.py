@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from gguf import GGUFReader
 
-from app.config import Settings
-from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.gguf_info import HeaderReader, InfoCache, read_gguf_info
-from app.core.models.profiles import profiles_from_settings
 from tests.support import tiny_model as tm
 
 
@@ -60,36 +56,3 @@ def test_info_cache(tmp_path, tiny_model) -> None:
     assert cache.get(str(copy)).name == "first"
     tm.write_tiny_model(copy, name="second-name")  # another size: read again
     assert cache.get(str(copy)).name == "second-name"
-
-
-def test_keys_and_aliases_resolve(tiny_model, tiny_model_b) -> None:
-    s = Settings(
-        _env_file=None,
-        VISION_MODEL_GGUF=str(tiny_model),
-        VISION_MODEL_ID="qwen/qwen3-vl-8b",
-        LLM_MODEL_GGUF=str(tiny_model_b),
-    )
-    cat = Catalogue(profiles_from_settings(s))
-    assert cat.known_keys() == ["qwen/qwen3-vl-8b", "tiny-other-F32"]
-    assert cat.resolve("qwen/qwen3-vl-8b").name == "vision"
-    assert cat.resolve("QWEN/Qwen3-VL-8B").name == "vision"
-    assert cat.resolve(tiny_model.stem).name == "vision"
-    assert cat.resolve(tiny_model.name).name == "vision"
-    assert cat.resolve("tiny-other-F32.gguf").name == "llm"
-    try:
-        cat.resolve("qwen/qwen3-vl-4b")
-    except UnknownModelError as e:
-        assert e.known == ["qwen/qwen3-vl-8b", "tiny-other-F32"]
-        assert "qwen/qwen3-vl-8b, tiny-other-F32" in str(e)
-    else:
-        raise AssertionError("an unknown key resolved")
-    entry = cat.entry(cat.resolve("tiny-other-F32"))
-    assert entry.publisher == "local" and entry.display_name == "tiny-other"
-    assert np.isclose(entry.size_bytes, tiny_model_b.stat().st_size)
-
-
-def test_unconfigured_profiles_are_not_listed(tiny_model) -> None:
-    s = Settings(_env_file=None, LLM_MODEL_GGUF=str(tiny_model))
-    cat = Catalogue(profiles_from_settings(s))
-    assert cat.known_keys() == [tiny_model.stem]
-    assert cat.find(None) is None and cat.find("") is None

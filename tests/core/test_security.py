@@ -12,7 +12,7 @@ import httpx
 import psutil
 
 from app.core.logs.app_logging import setup_logging
-from app.core.models.profiles import LLM
+from app.core.models.entry import LLM
 from app.core.servers.server_log import redact
 from app.core.settings.secure_files import (
     holds_secret,

@@ -80,7 +80,7 @@ async def test_app_killed_with_sigkill_while_two_servers_run(
         assert not any("is taken" in t for t in titles(core)) and core.external == {}, told
         assert not any(alive(pid) for pid in pids)
         assert not core.paths.ownership_file.exists()
-        await core.load_startup_profiles()
+        await core.load_at_start()
         # both ports are usable again
         assert len(core.manager.get_loaded_models()) == 2, core.manager.statuses()
         await core.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.models.profiles import LLM, VISION
+from app.core.models.entry import LLM, VISION
 from app.core.notices import Level
 from app.core.servers.manager import LogWriteError, ServerExitedError
 from app.core.servers.states import ServerState
@@ -180,7 +180,7 @@ async def test_disk_full_while_writing_the_log(app, tiny_model) -> None:
 
 EFBIG_SCRIPT = r"""
 import asyncio, json, resource, signal, sys
-from app.core.models.profiles import LLM
+from app.core.models.entry import LLM
 from tests.support.app import make_core, settings_for
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG

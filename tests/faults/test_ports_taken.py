@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from app.core.models.profiles import LLM
+from app.core.models.entry import LLM
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.ports import PortInUseError

@@ -8,7 +8,7 @@ import os
 import signal
 
 from app.core.bootstrap import build_core
-from app.core.models.profiles import LLM
+from app.core.models.entry import LLM
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, StateEvent

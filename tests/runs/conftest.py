@@ -90,13 +90,7 @@ async def until(predicate, timeout: float = 60.0) -> None:
 
 @contextlib.asynccontextmanager
 async def started_core(settings: Settings, **runs_kw) -> AsyncIterator[AppCore]:
-    core = build_core(settings, AppPaths.resolve().ensure())
-    if runs_kw:
-        from app.core.runs.service import RunService
-
-        core.services.remove(core.runs)
-        core.runs = RunService(core, **runs_kw)
-        core.add_service(core.runs)
+    core = build_core(settings, AppPaths.resolve().ensure(), run_options=runs_kw)
     await core.start()
     try:
         yield core

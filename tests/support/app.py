@@ -14,6 +14,7 @@ import psutil
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.bootstrap import build_core
 from app.core.notices import Notice
 from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
@@ -38,12 +39,20 @@ def settings_for(llama_server_bin: str, **overrides) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def make_core(settings: Settings, policy: RestartPolicy | None = FAST, **supervisor_kw) -> AppCore:
-    """The core as ``bootstrap.build_core`` builds it, with a fast restart policy."""
-    core = AppCore(settings, AppPaths.resolve().ensure())
-    if policy is not None:
-        core.add_service(Supervisor(core, policy, **supervisor_kw))
-    return core
+def make_core(
+    settings: Settings, policy: RestartPolicy | None = FAST, *, api: bool = False, **kw
+) -> AppCore:
+    """The core as the app builds it (``bootstrap.build_core``), with a fast restart policy
+    (``policy=None``: no supervisor); no API and no runs unless asked."""
+    kw.setdefault("runs", False)
+    return build_core(
+        settings,
+        AppPaths.resolve().ensure(),
+        policy=policy,
+        supervise=policy is not None,
+        api=api,
+        **kw,
+    )
 
 
 def supervisor(core: AppCore) -> Supervisor:

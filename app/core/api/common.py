@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.api.jit import ModelPool
 from app.core.models.catalogue import Catalogue
-
-if TYPE_CHECKING:
-    from app.core.app_core import AppCore
+from app.core.models.lifecycle import ModelLifecycle
 
 
 class ApiError(Exception):
@@ -81,12 +80,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 @dataclass
 class ApiContext:
-    core: AppCore
-    settings: Settings
-    catalogue: Catalogue
-    pool: ModelPool
+    lifecycle: ModelLifecycle
+    settings: Callable[[], Settings]  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
     upstream_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.lifecycle.catalogue
+
+    def log_path(self, port: int) -> Path:
+        return self.lifecycle.manager.log_path(port)
 
 
 CONTEXT = web.AppKey("familylog_api", ApiContext)

@@ -8,26 +8,24 @@ from typing import Any
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
-from app.core.api.jit import LoadFailedError
-from app.core.models.catalogue import CatalogueEntry, UnknownModelError
-from app.core.servers.states import ServerStatus
+from app.core.models.catalogue import UnknownModelError
+from app.core.models.entry import ModelEntry
+from app.core.models.launch_args import LoadConfig
+from app.core.models.lifecycle import Instance, LoadFailedError
+
+V0_TYPES = {"llm": "llm", "embedding": "embeddings", "reranker": "embeddings"}
 
 
-def _ctx_of(entry: CatalogueEntry, st: ServerStatus) -> int | None:
-    ctx = st.spec.ctx_size if st.spec else 0
-    return ctx or entry.max_context_length
-
-
-def model_v1(entry: CatalogueEntry, st: ServerStatus | None) -> dict[str, Any]:
+def model_v1(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     info = entry.info
     quant = None
-    if info and info.quantization:
-        quant = {"name": info.quantization, "bits_per_weight": info.bits_per_weight}
+    if entry.quant:
+        quant = {"name": entry.quant, "bits_per_weight": info.bits_per_weight if info else None}
     instances = []
-    if st is not None:
-        instances.append({"id": entry.key, "config": {"context_length": _ctx_of(entry, st)}})
+    if inst is not None:
+        instances.append({"id": entry.key, "config": {"context_length": inst.context_length}})
     return {
-        "type": "llm",
+        "type": "embedding" if entry.type != "llm" else "llm",
         "publisher": entry.publisher,
         "key": entry.key,
         "display_name": entry.display_name,
@@ -46,22 +44,27 @@ def model_v1(entry: CatalogueEntry, st: ServerStatus | None) -> dict[str, Any]:
     }
 
 
-def model_v0(entry: CatalogueEntry, st: ServerStatus | None) -> dict[str, Any]:
+def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     info = entry.info
+    kind = "vlm" if entry.vision else V0_TYPES.get(entry.type, "llm")
     out: dict[str, Any] = {
         "id": entry.key,
         "object": "model",
-        "type": "vlm" if entry.vision else "llm",
+        "type": kind,
         "publisher": entry.publisher,
         "arch": info.architecture if info else None,
         "compatibility_type": "gguf",
-        "quantization": info.quantization if info else None,
-        "state": "loaded" if st is not None else "not-loaded",
+        "quantization": entry.quant,
+        "state": "loaded" if inst is not None else "not-loaded",
         "max_context_length": entry.max_context_length,
     }
-    if st is not None:
-        out["loaded_context_length"] = _ctx_of(entry, st)
+    if inst is not None:
+        out["loaded_context_length"] = inst.context_length
     return out
+
+
+def _loaded(c: ApiContext) -> dict[str, Instance]:
+    return {i.key: i for i in c.lifecycle.loaded()}
 
 
 def _unknown(e: UnknownModelError) -> ApiError:
@@ -70,25 +73,25 @@ def _unknown(e: UnknownModelError) -> ApiError:
 
 async def list_v1(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
-    entries = await c.catalogue.entries_async()
-    return web.json_response({"models": [model_v1(e, c.pool.ready(e.profile)) for e in entries]})
+    loaded = _loaded(c)
+    models = [model_v1(e, loaded.get(e.key)) for e in c.catalogue.entries()]
+    return web.json_response({"models": models})
 
 
 async def list_v0(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
-    entries = await c.catalogue.entries_async()
-    data = [model_v0(e, c.pool.ready(e.profile)) for e in entries]
+    loaded = _loaded(c)
+    data = [model_v0(e, loaded.get(e.key)) for e in c.catalogue.entries()]
     return web.json_response({"object": "list", "data": data})
 
 
 async def get_v0(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     try:
-        profile = c.catalogue.resolve(request.match_info["model"])
+        entry = c.catalogue.resolve(request.match_info["model"])
     except UnknownModelError as e:
         raise _unknown(e) from None
-    entry = c.catalogue.entry(profile)
-    return web.json_response(model_v0(entry, c.pool.ready(profile)))
+    return web.json_response(model_v0(entry, c.lifecycle.ready(entry)))
 
 
 def _context_length(body: dict[str, Any]) -> int | None:
@@ -116,21 +119,20 @@ async def load_v1(request: web.Request) -> web.Response:
         )
     ctx = _context_length(body)
     try:
-        profile = c.catalogue.resolve(name)
+        entry = c.catalogue.resolve(name)
     except UnknownModelError as e:
         raise _unknown(e) from None
     start = time.monotonic()
-    was = c.pool.ready(profile)
+    was = c.lifecycle.ready(entry)
     try:
-        st = await c.pool.ensure_loaded(profile, ctx)
+        inst = await c.lifecycle.ensure(entry, LoadConfig(context_length=ctx))
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
-    took = 0.0 if st is was else time.monotonic() - start
-    entry = c.catalogue.entry(profile)
-    config = {"context_length": _ctx_of(entry, st)}
+    took = 0.0 if was is not None and was.pid == inst.pid else time.monotonic() - start
+    config = {"context_length": inst.context_length}
     return web.json_response(
         {
-            "type": "llm",
+            "type": "embedding" if entry.type != "llm" else "llm",
             "instance_id": entry.key,
             "model_instance_id": entry.key,
             "status": "loaded",
@@ -149,16 +151,16 @@ async def unload_v1(request: web.Request) -> web.Response:
         raise ApiError(
             400, 'Say which instance to unload: {"instance_id": "<id>"}', code="missing_instance"
         )
-    profile = c.catalogue.find(name)
-    if profile is None or c.pool.ready(profile) is None:
-        loaded = [p.model_id for p, _ in c.pool.loaded()]
+    entry = c.catalogue.find(name)
+    if entry is None or c.lifecycle.instance(entry) is None:
+        loaded = [i.key for i in c.lifecycle.loaded()]
         raise ApiError(
             404,
             f"No loaded model instance '{name}'. Loaded: {', '.join(loaded) or 'none'}",
             code="instance_not_found",
             loaded_instances=loaded,
         )
-    await c.pool.unload(profile)
+    await c.lifecycle.unload(entry)
     return web.json_response({"instance_id": name})
 
 

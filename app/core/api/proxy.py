@@ -15,9 +15,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
-from app.core.api.jit import LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
-from app.core.models.profiles import ModelProfile
+from app.core.models.entry import ModelEntry
+from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +41,21 @@ _HOP_BY_HOP = frozenset(
 async def list_models(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     data = [
-        {"id": p.model_id, "object": "model", "owned_by": c.catalogue.entry(p).publisher}
-        for p in c.catalogue.profiles()
+        {"id": e.key, "object": "model", "owned_by": e.publisher} for e in c.catalogue.entries()
     ]
     return web.json_response({"object": "list", "data": data})
 
 
-def pick_profile(c: ApiContext, name: object) -> ModelProfile:
+def pick_model(c: ApiContext, name: object) -> ModelEntry:
     """The model a request is for: its key or alias; else the only loaded one (as LM Studio)."""
     if name is not None and not isinstance(name, str):
         raise ApiError(400, f'"model" must be a string, not {name!r}', code="bad_model")
     found = c.catalogue.find(name)
     if found is not None:
         return found
-    loaded = c.pool.loaded()
+    loaded = [i.entry for i in c.lifecycle.loaded() if i.entry is not None]
     if len(loaded) == 1:
-        return loaded[0][0]
+        return loaded[0]
     known = c.catalogue.known_keys()
     if not name:
         if len(known) == 1:
@@ -75,10 +74,10 @@ async def forward(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     raw = await request.read()
     payload = parse_json_object(raw)
-    profile = pick_profile(c, payload.get("model"))
+    entry = pick_model(c, payload.get("model"))
     try:
-        async with c.pool.use(profile, jit=c.settings.JIT_LOAD) as port:
-            return await _relay(c, request, raw, port)
+        async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
+            return await _relay(c, request, raw, inst.port)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:
@@ -101,7 +100,7 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
     except aiohttp.ClientError as e:
         raise ApiError(
             502,
-            f"llama-server on port {port} did not answer ({e}). Read {c.core.log_path(port)}",
+            f"llama-server on port {port} did not answer ({e}). Read {c.log_path(port)}",
             type_="server_error",
             code="upstream_unreachable",
         ) from None
@@ -128,7 +127,7 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
             raise  # the answer has begun: all that is left is to cut the connection
         raise ApiError(
             502,
-            f"llama-server on port {port} broke off its answer ({e}). Read {c.core.log_path(port)}",
+            f"llama-server on port {port} broke off its answer ({e}). Read {c.log_path(port)}",
             type_="server_error",
             code="upstream_failed",
         ) from None

@@ -13,7 +13,7 @@ import errno
 import hmac
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -21,13 +21,8 @@ from aiohttp import web
 from app.config import Settings
 from app.core.api import lmstudio, proxy
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
-from app.core.api.jit import DRAIN_TIMEOUT, ModelPool
-from app.core.models.catalogue import Catalogue
-from app.core.models.placement import MemoryProbe, Placement
-from app.core.notices import Level, Notice
-
-if TYPE_CHECKING:
-    from app.core.app_core import AppCore
+from app.core.models.lifecycle import ModelLifecycle
+from app.core.notices import Level, Notice, NoticeBus
 
 log = logging.getLogger(__name__)
 
@@ -110,21 +105,21 @@ class ApiServer:
 
     def __init__(
         self,
-        core: AppCore,
-        settings: Settings | None = None,
-        *,
-        gpu_free: MemoryProbe | None = None,
-        drain_timeout: float = DRAIN_TIMEOUT,
+        lifecycle: ModelLifecycle,
+        settings: Callable[[], Settings],
+        notices: NoticeBus,
     ) -> None:
-        self.core = core
-        self.settings = settings or core.settings
-        self.catalogue = Catalogue(core.profiles)
-        self.placement = Placement(self.settings, gpu_free=gpu_free)
-        self.pool = ModelPool(core, self.catalogue, self.placement, drain_timeout=drain_timeout)
+        self.lifecycle = lifecycle
+        self._settings = settings
+        self._notices = notices
         self.error: str | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._ctx: ApiContext | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     @property
     def host(self) -> str:
@@ -141,10 +136,6 @@ class ApiServer:
     def running(self) -> bool:
         return self._runner is not None
 
-    def idle_remaining(self) -> dict[int, float]:
-        """Seconds until each loaded port is unloaded for being idle (IDLE_UNLOAD_MINUTES)."""
-        return self.pool.idle_remaining()
-
     # ── Service life cycle ─────────────────────────────────────────────────────
     async def start(self) -> None:
         """Serve, or tell the user why not; the app keeps running either way."""
@@ -152,7 +143,7 @@ class ApiServer:
             await self.serve()
         except ApiServerError as e:
             self.error = str(e)
-            self.core.notices.emit(Notice(Level.ERROR, "The LM Studio API is off", str(e)))
+            self._notices.emit(Notice(Level.ERROR, "The LM Studio API is off", str(e)))
 
     async def serve(self) -> None:
         """Bind and serve; raises ``ApiServerError`` with a message a person can act on."""
@@ -174,10 +165,8 @@ class ApiServer:
             trust_env=False,
         )
         self._ctx = ApiContext(
-            core=self.core,
-            settings=s,
-            catalogue=self.catalogue,
-            pool=self.pool,
+            lifecycle=self.lifecycle,
+            settings=self._settings,
             upstream=upstream,
             upstream_headers={"Authorization": f"Bearer {key}"} if key else {},
         )
@@ -207,7 +196,6 @@ class ApiServer:
         self._runner = runner
         self.port = runner.addresses[0][1]
         self.error = None
-        self.pool.start()
         log.info(
             "LM Studio-compatible API on %s (RUN_MODE=%s, JIT_LOAD=%s, key %s)",
             self.url,
@@ -217,7 +205,6 @@ class ApiServer:
         )
 
     async def stop(self) -> None:
-        await self.pool.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,58 +1,22 @@
-"""The models the API offers: one per configured profile, with its key, aliases and header."""
+"""The catalogue: FamilyLog's two role models from the settings, plus every GGUF found under
+``MODEL_DIRS``, each under one key that clients load and address it by."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from app.core.models.gguf_info import GGUFInfo, InfoCache
-from app.core.models.profiles import ModelProfile
+from app.config import Settings
+from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
+from app.core.models.gguf_info import InfoCache
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class CatalogueEntry:
-    profile: ModelProfile
-    info: GGUFInfo | None  # None when the file is missing or not a GGUF
-
-    @property
-    def key(self) -> str:
-        return self.profile.model_id
-
-    @property
-    def aliases(self) -> tuple[str, ...]:
-        return self.profile.aliases
-
-    @property
-    def model_path(self) -> str:
-        return self.profile.model_path
-
-    @property
-    def vision(self) -> bool:
-        return bool(self.profile.mmproj)
-
-    @property
-    def publisher(self) -> str:
-        return self.key.split("/", 1)[0] if "/" in self.key else "local"
-
-    @property
-    def display_name(self) -> str:
-        return (self.info.name if self.info else None) or Path(self.model_path).stem
-
-    @property
-    def size_bytes(self) -> int:
-        total = self.info.size_bytes if self.info else 0
-        if self.profile.mmproj:
-            try:
-                total += Path(self.profile.mmproj).stat().st_size
-            except OSError:
-                pass
-        return total
-
-    @property
-    def max_context_length(self) -> int | None:
-        return self.info.context_length if self.info else None
+SettingsSource = Callable[[], Settings]
+Listener = Callable[[], None]
 
 
 class UnknownModelError(LookupError):
@@ -63,45 +27,170 @@ class UnknownModelError(LookupError):
         super().__init__(f"Unknown model '{name}'. Known models: {listed}")
 
 
+def role_entries(s: Settings, infos: InfoCache | None = None) -> dict[str, ModelEntry]:
+    """FamilyLog's vision and LLM models as the settings name them (configured or not)."""
+
+    def entry(role: str, path: str, mmproj: str, key: str, port: int, at_start: bool):
+        key = key or (Path(path).stem if path else "")
+        info = infos.get(path) if infos is not None and path else None
+        return ModelEntry(
+            key=key,
+            path=path,
+            mmproj=mmproj or None,
+            aliases=aliases_for(key, path),
+            role=role,
+            port=port,
+            type=info.model_type if info else "llm",
+            info=info,
+            quant=info.quantization if info else None,
+            load_at_start=at_start,
+        )
+
+    return {
+        VISION: entry(
+            VISION,
+            s.VISION_MODEL_GGUF,
+            s.VISION_MMPROJ,
+            s.VISION_MODEL_ID,
+            s.LLAMA_VISION_PORT,
+            s.VISION_LOAD_AT_START,
+        ),
+        LLM: entry(
+            LLM, s.LLM_MODEL_GGUF, "", s.LLM_MODEL_ID, s.LLAMA_LLM_PORT, s.LLM_LOAD_AT_START
+        ),
+    }
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
+
+
 class Catalogue:
-    """Reads the profiles live; GGUF headers are read once per file version."""
+    """Every model the app can load. Roles follow the settings live; the folders are read by
+    ``rescan`` (at start and on request), headers only, cached by path, size and mtime."""
 
-    def __init__(self, profiles: Mapping[str, ModelProfile]) -> None:
-        self._profiles = profiles
+    def __init__(self, settings: SettingsSource) -> None:
+        self._settings = settings
         self._infos = InfoCache()
+        self._scanner = None
+        self._found: list = []  # LocalModel of the last scan
+        self._dirs: list[Path] = []
+        self.problems: list[str] = []  # the last scan's unreadable files, one line each
+        self.scanned_at: float | None = None
+        self._roles: dict[str, ModelEntry] = {}
+        self._entries: list[ModelEntry] = []
+        self._index: dict[str, ModelEntry] = {}
+        self._folded: dict[str, ModelEntry] = {}
+        self._listeners: list[Listener] = []
+        self.refresh()
 
-    def profiles(self) -> list[ModelProfile]:
-        return [p for p in self._profiles.values() if p.configured]
+    # ── Reading ────────────────────────────────────────────────────────────────
+    def entries(self) -> list[ModelEntry]:
+        """The configured roles first, then the models found in the folders, by key."""
+        return list(self._entries)
 
-    def entry(self, profile: ModelProfile) -> CatalogueEntry:
-        return CatalogueEntry(profile, self._infos.get(profile.model_path))
+    def roles(self) -> dict[str, ModelEntry]:
+        """Both roles, also one with no file set (``configured`` False)."""
+        return dict(self._roles)
 
-    def entries(self) -> list[CatalogueEntry]:
-        return [self.entry(p) for p in self.profiles()]
-
-    async def entries_async(self) -> list[CatalogueEntry]:
-        """``entries()`` with the header reads off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.entries)
+    def role(self, name: str) -> ModelEntry:
+        return self._roles[name]
 
     def known_keys(self) -> list[str]:
-        return [p.model_id for p in self.profiles()]
+        return [e.key for e in self._entries]
 
-    def find(self, name: str | None) -> ModelProfile | None:
-        """The profile whose key or alias is ``name`` (exact first, then ignoring case)."""
+    def find(self, name: str | None) -> ModelEntry | None:
+        """The model whose key or alias is ``name`` (exact first, then ignoring case)."""
         if not name:
             return None
-        profiles = self.profiles()
-        for p in profiles:
-            if name == p.model_id or name in p.aliases:
-                return p
-        low = name.casefold()
-        for p in profiles:
-            if any(low == a.casefold() for a in p.aliases):
-                return p
-        return None
+        return self._index.get(name) or self._folded.get(name.casefold())
 
-    def resolve(self, name: str) -> ModelProfile:
+    def resolve(self, name: str) -> ModelEntry:
         found = self.find(name)
         if found is None:
             raise UnknownModelError(name, self.known_keys())
         return found
+
+    def by_file(self, path: str, mmproj: str | None = None) -> ModelEntry | None:
+        """The entry for a running server's model file (its projector decides between a
+        role with one and a listing without)."""
+        matches = [e for e in self._entries if e.path == path]
+        for e in matches:
+            if (e.mmproj or None) == (mmproj or None):
+                return e
+        return matches[0] if matches else None
+
+    def subscribe(self, cb: Listener) -> Callable[[], None]:
+        """``cb()`` after every change of the entries (settings applied, folders rescanned)."""
+        self._listeners.append(cb)
+        return lambda: self._listeners.remove(cb) if cb in self._listeners else None
+
+    # ── Changing ───────────────────────────────────────────────────────────────
+    def refresh(self) -> None:
+        """Rebuild the entries from the settings in force and the last scan."""
+        self._roles = role_entries(self._settings(), self._infos)
+        roles = [e for e in self._roles.values() if e.configured]
+        used = {e.key for e in roles}
+        entries = list(roles)
+        for m in self._found:
+            if any(_same_file(str(m.path), r.path) for r in roles):
+                continue  # a role's file is listed once, under the role's key
+            key = m.key
+            n = 2
+            while key in used:
+                key = f"{m.key}-{n}"
+                n += 1
+            used.add(key)
+            entries.append(
+                ModelEntry(
+                    key=key,
+                    path=str(m.path),
+                    mmproj=str(m.mmproj) if m.mmproj else None,
+                    aliases=tuple(dict.fromkeys((key, *m.aliases))),
+                    type=m.type,
+                    info=m.info,
+                    quant=m.quant,
+                )
+            )
+        index: dict[str, ModelEntry] = {}
+        folded: dict[str, ModelEntry] = {}
+        for e in entries:
+            index.setdefault(e.key, e)
+        for e in entries:
+            for a in e.aliases:
+                index.setdefault(a, e)
+                folded.setdefault(a.casefold(), e)
+        self._entries, self._index, self._folded = entries, index, folded
+        for cb in list(self._listeners):
+            try:
+                cb()
+            except Exception:
+                log.exception("A catalogue listener failed")
+
+    def scan(self) -> list[str]:
+        """Walk ``MODEL_DIRS`` (blocking: call it off the event loop); returns the problems."""
+        from app.core.models.local import LocalScanner, model_dirs
+
+        if self._scanner is None:
+            self._scanner = LocalScanner(self._infos)
+        dirs = model_dirs(self._settings().MODEL_DIRS)
+        started = time.monotonic()
+        result = self._scanner.scan(dirs)
+        self._found, self._dirs, self.problems = result.models, dirs, result.problems
+        self.scanned_at = time.time()
+        log.info(
+            "Found %d models in %s in %.2f s",
+            len(result.models),
+            ", ".join(map(str, dirs)) or "no folders",
+            time.monotonic() - started,
+        )
+        return result.problems
+
+    async def rescan(self) -> list[str]:
+        """``scan`` off the loop, then the entries rebuilt on the loop."""
+        problems = await asyncio.get_running_loop().run_in_executor(None, self.scan)
+        self.refresh()
+        return problems

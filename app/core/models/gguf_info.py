@@ -110,6 +110,10 @@ class GGUFInfo:
                 return f"{n / div:.3g}{unit}"
         return str(n)
 
+    @property
+    def model_type(self) -> str:
+        return "llm"
+
     def kv_cache_bytes(self, ctx: int, bytes_per_value: int = 2) -> int:
         """K and V for every layer at context ``ctx`` (f16 by default)."""
         if not (self.block_count and self.head_count_kv):

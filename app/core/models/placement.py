@@ -1,42 +1,30 @@
-"""Where a model runs: the RUN_MODE policy and the memory estimate behind ``auto``.
+"""Where a model runs: one pure function from (target, running instances, free memory,
+policy) to a decision (port, instances to evict, or wait), tested on tables.
 
-- ``switch`` (the seed's approach A): every model on ``LLAMA_PORT``; loading one unloads
-  the others.
-- ``parallel`` (approach B): each profile on its own port; both may stay loaded.
-- ``auto``: parallel when the free GPU memory (RAM when there is no GPU information or
-  the model runs on the CPU) plus what our loaded models hold covers both models' need;
-  switch otherwise.
+- ``switch`` (the seed's approach A): one model at a time on ``LLAMA_PORT``.
+- ``parallel`` (approach B): the roles on their own ports, other models on free ports
+  beside them; nothing is evicted except to honour ``MAX_LOADED_MODELS``.
+- ``auto``: beside the others while the measured free memory covers the estimate plus a
+  margin; otherwise the least recently used idle instances are evicted until it fits.
+
+An instance with requests in flight, or one a run holds, is never evicted: the decision
+is then to wait for it (the caller waits up to ``EVICT_WAIT_SECONDS`` and decides again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
-import psutil
+from app.core.models.entry import ModelEntry
 
-from app.config import Settings
-from app.core.models.catalogue import CatalogueEntry
-from app.core.models.profiles import ModelProfile
-
-MemoryProbe = Callable[[], int | None]
-"""Free GPU memory in bytes, or None when it is not known (no GPU, no driver)."""
-
+Mode = Literal["switch", "parallel", "auto"]
 SAFETY_FACTOR = 1.15
 OVERHEAD_BYTES = 512 * 1024**2  # compute buffers, CUDA/Vulkan context
-Mode = Literal["switch", "parallel"]
 
 
-def no_gpu() -> int | None:
-    return None
-
-
-def ram_available() -> int:
-    return int(psutil.virtual_memory().available)
-
-
-def estimate_need(entry: CatalogueEntry, ctx_size: int) -> int:
+def estimate_need(entry: ModelEntry, ctx_size: int) -> int:
     """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size``, with a margin."""
     info = entry.info
     ctx = ctx_size or (info.context_length if info else 0) or 4096
@@ -45,57 +33,135 @@ def estimate_need(entry: CatalogueEntry, ctx_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class Target:
+    key: str
+    need: int = 0  # estimated bytes
+    port: int | None = None  # a role's configured port; None: any free port
+    beside: bool = False  # a run needs it loaded together with the others (never evicts)
+
+
+@dataclass(frozen=True)
+class Running:
+    key: str
+    port: int
+    need: int = 0
+    in_flight: int = 0
+    held: bool = False  # a FamilyLog run holds it
+    last_used: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0 or self.held
+
+    def why_busy(self) -> str:
+        if self.in_flight:
+            n = self.in_flight
+            return f"{self.key} is serving {n} request{'s' if n != 1 else ''}"
+        return f"{self.key} is held by a FamilyLog run"
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: Mode = "auto"
+    llama_port: int = 8080  # switch mode's one port
+    max_loaded: int = 0  # 0: no cap
+
+
+@dataclass(frozen=True)
+class Free:
+    bytes: int
+    what: str = "free GPU memory"
+
+
+@dataclass(frozen=True)
 class Decision:
-    mode: Mode
-    reason: str
+    port: int | None  # None: a free port of the caller's choosing
+    evict: tuple[str, ...] = ()  # keys to unload first
+    wait_for: tuple[str, ...] = ()  # busy keys in the way: wait, then decide again
+    reason: str = ""
+    busy: tuple[str, ...] = field(default=(), compare=False)  # why each waits, in words
+
+    @property
+    def waits(self) -> bool:
+        return bool(self.wait_for)
 
 
 def _gb(n: int) -> str:
     return f"{n / 1024**3:.1f} GB"
 
 
-class Placement:
-    def __init__(self, settings: Settings, *, gpu_free: MemoryProbe | None = None) -> None:
-        self._settings = settings
-        self._gpu_free = gpu_free or no_gpu
-
-    def free_memory(self) -> tuple[int, str]:
-        """Free bytes and what they are (GPU memory or RAM)."""
-        if self._settings.LLAMA_GPU_LAYERS != 0:
-            free = self._gpu_free()
-            if free is not None:
-                return free, "free GPU memory"
-        return ram_available(), "available RAM"
-
-    def decide(
-        self,
-        entries: Iterable[CatalogueEntry],
-        held: Iterable[tuple[CatalogueEntry, int]],
-        free: tuple[int, str] | None = None,
-    ) -> Decision:
-        """The mode for the next load. ``held``: (entry, ctx) of the models loaded now;
-        ``free``: ``free_memory()``'s answer when the caller probed it off the loop."""
-        mode = self._settings.RUN_MODE
-        if mode != "auto":
-            return Decision(mode, f"RUN_MODE={mode}")
-        entries = list(entries)
-        if len(entries) < 2:
-            return Decision("parallel", "auto: only one model is configured")
-        ctx = self._settings.LLAMA_CTX_SIZE
-        need = sum(estimate_need(e, ctx) for e in entries)
-        free, what = free if free is not None else self.free_memory()
-        ours = sum(estimate_need(e, c) for e, c in held)
-        if free + ours >= need:
-            mode_ = "parallel"
-            verdict = "covers"
+def place(
+    target: Target, running: Sequence[Running], free: Free | None, policy: Policy
+) -> Decision:
+    """Decide where ``target`` loads. ``running``: the other instances (not the target's
+    own); ``free``: the measured free memory (needed in ``auto`` only)."""
+    others = [r for r in running if r.key != target.key]
+    if policy.mode == "switch" and not target.beside:
+        port = policy.llama_port
+        return _decide(port, others, others, "RUN_MODE=switch: one model at a time")
+    port = target.port
+    must: list[Running] = [r for r in others if port is not None and r.port == port]
+    reason = f"RUN_MODE={policy.mode}"
+    if target.beside:
+        reason = "a FamilyLog run needs it beside the others"
+    rest = sorted((r for r in others if r not in must), key=lambda r: r.last_used)
+    if policy.mode == "auto" and not target.beside:
+        if free is None:
+            reason = "auto: free memory unknown, loading beside the others"
         else:
-            mode_ = "switch"
-            verdict = "does not cover"
-        return Decision(
-            mode_,  # type: ignore[arg-type]
-            f"auto: {_gb(free)} {what} + {_gb(ours)} held by our models {verdict} "
-            f"the {_gb(need)} both models need",
-        )
+            room = free.bytes + sum(r.need for r in must)
+            chosen = list(must)
+            for r in rest:
+                if room >= target.need:
+                    break
+                if not r.busy:
+                    chosen.append(r)
+                    room += r.need
+            if room < target.need:
+                busy = [r for r in rest if r.busy]
+                if busy and room + sum(r.need for r in busy) >= target.need:
+                    # only waiting for a busy instance can make room
+                    return Decision(
+                        port,
+                        tuple(r.key for r in chosen),
+                        tuple(r.key for r in busy),
+                        f"auto: {_gb(target.need)} needed, {_gb(room)} can be freed now",
+                        tuple(r.why_busy() for r in busy),
+                    )
+                reason = (
+                    f"auto: {_gb(target.need)} needed, at most {_gb(room)} can be freed; "
+                    "loading anyway (the estimate may be high)"
+                )
+            else:
+                reason = f"auto: {_gb(free.bytes)} {free.what}, {_gb(target.need)} needed"
+            must = chosen
+    if policy.max_loaded > 0 and not target.beside:
+        staying = [r for r in others if r not in must]
+        over = len(staying) + 1 - policy.max_loaded
+        if over > 0:
+            idle = [r for r in sorted(staying, key=lambda r: r.last_used) if not r.busy]
+            must = must + idle[:over]
+            reason += f"; MAX_LOADED_MODELS={policy.max_loaded}"
+            if len(idle) < over:
+                busy = [r for r in staying if r.busy]
+                return Decision(
+                    port,
+                    tuple(r.key for r in must),
+                    tuple(r.key for r in busy),
+                    reason,
+                    tuple(r.why_busy() for r in busy),
+                )
+    return _decide(port, others, must, reason)
 
-    def port_for(self, profile: ModelProfile, mode: Mode) -> int:
-        return self._settings.LLAMA_PORT if mode == "switch" else profile.port
+
+def _decide(
+    port: int | None, others: Sequence[Running], evict: Sequence[Running], reason: str
+) -> Decision:
+    busy = [r for r in evict if r.busy]
+    return Decision(
+        port,
+        tuple(r.key for r in evict),
+        tuple(r.key for r in busy),
+        reason,
+        tuple(r.why_busy() for r in busy),
+    )

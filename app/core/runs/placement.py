@@ -19,14 +19,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from app.core.models.profiles import LLM, VISION
+from app.core.models.entry import LLM, VISION
+from app.core.models.lifecycle import LoadFailedError
+from app.core.runs.deps import RunDeps
 from app.core.servers.ports import wait_port_free
-from app.core.servers.states import LaunchSpec, ServerState
-
-if TYPE_CHECKING:
-    from app.core.app_core import AppCore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +34,7 @@ PRELOADS: dict[str, tuple[str, ...]] = {
     "both": (VISION, LLM),
 }
 Note = Callable[[str], None]
+HOLDER = "familylog-run"
 
 
 class PrepareError(RuntimeError):
@@ -48,88 +46,74 @@ class Prepared:
     """What ``prepare`` did, for the run and for ``finish``."""
 
     env: dict[str, str]
-    before: list[LaunchSpec] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)  # keys of the models loaded before
     familylog_logs: Path | None = None  # FamilyLog's own logs/ while it manages its models
 
 
 class ModelPlacement:
-    def __init__(self, core: AppCore, base_env: Mapping[str, str] | None = None) -> None:
-        self.core = core
+    def __init__(self, deps: RunDeps, base_env: Mapping[str, str] | None = None) -> None:
+        self.deps = deps
+        self.lifecycle = deps.lifecycle
         self._base_env = base_env
         self.port_release_timeout = 10.0  # how long FamilyLog's own server may hold a port
 
     @property
     def settings(self):
-        return self.core.settings
+        return self.deps.settings()
 
-    def loaded_specs(self) -> list[LaunchSpec]:
-        """The servers the app has starting or ready now."""
-        return [
-            st.spec
-            for st in self.core.manager.statuses().values()
-            if st.spec is not None and st.state in (ServerState.STARTING, ServerState.READY)
-        ]
+    def loaded_keys(self) -> list[str]:
+        """The models the app has starting or ready now."""
+        return [i.key for i in self.lifecycle.snapshot() if i.status.state.alive]
 
     async def prepare(self, note: Note) -> Prepared:
         s = self.settings
-        before = self.loaded_specs()
+        before = self.loaded_keys()
         if s.FAMILYLOG_MANAGES_MODELS:
             if before:
-                names = ", ".join(f"{Path(b.model_path).stem} (port {b.port})" for b in before)
-                note(f"FamilyLog manages its own models: unloading the app's models first: {names}")
-                await self.core.unload_all()
+                note(
+                    f"FamilyLog manages its own models: unloading the app's models first: "
+                    f"{', '.join(before)}"
+                )
+                await self.lifecycle.unload_all()
             logs = Path(s.FAMILYLOG_DIR).expanduser() / "logs"
             return Prepared(self.child_env(), before, logs)
-        for name in PRELOADS[s.RUN_PRELOAD]:
-            await self._preload(name, note)
+        roles = PRELOADS[s.RUN_PRELOAD]
+        for name in roles:
+            await self._preload(name, note, beside=len(roles) > 1)
         return Prepared(self.child_env(), before)
 
-    async def _preload(self, name: str, note: Note) -> None:
+    async def _preload(self, name: str, note: Note, *, beside: bool) -> None:
         s = self.settings
-        profile = self.core.profile(name)
-        problem = profile.problem()
+        entry = self.lifecycle.catalogue.role(name)
+        problem = entry.problem()
         if problem:
             raise PrepareError(
-                f"RUN_PRELOAD={s.RUN_PRELOAD} needs the {profile.title} model, but: {problem} "
+                f"RUN_PRELOAD={s.RUN_PRELOAD} needs the {entry.title} model, but: {problem} "
                 "Fix the model file in Settings or set RUN_PRELOAD to what FamilyLog needs."
             )
-        ready = [
-            p
-            for p in self.core.ports_of(profile)
-            if self.core.manager.status(p).state is ServerState.READY
-        ]
-        if ready:
-            note(f"{profile.title} model {profile.model_id} already loaded on port {ready[0]}")
-            return
-        single = s.RUN_MODE == "switch" and len(PRELOADS[s.RUN_PRELOAD]) == 1
-        where = s.LLAMA_PORT if single else profile.port
-        note(f"Loading the {profile.title} model {profile.model_id} on port {where}…")
-        try:
-            if single:
-                st = await self.core.switch_single_port(name)
-            else:
-                st = await self.core.load_profile(name)
-        except Exception as e:
-            raise PrepareError(f"Loading the {profile.title} model for the run failed: {e}") from e
-        note(f"{profile.title} model ready on port {st.port}")
+        ready = self.lifecycle.ready(entry)
+        if ready is not None:
+            note(f"{entry.title} model {entry.key} already loaded on port {ready.port}")
+        else:
+            note(f"Loading the {entry.title} model {entry.key}…")
+            try:
+                ready = await self.lifecycle.ensure(entry, beside=beside)
+            except LoadFailedError as e:
+                raise PrepareError(
+                    f"Loading the {entry.title} model for the run failed: {e}"
+                ) from e
+            note(f"{entry.title} model ready on port {ready.port}")
+        # FamilyLog calls this server directly: nothing may evict it until the run ends
+        self.lifecycle.hold(ready, HOLDER)
 
     def port_for(self, name: str) -> int:
         """Where FamilyLog finds this model: the app's server for it, else its own port."""
-        profile = self.core.profile(name)
-        if not self.settings.FAMILYLOG_MANAGES_MODELS:
-            ports = self.core.ports_of(profile)
-            if ports:
-                return ports[0]
-        return profile.port
-
-    def api_port(self) -> int | None:
-        """The port the app's API listens on: the bound one (``API_PORT=0`` picks a free
-        port), else the setting when the API is on but not serving (another program may)."""
-        api = self.core.api
-        if api is not None and api.port:
-            return api.port
-        s = self.settings
-        return s.API_PORT if s.API_ENABLED and s.API_PORT else None
+        entry = self.lifecycle.catalogue.role(name)
+        if not self.settings.FAMILYLOG_MANAGES_MODELS and entry.configured:
+            inst = self.lifecycle.instance(entry)
+            if inst is not None:
+                return inst.port
+        return entry.port or 0
 
     def child_env(self) -> dict[str, str]:
         s = self.settings
@@ -139,13 +123,13 @@ class ModelPlacement:
         env["CONNECTION_TYPE"] = s.CONNECTION_TYPE
         env["LLAMA_VISION_PORT"] = str(self.port_for(VISION))
         env["LLAMA_LLM_PORT"] = str(self.port_for(LLM))
-        for profile in self.core.profiles.values():  # the keys the app's API answers to
-            if profile.model_id:
-                env[f"{profile.name.upper()}_MODEL_ID"] = profile.model_id
-        server = self.core.manager.server_path
+        for name, entry in self.lifecycle.catalogue.roles().items():  # keys the API answers to
+            if entry.key:
+                env[f"{name.upper()}_MODEL_ID"] = entry.key
+        server = self.lifecycle.manager.server_path
         if Path(server).is_file():
             env["LLAMA_SERVER_PATH"] = server
-        port = self.api_port()
+        port = self.deps.api_port()
         if port:
             host = "127.0.0.1" if s.API_HOST in ("0.0.0.0", "::", "") else s.API_HOST
             host = f"[{host}]" if ":" in host else host
@@ -155,7 +139,8 @@ class ModelPlacement:
         return env
 
     async def finish(self, prepared: Prepared | None, note: Note) -> list[str]:
-        """Apply ``AFTER_RUN``; returns the problems met (already logged)."""
+        """Let go of the run's models and apply ``AFTER_RUN``; returns the problems met."""
+        self.lifecycle.release(HOLDER)
         s = self.settings
         after = s.AFTER_RUN
         if prepared is None:
@@ -165,43 +150,36 @@ class ModelPlacement:
         if after == "keep":
             return []
         if after == "unload":
-            if self.loaded_specs():
+            if self.loaded_keys():
                 note("AFTER_RUN=unload: unloading the app's models")
-            await self.core.unload_all()
+            await self.lifecycle.unload_all()
             return []
         return await self._restore(prepared.before, note)
 
-    async def _restore(self, before: list[LaunchSpec], note: Note) -> list[str]:
+    async def _restore(self, before: list[str], note: Note) -> list[str]:
         problems: list[str] = []
-        manager = self.core.manager
-        wanted = {b.port: b for b in before}
-        for spec in self.loaded_specs():
-            if wanted.get(spec.port) != spec:
-                note(f"Restoring: unloading {Path(spec.model_path).stem} from port {spec.port}")
+        for key in self.loaded_keys():
+            if key not in before:
+                note(f"Restoring: unloading {key}")
                 try:
-                    await manager.unload_model(spec.port)
+                    await self.lifecycle.unload(key)
                 except Exception as e:
-                    problems.append(f"Unloading port {spec.port} failed: {e}")
-        now = {sp.port: sp for sp in self.loaded_specs()}
-        for spec in before:
-            if now.get(spec.port) == spec:
+                    problems.append(f"Unloading {key} failed: {e}")
+        now = set(self.loaded_keys())
+        for key in before:
+            if key in now:
                 continue
-            note(f"Restoring: loading {Path(spec.model_path).stem} on port {spec.port}")
-            # FamilyLog's own server may still be letting go of the port.
-            await wait_port_free(spec.port, timeout=self.port_release_timeout)
+            note(f"Restoring: loading {key}")
+            entry = self.lifecycle.catalogue.find(key)
+            if entry is None:
+                problems.append(f"Reloading {key}: it is no longer in the catalogue")
+                continue
+            if entry.port:  # FamilyLog's own server may still be letting go of the port
+                await wait_port_free(entry.port, timeout=self.port_release_timeout)
             try:
-                await manager.load_model(
-                    spec.model_path,
-                    port=spec.port,
-                    n_gpu_layers=spec.n_gpu_layers,
-                    ctx_size=spec.ctx_size,
-                    mmproj=spec.mmproj,
-                    n_threads=spec.n_threads,
-                    extra_args=list(spec.extra_args),
-                    timeout=self.settings.LLAMA_READY_TIMEOUT,
-                )
+                await self.lifecycle.ensure(entry, beside=len(before) > 1)
             except Exception as e:
-                problems.append(f"Reloading {Path(spec.model_path).stem} on port {spec.port}: {e}")
+                problems.append(f"Reloading {key}: {e}")
         for p in problems:
             log.warning("After the run: %s", p)
         return problems

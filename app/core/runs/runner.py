@@ -17,10 +17,10 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.core.notices import Level, Notice
 from app.core.runs.command import resolve_command
+from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
 from app.core.runs.models import (
     Outcome,
@@ -35,9 +35,6 @@ from app.core.runs.placement import ModelPlacement, Prepared, PrepareError
 from app.core.runs.report import run_notice
 from app.platform.processes import ProcessPlatform, process_platform
 
-if TYPE_CHECKING:
-    from app.core.app_core import AppCore
-
 log = logging.getLogger(__name__)
 
 StateSubscriber = Callable[[RunStatus], None]
@@ -47,7 +44,7 @@ IN_PROGRESS = "A FamilyLog run is already in progress"
 class FamilyLogRunner:
     def __init__(
         self,
-        core: AppCore,
+        deps: RunDeps,
         history: RunHistory,
         *,
         platform: ProcessPlatform | None = None,
@@ -55,9 +52,9 @@ class FamilyLogRunner:
         drain_timeout: float = 5.0,
         base_env: dict[str, str] | None = None,
     ) -> None:
-        self.core = core
+        self.deps = deps
         self.history = history
-        self.placement = ModelPlacement(core, base_env)
+        self.placement = ModelPlacement(deps, base_env)
         self._platform = platform or process_platform()
         self._kill_after = kill_after
         self._drain_timeout = drain_timeout
@@ -73,7 +70,7 @@ class FamilyLogRunner:
 
     @property
     def settings(self):
-        return self.core.settings
+        return self.deps.settings()
 
     # ── What the tray and the log window use ─────────────────────────────────
     def status(self) -> RunStatus:
@@ -277,14 +274,14 @@ class FamilyLogRunner:
             )
             self.history.add(record)
             limit = self.settings.RUN_TIMEOUT_MINUTES
-            self.core.notices.emit(run_notice(record, list(out.tail), out.write_error, limit))
+            self.deps.notices.emit(run_notice(record, list(out.tail), out.write_error, limit))
             try:
                 problems = await self.placement.finish(prepared, out.note)
             except Exception as e:
                 log.exception("AFTER_RUN failed")
                 problems = [f"AFTER_RUN={self.settings.AFTER_RUN} failed: {e}"]
             if problems:
-                self.core.notices.emit(
+                self.deps.notices.emit(
                     Notice(
                         Level.WARNING,
                         "Models not restored after the FamilyLog run",
@@ -302,7 +299,7 @@ class FamilyLogRunner:
 
     # ── Helpers ───────────────────────────────────────────────────────────────
     def _new_log_file(self, started: float) -> Path:
-        runs = self.core.paths.runs_dir
+        runs = self.deps.runs_dir
         stem = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d_%H-%M-%S")
         path, n = runs / f"{stem}.log", 1
         while path.exists():

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.core.notices import Level, Notice
+from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
 from app.core.runs.models import RunRecord, RunStatus, StartResult
 from app.core.runs.output import LinesSubscriber
@@ -18,14 +18,11 @@ from app.core.runs.runner import FamilyLogRunner, StateSubscriber
 from app.core.runs.schedule import Clock, Scheduler
 from app.platform.processes import ProcessPlatform
 
-if TYPE_CHECKING:
-    from app.core.app_core import AppCore
-
 
 class RunService:
     def __init__(
         self,
-        core: AppCore,
+        deps: RunDeps,
         *,
         schedule: bool = True,
         clock: Clock | None = None,
@@ -33,11 +30,11 @@ class RunService:
         kill_after: float = 10.0,
         base_env: dict[str, str] | None = None,
     ) -> None:
-        self.core = core
-        s = core.settings
-        self.history = RunHistory(core.paths.history_file)
+        self.deps = deps
+        s = deps.settings()
+        self.history = RunHistory(deps.history_file)
         self.runner = FamilyLogRunner(
-            core, self.history, platform=platform, kill_after=kill_after, base_env=base_env
+            deps, self.history, platform=platform, kill_after=kill_after, base_env=base_env
         )
         self.scheduler = Scheduler(
             s.schedule_times if schedule else [],
@@ -50,7 +47,7 @@ class RunService:
     # ── Service protocol ──────────────────────────────────────────────────────
     async def start(self) -> None:
         if self.history.problem:
-            self.core.notices.emit(
+            self.deps.notices.emit(
                 Notice(Level.WARNING, "Run history", self.history.problem, self.history.path)
             )
         self.scheduler.start()

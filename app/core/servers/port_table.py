@@ -49,6 +49,13 @@ class PortTable:
         slot = self._slots.get(port)
         return bool(slot and slot.lock.locked())
 
+    async def settled(self, port: int) -> None:
+        """Return once no operation (start, stop, restart) is under way on ``port``."""
+        slot = self._slots.get(port)
+        if slot is not None:
+            async with slot.lock:
+                pass
+
     def _slot(self, port: int) -> PortSlot:
         slot = self._slots.get(port)
         if slot is None:

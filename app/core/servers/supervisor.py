@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from app.core.notices import Level, Notice
+from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.core.app_core import AppCore
+    from app.core.models.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,25 @@ class RestartPolicy:
 
 
 class Supervisor:
-    """Restarts crashed and hung servers of one ``AppCore``."""
+    """Restarts crashed and hung servers, through the model lifecycle."""
 
     def __init__(
         self,
-        core: AppCore,
+        lifecycle: ModelLifecycle,
+        notices: NoticeBus,
+        settings: Callable[[], Settings],
         policy: RestartPolicy | None = None,
         *,
         is_idle: Callable[[int], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.core = core
-        self.policy = policy or RestartPolicy.from_settings(core.settings)
-        self._is_idle = is_idle
+        self.lifecycle = lifecycle
+        self.manager = lifecycle.manager
+        self.notices = notices
+        self._settings = settings
+        self.policy = policy or RestartPolicy.from_settings(settings())
+        # the hung probe leaves alone a server that is busy answering requests
+        self._is_idle = is_idle or (lambda port: lifecycle.in_flight(port) == 0)
         self._clock = clock
         self._failures: dict[int, collections.deque[float]] = {}
         self._misses: dict[int, int] = {}
@@ -86,7 +92,7 @@ class Supervisor:
 
     # ── Service ───────────────────────────────────────────────────────────────
     async def start(self) -> None:
-        self._unsubscribe = self.core.manager.subscribe(self._on_event)
+        self._unsubscribe = self.manager.subscribe(self._on_event)
         if self.policy.probe_interval > 0:
             self._probe_task = asyncio.create_task(self._probe_loop(), name="hung-probe")
 
@@ -123,9 +129,7 @@ class Supervisor:
                 )
 
     def _title(self, status: ServerStatus) -> str:
-        profile = self.core.profile_for_status(status)
-        name = profile.title if profile else (status.model_name or "llama-server")
-        return f"{name} on port {status.port}"
+        return self.lifecycle.describe(status)
 
     def _failed(
         self,
@@ -137,7 +141,7 @@ class Supervisor:
     ) -> None:
         """Count a failure of ``port`` and schedule a restart, or give up. A hung server
         that is not restarted is stopped and its port marked failed."""
-        status = self.core.manager.status(port)
+        status = self.manager.status(port)
         what = self._title(status)
         if not self.policy.enabled:
             if hung_pid is not None:
@@ -157,21 +161,21 @@ class Supervisor:
                 "cause, then load the model again."
             )
             log.error("Giving up on %s after %d failures", what, n)
-            self.core.notices.emit(
-                Notice(Level.ERROR, f"Gave up restarting {what}", text, self.core.log_path(port))
+            self.notices.emit(
+                Notice(Level.ERROR, f"Gave up restarting {what}", text, self.manager.log_path(port))
             )
             if hung_pid is not None:
                 self._stop_hung(port, hung_pid, text)
             return
         attempt = len(hist)
         delay = self.policy.delay(attempt)
-        self.core.notices.emit(
+        self.notices.emit(
             Notice(
                 Level.WARNING,
                 f"Restarting {what}",
                 f"{what} {reason}; restarting it in {delay:g} s "
                 f"(attempt {attempt} of {self.policy.max_crashes}).",
-                self.core.log_path(port),
+                self.manager.log_path(port),
             )
         )
         old = self._pending.get(port)
@@ -187,9 +191,7 @@ class Supervisor:
         me = asyncio.current_task()
         try:
             await asyncio.sleep(delay)
-            status = await self.core.manager.restart(
-                port, only_if=cond, timeout=self.core.settings.LLAMA_READY_TIMEOUT
-            )
+            status = await self.lifecycle.restart(port, cond)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -210,22 +212,20 @@ class Supervisor:
             log.info("Port %d changed meanwhile; not restarting it", port)
             return
         self.restarts += 1
-        self.core.notices.emit(
+        self.notices.emit(
             Notice(
                 Level.INFO,
                 f"Restarted {self._title(status)}",
                 f"{self._title(status)} is ready again (PID {status.pid}).",
-                self.core.log_path(port),
+                self.manager.log_path(port),
             )
         )
 
     def _stop_hung(self, port: int, pid: int, error: str) -> None:
         async def stop() -> None:
             try:
-                await self.core.manager.fail(
-                    port,
-                    error,
-                    only_if=lambda s: s.state is ServerState.READY and s.pid == pid,
+                await self.lifecycle.fail(
+                    port, error, lambda s: s.state is ServerState.READY and s.pid == pid
                 )
             finally:
                 if self._pending.get(port) is task:
@@ -236,7 +236,7 @@ class Supervisor:
 
     # ── Hung servers ──────────────────────────────────────────────────────────
     def _headers(self) -> dict[str, str]:
-        key = self.core.settings.API_KEY.get_secret_value()
+        key = self._settings().API_KEY.get_secret_value()
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def _probe_loop(self) -> None:
@@ -250,7 +250,7 @@ class Supervisor:
 
     async def probe_all(self, client: httpx.AsyncClient) -> list[int]:
         """Probe every idle ready server once; return the ports found hung."""
-        manager = self.core.manager
+        manager = self.manager
         targets = [
             st
             for port, st in manager.statuses().items()
@@ -287,14 +287,14 @@ class Supervisor:
     def _hung(self, st: ServerStatus) -> None:
         what = self._title(st)
         log.error("%s (PID %s) does not answer requests: hung", what, st.pid)
-        self.core.notices.emit(
+        self.notices.emit(
             Notice(
                 Level.ERROR,
                 f"{what} is not responding",
                 f"llama-server PID {st.pid} answered no request within "
                 f"{self.policy.probe_timeout:g} s and is treated as hung."
                 + ("" if self.policy.enabled else " It is stopped; load it again to recover."),
-                self.core.log_path(st.port),
+                self.manager.log_path(st.port),
             )
         )
         if st.spec is not None:

@@ -1,46 +1,42 @@
-"""Use new settings in a running core, and say which servers still run with the old ones.
+"""Use new settings in a running core: the settings source, the catalogue (and so the API
+and the tray) change at once; running servers keep their process and say "restart to apply".
 
-Nothing is restarted: a running server keeps its model and arguments until the user
-unloads and loads it again.
+A server whose model file the new settings no longer name under its key is not used for
+that key again: the next request loads the file the catalogue names.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from app.config import Settings
-from app.core.app_core import AppCore
-from app.core.models.profiles import profiles_from_settings
-from app.core.servers.states import ServerState
+from app.core.models.lifecycle import ModelLifecycle
+from app.core.settings.live import LiveSettings
+
+log = logging.getLogger(__name__)
 
 # Settings read only when the app starts.
 RESTART_KEYS = ("LLAMA_SERVER_PATH", "API_HOST", "API_PORT", "API_KEY", "API_ENABLED")
 
 
-def apply_settings(core: AppCore, new: Settings) -> list[str]:
-    """Swap ``core``'s settings and profiles; return one line per server with old settings."""
-    old = core.settings
-    core.settings = new
-    core.profiles = profiles_from_settings(new)
+def apply_settings(live: LiveSettings, lifecycle: ModelLifecycle, new: Settings) -> list[str]:
+    """Put ``new`` in force; return one line per server still running with old settings.
+
+    Must be called on the event loop: a change of ``MODEL_DIRS`` rescans the folders there.
+    """
+    old = live.current
+    live.set(new)
+    catalogue = lifecycle.catalogue
+    catalogue.refresh()
+    if old.MODEL_DIRS != new.MODEL_DIRS:
+        task = asyncio.get_running_loop().create_task(catalogue.rescan(), name="rescan")
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
     stale = []
-    for port, st in core.manager.statuses().items():
-        if st.state not in (ServerState.STARTING, ServerState.READY) or st.spec is None:
+    for inst in lifecycle.snapshot():
+        if not inst.status.state.alive or inst.stale is None:
             continue
-        profile = core.profile_for_status(st)
-        wanted = None
-        if profile is not None:
-            kw = core._launch_kwargs(profile)
-            wanted = (kw["n_gpu_layers"], kw["ctx_size"], kw["mmproj"], tuple(kw["extra_args"]))
-        spec = st.spec
-        have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj, spec.extra_args)
-        if profile is None:
-            stale.append(
-                f"Port {port} runs {st.model_name}, which is no longer a configured model; "
-                "unload it when you no longer need it."
-            )
-        elif have != wanted or (port not in (profile.port, new.LLAMA_PORT)):
-            stale.append(
-                f"{profile.title} on port {port} still runs with the old settings; "
-                "unload and load it to use the new ones."
-            )
+        stale.append(f"{inst.title} on port {inst.port} {inst.stale}.")
     changed = [k for k in RESTART_KEYS if getattr(old, k) != getattr(new, k)]
     if changed:
         stale.append(f"{', '.join(changed)} take effect when the app is started again.")

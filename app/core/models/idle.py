@@ -1,0 +1,97 @@
+"""Idle unload: a model with no request for ``IDLE_UNLOAD_MINUTES`` is unloaded through
+the lifecycle (a model a run holds, or one serving a request, never is)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from app.config import Settings
+from app.core.models.lifecycle import InstanceEvent, ModelLifecycle
+
+log = logging.getLogger(__name__)
+
+
+class IdleUnloader:
+    """A core service; reads ``IDLE_UNLOAD_MINUTES`` live from the settings source."""
+
+    def __init__(
+        self,
+        lifecycle: ModelLifecycle,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._settings = settings
+        self._clock = clock
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def idle_seconds(self) -> float:
+        return self._settings().IDLE_UNLOAD_MINUTES * 60.0
+
+    def remaining(self) -> dict[int, float]:
+        """Seconds until each ready instance is unloaded for being idle; empty when never."""
+        idle = self.idle_seconds
+        if idle <= 0:
+            return {}
+        now = self._clock()
+        out = {}
+        for inst in self._lifecycle.loaded():
+            if inst.in_flight or inst.held_by:
+                out[inst.port] = idle
+            else:
+                out[inst.port] = max(0.0, inst.last_used + idle - now)
+        return out
+
+    def kick(self) -> None:
+        """Look again now (settings changed, a request ended)."""
+        self._kick.set()
+
+    async def start(self) -> None:
+        self._unsubscribe = self._lifecycle.subscribe(self._on_event)
+        self._task = asyncio.create_task(self._loop(), name="idle-unload")
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _on_event(self, _event: InstanceEvent) -> None:
+        self._kick.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._kick.clear()
+            remaining = self.remaining()
+            due = sorted(p for p, r in remaining.items() if r <= 0)
+            unloaded = False
+            for port in due:
+                log.info(
+                    "Unloading port %d: no requests for %g min (IDLE_UNLOAD_MINUTES)",
+                    port,
+                    self._settings().IDLE_UNLOAD_MINUTES,
+                )
+                try:
+                    unloaded |= await self._lifecycle.unload_port(port, only_if_idle=True)
+                except Exception as e:
+                    log.error("Idle unload of port %d failed: %s", port, e)
+                    self._lifecycle.usage.touch(port)  # again after another idle period
+            if unloaded:
+                continue
+            # a request's end does not send an event: look again at the earliest deadline,
+            # and at least every 60 s (settings may have turned idle unload on); a due port
+            # that was busy after all is looked at again in a second
+            timeout = 1.0 if due else min([*remaining.values(), 60.0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout)

@@ -1,0 +1,531 @@
+"""The one lifecycle every model goes through: the tray, the models window, the API, runs,
+settings apply, idle unload and the supervisor ask it, and nothing else loads a model.
+
+``ensure`` makes a model ready (placed by ``placement.place``, one load however many ask,
+an idle instance with another config reloaded); ``holding`` counts a request on the
+instance, so eviction waits for it; ``hold``/``release`` pin instances for a FamilyLog run;
+``unload`` stops one. An instance is a process of the manager; its key is the catalogue
+entry whose file it runs, so a model can never run twice under two names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.core.models.catalogue import Catalogue, UnknownModelError
+from app.core.models.entry import ModelEntry
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
+from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
+from app.core.models.usage import Usage
+from app.core.notices import Level, Notice, NoticeBus
+from app.core.servers.launch import ServerExitedError
+from app.core.servers.manager import LlamaServerManager
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
+
+log = logging.getLogger(__name__)
+
+SettingsSource = Callable[[], Settings]
+FreeMemory = Callable[[], Free]
+_LOAD_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    PortInUseError,
+    ServerExitedError,
+    TimeoutError,
+    RuntimeError,
+    OSError,
+)
+
+
+class LoadFailedError(RuntimeError):
+    """The model could not be loaded; the message says why (answered as 503)."""
+
+
+class BusyError(LoadFailedError):
+    """A model in the way is busy (requests in flight, held by a run) past the wait."""
+
+
+class ModelNotLoadedError(RuntimeError):
+    """The model is not loaded and JIT loading is off."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A snapshot of one running (or failed) model process."""
+
+    key: str
+    entry: ModelEntry | None  # None when its file is no longer in the catalogue
+    status: ServerStatus
+    in_flight: int = 0
+    held_by: tuple[str, ...] = ()
+    last_used: float = 0.0
+    stale: str | None = None  # "restart to apply" and why
+
+    @property
+    def port(self) -> int:
+        return self.status.port
+
+    @property
+    def pid(self) -> int | None:
+        return self.status.pid
+
+    @property
+    def state(self) -> ServerState:
+        return self.status.state
+
+    @property
+    def ready(self) -> bool:
+        return self.status.state is ServerState.READY
+
+    @property
+    def context_length(self) -> int | None:
+        ctx = self.status.spec.ctx_size if self.status.spec else 0
+        return ctx or (self.entry.max_context_length if self.entry else None)
+
+    @property
+    def title(self) -> str:
+        return self.entry.title if self.entry else self.status.model_name
+
+
+@dataclass(frozen=True)
+class InstanceEvent:
+    key: str
+    old: ServerState
+    new: ServerState
+    instance: Instance
+
+
+Subscriber = Callable[[InstanceEvent], None]
+
+
+def _free_port(avoid: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise RuntimeError("No free port on 127.0.0.1")
+
+
+class ModelLifecycle:
+    def __init__(
+        self,
+        manager: LlamaServerManager,
+        catalogue: Catalogue,
+        settings: SettingsSource,
+        notices: NoticeBus,
+        *,
+        free_memory: FreeMemory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.manager = manager
+        self.catalogue = catalogue
+        self._settings = settings
+        self._notices = notices
+        self._free_memory = free_memory
+        self.usage = Usage(clock)
+        self._lock = asyncio.Lock()
+        self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
+        self._draining: set[int] = set()
+        self._subscribers: list[Subscriber] = []
+        self._unsubscribe = manager.subscribe(self._on_state)
+
+    # ── Reading ────────────────────────────────────────────────────────────────
+    def entry(self, model: str | ModelEntry) -> ModelEntry:
+        """The catalogue entry for a key or alias (``UnknownModelError`` if none)."""
+        return model if isinstance(model, ModelEntry) else self.catalogue.resolve(model)
+
+    def _key_for(self, st: ServerStatus) -> tuple[str, ModelEntry | None]:
+        spec = st.spec
+        assert spec is not None
+        entry = self.catalogue.by_file(spec.model_path, spec.mmproj)
+        return (entry.key if entry else st.model_name), entry
+
+    def _instance(self, st: ServerStatus) -> Instance:
+        key, entry = self._key_for(st)
+        return Instance(
+            key=key,
+            entry=entry,
+            status=st,
+            in_flight=self.usage.in_flight(st.port),
+            held_by=self.usage.holders(st.port),
+            last_used=max(self.usage.last_used(st.port), st.ready_at or 0.0),
+            stale=self._stale(st, entry),
+        )
+
+    def snapshot(self) -> list[Instance]:
+        """Every model process the app has (starting, ready, stopping or failed)."""
+        return [
+            self._instance(st)
+            for st in self.manager.statuses().values()
+            if st.spec is not None and st.state is not ServerState.STOPPED
+        ]
+
+    def _alive_for(self, entry: ModelEntry) -> ServerStatus | None:
+        for st in self.manager.statuses().values():
+            spec = st.spec
+            if (
+                spec is not None
+                and st.state.alive
+                and (spec.model_path, spec.mmproj or None) == entry.file
+            ):
+                return st
+        return None
+
+    def instance(self, model: str | ModelEntry) -> Instance | None:
+        """The live instance of a model (starting, ready or stopping), if any."""
+        try:
+            entry = self.entry(model)
+        except UnknownModelError:
+            return None
+        st = self._alive_for(entry)
+        return self._instance(st) if st is not None else None
+
+    def ready(self, model: str | ModelEntry) -> Instance | None:
+        inst = self.instance(model)
+        return inst if inst is not None and inst.ready else None
+
+    def loaded(self) -> list[Instance]:
+        """The ready instances."""
+        return [i for i in self.snapshot() if i.ready]
+
+    def in_flight(self, port: int) -> int:
+        return self.usage.in_flight(port)
+
+    def is_busy(self, model: str | ModelEntry) -> bool:
+        """True while the model loads or unloads (the tray greys its actions)."""
+        try:
+            entry = self.entry(model)
+        except UnknownModelError:
+            return False
+        if entry.file in self._loads:
+            return True
+        st = self._alive_for(entry)
+        return st is not None and (st.port in self._draining or self.manager.is_busy(st.port))
+
+    def _stale(self, st: ServerStatus, entry: ModelEntry | None) -> str | None:
+        if entry is None:
+            return "its file is no longer in the catalogue; unload it when you no longer need it"
+        assert st.spec is not None
+        spec = st.spec
+        wanted = launch_kwargs(entry, self._settings(), LoadConfig(spec.ctx_size))
+        have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj or None, spec.extra_args)
+        if have != launch_key(wanted):
+            return "runs with the old settings: restart to apply"
+        return None
+
+    def subscribe(self, cb: Subscriber) -> Callable[[], None]:
+        """``cb(InstanceEvent)`` on every state change of a model process."""
+        self._subscribers.append(cb)
+        return lambda: self._subscribers.remove(cb) if cb in self._subscribers else None
+
+    def _on_state(self, event: StateEvent) -> None:
+        if event.new in (ServerState.STOPPED, ServerState.FAILED):
+            self.usage.forget(event.port)
+        if event.status.spec is None or not self._subscribers:
+            return
+        inst = self._instance(event.status)
+        out = InstanceEvent(inst.key, event.old, event.new, inst)
+        for cb in list(self._subscribers):
+            try:
+                cb(out)
+            except Exception:
+                log.exception("A model subscriber failed on %s", out)
+
+    # ── Loading ────────────────────────────────────────────────────────────────
+    async def ensure(
+        self,
+        model: str | ModelEntry,
+        config: LoadConfig | None = None,
+        *,
+        beside: bool = False,
+    ) -> Instance:
+        """The ready instance of ``model``, loading it if needed (one load however many
+        ask). An idle instance with another ``config`` is loaded again; ``beside``: a run
+        needs it together with the others, so nothing is evicted for it."""
+        entry = self.entry(model)
+        while True:
+            st = self._alive_for(entry)
+            if (
+                st is not None
+                and st.state is ServerState.READY
+                and st.port not in self._draining
+                and self._config_ok(st, config)
+            ):
+                return self._instance(st)
+            task = self._loads.get(entry.file)
+            if task is None:
+                task = asyncio.create_task(
+                    self._load(entry, config, beside), name=f"load-{entry.key}"
+                )
+                self._loads[entry.file] = task
+                task.add_done_callback(lambda t, f=entry.file: self._load_done(f, t))
+                return await asyncio.shield(task)
+            await asyncio.shield(task)
+
+    @staticmethod
+    def _config_ok(st: ServerStatus, config: LoadConfig | None) -> bool:
+        if config is None or config.context_length is None or st.spec is None:
+            return True
+        return config.context_length == st.spec.ctx_size
+
+    def _load_done(self, file: tuple[str, str | None], task: asyncio.Task[Instance]) -> None:
+        if self._loads.get(file) is task:
+            del self._loads[file]
+        if not task.cancelled():
+            task.exception()  # retrieved: a load nobody waits for any more is no error
+
+    def _policy(self, s: Settings) -> Policy:
+        return Policy(mode=s.RUN_MODE, llama_port=s.LLAMA_PORT, max_loaded=s.MAX_LOADED_MODELS)
+
+    def _running(self, exclude: int | None) -> list[Running]:
+        ctx_default = self._settings().LLAMA_CTX_SIZE
+        out = []
+        for inst in self.snapshot():
+            if not inst.status.state.alive or inst.port == exclude:
+                continue
+            spec = inst.status.spec
+            need = (
+                estimate_need(inst.entry, spec.ctx_size if spec else ctx_default)
+                if inst.entry
+                else 0
+            )
+            out.append(
+                Running(
+                    key=inst.key,
+                    port=inst.port,
+                    need=need,
+                    in_flight=inst.in_flight,
+                    held=bool(inst.held_by),
+                    last_used=inst.last_used,
+                )
+            )
+        return out
+
+    async def _measure_free(self, s: Settings) -> Free | None:
+        if s.RUN_MODE != "auto" or self._free_memory is None:
+            return None
+        # a GPU probe can block (nvidia-smi): off the loop
+        return await asyncio.get_running_loop().run_in_executor(None, self._free_memory)
+
+    async def _load(self, entry: ModelEntry, config: LoadConfig | None, beside: bool) -> Instance:
+        problem = entry.problem()
+        if problem:
+            raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
+        s = self._settings()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.EVICT_WAIT_SECONDS
+        async with self._lock:
+            while True:
+                own = self._alive_for(entry)
+                if own is not None and own.state is not ServerState.READY:
+                    # the supervisor is restarting it, or a stop is under way: let that end
+                    await self.manager.settled(own.port)
+                    continue
+                if own is not None and self._config_ok(own, config):
+                    return self._instance(own)
+                kw = launch_kwargs(entry, s, config)
+                target = Target(
+                    key=entry.key,
+                    need=estimate_need(entry, kw["ctx_size"]),
+                    port=own.port if own is not None else entry.port,
+                    beside=beside,
+                )
+                running = self._running(exclude=own.port if own is not None else None)
+                decision = place(target, running, await self._measure_free(s), self._policy(s))
+                by_key = {r.key: r for r in running}
+                evict_ports = {by_key[k].port for k in decision.evict}
+                if own is not None:
+                    evict_ports.add(own.port)  # loaded with another config: load it again
+                wait_ports = {by_key[k].port for k in decision.wait_for}
+                if own is not None and self.usage.busy(own.port):
+                    wait_ports.add(own.port)
+                if wait_ports:
+                    left = deadline - loop.time()
+                    why = "; ".join(decision.busy) or f"{entry.key} is in use"
+                    log.info("Loading %s waits: %s", entry.key, why)
+                    self._draining |= wait_ports
+                    try:
+                        idle = left > 0 and await self.usage.wait_idle(wait_ports, left)
+                    finally:
+                        self._draining -= wait_ports
+                    if not idle:
+                        self._tell_failed(entry, f"busy: {why}", None)
+                        raise BusyError(
+                            f"Cannot load {entry.key} now: busy: {why} "
+                            f"(waited {s.EVICT_WAIT_SECONDS:g} s, EVICT_WAIT_SECONDS)"
+                        )
+                    continue
+                return await self._start(entry, kw, decision.port, evict_ports, decision.reason)
+
+    async def _start(
+        self,
+        entry: ModelEntry,
+        kw: dict,
+        port: int | None,
+        evict: set[int],
+        reason: str,
+    ) -> Instance:
+        s = self._settings()
+        if port is None:
+            reserved = {s.LLAMA_PORT, s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.API_PORT}
+            used = {p for p, st in self.manager.statuses().items() if st.state.alive}
+            port = _free_port(reserved | used)
+        log.info(
+            "Loading %s on port %d (%s)%s",
+            entry.key,
+            port,
+            reason,
+            f"; unloading ports {sorted(evict)} first" if evict else "",
+        )
+        self._draining |= evict
+        try:
+            for p in sorted(evict):
+                await self.manager.unload_model(p)
+            st = await self.manager.load_model(entry.path, port=port, **kw)
+        except _LOAD_ERRORS as e:
+            self._tell_failed(entry, str(e), self.manager.log_path(port))
+            raise LoadFailedError(f"Cannot load {entry.key}: {e}") from e
+        finally:
+            self._draining -= evict
+        return self._instance(st)
+
+    def _tell_failed(self, entry: ModelEntry, why: str, log_path) -> None:
+        title = f"Loading {entry.title} failed"
+        if entry.title != entry.key:
+            title = f"Loading {entry.title} ({entry.key}) failed"
+        self._notices.emit(Notice(Level.ERROR, title, why, log_path))
+
+    # ── Using ──────────────────────────────────────────────────────────────────
+    @contextlib.asynccontextmanager
+    async def holding(
+        self, model: str | ModelEntry, *, jit: bool = True
+    ) -> AsyncIterator[Instance]:
+        """Count a request on the ready instance of ``model`` (loading it first when ``jit``);
+        eviction waits until the block ends."""
+        inst = await self._acquire(self.entry(model), jit)
+        try:
+            yield inst
+        finally:
+            self.usage.leave(inst.port)
+
+    async def _acquire(self, entry: ModelEntry, jit: bool) -> Instance:
+        for _ in range(8):
+            st = self._alive_for(entry)
+            if st is not None and st.state is ServerState.READY and st.port not in self._draining:
+                self.usage.enter(st.port)
+                return self._instance(st)
+            if not jit:
+                raise ModelNotLoadedError(
+                    f"Model {entry.key} is not loaded and JIT loading is off "
+                    "(JIT_LOAD=false). Load it first: POST /api/v1/models/load"
+                )
+            if st is not None and st.state is ServerState.READY:
+                # Ready, but a load is unloading it: let that load finish, then load it again.
+                async with self._lock:
+                    pass
+                continue
+            await self.ensure(entry)
+        raise LoadFailedError(
+            f"{entry.key} was unloaded again by other requests before it could be used; "
+            "retry, or set RUN_MODE=parallel if the models fit in memory together"
+        )
+
+    def hold(self, inst: Instance, holder: str) -> None:
+        """Pin ``inst`` for ``holder`` (a run): placement never evicts it until ``release``."""
+        self.usage.hold(inst.port, holder)
+
+    def release(self, holder: str) -> None:
+        self.usage.release(holder)
+
+    # ── Unloading ──────────────────────────────────────────────────────────────
+    async def unload(self, model: str | ModelEntry) -> list[int]:
+        """Unload ``model`` after its requests finish (bounded); returns the ports freed."""
+        entry = self.entry(model)
+        async with self._lock:
+            ports = [
+                p
+                for p, st in self.manager.statuses().items()
+                if st.state.alive
+                and st.spec is not None
+                and (st.spec.model_path, st.spec.mmproj or None) == entry.file
+            ]
+            await self._unload_ports(ports)
+            return ports
+
+    async def unload_all(self) -> list[int]:
+        async with self._lock:
+            ports = [p for p, st in self.manager.statuses().items() if st.state.alive]
+            await self._unload_ports(ports)
+            return ports
+
+    async def unload_port(self, port: int, *, only_if_idle: bool = False) -> bool:
+        """Unload whatever runs on ``port`` (the idle unloader, the models window's row)."""
+        async with self._lock:
+            if only_if_idle and (self.usage.busy(port) or port in self._draining):
+                return False
+            if not self.manager.status(port).state.alive:
+                return False
+            await self._unload_ports([port])
+            return True
+
+    async def _unload_ports(self, ports: list[int]) -> None:
+        if not ports:
+            return
+        wait = self._settings().EVICT_WAIT_SECONDS
+        self._draining |= set(ports)
+        try:
+            flying = [p for p in ports if self.usage.in_flight(p)]
+            if flying:
+                log.info("Waiting for requests on ports %s to finish", flying)
+                if not await self.usage.wait_idle(flying, wait, holds=False):
+                    log.warning(
+                        "Requests on ports %s still running after %g s; unloading anyway",
+                        flying,
+                        wait,
+                    )
+            results = await asyncio.gather(
+                *(self.manager.unload_model(p) for p in ports), return_exceptions=True
+            )
+            for port, r in zip(ports, results, strict=True):
+                if isinstance(r, BaseException):
+                    log.error("Unloading port %d failed: %s", port, r)
+        finally:
+            self._draining -= set(ports)
+
+    # ── Recovery (the supervisor) ──────────────────────────────────────────────
+    def describe(self, st: ServerStatus) -> str:
+        """``"<model> on port N"`` for a notice."""
+        name = st.model_name or "llama-server"
+        if st.spec is not None:
+            key, entry = self._key_for(st)
+            name = entry.title if entry else key
+        return f"{name} on port {st.port}"
+
+    async def restart(
+        self, port: int, only_if: Callable[[ServerStatus], bool]
+    ) -> ServerStatus | None:
+        """Start the server on ``port`` again with the same arguments, if ``only_if`` still
+        holds (None when the port changed meanwhile)."""
+        async with self._lock:
+            return await self.manager.restart(
+                port, only_if=only_if, timeout=self._settings().LLAMA_READY_TIMEOUT
+            )
+
+    async def fail(self, port: int, error: str, only_if: Callable[[ServerStatus], bool]) -> bool:
+        """Stop a hung server and mark it failed (it must not look ready)."""
+        return await self.manager.fail(port, error, only_if=only_if)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        for task in list(self._loads.values()):
+            task.cancel()

@@ -1,0 +1,115 @@
+"""Placement as a pure function, on tables: no processes, no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.models.placement import Decision, Free, Policy, Running, Target, place
+
+GB = 1024**3
+
+
+def run(key: str, port: int, need: float = 1, used: float = 0, flying: int = 0, held=False):
+    return Running(key, port, int(need * GB), flying, held, used)
+
+
+A = run("a", 9001, need=4, used=10)
+B = run("b", 9002, need=6, used=20)
+C = run("c", 9003, need=2, used=30)
+
+
+@pytest.mark.parametrize(
+    ("target", "running", "free_gb", "policy", "port", "evict", "wait"),
+    [
+        # switch: one model at a time on LLAMA_PORT, everything else goes
+        (Target("x", GB), [A, B], None, Policy("switch", 8080), 8080, {"a", "b"}, set()),
+        (Target("x", GB), [], None, Policy("switch", 8080), 8080, set(), set()),
+        # switch: a busy instance is never evicted: wait for it
+        (
+            Target("x", GB),
+            [A, run("b", 9002, flying=2)],
+            None,
+            Policy("switch", 8080),
+            8080,
+            {"a", "b"},
+            {"b"},
+        ),
+        # switch, but a run needs it beside the others: its role port, nothing evicted
+        (Target("x", GB, 9100, beside=True), [A], None, Policy("switch"), 9100, set(), set()),
+        # parallel: a role on its port, other models on a free port, nothing evicted
+        (Target("x", GB, 9100), [A, B], None, Policy("parallel"), 9100, set(), set()),
+        (Target("x", GB), [A, B], None, Policy("parallel"), None, set(), set()),
+        # parallel: whatever sits on the role's port goes
+        (Target("x", GB, 9001), [A, B], None, Policy("parallel"), 9001, {"a"}, set()),
+        # auto: fits in free memory: beside the others
+        (Target("x", 3 * GB), [A, B], 5, Policy("auto"), None, set(), set()),
+        # auto: does not fit: evict least recently used idle first (a, then b)
+        (Target("x", 8 * GB), [A, B, C], 5, Policy("auto"), None, {"a"}, set()),
+        (Target("x", 14 * GB), [A, B, C], 5, Policy("auto"), None, {"a", "b"}, set()),
+        # auto: the LRU one is busy: skip it, evict the next idle one
+        (
+            Target("x", 8 * GB),
+            [run("a", 9001, 4, 10, flying=1), B, C],
+            5,
+            Policy("auto"),
+            None,
+            {"b"},
+            set(),
+        ),
+        # auto: only the busy one can make room: wait for it
+        (
+            Target("x", 9 * GB),
+            [run("a", 9001, 4, 10, held=True), C],
+            5,
+            Policy("auto"),
+            None,
+            {"c"},
+            {"a"},
+        ),
+        # auto: nothing can make room: evict all idle, load anyway
+        (Target("x", 100 * GB), [A, C], 5, Policy("auto"), None, {"a", "c"}, set()),
+        # auto, memory unknown: beside the others
+        (Target("x", 100 * GB), [A], None, Policy("auto"), None, set(), set()),
+        # cap: MAX_LOADED_MODELS=2 with two loaded: the LRU idle one goes
+        (Target("x", GB), [A, B], 100, Policy("auto", max_loaded=2), None, {"a"}, set()),
+        (
+            Target("x", GB),
+            [A, B, C],
+            None,
+            Policy("parallel", max_loaded=2),
+            None,
+            {"a", "b"},
+            set(),
+        ),
+        # cap, all busy: wait
+        (
+            Target("x", GB),
+            [run("a", 1, flying=1), run("b", 2, held=True)],
+            None,
+            Policy("parallel", max_loaded=2),
+            None,
+            set(),
+            {"a", "b"},
+        ),
+        # the target's own running instance is never counted as another model
+        (Target("a", GB), [A], None, Policy("switch", 8080), 8080, set(), set()),
+    ],
+)
+def test_place(target, running, free_gb, policy, port, evict, wait) -> None:
+    free = Free(int(free_gb * GB)) if free_gb is not None else None
+    d = place(target, running, free, policy)
+    assert isinstance(d, Decision)
+    assert (d.port, set(d.evict), set(d.wait_for)) == (port, evict, wait), d.reason
+    assert d.waits == bool(wait)
+
+
+def test_busy_reasons_say_who_and_how_many() -> None:
+    d = place(Target("x"), [run("b", 2, flying=3)], None, Policy("switch", 8080))
+    assert d.busy == ("b is serving 3 requests",)
+    d = place(Target("x"), [run("b", 2, held=True)], None, Policy("switch", 8080))
+    assert d.busy == ("b is held by a FamilyLog run",)
+
+
+def test_auto_reason_names_the_memory() -> None:
+    d = place(Target("x", GB), [], Free(4 * GB, "available RAM"), Policy("auto"))
+    assert "available RAM" in d.reason and not d.evict
