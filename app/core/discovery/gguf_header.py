@@ -3,19 +3,54 @@
 ``gguf.GGUFReader`` parses every element of every array into numpy objects; a real model's
 tokenizer arrays (150 000 tokens and as many merges) take it about 16 s per file. This
 reader walks the same layout with the ``gguf`` package's own types and constants but skips
-array contents, so it reads only the header bytes (a few MiB) in a fraction of a second.
+array contents, so it reads only the header bytes (a few MiB, through a memory map) in a few
+tens of milliseconds, and needs no numpy. It is the app's one GGUF reader:
+``app.core.models.gguf_info`` builds the API's ``GGUFInfo`` from it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import mmap
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from gguf import GGUF_MAGIC, GGMLQuantizationType, GGUFValueType, LlamaFileType
+
+def _gguf_constants() -> ModuleType:
+    """The ``gguf`` package's ``constants`` module (enums and tables, standard library only),
+    loaded without the package: ``import gguf`` also imports numpy and every reader and
+    writer, about 0.3 s at start-up that reading a header does not need."""
+    if "gguf.constants" in sys.modules:
+        return sys.modules["gguf.constants"]
+    try:
+        spec = importlib.util.find_spec("gguf")  # finds the package without running it
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin is None:
+            raise ImportError("gguf")
+        cspec = importlib.util.spec_from_file_location(
+            "app._gguf_constants", origin.with_name("constants.py")
+        )
+        if cspec is None or cspec.loader is None:
+            raise ImportError("gguf.constants")
+        module = importlib.util.module_from_spec(cspec)
+        cspec.loader.exec_module(module)
+        return module
+    except (ImportError, OSError, SyntaxError):  # an unusual install: the ordinary import
+        from gguf import constants
+
+        return constants
+
+
+gguf_constants = _gguf_constants()
+GGUF_MAGIC: int = gguf_constants.GGUF_MAGIC
+GGMLQuantizationType = gguf_constants.GGMLQuantizationType
+GGUFValueType = gguf_constants.GGUFValueType
+LlamaFileType = gguf_constants.LlamaFileType
 
 _SCALARS: dict[GGUFValueType, str] = {
     GGUFValueType.UINT8: "B",
