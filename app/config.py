@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     JIT_LOAD: bool = True
     RUN_MODE: Literal["switch", "parallel", "auto"] = "auto"
     IDLE_UNLOAD_MINUTES: float = Field(default=0.0, ge=0)
+    MODEL_DIRS: str = Field(
+        default="",
+        description=(
+            "Folders whose GGUF models the API lists, separated like PATH (';' on Windows, "
+            "':' elsewhere); empty: LM Studio's model folders, llama.cpp's and the Hugging "
+            "Face cache (the folders first-run discovery scans)."
+        ),
+    )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
     LOG_VIEW_MAX_LINES: int = Field(default=20_000, ge=100)
