@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # How long a load waits for a model it must unload to finish its requests (or for a
     # run to let go of it) before it answers "busy".
     EVICT_WAIT_SECONDS: float = Field(default=60.0, ge=0)
+    MODEL_DIRS: str = Field(
+        default="",
+        description=(
+            "Folders whose GGUF models the API lists, separated like PATH (';' on Windows, "
+            "':' elsewhere); empty: LM Studio's model folders, llama.cpp's and the Hugging "
+            "Face cache (the folders first-run discovery scans)."
+        ),
+    )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
     LOG_VIEW_MAX_LINES: int = Field(default=20_000, ge=100)

@@ -40,6 +40,7 @@ _APP_VARS = (
     "RUN_PRELOAD",
     "AFTER_RUN",
     "FAMILYLOG_COMMAND",
+    "MODEL_DIRS",
 )
 
 

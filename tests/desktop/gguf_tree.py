@@ -20,6 +20,7 @@ def write_gguf(
     size_label: str | None = None,
     tensors: dict[str, tuple[int, ...]] | None = None,
     vocab: int = 0,
+    kv: dict[str, int | str] | None = None,
 ) -> Path:
     """A small but valid GGUF (metadata and F32 tensors) written with the gguf package."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +33,11 @@ def write_gguf(
         w.add_file_type(file_type)
     if size_label:
         w.add_size_label(size_label)
+    for key, value in (kv or {}).items():  # e.g. {"bert.pooling_type": 4}
+        if isinstance(value, str):
+            w.add_string(key, value)
+        else:
+            w.add_uint32(key, value)
     if vocab:
         w.add_token_list([f"t{i}" for i in range(vocab)])
         w.add_token_merges([f"a{i} b{i}" for i in range(vocab)])

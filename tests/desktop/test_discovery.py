@@ -132,7 +132,7 @@ async def test_discovers_the_lm_studio_llama_cpp_and_hf_layouts(tree, home: Path
     )
     assert (
         vl.info.quantization == "Q4_K_M"
-        and vl.key == "lmstudio-community/Qwen3-VL-8B-Instruct-GGUF"
+        and vl.key == "lmstudio-community/qwen3-vl-8b-instruct"  # the API's key
     )
     assert vl.source == LMSTUDIO and vl.vision
     assert models[tree["gemma_q8"]].info.quantization == "Q8_0"
