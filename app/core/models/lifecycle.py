@@ -201,6 +201,10 @@ class ModelLifecycle:
     def in_flight(self, port: int) -> int:
         return self.usage.in_flight(port)
 
+    def is_draining(self, port: int) -> bool:
+        """True while a load or unload waits for the requests on ``port`` to finish."""
+        return port in self._draining
+
     def is_busy(self, model: str | ModelEntry) -> bool:
         """True while the model loads or unloads (the tray greys its actions)."""
         try:

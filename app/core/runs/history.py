@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 from app.core.runs.models import RunRecord
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 from app.core.servers.server_log import redact
 
 log = logging.getLogger(__name__)

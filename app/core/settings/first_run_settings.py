@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 
 _LINE_KEY = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=")
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./~-]*")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

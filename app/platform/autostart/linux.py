@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from app import __version__
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 
 from .base import APP_ID, APP_TITLE, AutostartError, remove_own_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plistlib
 from pathlib import Path
 
-from app.core.atomic import write_atomic
+from app.atomic import write_atomic
 
 from .base import AutostartError, remove_own_file
 

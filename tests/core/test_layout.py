@@ -1,0 +1,106 @@
+"""The core's layout: subpackages by job, each with a docstring, and no import circles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import app
+
+ROOT = Path(app.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """Every app module ``path`` imports, TYPE_CHECKING and function-level imports too."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = package.split(".")
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join([*pkg, base] if base else pkg)
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        for n in names:
+            while n and n not in modules:
+                n = n.rpartition(".")[0]
+            if n and n != me:
+                out.add(n)
+    return out
+
+
+def graph(under: str) -> dict[str, set[str]]:
+    files = sorted((ROOT.parent / under.replace(".", "/")).rglob("*.py"))
+    modules = {module_name(p) for p in sorted(ROOT.rglob("*.py"))}
+    return {module_name(p): imports_of(p, modules) for p in files}
+
+
+def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(g.get(n, ())):
+            if m not in g:
+                continue
+            if state.get(m) == 1:
+                return stack[stack.index(m) :] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(g):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_core_has_no_import_circle() -> None:
+    g = graph("app.core")
+    # packages import their modules' names for re-export; a package is not a cycle member
+    g = {n: {m for m in deps if not (n.startswith(m + "."))} for n, deps in g.items()}
+    cycle = find_cycle(g)
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_one() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_platform_imports_nothing_from_core() -> None:
+    for mod, deps in graph("app.platform").items():
+        core = sorted(d for d in deps if d.startswith("app.core"))
+        assert not core, f"{mod} imports {core}"
+
+
+def test_core_imports_no_qt() -> None:
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("PySide6", "qasync") for n in names), path
+
+
+def test_core_subpackages_say_what_they_hold() -> None:
+    for init in sorted((ROOT / "core").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and len(doc.splitlines()) == 1, f"{init} needs a one-line docstring"
