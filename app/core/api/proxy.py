@@ -18,6 +18,7 @@ from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.jit import LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.profiles import ModelProfile
+from app.core.servers.keys import auth_headers
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
         headers["Accept"] = request.headers["Accept"]
-    headers.update(c.upstream_headers)
+    headers.update(auth_headers(c.core.manager.status(port)))
     url = f"http://127.0.0.1:{port}{request.rel_url}"
     try:
         try:
