@@ -21,6 +21,7 @@ from aiohttp import web
 from app.config import Settings
 from app.core.api import lmstudio, proxy
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.guard import Guard
 from app.core.api.jit import DRAIN_TIMEOUT, ModelPool
 from app.core.models.catalogue import Catalogue
 from app.core.models.placement import MemoryProbe, Placement
@@ -165,8 +166,10 @@ class ApiServer:
                 "or set API_ALLOW_REMOTE=true (with an API_KEY) to allow it."
             )
         key = s.API_KEY.get_secret_value()
-        middlewares = [json_errors] + ([auth_middleware(key)] if key else [])
-        app = web.Application(middlewares=middlewares, client_max_size=1024**3)
+        guard = Guard(s)  # Host, Origin/CORS, connection and body limits: before all else
+        middlewares = guard.middlewares() + [json_errors] + ([auth_middleware(key)] if key else [])
+        app = web.Application(middlewares=middlewares, client_max_size=guard.max_body)
+        guard.install(app)
         upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
