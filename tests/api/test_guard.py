@@ -260,3 +260,22 @@ async def test_connection_cap(start_api) -> None:
     finally:
         for s in held:
             s.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"model": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "deeper than 200"),
+        (b'{"model": ' + b"[" * 201 + b"]" * 201 + b"}", "deeper than 200"),
+        (b'{"model": "\\ud800"}', "unpaired surrogate"),  # llama-server answers it with 500
+        (b'{"\\udfff": 1}', "unpaired surrogate"),
+    ],
+)
+def test_json_bodies_llama_server_or_python_cannot_take(raw: bytes, problem: str) -> None:
+    from app.core.api.common import ApiError, parse_json_object
+
+    with pytest.raises(ApiError) as e:
+        parse_json_object(raw)
+    assert e.value.status == 400 and problem in e.value.message
+    ok = parse_json_object(b'{"m": ' + b"[" * 199 + b'"\\ud83d\\ude00"' + b"]" * 199 + b"}")
+    assert ok["m"]
