@@ -12,7 +12,19 @@ from app.core.models.profiles import profiles_from_settings
 from app.core.servers.states import ServerState
 
 # Settings read only when the app starts.
-RESTART_KEYS = ("LLAMA_SERVER_PATH", "API_HOST", "API_PORT", "API_KEY", "API_ENABLED")
+RESTART_KEYS = (
+    "LLAMA_SERVER_PATH",
+    "API_HOST",
+    "API_PORT",
+    "API_KEY",
+    "API_ENABLED",
+    "API_ALLOW_REMOTE",
+    "API_ALLOWED_HOSTS",
+    "API_CORS_ORIGINS",
+    "API_MAX_BODY_MB",
+    "API_BODY_TIMEOUT_SECONDS",
+    "API_MAX_CONNECTIONS",
+)
 
 
 def apply_settings(core: AppCore, new: Settings) -> list[str]:
