@@ -188,7 +188,13 @@ class ApiServer:
         lmstudio.add_routes(app)
         proxy.add_routes(app)
         runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=2.0,
+            # after a refusal (413, 408, 403), the rest of a body is read and dropped for at
+            # most this long, so the client can read the answer, then the connection closes
+            lingering_time=min(10.0, s.API_BODY_TIMEOUT_SECONDS),
         )
         await runner.setup()
         try:
