@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 
 import httpx
+import psutil
 import pytest
 
 from app.config import Settings
 from app.core.api.guard import Guard, host_name, is_loopback_name, normal_origin
 from tests.api.conftest import chat, client, servers
+from tests.conftest import free_port
 
 LLM = "google/gemma-3-12b"
 EVIL = "http://evil.example"
@@ -279,3 +285,48 @@ def test_json_bodies_llama_server_or_python_cannot_take(raw: bytes, problem: str
     assert e.value.status == 400 and problem in e.value.message
     ok = parse_json_object(b'{"m": ' + b"[" * 199 + b'"\\ud83d\\ude00"' + b"]" * 199 + b"}")
     assert ok["m"]
+
+
+def test_the_issues_probes_against_headless(app_home, tiny_model, llama_server_bin) -> None:
+    """The three probes of the issue, as tried: against ``familylog-tray --headless``."""
+    api_port = free_port()
+    env = dict(
+        os.environ,
+        LLAMA_SERVER_PATH=llama_server_bin,
+        LLM_MODEL_GGUF=str(tiny_model),
+        LLM_MODEL_ID=LLM,
+        LLAMA_LLM_PORT=str(free_port()),
+        LLAMA_CTX_SIZE="512",
+        API_PORT=str(api_port),
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "app.main", "--headless"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+    def llama_servers() -> list[psutil.Process]:
+        return [c for c in psutil.Process(p.pid).children() if "llama-server" in c.name()]
+
+    try:
+        assert "running headless" in p.stdout.readline(), p.stderr.read()
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", trust_env=False) as c:
+            r = c.post("/api/v1/models/load", content=load_body(), headers=SIMPLE)
+            assert r.status_code == 403
+            r = c.post("/v1/chat/completions", content=json.dumps(chat(LLM)), headers=SIMPLE)
+            assert r.status_code == 403
+            r = c.get("/api/v1/models", headers={"Host": "evil.example:1234"})
+            assert r.status_code == 403
+            assert llama_servers() == []  # nothing loaded, not even just in time
+            # FamilyLog's own request (no Origin) still loads the model
+            r = c.post("/api/v1/models/load", json={"model": LLM}, timeout=60)
+            assert r.status_code == 200, r.text
+            assert len(llama_servers()) == 1
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
