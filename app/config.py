@@ -75,6 +75,31 @@ class Settings(BaseSettings):
             "Face cache (the folders first-run discovery scans)."
         ),
     )
+    API_ALLOWED_HOSTS: str = Field(
+        default="",
+        description="With API_ALLOW_REMOTE: the Host names the API answers to, comma-separated "
+        "(loopback names always); empty = any name (a warning is logged)",
+    )
+    API_CORS_ORIGINS: str = Field(
+        default="",
+        description="Web page origins allowed to call the API, comma-separated, e.g. "
+        "http://localhost:3000; '*' = any page. Empty: every request with an Origin is refused",
+    )
+    API_MAX_BODY_MB: float = Field(
+        default=64.0, gt=0, description="Largest request body in MiB (413 above it)"
+    )
+    API_BODY_TIMEOUT_SECONDS: float = Field(
+        default=60.0, gt=0, description="Time a client has to send a request body (408 after)"
+    )
+    API_MAX_CONNECTIONS: int = Field(
+        default=64, ge=1, description="Requests answered at once; more get 503 until one ends"
+    )
+    LLAMA_PORTS_OPEN: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Whether programs other than the app may call llama-server's ports: "
+        "'auto' opens them only for a FamilyLog that talks to them directly "
+        "(RUN_PRELOAD set, CONNECTION_TYPE=offline, FAMILYLOG_MANAGES_MODELS off)",
+    )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
     LOG_VIEW_MAX_LINES: int = Field(default=20_000, ge=100)
@@ -100,6 +125,29 @@ class Settings(BaseSettings):
             raise ValueError(f"cannot be split into arguments ({e}); check the quotes") from e
         return v
 
+    @field_validator("LLAMA_PORTS_OPEN", mode="before")
+    @classmethod
+    def _ports_open(cls, v: object) -> object:
+        words = {
+            "1": "true",
+            "yes": "true",
+            "on": "true",
+            "0": "false",
+            "no": "false",
+            "off": "false",
+        }
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            v = v.strip().lower()
+            return words.get(v, v)
+        return v
+
+    @field_validator("API_CORS_ORIGINS", "API_ALLOWED_HOSTS")
+    @classmethod
+    def _no_empty_items(cls, v: str) -> str:
+        return ",".join(p.strip() for p in v.split(",") if p.strip())
+
     @field_validator("RUN_SCHEDULE")
     @classmethod
     def _schedule(cls, v: str) -> str:
@@ -122,6 +170,25 @@ class Settings(BaseSettings):
         if self.CONNECTION_TYPE == "offline":
             return f"http://127.0.0.1:{self.LLAMA_VISION_PORT}/v1"
         return self.OPENROUTER_URL
+
+    @property
+    def llama_ports_open(self) -> bool:
+        """True when other programs may call the llama-server ports (no per-start key)."""
+        if self.LLAMA_PORTS_OPEN != "auto":
+            return self.LLAMA_PORTS_OPEN == "true"
+        return (
+            self.RUN_PRELOAD != "none"
+            and self.CONNECTION_TYPE == "offline"
+            and not self.FAMILYLOG_MANAGES_MODELS
+        )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [p for p in self.API_CORS_ORIGINS.split(",") if p]
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return [p for p in self.API_ALLOWED_HOSTS.split(",") if p]
 
     @property
     def extra_args(self) -> list[str]:

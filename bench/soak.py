@@ -31,6 +31,7 @@ from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.logs.app_logging import setup_logging
 from app.core.models.entry import LLM, VISION
+from app.core.servers.keys import auth_headers
 from app.paths import AppPaths
 
 
@@ -100,6 +101,7 @@ async def soak(args: argparse.Namespace) -> dict:
     req_s: list[float] = []
     req_start: dict | None = None
     via_api = not args.direct
+    direct_headers: dict[str, str] = {}
     if args.requests:
         if via_api:
             if core.api is None or not core.api.url:
@@ -108,12 +110,13 @@ async def soak(args: argparse.Namespace) -> dict:
         else:
             st = await core.load_profile(LLM)
             url = f"http://127.0.0.1:{st.port}/v1/chat/completions"
+            direct_headers = auth_headers(st)
         body = {
             "model": core.profile(LLM).model_id,
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 1,
         }
-        async with httpx.AsyncClient(timeout=60, trust_env=False) as c:
+        async with httpx.AsyncClient(timeout=60, trust_env=False, headers=direct_headers) as c:
             for _ in range(100):  # warm-up: the JIT load, the connection pools
                 r = await c.post(url, json=body)
                 if r.status_code != 200:

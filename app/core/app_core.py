@@ -63,6 +63,7 @@ class AppCore:
             log_backups=settings.LOG_BACKUPS,
             api_key=settings.API_KEY.get_secret_value() or None,
             check_binary=False,
+            private_ports=lambda: not self.settings.llama_ports_open,
         )
         self.catalogue = Catalogue(self.live)
         self.lifecycle = ModelLifecycle(

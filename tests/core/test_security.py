@@ -27,7 +27,11 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
 async def test_api_key_is_enforced_and_never_written(llama_server_bin, tiny_model, app_home):
-    core = make_core(settings_for(llama_server_bin, LLM_MODEL_GGUF=str(tiny_model), API_KEY=KEY))
+    """Open ports (a FamilyLog that calls them directly): the servers ask for API_KEY."""
+    settings = settings_for(
+        llama_server_bin, LLM_MODEL_GGUF=str(tiny_model), API_KEY=KEY, LLAMA_PORTS_OPEN="true"
+    )
+    core = make_core(settings)
     handler = setup_logging(core.paths.app_log_file, console=False, level=logging.DEBUG)
     try:
         await core.start()
@@ -44,6 +48,7 @@ async def test_api_key_is_enforced_and_never_written(llama_server_bin, tiny_mode
         assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
         assert KEY not in " ".join(cmd)  # /proc/<pid>/cmdline is readable by every user
         assert proc.environ()["LLAMA_API_KEY"] == KEY  # readable by the owner only
+        assert st.key == KEY and KEY not in repr(st)
         assert KEY not in core.paths.ownership_file.read_text()
         await core.stop()
     finally:
@@ -59,7 +64,8 @@ async def test_a_stray_llama_api_key_does_not_lock_the_app_out(
     llama_server_bin, tiny_model, monkeypatch
 ):
     monkeypatch.setenv("LLAMA_API_KEY", "from-the-users-shell")
-    core = make_core(settings_for(llama_server_bin, LLM_MODEL_GGUF=str(tiny_model)))
+    settings = settings_for(llama_server_bin, LLM_MODEL_GGUF=str(tiny_model), LLAMA_PORTS_OPEN="1")
+    core = make_core(settings)
     await core.start()
     try:
         st = await core.load_profile(LLM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,38 @@ def error_response(
     return web.json_response(body, status=status, headers=headers)
 
 
+MAX_JSON_DEPTH = 200
+_TOO_DEEP = object()
+
+
+def _json_problem(data: Any, limit: int) -> str | None:
+    """What makes a parsed body unfit to pass on, walked without recursion (so a hostile
+    body cannot exhaust the stack later on): nesting deeper than ``limit``, or a string
+    with an unpaired surrogate escape (``"\\ud800"``: Python accepts it, llama-server
+    answers 500)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "contains an unpaired surrogate escape (\\ud800-\\udfff)"
+            continue
+        if isinstance(value, dict):
+            stack.extend((k, depth) for k in value)
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return f"nests deeper than {limit} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong."""
     if not raw.strip():
@@ -69,6 +101,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"The request body is not valid JSON: {e}", code="bad_json") from None
+    except RecursionError:
+        data = _TOO_DEEP  # nested deeper than Python parses
+    if data is _TOO_DEEP:
+        problem: str | None = f"nests deeper than {MAX_JSON_DEPTH} levels"
+    else:
+        problem = _json_problem(data, MAX_JSON_DEPTH)
+    if problem:
+        raise ApiError(400, f"The request body {problem}.", code="bad_json")
     if not isinstance(data, dict):
         raise ApiError(
             400,
@@ -83,7 +123,6 @@ class ApiContext:
     lifecycle: ModelLifecycle
     settings: Callable[[], Settings]  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
-    upstream_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def catalogue(self) -> Catalogue:

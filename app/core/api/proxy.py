@@ -18,6 +18,7 @@ from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
+from app.core.servers.keys import auth_headers
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
         headers["Accept"] = request.headers["Accept"]
-    headers.update(c.upstream_headers)
+    headers.update(auth_headers(c.lifecycle.manager.status(port)))
     url = f"http://127.0.0.1:{port}{request.rel_url}"
     try:
         try:

@@ -21,6 +21,7 @@ from aiohttp import web
 from app.config import Settings
 from app.core.api import lmstudio, proxy
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.guard import Guard
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.notices import Level, Notice, NoticeBus
 
@@ -156,8 +157,10 @@ class ApiServer:
                 "or set API_ALLOW_REMOTE=true (with an API_KEY) to allow it."
             )
         key = s.API_KEY.get_secret_value()
-        middlewares = [json_errors] + ([auth_middleware(key)] if key else [])
-        app = web.Application(middlewares=middlewares, client_max_size=1024**3)
+        guard = Guard(s)  # Host, Origin/CORS, connection and body limits: before all else
+        middlewares = guard.middlewares() + [json_errors] + ([auth_middleware(key)] if key else [])
+        app = web.Application(middlewares=middlewares, client_max_size=guard.max_body)
+        guard.install(app)
         upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
@@ -168,13 +171,18 @@ class ApiServer:
             lifecycle=self.lifecycle,
             settings=self._settings,
             upstream=upstream,
-            upstream_headers={"Authorization": f"Bearer {key}"} if key else {},
         )
         app[CONTEXT] = self._ctx
         lmstudio.add_routes(app)
         proxy.add_routes(app)
         runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=2.0,
+            # after a refusal (413, 408, 403), the rest of a body is read and dropped for at
+            # most this long, so the client can read the answer, then the connection closes
+            lingering_time=min(10.0, s.API_BODY_TIMEOUT_SECONDS),
         )
         await runner.setup()
         try:

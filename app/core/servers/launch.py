@@ -41,14 +41,14 @@ def check_launch_files(server_path: str, spec: LaunchSpec) -> None:
         raise FileNotFoundError(f"mmproj file not found: {spec.mmproj}")
 
 
-def child_env(base: dict[str, str] | None, spec: LaunchSpec) -> dict[str, str]:
-    """The server's environment: the key travels as ``LLAMA_API_KEY``, not on the
+def child_env(base: dict[str, str] | None, key: str | None) -> dict[str, str]:
+    """The server's environment: its key travels as ``LLAMA_API_KEY``, not on the
     command line, where every user of the machine could read it (``ps``); a stray
     ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key."""
     env = dict(os.environ if base is None else base)
     env.pop("LLAMA_API_KEY", None)
-    if spec.api_key:
-        env["LLAMA_API_KEY"] = spec.api_key
+    if key:
+        env["LLAMA_API_KEY"] = key
     return env
 
 

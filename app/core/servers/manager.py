@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.core.servers import health
+from app.core.servers.keys import auth_headers, new_key
 from app.core.servers.launch import (
     LogWriteError,
     ServerExitedError,
@@ -52,7 +53,11 @@ class LlamaServerManager(PortTable):
         api_key: str | None = None,
         env: dict[str, str] | None = None,
         check_binary: bool = True,
+        private_ports: bool | Callable[[], bool] = False,
     ) -> None:
+        """``private_ports`` (or a function asked at each start): give each start of a server
+        a fresh random key instead of ``api_key``, so only this manager's callers (which send
+        ``keys.auth_headers(status)``) can use it."""
         self._server_path = str(llama_server_path)
         if check_binary and not Path(self._server_path).is_file():
             raise FileNotFoundError(
@@ -71,6 +76,7 @@ class LlamaServerManager(PortTable):
         self._log_backups = log_backups
         self._api_key = api_key or None
         self._env = env
+        self._private_ports = private_ports
         PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
@@ -194,7 +200,9 @@ class LlamaServerManager(PortTable):
         else:
             exited = asyncio.get_running_loop().create_future()
         try:
-            await health.poll_until_ready(port, exited, timeout)
+            await health.poll_until_ready(
+                port, exited, timeout, headers=auth_headers(slot.status if slot else None)
+            )
         except health.ProcessExited as e:
             raise ServerExitedError(
                 f"llama-server on port {port} exited with code {e.code} before it became "
@@ -262,7 +270,9 @@ class LlamaServerManager(PortTable):
         log_path = self.log_path(slot.port)
         assert slot.watcher is not None
         try:
-            waited = await health.poll_until_ready(slot.port, slot.watcher, timeout)
+            waited = await health.poll_until_ready(
+                slot.port, slot.watcher, timeout, headers=auth_headers(slot.status)
+            )
         except health.ProcessExited as e:
             msg = exit_message(
                 f"llama-server on port {slot.port} exited with code {e.code} while loading "
@@ -291,8 +301,15 @@ class LlamaServerManager(PortTable):
         )
         return slot.status
 
+    def _server_key(self, spec: LaunchSpec) -> str | None:
+        private = self._private_ports
+        if private() if callable(private) else private:
+            return new_key()
+        return spec.api_key
+
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
+        key = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
             logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
@@ -310,7 +327,7 @@ class LlamaServerManager(PortTable):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                env=child_env(self._env, spec),
+                env=child_env(self._env, key),
                 **self._platform.spawn_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as e:
@@ -337,6 +354,7 @@ class LlamaServerManager(PortTable):
             ready_at=None,
             exit_code=None,
             error=None,
+            key=key,
         )
 
     async def _watch(self, slot: PortSlot, proc: asyncio.subprocess.Process) -> int:

@@ -70,6 +70,8 @@ class ServerStatus:
     ready_at: float | None = None
     exit_code: int | None = None
     error: str | None = None
+    # The key this start of the server asks for (``auth_headers`` sends it); None: no key.
+    key: str | None = field(default=None, repr=False)
 
     @property
     def model_path(self) -> str | None:

@@ -31,6 +31,7 @@ import httpx
 
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
+from app.core.servers.keys import auth_headers
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
@@ -235,12 +236,8 @@ class Supervisor:
         self._pending[port] = task
 
     # ── Hung servers ──────────────────────────────────────────────────────────
-    def _headers(self) -> dict[str, str]:
-        key = self._settings().API_KEY.get_secret_value()
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
     async def _probe_loop(self) -> None:
-        async with loopback_client(headers=self._headers()) as client:
+        async with loopback_client() as client:
             while True:
                 await asyncio.sleep(self.policy.probe_interval)
                 try:
@@ -277,7 +274,11 @@ class Supervisor:
 
     async def _answers(self, client: httpx.AsyncClient, port: int) -> bool:
         try:
-            await client.get(f"http://127.0.0.1:{port}/slots", timeout=self.policy.probe_timeout)
+            await client.get(
+                f"http://127.0.0.1:{port}/slots",
+                headers=auth_headers(self.core.manager.status(port)),
+                timeout=self.policy.probe_timeout,
+            )
         except httpx.TimeoutException:
             return False
         except httpx.TransportError:

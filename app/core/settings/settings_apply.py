@@ -17,7 +17,19 @@ from app.core.settings.live import LiveSettings
 log = logging.getLogger(__name__)
 
 # Settings read only when the app starts.
-RESTART_KEYS = ("LLAMA_SERVER_PATH", "API_HOST", "API_PORT", "API_KEY", "API_ENABLED")
+RESTART_KEYS = (
+    "LLAMA_SERVER_PATH",
+    "API_HOST",
+    "API_PORT",
+    "API_KEY",
+    "API_ENABLED",
+    "API_ALLOW_REMOTE",
+    "API_ALLOWED_HOSTS",
+    "API_CORS_ORIGINS",
+    "API_MAX_BODY_MB",
+    "API_BODY_TIMEOUT_SECONDS",
+    "API_MAX_CONNECTIONS",
+)
 
 
 def apply_settings(live: LiveSettings, lifecycle: ModelLifecycle, new: Settings) -> list[str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from app.config import Settings
 from app.atomic import write_atomic
+from app.config import Settings
 
 _KEY_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@+,~-]*$")

@@ -1,0 +1,102 @@
+"""Private llama-server ports: each start of a server gets its own random key; the app's
+proxy, readiness polls and hung probe send it; anything else gets 401 from llama-server.
+A FamilyLog that calls the ports directly (LLAMA_PORTS_OPEN, derived from RUN_PRELOAD)
+gets them open, as before."""
+
+from __future__ import annotations
+
+import httpx
+import psutil
+import pytest
+from app.core.models.profiles import LLM as LLM_PROFILE
+
+from app.config import Settings
+from app.core.servers.keys import auth_headers
+from app.core.servers.states import ServerState
+from tests.api.conftest import chat, client
+from tests.support.app import supervisor
+
+LLM = "google/gemma-3-12b"
+API_KEY = "s3cret-for-the-api"
+BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+
+
+def direct(port: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
+
+
+async def test_servers_answer_only_the_app(start_api) -> None:
+    core = await start_api(API_KEY=API_KEY)
+    port = core.settings.LLAMA_LLM_PORT
+    async with client(core, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+        r = await c.post("/v1/chat/completions", json=chat(LLM))  # loads, then proxies
+        assert r.status_code == 200, r.text
+    st = core.manager.status(port)
+    assert st.state is ServerState.READY and st.key and st.key != API_KEY
+    assert st.key not in repr(st)
+    proc = psutil.Process(st.pid)
+    assert proc.environ()["LLAMA_API_KEY"] == st.key
+    assert st.key not in " ".join(proc.cmdline())
+
+    async with direct(port) as d:
+        assert (await d.get("/health")).status_code == 200  # no key needed there
+        for bearer in (None, API_KEY, "nope"):
+            h = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            assert (await d.post("/v1/chat/completions", json=BODY, headers=h)).status_code == 401
+            assert (await d.post("/completion", json={"prompt": "a"}, headers=h)).status_code == 401
+            assert (await d.get("/slots", headers=h)).status_code == 401
+        ok = await d.post("/v1/chat/completions", json=BODY, headers=auth_headers(st))
+        assert ok.status_code == 200, ok.text
+        assert (await d.get("/slots", headers=auth_headers(st))).status_code == 200
+
+    # The hung probe sends the key: its /slots request is answered, not refused.
+    seen: list[int] = []
+
+    async def record(r: httpx.Response) -> None:
+        seen.append(r.status_code)
+
+    async with httpx.AsyncClient(trust_env=False, event_hooks={"response": [record]}) as probe:
+        assert await supervisor(core).probe_all(probe) == []
+    assert seen == [200]
+
+
+async def test_each_start_gets_a_new_key_and_the_same_spec(start_api) -> None:
+    core = await start_api(JIT_LOAD=False)
+    first = await core.load_profile(LLM_PROFILE)
+    await core.manager.unload_model(first.port)
+    second = await core.load_profile(LLM_PROFILE)
+    assert first.spec == second.spec  # the same server, for runs and restarts
+    assert first.key and second.key and first.key != second.key
+    async with direct(second.port) as d:
+        old = await d.post("/v1/chat/completions", json=BODY, headers=auth_headers(first))
+        assert old.status_code == 401
+    async with client(core) as c:
+        r = await c.post("/v1/chat/completions", json=chat(LLM))
+        assert r.status_code == 200, r.text
+
+
+async def test_open_ports_for_a_familylog_that_calls_them(start_api) -> None:
+    core = await start_api(RUN_PRELOAD="llm", JIT_LOAD=False)  # LLAMA_PORTS_OPEN=auto
+    assert core.settings.llama_ports_open
+    st = await core.load_profile(LLM_PROFILE)
+    assert st.key is None and auth_headers(st) == {}
+    async with direct(st.port) as d:
+        r = await d.post("/v1/chat/completions", json=BODY)
+        assert r.status_code == 200, r.text
+    assert "LLAMA_API_KEY" not in psutil.Process(st.pid).environ()
+
+
+@pytest.mark.parametrize(
+    ("values", "open_"),
+    [
+        ({}, False),  # unmigrated FamilyLog: it talks to the API on 1234
+        ({"RUN_PRELOAD": "both"}, True),  # section 3: it calls the ports the app preloaded
+        ({"RUN_PRELOAD": "llm", "CONNECTION_TYPE": "online"}, False),
+        ({"RUN_PRELOAD": "both", "FAMILYLOG_MANAGES_MODELS": True}, False),  # its own servers
+        ({"RUN_PRELOAD": "both", "LLAMA_PORTS_OPEN": "false"}, False),
+        ({"LLAMA_PORTS_OPEN": "yes"}, True),
+        ({"LLAMA_PORTS_OPEN": "Off"}, False),
+    ],
+)
+def test_which_set_up_opens_the_ports(values, open_) -> None:
+    assert Settings(_env_file=None, **values).llama_ports_open is open_  # type: ignore[call-arg]
