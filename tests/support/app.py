@@ -16,6 +16,7 @@ from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.bootstrap import build_core
 from app.core.notices import Notice
+from app.core.servers.states import ServerStatus
 from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from tests.conftest import free_port
@@ -130,3 +131,10 @@ def run_app(*args: str, env: dict[str, str], code: str | None = None) -> subproc
     return subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
     )
+
+
+async def load_role(core: AppCore, role: str, **kw) -> ServerStatus:
+    """Load FamilyLog's ``role`` ("vision"/"llm") through the lifecycle, as the tray does;
+    the server's status."""
+    inst = await core.lifecycle.ensure(core.catalogue.role(role), **kw)
+    return inst.status
