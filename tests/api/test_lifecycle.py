@@ -90,7 +90,7 @@ async def test_every_local_gguf_is_listed_and_answers_by_its_key(start_api, lmst
 async def test_auto_evicts_the_least_recently_used_idle_model(api_settings, lmstudio_tree) -> None:
     s = api_settings(RUN_MODE="auto", MODEL_DIRS=str(lmstudio_tree["root"]))
     probe = build_core(s, AppPaths.resolve().ensure(), api=False, runs=False)
-    one = estimate_need(probe.catalogue.resolve("gamma-loose"), s.LLAMA_CTX_SIZE)
+    one = estimate_need(probe.catalogue.role("llm"), s.LLAMA_CTX_SIZE)  # all are tiny models
     gpu = FakeGpu(capacity=int(2.5 * one))  # room for two models, not three
     core = await _start(api_settings, gpu, RUN_MODE="auto", MODEL_DIRS=str(lmstudio_tree["root"]))
     try:

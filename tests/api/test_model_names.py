@@ -11,8 +11,10 @@ import pytest
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.models.launch_args import extra_args_for
 from app.paths import AppPaths
 from tests.api.conftest import base_url, chat, client
+from tests.support.app import load_role
 
 VISION = "qwen/qwen3-vl-8b"
 LLM = "google/gemma-3-12b"
@@ -53,14 +55,14 @@ async def test_answers_name_the_key_through_the_openai_client(start_api) -> None
 
 async def test_models_loaded_from_the_tray_answer_with_the_key_too(start_api) -> None:
     core = await start_api()
-    await core.load_profile("vision")
+    await load_role(core, "vision")
     async with client(core) as c:
         r = await c.post("/v1/chat/completions", json=chat(VISION, 2))
         assert r.status_code == 200 and r.json()["model"] == VISION
         # an alias of the key (the file name) reaches the same server, which names its key
         r = await c.post("/v1/chat/completions", json=chat("tiny-llama-Q8_0.gguf", 2))
         assert r.status_code == 200 and r.json()["model"] == VISION
-    assert len([p for p, _ in core.api.pool.loaded()]) == 1
+    assert len(core.lifecycle.loaded()) == 1
 
 
 async def test_the_users_own_alias_wins(start_api) -> None:
@@ -98,4 +100,4 @@ def test_alias_argument(tiny_model, monkeypatch, extra, env, key, expected) -> N
         LLAMA_EXTRA_ARGS=extra,
     )
     core = AppCore(s, AppPaths.resolve().ensure())
-    assert core.extra_args_for(core.profile("vision")) == ["-lv", "4", *expected]
+    assert extra_args_for(core.catalogue.role("vision"), s) == ["-lv", "4", *expected]

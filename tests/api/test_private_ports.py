@@ -8,13 +8,13 @@ from __future__ import annotations
 import httpx
 import psutil
 import pytest
-from app.core.models.profiles import LLM as LLM_PROFILE
 
 from app.config import Settings
+from app.core.models.entry import LLM as LLM_PROFILE
 from app.core.servers.keys import auth_headers
 from app.core.servers.states import ServerState
 from tests.api.conftest import chat, client
-from tests.support.app import supervisor
+from tests.support.app import load_role, supervisor
 
 LLM = "google/gemma-3-12b"
 API_KEY = "s3cret-for-the-api"
@@ -62,9 +62,9 @@ async def test_servers_answer_only_the_app(start_api) -> None:
 
 async def test_each_start_gets_a_new_key_and_the_same_spec(start_api) -> None:
     core = await start_api(JIT_LOAD=False)
-    first = await core.load_profile(LLM_PROFILE)
+    first = await load_role(core, LLM_PROFILE)
     await core.manager.unload_model(first.port)
-    second = await core.load_profile(LLM_PROFILE)
+    second = await load_role(core, LLM_PROFILE)
     assert first.spec == second.spec  # the same server, for runs and restarts
     assert first.key and second.key and first.key != second.key
     async with direct(second.port) as d:
@@ -78,7 +78,7 @@ async def test_each_start_gets_a_new_key_and_the_same_spec(start_api) -> None:
 async def test_open_ports_for_a_familylog_that_calls_them(start_api) -> None:
     core = await start_api(RUN_PRELOAD="llm", JIT_LOAD=False)  # LLAMA_PORTS_OPEN=auto
     assert core.settings.llama_ports_open
-    st = await core.load_profile(LLM_PROFILE)
+    st = await load_role(core, LLM_PROFILE)
     assert st.key is None and auth_headers(st) == {}
     async with direct(st.port) as d:
         r = await d.post("/v1/chat/completions", json=BODY)

@@ -123,7 +123,7 @@ async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None
             first = await anext(lines)
             assert first.startswith("data: ")
             other = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-            await asyncio.wait_for(_until(lambda: core.api.pool.is_draining(port)), 30)
+            await asyncio.wait_for(_until(lambda: core.lifecycle.is_draining(port)), 30)
             assert core.manager.status(port).state is ServerState.READY
             rest = [line async for line in lines if line]
         assert rest[-1] == "data: [DONE]"
@@ -142,7 +142,7 @@ async def _until(pred) -> None:
 async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api) -> None:
     core = await start_api()
     port = core.settings.LLAMA_LLM_PORT
-    pool = core.api.pool
+    pool = core.lifecycle
     async with client(core) as c:
         body = chat(LLM, 4000, stream=True, ignore_eos=True)
         async with c.stream("POST", "/v1/chat/completions", json=body) as r:
@@ -241,19 +241,19 @@ async def test_jit_load_failure_is_503_with_reason(start_api, corrupt_model) -> 
 async def test_idle_unload_and_remaining_time(start_api) -> None:
     core = await start_api(IDLE_UNLOAD_MINUTES=0.02)  # 1.2 s
     port = core.settings.LLAMA_LLM_PORT
-    pool = core.api.pool
+    pool = core.lifecycle
     async with client(core) as c:
         r = await c.post("/v1/chat/completions", json=chat(LLM))
         assert r.status_code == 200
-    left = core.api.idle_remaining()
+    left = core.idle.remaining()
     assert set(left) <= {port} and all(0 <= v <= 1.2 for v in left.values())
     stopped = lambda: core.manager.status(port).state is ServerState.STOPPED  # noqa: E731
     await asyncio.wait_for(_until(stopped), 30)
-    assert core.api.idle_remaining() == {}
+    assert core.idle.remaining() == {}
     assert servers() == []
     # A request in flight holds the clock at the full idle time.
-    async with pool.use(core.profile("llm"), jit=True) as used:
-        assert used == port and core.api.idle_remaining() == {port: 1.2}
+    async with pool.holding(LLM, jit=True) as used:
+        assert used.port == port and core.idle.remaining() == {port: 1.2}
     await asyncio.wait_for(_until(stopped), 30)
 
 
@@ -277,7 +277,7 @@ async def test_a_request_for_the_model_being_evicted_waits_and_reloads_it(start_
             lines = r.aiter_lines()
             assert (await anext(lines)).startswith("data: ")
             to_llm = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-            await asyncio.wait_for(_until(lambda: core.api.pool.is_draining(port)), 30)
+            await asyncio.wait_for(_until(lambda: core.lifecycle.is_draining(port)), 30)
             back = asyncio.create_task(c.post("/v1/chat/completions", json=chat(VISION)))
             rest = [line async for line in lines if line]
         assert rest[-1] == "data: [DONE]"

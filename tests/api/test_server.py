@@ -10,6 +10,7 @@ import pytest
 from app.core.api.server import ApiServer, ApiServerError, is_loopback
 from app.core.notices import Level
 from tests.api.conftest import client
+from tests.support.app import load_role
 
 
 def _connects(port: int) -> bool:
@@ -69,7 +70,7 @@ async def test_port_in_use_is_reported_and_the_core_keeps_running(start_api) -> 
         assert f"127.0.0.1:{port}" in core.api.error and "API_PORT" in core.api.error
         assert "LM Studio" in core.api.error
         # The rest of the app still works: the core loads models.
-        st = await core.load_profile("llm")
+        st = await load_role(core, "llm")
         assert st.state == "ready"
 
 

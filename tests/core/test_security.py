@@ -20,7 +20,7 @@ from app.core.settings.secure_files import (
     settings_file_mode,
     write_settings_file,
 )
-from tests.support.app import make_core, settings_for
+from tests.support.app import load_role, make_core, settings_for
 
 KEY = "sk-test-7f3a9c-very-secret"
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -35,7 +35,7 @@ async def test_api_key_is_enforced_and_never_written(llama_server_bin, tiny_mode
     handler = setup_logging(core.paths.app_log_file, console=False, level=logging.DEBUG)
     try:
         await core.start()
-        st = await core.load_profile(LLM)
+        st = await load_role(core, LLM)
         url = f"http://127.0.0.1:{st.port}/v1/chat/completions"
         async with httpx.AsyncClient(timeout=30, trust_env=False) as c:
             assert (await c.post(url, json=CHAT)).status_code == 401
@@ -68,7 +68,7 @@ async def test_a_stray_llama_api_key_does_not_lock_the_app_out(
     core = make_core(settings)
     await core.start()
     try:
-        st = await core.load_profile(LLM)
+        st = await load_role(core, LLM)
         async with httpx.AsyncClient(timeout=30, trust_env=False) as c:
             r = await c.post(f"http://127.0.0.1:{st.port}/v1/chat/completions", json=CHAT)
         assert r.status_code == 200

@@ -256,7 +256,14 @@ class ModelLifecycle:
         """The ready instance of ``model``, loading it if needed (one load however many
         ask). An idle instance with another ``config`` is loaded again; ``beside``: a run
         needs it together with the others, so nothing is evicted for it."""
-        entry = self.entry(model)
+        inst, _ = await self._ensure(self.entry(model), config, beside, reserve=False)
+        return inst
+
+    async def _ensure(
+        self, entry: ModelEntry, config: LoadConfig | None, beside: bool, *, reserve: bool
+    ) -> tuple[Instance, bool]:
+        """``ensure``; with ``reserve`` a load started here counts one request on the new
+        instance before anyone else can evict it (returned True: the caller owns it)."""
         while True:
             st = self._alive_for(entry)
             if (
@@ -265,16 +272,25 @@ class ModelLifecycle:
                 and st.port not in self._draining
                 and self._config_ok(st, config)
             ):
-                return self._instance(st)
+                return self._instance(st), False
             task = self._loads.get(entry.file)
             if task is None:
                 task = asyncio.create_task(
-                    self._load(entry, config, beside), name=f"load-{entry.key}"
+                    self._load(entry, config, beside, reserve), name=f"load-{entry.key}"
                 )
                 self._loads[entry.file] = task
                 task.add_done_callback(lambda t, f=entry.file: self._load_done(f, t))
-                return await asyncio.shield(task)
+                try:
+                    return await asyncio.shield(task), reserve
+                except asyncio.CancelledError:
+                    if reserve:  # nobody will use the reservation: give it back when done
+                        task.add_done_callback(self._drop_reservation)
+                    raise
             await asyncio.shield(task)
+
+    def _drop_reservation(self, task: asyncio.Task[Instance]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.usage.leave(task.result().port)
 
     @staticmethod
     def _config_ok(st: ServerStatus, config: LoadConfig | None) -> bool:
@@ -321,7 +337,17 @@ class ModelLifecycle:
         # a GPU probe can block (nvidia-smi): off the loop
         return await asyncio.get_running_loop().run_in_executor(None, self._free_memory)
 
-    async def _load(self, entry: ModelEntry, config: LoadConfig | None, beside: bool) -> Instance:
+    async def _load(
+        self, entry: ModelEntry, config: LoadConfig | None, beside: bool, reserve: bool = False
+    ) -> Instance:
+        inst = await self._load_locked(entry, config, beside)
+        if reserve:
+            self.usage.enter(inst.port)
+        return inst
+
+    async def _load_locked(
+        self, entry: ModelEntry, config: LoadConfig | None, beside: bool
+    ) -> Instance:
         problem = entry.problem()
         if problem:
             raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
@@ -438,7 +464,9 @@ class ModelLifecycle:
                 async with self._lock:
                     pass
                 continue
-            await self.ensure(entry)
+            inst, reserved = await self._ensure(entry, None, False, reserve=True)
+            if reserved:
+                return inst  # counted on the new instance before anyone could evict it
         raise LoadFailedError(
             f"{entry.key} was unloaded again by other requests before it could be used; "
             "retry, or set RUN_MODE=parallel if the models fit in memory together"

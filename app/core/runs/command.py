@@ -38,8 +38,15 @@ def resolve_command(s: Settings, path_env: str | None) -> tuple[Path, list[str]]
     else:
         found = shutil.which(exe, path=path_env)
     if found is None:
-        raise PrepareError(
+        raise CommandNotFoundError(
             f"Command not found: {exe!r} (FAMILYLOG_COMMAND={s.FAMILYLOG_COMMAND!r}). "
             "Install it or put its full path in FAMILYLOG_COMMAND."
         )
     return cwd, [found, *argv[1:]]
+
+
+COMMAND_NOT_FOUND = 127  # what a shell answers for a missing command
+
+
+class CommandNotFoundError(PrepareError):
+    """FAMILYLOG_COMMAND names a program that is not there (the shell's exit code 127)."""

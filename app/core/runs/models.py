@@ -53,7 +53,7 @@ class RunRecord(BaseModel):
             return 130
         if self.exit_code is not None:
             return self.exit_code if self.exit_code >= 0 else 128 - self.exit_code
-        return 127 if "not found" in self.message else 1
+        return 1  # not started: a bad folder, a model file missing, a preload that failed
 
 
 @dataclass(frozen=True)

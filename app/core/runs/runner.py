@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.notices import Level, Notice
-from app.core.runs.command import resolve_command
+from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
 from app.core.runs.models import (
@@ -153,6 +153,8 @@ class FamilyLogRunner:
             outcome = self._stop_reason or (Outcome.SUCCEEDED if code == 0 else Outcome.FAILED)
             if outcome is Outcome.FAILED:
                 message = f"exit code {code}"
+        except CommandNotFoundError as e:
+            message, code = str(e), COMMAND_NOT_FOUND
         except PrepareError as e:
             message = str(e)
         except asyncio.CancelledError:

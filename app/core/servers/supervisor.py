@@ -276,7 +276,7 @@ class Supervisor:
         try:
             await client.get(
                 f"http://127.0.0.1:{port}/slots",
-                headers=auth_headers(self.core.manager.status(port)),
+                headers=auth_headers(self.manager.status(port)),
                 timeout=self.policy.probe_timeout,
             )
         except httpx.TimeoutException:

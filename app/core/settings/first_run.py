@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.config import Settings
 from app.core.servers.binary import resolve_server_path
-from app.core.settings.first_run_settings import update_dotenv
+from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 
 SETTINGS_HEADER = (
@@ -84,5 +84,5 @@ def write_first_run_settings(paths: AppPaths, choice: FirstRunChoice) -> Path:
     problems = choice.problems()
     if problems:
         raise ValueError(" ".join(problems))
-    update_dotenv(paths.settings_file, choice.updates(), header=SETTINGS_HEADER)
+    update_settings_file(paths.settings_file, choice.updates(), header=SETTINGS_HEADER)
     return paths.settings_file

@@ -17,25 +17,33 @@ from app.atomic import write_atomic
 from app.config import Settings
 
 _KEY_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=")
-_PLAIN = re.compile(r"^[A-Za-z0-9_./:@+,~-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
 
 
 def quote(value: str) -> str:
     """A dotenv value python-dotenv reads back exactly."""
     if _PLAIN.match(value):
         return value
-    if "'" not in value and "\n" not in value:
-        return f"'{value}'"  # single quotes: no escapes at all
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if "'" not in value and "\n" not in value and "\r" not in value and "\\" not in value:
+        return f"'{value}'"  # single quotes: no escapes, no ${VAR} expansion
+    if "${" in value:
+        raise ValueError(f"{value!r} cannot be written to a dotenv file; remove the ${{")
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 
-def update_settings_file(path: Path, changes: dict[str, str]) -> None:
-    """Set ``KEY=value`` for each change; everything else in the file is kept."""
+def update_settings_file(path: Path, changes: dict[str, str], header: str | None = None) -> None:
+    """Set ``KEY=value`` for each change; everything else in the file is kept. A new file
+    starts with ``header`` as comment lines."""
+    for key in changes:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"{key!r} is not a setting name")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        text = ""
+        text = "".join(f"# {line}\n" if line else "#\n" for line in (header or "").splitlines())
     lines = text.splitlines()
     pending = dict(changes)
     for i, line in enumerate(lines):
