@@ -98,7 +98,7 @@ def place(
     others = [r for r in running if r.key != target.key]
     if policy.mode == "switch" and not target.beside:
         port = policy.llama_port
-        return _decide(port, others, others, "RUN_MODE=switch: one model at a time")
+        return _decide(policy.llama_port, others, "RUN_MODE=switch: one model at a time")
     port = target.port
     must: list[Running] = [r for r in others if port is not None and r.port == port]
     reason = f"RUN_MODE={policy.mode}"
@@ -121,13 +121,8 @@ def place(
                 busy = [r for r in rest if r.busy]
                 if busy and room + sum(r.need for r in busy) >= target.need:
                     # only waiting for a busy instance can make room
-                    return Decision(
-                        port,
-                        tuple(r.key for r in chosen),
-                        tuple(r.key for r in busy),
-                        f"auto: {_gb(target.need)} needed, {_gb(room)} can be freed now",
-                        tuple(r.why_busy() for r in busy),
-                    )
+                    why = f"auto: {_gb(target.need)} needed, {_gb(room)} can be freed now"
+                    return _decide(port, chosen, why, busy)
                 reason = (
                     f"auto: {_gb(target.need)} needed, at most {_gb(room)} can be freed; "
                     "loading anyway (the estimate may be high)"
@@ -144,20 +139,18 @@ def place(
             reason += f"; MAX_LOADED_MODELS={policy.max_loaded}"
             if len(idle) < over:
                 busy = [r for r in staying if r.busy]
-                return Decision(
-                    port,
-                    tuple(r.key for r in must),
-                    tuple(r.key for r in busy),
-                    reason,
-                    tuple(r.why_busy() for r in busy),
-                )
-    return _decide(port, others, must, reason)
+                return _decide(port, must, reason, busy)
+    return _decide(port, must, reason)
 
 
 def _decide(
-    port: int | None, others: Sequence[Running], evict: Sequence[Running], reason: str
+    port: int | None,
+    evict: Sequence[Running],
+    reason: str,
+    wait: Sequence[Running] | None = None,
 ) -> Decision:
-    busy = [r for r in evict if r.busy]
+    """Evict ``evict``; wait for ``wait`` (default: the busy ones among ``evict``)."""
+    busy = [r for r in evict if r.busy] if wait is None else list(wait)
     return Decision(
         port,
         tuple(r.key for r in evict),
