@@ -17,7 +17,8 @@ from app.core.settings.first_run import (
     needs_first_run,
     write_first_run_settings,
 )
-from app.core.settings.first_run_settings import quote, update_dotenv
+from app.core.settings.settings_file import quote
+from app.core.settings.settings_file import update_settings_file as update_dotenv
 from app.paths import AppPaths
 
 

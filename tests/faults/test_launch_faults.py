@@ -3,6 +3,7 @@ state, nothing running and the whole log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,12 +13,27 @@ from pathlib import Path
 import pytest
 
 from app.core.models.entry import LLM, VISION
+from app.core.models.lifecycle import LoadFailedError
 from app.core.notices import Level
 from app.core.servers.manager import LogWriteError, ServerExitedError
 from app.core.servers.states import ServerState
 from tests.conftest import llama_children
-from tests.support.app import notice
+from tests.support.app import load_role, notice
 from tests.support.fakes import never_ready_server, nonsense_binary
+
+
+@contextlib.contextmanager
+def load_fails(cause: type[BaseException]):
+    """The lifecycle answers ``LoadFailedError`` (the API's 503) caused by ``cause``."""
+    with pytest.raises(LoadFailedError) as err:
+        yield err
+    assert isinstance(err.value.__cause__, cause), repr(err.value.__cause__)
+
+
+def failed(core, role: str):
+    """The "Loading <title> (<key>) failed" notice for a role model."""
+    entry = core.catalogue.role(role)
+    return notice(core, f"Loading {entry.title} ({entry.key}) failed")
 
 
 def assert_nothing_running(core) -> None:
@@ -31,13 +47,13 @@ async def test_missing_binary(app, tiny_model, tmp_path) -> None:
         LLAMA_SERVER_PATH=str(tmp_path / "nope" / "llama-server"), LLM_MODEL_GGUF=str(tiny_model)
     )
     await core.start()
-    with pytest.raises(FileNotFoundError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    with load_fails(FileNotFoundError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert n.level is Level.ERROR
     assert f"llama-server not found: {tmp_path / 'nope' / 'llama-server'}" in n.text
     assert "LLAMA_SERVER_PATH" in n.text
-    assert core.manager.status(core.profile(LLM).port).state is ServerState.STOPPED
+    assert core.manager.status(core.catalogue.role(LLM).port).state is ServerState.STOPPED
     assert_nothing_running(core)
 
 
@@ -47,12 +63,12 @@ async def test_binary_not_executable(app, tiny_model, tmp_path) -> None:
     binary.chmod(0o644)
     core = app(LLAMA_SERVER_PATH=str(binary), LLM_MODEL_GGUF=str(tiny_model))
     await core.start()
-    with pytest.raises(PermissionError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    with load_fails(PermissionError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert f"llama-server at {binary} is not executable" in n.text
     assert f"chmod +x '{binary}'" in n.text
-    assert core.manager.status(core.profile(LLM).port).state is ServerState.STOPPED
+    assert core.manager.status(core.catalogue.role(LLM).port).state is ServerState.STOPPED
     assert_nothing_running(core)
 
 
@@ -62,10 +78,10 @@ async def test_binary_that_is_not_llama_server(app, tiny_model, tmp_path) -> Non
         LLM_MODEL_GGUF=str(tiny_model),
     )
     await core.start()
-    port = core.profile(LLM).port
-    with pytest.raises(ServerExitedError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    port = core.catalogue.role(LLM).port
+    with load_fails(ServerExitedError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert f"llama-server on port {port} exited with code 3 while loading" in n.text
     assert "this is not llama-server" in n.text  # its own words, from the log
     assert n.log_path == core.log_path(port)
@@ -81,11 +97,12 @@ async def test_missing_model(app, tmp_path) -> None:
     missing = tmp_path / "models" / "gone.gguf"
     core = app(LLM_MODEL_GGUF=str(missing))
     await core.start()
-    assert core.profile(LLM).problem() == f"Model file not found: {missing}"
-    with pytest.raises(FileNotFoundError):
-        await core.load_profile(LLM)
-    assert notice(core, "Loading LLM failed").text == f"Model file not found: {missing}"
-    assert core.manager.status(core.profile(LLM).port).state is ServerState.STOPPED
+    assert core.catalogue.role(LLM).problem() == f"Model file not found: {missing}"
+    # checked before anything starts: the lifecycle refuses with the same words
+    with pytest.raises(LoadFailedError, match=f"Model file not found: {missing}"):
+        await load_role(core, LLM)
+    assert failed(core, LLM).text == f"Model file not found: {missing}"
+    assert core.manager.status(core.catalogue.role(LLM).port).state is ServerState.STOPPED
     assert_nothing_running(core)
 
 
@@ -93,20 +110,20 @@ async def test_missing_mmproj(app, tiny_model, tmp_path) -> None:
     missing = tmp_path / "mmproj-gone.gguf"
     core = app(VISION_MODEL_GGUF=str(tiny_model), VISION_MMPROJ=str(missing))
     await core.start()
-    with pytest.raises(FileNotFoundError):
-        await core.load_profile(VISION)
-    assert notice(core, "Loading Vision failed").text == f"mmproj file not found: {missing}"
-    assert core.manager.status(core.profile(VISION).port).state is ServerState.STOPPED
+    with pytest.raises(LoadFailedError, match=f"mmproj file not found: {missing}"):
+        await load_role(core, VISION)
+    assert failed(core, VISION).text == f"mmproj file not found: {missing}"
+    assert core.manager.status(core.catalogue.role(VISION).port).state is ServerState.STOPPED
     assert_nothing_running(core)
 
 
 async def test_corrupt_gguf(app, corrupt_model) -> None:
     core = app(LLM_MODEL_GGUF=str(corrupt_model))
     await core.start()
-    port = core.profile(LLM).port
-    with pytest.raises(ServerExitedError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    port = core.catalogue.role(LLM).port
+    with load_fails(ServerExitedError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert f"exited with code 1 while loading {corrupt_model}" in n.text
     assert str(core.log_path(port)) in n.text and "Last lines:" in n.text
     assert core.manager.status(port).state is ServerState.FAILED
@@ -119,10 +136,10 @@ async def test_server_exits_during_load(app, tiny_model) -> None:
     # A real failure mid-load: the model loads, then the "projector" is not one.
     core = app(VISION_MODEL_GGUF=str(tiny_model), VISION_MMPROJ=str(tiny_model))
     await core.start()
-    port = core.profile(VISION).port
-    with pytest.raises(ServerExitedError):
-        await core.load_profile(VISION)
-    n = notice(core, "Loading Vision failed")
+    port = core.catalogue.role(VISION).port
+    with load_fails(ServerExitedError):
+        await load_role(core, VISION)
+    n = failed(core, VISION)
     assert f"exited with code 1 while loading {tiny_model}" in n.text
     assert "mmproj" in n.text  # llama-server's own last words, from the log
     assert "familylog-tray:" not in n.text
@@ -139,10 +156,10 @@ async def test_never_ready(app, tiny_model, tmp_path) -> None:
         LLAMA_READY_TIMEOUT=0.5,
     )
     await core.start()
-    port = core.profile(LLM).port
-    with pytest.raises(TimeoutError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    port = core.catalogue.role(LLM).port
+    with load_fails(TimeoutError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert (
         f"did not become ready within 0.5 s and was stopped. Read {core.log_path(port)}" in n.text
     )
@@ -158,13 +175,13 @@ async def test_disk_full_while_writing_the_log(app, tiny_model) -> None:
     # /dev/full fails every write with ENOSPC, exactly as a full disk does.
     core = app(LLM_MODEL_GGUF=str(tiny_model))
     await core.start()
-    port = core.profile(LLM).port
+    port = core.catalogue.role(LLM).port
     log_path = core.log_path(port)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.symlink_to("/dev/full")
-    with pytest.raises(LogWriteError):
-        await core.load_profile(LLM)
-    n = notice(core, "Loading LLM failed")
+    with load_fails(LogWriteError):
+        await load_role(core, LLM)
+    n = failed(core, LLM)
     assert n.text.startswith(
         f"Cannot write the llama-server log {log_path}: No space left on device."
     )
@@ -173,7 +190,7 @@ async def test_disk_full_while_writing_the_log(app, tiny_model) -> None:
     assert_nothing_running(core)
     # Not stuck: once there is room again the same action works.
     log_path.unlink()
-    st = await core.load_profile(LLM)
+    st = await load_role(core, LLM)
     assert st.state is ServerState.READY
     assert "familylog-tray start:" in Path(log_path).read_text()
 
@@ -181,24 +198,24 @@ async def test_disk_full_while_writing_the_log(app, tiny_model) -> None:
 EFBIG_SCRIPT = r"""
 import asyncio, json, resource, signal, sys
 from app.core.models.entry import LLM
-from tests.support.app import make_core, settings_for
+from tests.support.app import load_role, make_core, settings_for
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 
 async def main():
     core = make_core(settings_for(sys.argv[1], LLM_MODEL_GGUF=sys.argv[2]))
     await core.start()
-    log_path = core.log_path(core.profile(LLM).port)
+    log_path = core.log_path(core.catalogue.role(LLM).port)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_bytes(b"earlier output\n" * 300)
     size = log_path.stat().st_size
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     try:
-        await core.load_profile(LLM)
+        await load_role(core, LLM)
         error = None
     except Exception as e:
-        error = type(e).__name__
-    state = core.manager.status(core.profile(LLM).port).state
+        error = f"{type(e).__name__} from {type(e.__cause__).__name__}"
+    state = core.manager.status(core.catalogue.role(LLM).port).state
     await core.stop()
     print(json.dumps({"error": error, "state": state, "notice": core.notices.history[-1].text,
                       "kept": log_path.stat().st_size == size}))
@@ -218,7 +235,7 @@ def test_file_size_limit_while_writing_the_log(llama_server_bin, tiny_model) -> 
     )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["error"] == "LogWriteError"
+    assert out["error"] == "LoadFailedError from LogWriteError"
     assert out["state"] == "failed"
     assert "Cannot write the llama-server log" in out["notice"]
     assert "File too large" in out["notice"]

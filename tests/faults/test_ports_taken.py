@@ -9,12 +9,13 @@ import httpx
 import pytest
 
 from app.core.models.entry import LLM
+from app.core.models.lifecycle import LoadFailedError
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.ports import PortInUseError
 from app.core.servers.states import ServerState
 from tests.conftest import free_port, llama_children, wait_until
-from tests.support.app import alive, notice, server_cmd, start_foreign_server, titles
+from tests.support.app import alive, load_role, notice, server_cmd, start_foreign_server, titles
 
 
 def _ready(port: int) -> bool:
@@ -39,10 +40,12 @@ async def test_port_held_by_a_foreign_llama_server(app, llama_server_bin, tiny_m
         assert f"held by llama-server (PID {foreign.pid}), which this app did not start" in n.text
         assert "Stop that program or choose another port" in n.text
         # Loading there fails with the same truth; the stranger is never touched.
-        with pytest.raises(PortInUseError):
-            await core.load_profile(LLM)
+        with pytest.raises(LoadFailedError) as err:
+            await load_role(core, LLM)
+        assert isinstance(err.value.__cause__, PortInUseError)
+        key = core.catalogue.role(LLM).key
         assert f"Port {port} is already in use by llama-server (PID {foreign.pid})" in (
-            notice(core, "Loading LLM failed").text
+            notice(core, f"Loading LLM ({key}) failed").text
         )
         assert core.manager.status(port).state is ServerState.FAILED
         await core.stop()
@@ -55,7 +58,7 @@ async def test_port_held_by_a_foreign_llama_server(app, llama_server_bin, tiny_m
     # Once the stranger is gone the port is ours again.
     assert wait_until(lambda: not _ready(port), 10)
     assert await core.refresh_external() == {}
-    assert (await core.load_profile(LLM)).state is ServerState.READY
+    assert (await load_role(core, LLM)).state is ServerState.READY
 
 
 async def test_port_held_by_an_orphan_of_an_earlier_run(
@@ -87,7 +90,7 @@ async def test_port_held_by_an_orphan_of_an_earlier_run(
     assert "earlier-run" in caplog.text
     assert not any("is taken" in t for t in titles(core)) and core.external == {}
     # The port is the app's again, and the record names only the new server.
-    st = await core.load_profile(LLM)
+    st = await load_role(core, LLM)
     assert st.state is ServerState.READY and st.pid != orphan.pid
     assert [e.pid for e in OwnershipRecord(core.paths.ownership_file).read()] == [st.pid]
     await core.stop()

@@ -15,7 +15,16 @@ from app.core.servers.states import ServerState, StateEvent
 from app.core.servers.supervisor import RestartPolicy
 from app.paths import AppPaths
 from tests.conftest import llama_children
-from tests.support.app import FAST, alive, notice, settings_for, supervisor, titles, until
+from tests.support.app import (
+    FAST,
+    alive,
+    load_role,
+    notice,
+    settings_for,
+    supervisor,
+    titles,
+    until,
+)
 from tests.support.fakes import healthy_but_hung_server
 
 HUNG_PROBE = RestartPolicy(
@@ -28,7 +37,7 @@ async def _loaded(app, **kw):
     events: list[StateEvent] = []
     core.manager.subscribe(events.append)
     await core.start()
-    st = await core.load_profile(LLM)
+    st = await load_role(core, LLM)
     assert st.state is ServerState.READY
     return core, st, events
 
@@ -100,7 +109,7 @@ async def test_user_action_during_back_off_wins(app, tiny_model) -> None:
     core, st, _ = await _loaded(app, policy=slow, LLM_MODEL_GGUF=str(tiny_model))
     os.kill(st.pid, signal.SIGKILL)
     await until(lambda: supervisor(core).pending_restart(st.port))
-    await core.unload_port(st.port)  # the user unloads it before the restart is due
+    await core.lifecycle.unload_port(st.port)  # the user unloads it before the restart is due
     await until(lambda: not supervisor(core).pending_restart(st.port))
     assert core.manager.status(st.port).state is ServerState.STOPPED
     assert not any("Restarted" in t for t in titles(core)) and llama_children() == []

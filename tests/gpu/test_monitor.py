@@ -9,6 +9,7 @@ from app.core.app_core import AppCore
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber, ProbeUnavailable
 from app.paths import AppPaths
+from tests.support.app import load_role
 
 
 def cpu_only_prober() -> GpuProber:
@@ -41,7 +42,7 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
     monitor.subscribe(seen.append)
     await core.start()
     try:
-        status = await core.load_profile("llm")
+        status = await load_role(core, "llm")
         snap = await monitor.refresh()
         assert snap.source == "none"
         assert snap.rss_mib[status.pid] > 1
@@ -49,7 +50,7 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
         # the app starts llama-server with -lv 4, so its log tells its buffers
         assert mem.found and mem.layers_total == 3 and mem.host_mib > 0
         assert seen[-1] is snap
-        await core.unload_port(port)
+        await core.lifecycle.unload_port(port)
         await monitor.refresh()
         assert status.pid not in monitor.server_memory
     finally:

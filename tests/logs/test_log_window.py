@@ -10,6 +10,7 @@ from app.core.logs.app_logging import setup_logging
 from app.paths import AppPaths
 from app.ui.log_window import APP_TAB, RUN_TAB, LogWindow, LogWindowController
 from tests.logs.conftest import run, until
+from tests.support.app import load_role
 
 
 def has_line(window: LogWindow, key, text: str) -> bool:
@@ -40,7 +41,7 @@ def test_tails_a_real_llama_server_while_it_loads(
 
     async def scenario() -> None:
         try:
-            load = asyncio.ensure_future(core.load_profile("llm"))
+            load = asyncio.ensure_future(load_role(core, "llm"))
             await until(lambda: port in window.panes)
             assert window.tab_titles()[-1] == f"LLM · {port}"
             await until(lambda: has_line(window, port, "llama_server: model loaded"))

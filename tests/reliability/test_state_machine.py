@@ -1,9 +1,10 @@
 """Random interleavings of what can happen to the app, against the real llama-server.
 
-Rules: load a profile on its own port, switch the single port to a profile, unload a
+Rules: load a role model where placement puts it (the default RUN_MODE: its own port),
+load one with RUN_MODE=switch (it takes the single port and the other model goes), unload a
 port, kill a server from outside (SIGKILL; the supervisor restarts it), restart the app
 cleanly, restart it after a crash (a new core on the same home, the old one gone
-without a stop), an OpenAI-style chat request through the app's API naming a profile's
+without a stop), an OpenAI-style chat request through the app's API naming a model's
 key (JIT load), "Process now" with the stand-in FamilyLog (a short run or one that
 hangs) and cancelling the run. After every step the invariants compare the app's view
 with the processes that really exist (psutil); every API request either succeeded or got
@@ -41,10 +42,11 @@ from app.core.runs.models import Outcome
 from app.core.servers.health import loopback_client
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState
+from app.core.settings.settings_apply import apply_settings
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.runs.conftest import standin_command
-from tests.support.app import FAST, settings_for, supervisor
+from tests.support.app import FAST, load_role, settings_for, supervisor
 
 EXAMPLES = int(os.environ.get("FLT_STATE_MACHINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FLT_STATE_MACHINE_STEPS", "5"))
@@ -67,6 +69,8 @@ class World:
             FAMILYLOG_COMMAND=standin_command("ok", "2"),
             RUN_PRELOAD="none",
         )
+        # the same settings in switch mode: every model on LLAMA_PORT, one at a time
+        self.switch_mode = self.settings.model_copy(update={"RUN_MODE": "switch"})
         # the same settings, with a run that hangs until it is cancelled
         self.hanging = self.settings.model_copy(
             update={"FAMILYLOG_COMMAND": standin_command("hang")}
@@ -143,21 +147,41 @@ class AppMachine(RuleBasedStateMachine):
         self.world.steps[name] += 1
 
     # ── rules ─────────────────────────────────────────────────────────────────
+    def _use(self, settings) -> None:
+        apply_settings(self.core.live, self.core.lifecycle, settings)
+
     @rule(name=st.sampled_from([LLM, VISION]))
     def load(self, name: str) -> None:
         self._step("load")
-        assert self.run(self.core.load_profile(name)).state is ServerState.READY
+        st_ = self.run(load_role(self.core, name))
+        assert st_.state is ServerState.READY
+        inst = self.core.lifecycle.ready(self.core.catalogue.role(name))
+        assert inst is not None and inst.pid == st_.pid
 
     @rule(name=st.sampled_from([LLM, VISION]))
     def switch(self, name: str) -> None:
+        """RUN_MODE=switch, then load: a model not loaded yet is loaded on LLAMA_PORT and
+        every other model is unloaded; one already ready is used where it is (same PID)."""
         self._step("switch")
-        assert self.run(self.core.switch_single_port(name)).state is ServerState.READY
+        self._use(self.world.switch_mode)
+        try:
+            before = self.core.lifecycle.ready(self.core.catalogue.role(name))
+            st_ = self.run(load_role(self.core, name))
+            assert st_.state is ServerState.READY
+            if before is not None:
+                assert (st_.port, st_.pid) == (before.port, before.pid)
+            else:
+                assert st_.port == self.world.settings.LLAMA_PORT
+                alive = [p for p, s in self.core.manager.statuses().items() if s.state.alive]
+                assert alive == [st_.port]
+        finally:
+            self._use(self.world.settings)
 
     @rule(data=st.data())
     def unload(self, data) -> None:
         self._step("unload")
         port = data.draw(st.sampled_from(self.world.ports))
-        self.run(self.core.unload_port(port))
+        self.run(self.core.lifecycle.unload_port(port))
         assert self.core.manager.status(port).state is ServerState.STOPPED
 
     def _ready_ports(self) -> list[int]:
@@ -207,7 +231,7 @@ class AppMachine(RuleBasedStateMachine):
     def api_request(self, name: str) -> None:
         """A chat completion through the app's API, naming the profile's key (JIT load)."""
         self._step("api")
-        key = self.core.profiles[name].model_id
+        key = self.core.catalogue.role(name).key
         body = {
             "model": key,
             "messages": [{"role": "user", "content": "Hi"}],
@@ -242,7 +266,7 @@ class AppMachine(RuleBasedStateMachine):
         runs = self.core.runs
         busy = runs.status().busy
         # the runner reads FAMILYLOG_COMMAND once its task starts; nothing else differs
-        self.core.settings = self.world.hanging if hangs else self.world.settings
+        self._use(self.world.hanging if hangs else self.world.settings)
         started = self.run(_on_loop(runs.process_now))
         assert started.message
         assert started.started is not busy, started.message

@@ -46,21 +46,27 @@ def _preload_model_unset(tmp: Path) -> dict:
     return {"RUN_PRELOAD": "vision"}
 
 
+# (settings, what the message says, what --process-now exits with: 127 only when the
+# command is not there, as a shell answers; every other refusal is 1)
 CASES = {
-    "missing dir": (_missing_dir, "does not exist"),
-    "dir is a file": (_dir_is_a_file, "is a file, not a folder"),
-    "dir not set": (_unset_dir, "FAMILYLOG_DIR is not set"),
-    "command not found": (_command_not_found, "Command not found: 'no-such-program-flt'"),
-    "relative command missing": (_relative_command_missing, "Command not found: './bin/run.sh'"),
-    "not executable": (_command_not_executable, "Cannot start"),
-    "preload model missing": (_preload_model_missing, "Model file not found"),
-    "preload model unset": (_preload_model_unset, "VISION_MODEL_GGUF"),
+    "missing dir": (_missing_dir, "does not exist", 1),
+    "dir is a file": (_dir_is_a_file, "is a file, not a folder", 1),
+    "dir not set": (_unset_dir, "FAMILYLOG_DIR is not set", 1),
+    "command not found": (_command_not_found, "Command not found: 'no-such-program-flt'", 127),
+    "relative command missing": (
+        _relative_command_missing,
+        "Command not found: './bin/run.sh'",
+        127,
+    ),
+    "not executable": (_command_not_executable, "Cannot start", 1),
+    "preload model missing": (_preload_model_missing, "Model file not found", 1),
+    "preload model unset": (_preload_model_unset, "VISION_MODEL_GGUF", 1),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_bad_input_is_reported_and_recorded(case, make_settings, tmp_path) -> None:
-    make, expected = CASES[case]
+    make, expected, code = CASES[case]
     async with started_core(make_settings("ok", **make(tmp_path))) as core:
         rec = Recorder(core)
         result = core.runs.process_now()
@@ -69,7 +75,7 @@ async def test_bad_input_is_reported_and_recorded(case, make_settings, tmp_path)
 
         assert record.outcome is Outcome.NOT_STARTED
         assert expected in record.message
-        assert record.cli_exit_code() in (1, 127)
+        assert record.cli_exit_code() == code
         assert core.runs.status().state is RunState.IDLE
         (notice,) = [n for n in rec.notices if n.title == "FamilyLog run not started"]
         assert notice.level is Level.ERROR and expected in notice.text

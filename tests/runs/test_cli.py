@@ -57,6 +57,29 @@ def test_process_now_with_a_bad_folder(tmp_path, app_home) -> None:
     assert "run log:" in err
 
 
+def test_process_now_with_a_preload_model_missing(familylog_dir, tmp_path, app_home) -> None:
+    """RUN_PRELOAD names a model whose file is gone: the run does not start, the reason is
+    printed, and the exit code is 1 (not 127, which says the command was not found)."""
+    missing = tmp_path / "missing.gguf"
+    p = process_now(
+        {
+            "FAMILYLOG_DIR": str(familylog_dir),
+            "FAMILYLOG_COMMAND": standin_command("ok", "1"),
+            "RUN_PRELOAD": "llm",
+            "LLM_MODEL_GGUF": str(missing),
+        },
+        app_home,
+    )
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    assert f"Model file not found: {missing}" in err
+    assert "RUN_PRELOAD=llm needs the LLM model" in err
+    assert "[standin]" not in out  # FamilyLog never started
+    assert "Traceback (most recent call last):\n  File" not in err
+    runs = json.loads((app_home / "state" / "runs.json").read_text())["runs"]
+    assert [(r["outcome"], r["exit_code"]) for r in runs] == [("not started", None)]
+
+
 def test_ctrl_c_cancels_the_run(familylog_dir, app_home) -> None:
     p = process_now(
         {"FAMILYLOG_DIR": str(familylog_dir), "FAMILYLOG_COMMAND": standin_command("hang")},

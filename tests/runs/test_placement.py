@@ -11,6 +11,7 @@ import pytest
 from app.core.runs.models import Outcome
 from tests.conftest import free_port
 from tests.runs.conftest import Recorder, started_core
+from tests.support.app import load_role
 
 WAIT = 120
 
@@ -61,7 +62,7 @@ async def test_preload_both_in_parallel_ports(model_settings, port, port2) -> No
 async def test_after_run(model_settings, port, port2, after, expected) -> None:
     settings = model_settings("offline", "llm", RUN_PRELOAD="llm", AFTER_RUN=after)
     async with started_core(settings) as core:
-        await core.load_profile("vision")
+        await load_role(core, "vision")
         record = await asyncio.wait_for(core.runs.process_now().wait(), WAIT)
         assert record.outcome is Outcome.SUCCEEDED
         now = loaded(core)
@@ -77,7 +78,7 @@ async def test_switch_mode_preload_on_the_single_port_and_restore(model_settings
     single = settings.LLAMA_PORT
     async with started_core(settings) as core:
         rec = Recorder(core)
-        await core.switch_single_port("vision")
+        await load_role(core, "vision")  # RUN_MODE=switch: on the single port
         assert loaded(core) == {single: "tiny-llama-Q8_0.gguf"}
         record = await asyncio.wait_for(core.runs.process_now().wait(), WAIT)
         assert record.outcome is Outcome.SUCCEEDED, rec.lines
@@ -93,8 +94,8 @@ async def test_familylog_manages_its_models(model_settings, familylog_dir, port,
     settings = model_settings("manages", FAMILYLOG_MANAGES_MODELS=True, AFTER_RUN="keep")
     async with started_core(settings) as core:
         rec = Recorder(core)
-        await core.load_profile("vision")
-        await core.load_profile("llm")
+        await load_role(core, "vision")
+        await load_role(core, "llm")
         during: dict = {}
 
         def look(lines: list[str]) -> None:
@@ -123,7 +124,7 @@ async def test_failed_restore_is_reported(model_settings, port) -> None:
     settings = model_settings("ok", "1", FAMILYLOG_MANAGES_MODELS=True)
     async with started_core(settings) as core:
         rec = Recorder(core)
-        await core.load_profile("vision")
+        await load_role(core, "vision")
         placement = core.runs.runner.placement
         placement.port_release_timeout = 0.2
         real_prepare = placement.prepare

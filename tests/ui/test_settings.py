@@ -73,7 +73,7 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     paths = AppPaths.resolve().ensure()
     paths.settings_file.write_text("# mine\nUNKNOWN_THING=1\n")
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
-    arun(app.load("llm"))
+    arun(app.load(app.core.catalogue.role("llm").key))
     assert app.core.manager.status(port).state is ServerState.READY
 
     app.show_settings()
@@ -101,5 +101,7 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     # a new model file for the LLM profile: the running one is no longer configured
     dlg.editors["LLM_MODEL_GGUF"].setText(str(tiny_model_b))
     assert dlg.apply() is True
-    assert app.core.profiles["llm"].model_path == str(tiny_model_b)
-    assert "no longer a configured model" in dlg.message.text()
+    assert app.core.catalogue.role("llm").path == str(tiny_model_b)
+    assert "no longer in the catalogue" in dlg.message.text()
+    # the running server keeps its file; the role now names the new one
+    assert app.core.manager.status(port).spec.model_path == str(tiny_model)

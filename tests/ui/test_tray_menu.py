@@ -66,14 +66,15 @@ def test_failed_load_shows_a_notification_with_the_log(
     title, text = shown[-1]
     notice = app.notifier.history[-1]
     assert notice.level is Level.ERROR
-    assert title == "Loading LLM failed"
+    key = app.core.catalogue.role("llm").key
+    assert title == f"Loading LLM ({key}) failed"
     assert "exited with code" in text
     assert f"Log: {app.core.log_path(port)}" in text
     assert app.tray.state is TrayState.ERROR
     # the window shows the latest problem too (the fallback when there is no tray)
     app.show_models()
     app.core.notices.emit(notice)
-    assert "Loading LLM failed" in app.models_window.problem.text()
+    assert f"Loading LLM ({key}) failed" in app.models_window.problem.text()
     # "Unload all" clears the error
     app.menu.rebuild()
     assert app.menu.act_unload_all.isEnabled() is False  # nothing alive
@@ -89,7 +90,8 @@ def test_missing_model_file_is_explained_and_offers_settings(
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
     assert f"Model file not found: {missing}" in llm.header.text()
-    assert not llm.load.isEnabled() and not llm.switch.isEnabled()
+    assert not llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert not llm.load.isVisible()  # nothing to do but set it up
     assert llm.settings is not None
     vision = app.menu.profile_actions["vision"]
     assert (
@@ -99,21 +101,28 @@ def test_missing_model_file_is_explained_and_offers_settings(
     assert app.settings_dialog is not None and app.settings_dialog.isVisible()
 
 
-def test_switch_single_port_between_profiles(
-    make_app, arun, wait, tiny_model, tiny_model_b
+def test_switch_mode_load_swaps_the_models_on_the_single_port(
+    make_app, arun, wait, tiny_model, tiny_model_b, port, port2
 ) -> None:
-    app = make_app(LLM_MODEL_GGUF=str(tiny_model), VISION_MODEL_GGUF=str(tiny_model_b))
+    """RUN_MODE=switch: "Load LLM" puts the LLM on LLAMA_PORT; "Load Vision" then puts
+    the vision model there in a new process and the LLM is unloaded (its Load is offered
+    again); "Unload all" empties the port."""
+    app = make_app(
+        LLM_MODEL_GGUF=str(tiny_model), VISION_MODEL_GGUF=str(tiny_model_b), RUN_MODE="switch"
+    )
     single = app.core.settings.LLAMA_PORT
     manager = app.core.manager
     app.menu.rebuild()
-    app.menu.profile_actions["llm"].switch.trigger()
+    app.menu.profile_actions["llm"].load.trigger()
     wait(lambda: manager.status(single).state is ServerState.READY)
     assert manager.status(single).model_path == str(tiny_model)
     first_pid = manager.status(single).pid
 
     app.menu.rebuild()
-    assert not app.menu.profile_actions["llm"].switch.isEnabled()  # already there
-    app.menu.profile_actions["vision"].switch.trigger()
+    llm = app.menu.profile_actions["llm"]
+    assert not llm.load.isEnabled() and llm.unload.isEnabled()  # already there
+    assert f"ready on :{single}" in llm.header.text()
+    app.menu.profile_actions["vision"].load.trigger()
     wait(
         lambda: (
             manager.status(single).state is ServerState.READY
@@ -121,7 +130,13 @@ def test_switch_single_port_between_profiles(
         )
     )
     assert manager.status(single).pid != first_pid
+    assert set(manager.get_loaded_models()) == {single}  # nothing on the roles' own ports
+    assert port not in manager.statuses() or not manager.status(port).state.alive
+    assert port2 not in manager.statuses() or not manager.status(port2).state.alive
     app.menu.rebuild()
+    llm = app.menu.profile_actions["llm"]
+    assert llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert "not loaded" in llm.header.text()
     assert app.menu.act_unload_all.text() == "Unload all"
     app.menu.act_unload_all.trigger()
     wait(lambda: manager.get_loaded_models() == {})
@@ -129,57 +144,82 @@ def test_switch_single_port_between_profiles(
 
 def test_busy_port_disables_actions(make_app, arun, wait, tiny_model, port) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
-    task = app.load("llm")
+    key = app.core.catalogue.role("llm").key
+    task = app.load(key)
     wait(lambda: app.core.manager.is_busy(port))
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
     assert not llm.load.isEnabled() and not llm.unload.isEnabled()
-    assert app.load("llm") is None  # not queued twice
-    arun(task)
+    again = app.load(key)  # asked twice while loading: one load, one process
+    first, second = arun(task), arun(again)
+    assert first.pid == second.pid and first.port == second.port == port
+    assert len(app.core.lifecycle.snapshot()) == 1
     app.menu.rebuild()
     assert app.menu.profile_actions["llm"].unload.isEnabled()
 
 
-def test_show_logs_and_start_at_login_from_the_menu(make_app, tmp_path) -> None:
-    import os
-    from pathlib import Path
+def _api_load(arun, app, key: str) -> dict:
+    """POST /api/v1/models/load, as an LM Studio client does."""
+    from app.core.servers.health import loopback_client
 
-    app = make_app()
-    menu = app.menu
-    menu.rebuild()
-    menu.act_logs.trigger()
-    assert app.logs.window is not None and app.logs.window.isVisible()
-    assert "App" in app.logs.window.tab_titles()
+    async def post() -> dict:
+        async with loopback_client(timeout=60) as client:
+            r = await client.post(f"{app.core.api.url}/api/v1/models/load", json={"model": key})
+        assert r.status_code == 200, r.text
+        return r.json()
 
-    entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "familylog-tray.desktop"
-    assert menu.act_start_at_login.isCheckable() and not menu.act_start_at_login.isChecked()
-    menu.act_start_at_login.trigger()
-    assert entry.is_file() and "--autostart" in entry.read_text()
-    menu.rebuild()
-    assert menu.act_start_at_login.isChecked()
-    entry.unlink()  # removed by hand: the menu reads the truth from disk
-    menu.rebuild()
-    assert not menu.act_start_at_login.isChecked()
+    return arun(post())
 
 
-def test_quit_stops_every_server(make_app, arun, wait, tiny_model, port) -> None:
-    app = make_app(LLM_MODEL_GGUF=str(tiny_model))
-    arun(app.load("llm"))
-    pid = app.core.manager.status(port).pid
-    assert pid
+def _one_llama_server(app, port: int) -> int:
+    """The one llama-server process there is (a child of this test), on ``port``; its PID."""
+    from tests.conftest import llama_children
+
+    (proc,) = llama_children()
+    assert app.core.manager.status(port).pid == proc.pid
+    assert [i.pid for i in app.core.lifecycle.snapshot()] == [proc.pid]
+    return proc.pid
+
+
+def test_api_load_then_tray_load_is_one_process(make_app, arun, wait, tiny_model, port) -> None:
+    """A client loads the LLM through the API while the tray menu is open (its "Load LLM"
+    still offered); the tray's Load then finds it: the same process, nothing started."""
+    app = make_app(LLM_MODEL_GGUF=str(tiny_model), API_ENABLED=True, API_PORT=0)
+    key = app.core.catalogue.role("llm").key
     app.menu.rebuild()
-    app.menu.act_quit.trigger()
-    assert app._quit.is_set()
-    arun(app.shutdown())
-    assert app.core.manager.get_loaded_models() == {}
+    stale = app.menu.profile_actions["llm"].load
+    assert stale.isEnabled()
+    answer = _api_load(arun, app, key)
+    assert answer["status"] == "loaded" and answer["instance_id"] == key
+    pid = _one_llama_server(app, port)
+
+    starts: list = []
+    app.core.manager.subscribe(
+        lambda e: starts.append(e) if e.new is ServerState.STARTING else None
+    )
+    stale.trigger()  # the Load the open menu still offered
+    inst = arun(app.load(key))  # and once more, awaited: what the action runs
+    assert (inst.port, inst.pid) == (port, pid)
+    assert starts == []
+    assert _one_llama_server(app, port) == pid
+    app.menu.rebuild()
+    llm = app.menu.profile_actions["llm"]
+    assert not llm.load.isEnabled() and llm.unload.isEnabled()
+    assert f"ready on :{port}" in llm.header.text()
 
 
-def test_run_in_progress_icon_and_tooltip(make_app) -> None:
-    app = make_app()
-    assert app.tray.state is TrayState.IDLE
-    assert "No model loaded" in app.tray.icon.toolTip()
-    app.set_run_in_progress(True)
-    assert app.tray.state is TrayState.RUN
-    assert "FamilyLog run in progress" in app.tray.icon.toolTip()
-    app.set_run_in_progress(False)
-    assert app.tray.state is TrayState.IDLE
+def test_tray_load_then_api_load_is_one_process(make_app, arun, wait, tiny_model, port) -> None:
+    """The tray loads the LLM; a client then loads it by its key through the API: the API
+    answers with the running instance (no load time), the same process."""
+    app = make_app(LLM_MODEL_GGUF=str(tiny_model), API_ENABLED=True, API_PORT=0)
+    key = app.core.catalogue.role("llm").key
+    app.menu.rebuild()
+    app.menu.profile_actions["llm"].load.trigger()
+    wait(lambda: app.core.manager.status(port).state is ServerState.READY)
+    pid = _one_llama_server(app, port)
+
+    answer = _api_load(arun, app, key)
+    assert answer["status"] == "loaded" and answer["instance_id"] == key
+    assert answer["load_time_seconds"] == 0
+    assert _one_llama_server(app, port) == pid
+    assert app.core.manager.status(port).state is ServerState.READY
