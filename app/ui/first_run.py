@@ -1,6 +1,6 @@
 """The first-run set-up dialog: pick llama-server and the vision and LLM models, write settings.
 
-Shown by the launcher when ``app.core.settings.first_run.needs_first_run(settings, paths)`` is true:
+Shown by the launcher when ``app.core.settings.first_run.first_run_reasons(settings, paths)`` gives reasons:
 
     saved = await run_first_run(settings, paths)   # on the qasync loop
     if saved: settings = load_settings(paths)

@@ -1,4 +1,4 @@
-"""needs_first_run and the settings writer (Qt-free)."""
+"""first_run_reasons and the settings writer (Qt-free)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from app.config import load_settings
 from app.core.settings.first_run import (
     FirstRunChoice,
     first_run_reasons,
-    needs_first_run,
     write_first_run_settings,
 )
 from app.core.settings.settings_file import quote
@@ -30,7 +29,7 @@ def paths() -> AppPaths:
 def test_no_settings_file_needs_first_run(paths: AppPaths) -> None:
     reasons = first_run_reasons(load_settings(paths), paths)
     assert any("no settings file" in r for r in reasons)
-    assert needs_first_run(load_settings(paths), paths)
+    assert first_run_reasons(load_settings(paths), paths)
 
 
 def test_complete_settings_need_no_first_run(paths, llama_server_bin, tiny_model) -> None:
@@ -50,7 +49,7 @@ def test_unusable_paths_need_first_run(paths, llama_server_bin, tmp_path) -> Non
     paths.settings_file.write_text(
         f"LLAMA_SERVER_PATH={llama_server_bin}\nVISION_MODEL_GGUF={tmp_path / 'gone.gguf'}\n"
     )
-    assert needs_first_run(load_settings(paths), paths)
+    assert first_run_reasons(load_settings(paths), paths)
 
 
 def test_write_first_run_settings_keeps_comments_and_other_keys(
@@ -71,7 +70,9 @@ def test_write_first_run_settings_keeps_comments_and_other_keys(
     write_first_run_settings(paths, choice)
     text = paths.settings_file.read_text()
     assert text.startswith("# my notes\nAPI_PORT=1300\n")
-    assert "# end" in text and "/old.gguf" not in text and "/dup" not in text
+    assert "# end" in text and "/old.gguf" not in text
+    # a later duplicate would win over the new value: it stays, commented out
+    assert "# LLM_MODEL_GGUF=/dup  (replaced by the line above)" in text.splitlines()
     s = load_settings(paths)
     assert (
         llama_server_bin,
@@ -81,7 +82,7 @@ def test_write_first_run_settings_keeps_comments_and_other_keys(
     ) == (s.LLAMA_SERVER_PATH, s.VISION_MODEL_GGUF, s.VISION_MMPROJ, s.LLM_MODEL_GGUF)
     assert s.API_PORT == 1300 and s.LLAMA_CTX_SIZE == 4096
     assert s.FAMILYLOG_DIR == "/home/me/Family Log"
-    assert not needs_first_run(s, paths)
+    assert first_run_reasons(s, paths) == []
 
 
 def test_new_settings_file_gets_a_header(paths, llama_server_bin, tiny_model) -> None:

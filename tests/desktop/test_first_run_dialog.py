@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.config import load_settings
 from app.core.discovery import default_folders
-from app.core.settings.first_run import needs_first_run
+from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
 from tests.desktop.gguf_tree import build_tree, copy_model, write_mmproj
@@ -73,7 +73,7 @@ def test_pick_models_and_save_writes_settings(dialog, qtbot, tree, paths, llama_
     assert str(tree["gemma_mmproj"]) == s.VISION_MMPROJ
     assert str(tree["hf"]) == s.LLM_MODEL_GGUF
     assert llama_server_bin == s.LLAMA_SERVER_PATH
-    assert not needs_first_run(s, paths)
+    assert first_run_reasons(s, paths) == []
 
 
 def test_default_picks_a_vision_model_with_mmproj_and_an_llm(dialog) -> None:

@@ -93,5 +93,8 @@ class IdleUnloader:
             # and at least every 60 s (settings may have turned idle unload on); a due port
             # that was busy after all is looked at again in a second
             timeout = 1.0 if due else min([*remaining.values(), 60.0])
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+            # that lands with a kick (gh-86296), and stop() would wait for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._kick.wait()

@@ -136,6 +136,7 @@ class ModelLifecycle:
         self._lock = asyncio.Lock()
         self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
         self._draining: set[int] = set()
+        self._configs: dict[int, LoadConfig] = {}  # the config a client asked for, per port
         self._subscribers: list[Subscriber] = []
         self._unsubscribe = manager.subscribe(self._on_state)
 
@@ -221,7 +222,7 @@ class ModelLifecycle:
             return "its file is no longer in the catalogue; unload it when you no longer need it"
         assert st.spec is not None
         spec = st.spec
-        wanted = launch_kwargs(entry, self._settings(), LoadConfig(spec.ctx_size))
+        wanted = launch_kwargs(entry, self._settings(), self._configs.get(st.port))
         have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj or None, spec.extra_args)
         if have != launch_key(wanted):
             return "runs with the old settings: restart to apply"
@@ -235,6 +236,8 @@ class ModelLifecycle:
     def _on_state(self, event: StateEvent) -> None:
         if event.new in (ServerState.STOPPED, ServerState.FAILED):
             self.usage.forget(event.port)
+        if event.new is ServerState.STOPPED:
+            self._configs.pop(event.port, None)
         if event.status.spec is None or not self._subscribers:
             return
         inst = self._instance(event.status)
@@ -350,6 +353,7 @@ class ModelLifecycle:
     ) -> Instance:
         problem = entry.problem()
         if problem:
+            self._tell_failed(entry, problem, None)
             raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
         s = self._settings()
         loop = asyncio.get_running_loop()
@@ -395,7 +399,10 @@ class ModelLifecycle:
                             f"(waited {s.EVICT_WAIT_SECONDS:g} s, EVICT_WAIT_SECONDS)"
                         )
                     continue
-                return await self._start(entry, kw, decision.port, evict_ports, decision.reason)
+                inst = await self._start(entry, kw, decision.port, evict_ports, decision.reason)
+                if config is not None and config.context_length is not None:
+                    self._configs[inst.port] = config
+                return self._instance(inst.status)
 
     async def _start(
         self,
@@ -472,6 +479,14 @@ class ModelLifecycle:
             "retry, or set RUN_MODE=parallel if the models fit in memory together"
         )
 
+    def cancel_load(self, model: str | ModelEntry) -> bool:
+        """Stop a load under way (its server is stopped); True if there was one."""
+        task = self._loads.get(self.entry(model).file)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
     def hold(self, inst: Instance, holder: str) -> None:
         """Pin ``inst`` for ``holder`` (a run): placement never evicts it until ``release``."""
         self.usage.hold(inst.port, holder)
@@ -487,7 +502,7 @@ class ModelLifecycle:
             ports = [
                 p
                 for p, st in self.manager.statuses().items()
-                if st.state.alive
+                if st.state is not ServerState.STOPPED
                 and st.spec is not None
                 and (st.spec.model_path, st.spec.mmproj or None) == entry.file
             ]
@@ -496,7 +511,11 @@ class ModelLifecycle:
 
     async def unload_all(self) -> list[int]:
         async with self._lock:
-            ports = [p for p, st in self.manager.statuses().items() if st.state.alive]
+            ports = [
+                p
+                for p, st in self.manager.statuses().items()
+                if st.state is not ServerState.STOPPED
+            ]
             await self._unload_ports(ports)
             return ports
 
@@ -505,7 +524,7 @@ class ModelLifecycle:
         async with self._lock:
             if only_if_idle and (self.usage.busy(port) or port in self._draining):
                 return False
-            if not self.manager.status(port).state.alive:
+            if self.manager.status(port).state is ServerState.STOPPED:
                 return False
             await self._unload_ports([port])
             return True

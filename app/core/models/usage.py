@@ -93,7 +93,8 @@ class Usage:
                 return False
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for: it can swallow a cancel
+                    await self._changed.wait()
             except TimeoutError:
                 return not any(busy(p) for p in ports)
         return True

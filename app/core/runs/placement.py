@@ -14,6 +14,7 @@ FamilyLog that manages its models gets the app's models back unless ``AFTER_RUN=
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -98,6 +99,9 @@ class ModelPlacement:
             note(f"Loading the {entry.title} model {entry.key}…")
             try:
                 ready = await self.lifecycle.ensure(entry, beside=beside)
+            except asyncio.CancelledError:
+                self.lifecycle.cancel_load(entry)  # the run started it: stop it with the run
+                raise
             except LoadFailedError as e:
                 raise PrepareError(
                     f"Loading the {entry.title} model for the run failed: {e}"

@@ -36,10 +36,6 @@ def first_run_reasons(settings: Settings, paths: AppPaths) -> list[str]:
     return reasons
 
 
-def needs_first_run(settings: Settings, paths: AppPaths) -> bool:
-    return bool(first_run_reasons(settings, paths))
-
-
 @dataclass
 class FirstRunChoice:
     """What the user picked in the set-up dialog."""

@@ -44,7 +44,10 @@ def update_settings_file(path: Path, changes: dict[str, str], header: str | None
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = "".join(f"# {line}\n" if line else "#\n" for line in (header or "").splitlines())
-    lines = text.splitlines()
+    # "\n" only: str.splitlines would also split inside values at \x1c-\x1e, \x85, \u2028
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     pending = dict(changes)
     for i, line in enumerate(lines):
         m = _KEY_LINE.match(line)
