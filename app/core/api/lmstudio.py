@@ -106,17 +106,20 @@ def _context_length(body: dict[str, Any]) -> int | None:
     return value
 
 
+def _named(body: dict[str, Any], field: str, missing: str, code: str) -> str:
+    """The non-empty string ``body[field]``, or a 400 saying ``missing``."""
+    name = body.get(field)
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, missing, code=code)
+    return name
+
+
 async def load_v1(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     body = parse_json_object(await request.read())
-    name = body.get("model")
-    if not isinstance(name, str) or not name:
-        raise ApiError(
-            400,
-            'Say which model to load: {"model": "<key>"}. Known models: '
-            + (", ".join(c.catalogue.known_keys()) or "none"),
-            code="missing_model",
-        )
+    known = ", ".join(c.catalogue.known_keys()) or "none"
+    say = 'Say which model to load: {"model": "<key>"}. Known models: ' + known
+    name = _named(body, "model", say, "missing_model")
     ctx = _context_length(body)
     try:
         entry = c.catalogue.resolve(name)
@@ -146,11 +149,8 @@ async def load_v1(request: web.Request) -> web.Response:
 async def unload_v1(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     body = parse_json_object(await request.read())
-    name = body.get("instance_id")
-    if not isinstance(name, str) or not name:
-        raise ApiError(
-            400, 'Say which instance to unload: {"instance_id": "<id>"}', code="missing_instance"
-        )
+    say = 'Say which instance to unload: {"instance_id": "<id>"}'
+    name = _named(body, "instance_id", say, "missing_instance")
     entry = c.catalogue.find(name)
     if entry is None or c.lifecycle.instance(entry) is None:
         loaded = [i.key for i in c.lifecycle.loaded()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from app.atomic import write_atomic
+
 APP_ID = "familylog-tray"
 APP_TITLE = "FamilyLog Tray"
 AUTOSTART_FLAG = "--autostart"
@@ -12,6 +14,17 @@ AUTOSTART_FLAG = "--autostart"
 
 class AutostartError(RuntimeError):
     """The entry cannot be written, read or removed; the message says what to do."""
+
+
+def write_entry_file(path: Path, text: str, what: str) -> None:
+    """Write an autostart entry file atomically; ``what`` names it in the error."""
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise AutostartError(
+            f"Cannot write the {what} {path}: {e.strerror or e}. "
+            f"Check that {path.parent} is writable."
+        ) from e
 
 
 def remove_own_file(path: Path, ours: bool) -> bool:

@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 
 from app import __version__
-from app.atomic import write_atomic
 
-from .base import APP_ID, APP_TITLE, AutostartError, remove_own_file
+from .base import APP_ID, APP_TITLE, remove_own_file, write_entry_file
 
 SECTION = "Desktop Entry"
 MARKER = "X-FamilyLog-Tray"  # says the file is ours, so disable() never removes another's
@@ -86,13 +85,7 @@ class XdgAutostart:
         return cp[SECTION] if cp.has_section(SECTION) else None
 
     def enable(self) -> None:
-        try:
-            write_atomic(self.path, self.render())
-        except OSError as e:
-            raise AutostartError(
-                f"Cannot write the autostart entry {self.path}: {e.strerror or e}. "
-                f"Check that {self.path.parent} is writable."
-            ) from e
+        write_entry_file(self.path, self.render(), "autostart entry")
 
     def disable(self) -> bool:
         entry = self._read()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import plistlib
 from pathlib import Path
 
-from app.atomic import write_atomic
-
-from .base import AutostartError, remove_own_file
+from .base import remove_own_file, write_entry_file
 
 LABEL = "com.familylog.tray"
 
@@ -44,13 +42,7 @@ class LaunchAgent:
         return data if isinstance(data, dict) else None
 
     def enable(self) -> None:
-        try:
-            write_atomic(self.path, self.render())
-        except OSError as e:
-            raise AutostartError(
-                f"Cannot write the launch agent {self.path}: {e.strerror or e}. "
-                f"Check that {self.path.parent} is writable."
-            ) from e
+        write_entry_file(self.path, self.render(), "launch agent")
 
     def disable(self) -> bool:
         data = self._read() if self.path.exists() else None
