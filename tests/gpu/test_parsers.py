@@ -9,7 +9,6 @@ import pytest
 from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import (
     is_host_buffer,
-    last_start_section,
     parse_server_memory,
     read_server_memory,
 )
@@ -19,6 +18,7 @@ from app.core.gpu.smi import (
     parse_nvidia_smi_gpus,
     parse_rocm_smi,
 )
+from app.core.servers.server_log import last_start_section
 
 DATA = Path(__file__).parents[1] / "data"
 

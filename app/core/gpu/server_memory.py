@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-START_MARK = b"familylog-tray start:"
+from app.core.servers.server_log import last_start_section
 
 _BUFFER = re.compile(
     r"(?P<buf>[A-Za-z][\w.-]*)\s+(?P<kind>model|KV|compute|output|RS|recurrent)\s+buffer size"
@@ -100,12 +100,6 @@ def parse_server_memory(text: str) -> ServerMemory:
         if m:
             mem.layers_offloaded, mem.layers_total = int(m.group("n")), int(m.group("total"))
     return mem
-
-
-def last_start_section(data: bytes) -> bytes:
-    """The part of a per-port log written by the latest start (after its header line)."""
-    i = data.rfind(START_MARK)
-    return data if i < 0 else data[i:]
 
 
 def read_server_memory(log_path: Path, max_bytes: int = 8 * 1024 * 1024) -> ServerMemory:

@@ -1,4 +1,6 @@
-"""The per-port llama-server log file: size-capped rotation and a header line per start."""
+"""The per-port llama-server log file, its one format: size-capped rotation, the header line
+written at each start (``===== <time> familylog-tray start: <command>``) and the app's
+notes, and reading them back."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
     return True
 
 
+NOTE_PREFIX = "===== "
+START_MARK = "familylog-tray start:"
 SECRET_FLAGS = ("--api-key",)
 
 
@@ -50,7 +54,7 @@ def open_server_log(path: Path, cmd: list[str], max_bytes: int, backups: int) ->
     f = open(path, "ab", buffering=0)  # noqa: SIM115 - handed to the child, closed by the caller
     try:
         stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        header = f"\n===== {stamp} familylog-tray start: {shlex.join(redact(cmd))}\n"
+        header = f"\n{NOTE_PREFIX}{stamp} {START_MARK} {shlex.join(redact(cmd))}\n"
         f.write(header.encode("utf-8"))
     except OSError:
         f.close()
@@ -63,7 +67,7 @@ def append_note(path: Path, text: str) -> None:
     stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     try:
         with open(path, "ab") as f:
-            f.write(f"===== {stamp} familylog-tray: {text}\n".encode())
+            f.write(f"{NOTE_PREFIX}{stamp} familylog-tray: {text}\n".encode())
     except OSError:
         pass
 
@@ -92,10 +96,16 @@ def last_output(path: Path, n: int = 5) -> list[str]:
     app's ``=====`` notes), error lines first. At ``-lv 4`` the real reason is often
     followed by clean-up chatter, so the last error lines of the tail are kept in front."""
     raw = tail_lines(path, 200)
-    starts = [i for i, ln in enumerate(raw) if ln.startswith("===== ") and " start: " in ln]
+    starts = [i for i, ln in enumerate(raw) if ln.startswith(NOTE_PREFIX) and START_MARK in ln]
     if starts:  # only this start's output, not an earlier run's
         raw = raw[starts[-1] + 1 :]
-    tail = [ln for ln in raw if ln.strip() and not ln.startswith("===== ")]
+    tail = [ln for ln in raw if ln.strip() and not ln.startswith(NOTE_PREFIX)]
     last = tail[-n:]
     errors = [ln for ln in tail[:-n] if _is_error(ln)][-n:]
     return errors + last
+
+
+def last_start_section(data: bytes) -> bytes:
+    """The part of a per-port log written by the latest start (from its header's mark)."""
+    i = data.rfind(START_MARK.encode())
+    return data if i < 0 else data[i:]
