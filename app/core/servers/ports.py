@@ -13,20 +13,27 @@ import psutil
 
 
 @dataclass(frozen=True)
-class PortHolder:
+class PortProcess:
+    """A process listening on a port (the one type for "who holds this port")."""
+
+    port: int
     pid: int | None
     name: str | None
     cmdline: str | None
 
+    @property
+    def is_llama_server(self) -> bool:
+        return "llama-server" in f"{self.name or ''} {self.cmdline or ''}"
+
     def describe(self) -> str:
         if self.pid is None:
             return "another program (its process could not be identified)"
-        what = self.name or "process"
+        what = "llama-server" if self.is_llama_server else (self.name or "process")
         return f"{what} (PID {self.pid})"
 
 
 class PortInUseError(RuntimeError):
-    def __init__(self, port: int, holder: PortHolder | None) -> None:
+    def __init__(self, port: int, holder: PortProcess | None) -> None:
         self.port = port
         self.holder = holder
         who = holder.describe() if holder else "another program"
@@ -53,21 +60,21 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def port_holder(port: int) -> PortHolder | None:
+def port_holder(port: int) -> PortProcess | None:
     """The process listening on ``port``, where psutil can tell."""
     try:
         conns = psutil.net_connections(kind="inet")
     except (psutil.AccessDenied, PermissionError, OSError):
-        return PortHolder(None, None, None)
+        return PortProcess(port, None, None, None)
     for c in conns:
         if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN:
             if c.pid is None:
-                return PortHolder(None, None, None)
+                return PortProcess(port, None, None, None)
             try:
                 p = psutil.Process(c.pid)
-                return PortHolder(c.pid, p.name(), " ".join(p.cmdline()))
+                return PortProcess(port, c.pid, p.name(), " ".join(p.cmdline()))
             except psutil.Error:
-                return PortHolder(c.pid, None, None)
+                return PortProcess(port, c.pid, None, None)
     return None
 
 
