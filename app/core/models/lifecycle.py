@@ -479,12 +479,14 @@ class ModelLifecycle:
             "retry, or set RUN_MODE=parallel if the models fit in memory together"
         )
 
-    def cancel_load(self, model: str | ModelEntry) -> bool:
-        """Stop a load under way (its server is stopped); True if there was one."""
+    async def cancel_load(self, model: str | ModelEntry) -> bool:
+        """Stop a load under way and wait until its server is stopped; True if there was one."""
         task = self._loads.get(self.entry(model).file)
         if task is None or task.done():
             return False
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
         return True
 
     def hold(self, inst: Instance, holder: str) -> None:

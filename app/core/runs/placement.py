@@ -100,7 +100,8 @@ class ModelPlacement:
             try:
                 ready = await self.lifecycle.ensure(entry, beside=beside)
             except asyncio.CancelledError:
-                self.lifecycle.cancel_load(entry)  # the run started it: stop it with the run
+                # the run started it: stop it with the run, before the run reports
+                await asyncio.shield(self.lifecycle.cancel_load(entry))
                 raise
             except LoadFailedError as e:
                 raise PrepareError(
