@@ -366,7 +366,8 @@ class Settings(BaseSettings):
     AFTER_RUN: Literal["keep", "unload", "restore"] = Field(
         default="keep",
         title="After a run",
-        description="keep the models loaded, unload them, or restore what was loaded before",
+        description="keep: leave the models loaded; unload: unload them; restore: load "
+        "again what was loaded before the run",
         json_schema_extra=_in(RUNS),
     )
     FAMILYLOG_MANAGES_MODELS: bool = Field(
