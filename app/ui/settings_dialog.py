@@ -1,52 +1,37 @@
-"""The settings dialog: edits the server and model settings, validated with ``Settings``,
-written back to the settings file with unknown keys and comments kept. Applying never
-restarts a running server: the dialog says which ones run with the old settings."""
+"""The settings dialog: every setting, one tab per group, built from the settings model
+(``app/core/settings/form.py``), so a new setting appears without new code here.
+
+Each value is checked with ``Settings`` as it is typed (the field turns red with
+pydantic's message) and again when saved (``validate_changes``); saving writes the
+changed keys to the settings file with unknown keys and comments kept, and hands the new
+settings to the app, whose lines (servers still running with the old settings) are shown.
+Applying never restarts a running server. A setting the environment sets is read-only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
+    QFrame,
+    QGridLayout,
     QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
+    QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.config import Settings, SettingsError, load_settings
-from app.core.settings.settings_file import (
-    overridden_by_environment,
-    update_settings_file,
-    validate_changes,
-)
+from app.config import Settings, load_settings
+from app.core.settings import form
+from app.core.settings.settings_file import update_settings_file, validate_changes
 from app.paths import AppPaths
+from app.ui.setting_editors import SettingEditor
 
-GGUF = "GGUF models (*.gguf);;All files (*)"
-# key, label, kind, extra
-FIELDS: list[tuple[str, str, str, object]] = [
-    ("LLAMA_SERVER_PATH", "llama-server binary", "file", "All files (*)"),
-    ("VISION_MODEL_GGUF", "Vision model (.gguf)", "file", GGUF),
-    ("VISION_MMPROJ", "Vision mmproj (.gguf)", "file", GGUF),
-    ("VISION_MODEL_ID", "Vision model id", "text", None),
-    ("LLM_MODEL_GGUF", "LLM model (.gguf)", "file", GGUF),
-    ("LLM_MODEL_ID", "LLM model id", "text", None),
-    ("LLAMA_VISION_PORT", "Vision port", "int", (1, 65535)),
-    ("LLAMA_LLM_PORT", "LLM port", "int", (1, 65535)),
-    ("LLAMA_PORT", "Single port (switch mode)", "int", (1, 65535)),
-    ("LLAMA_GPU_LAYERS", "GPU layers (-1 = all)", "int", (-1, 9999)),
-    ("LLAMA_CTX_SIZE", "Context size (0 = model's)", "int", (0, 10_000_000)),
-    ("LLAMA_EXTRA_ARGS", "Extra llama-server arguments", "text", None),
-    ("VISION_LOAD_AT_START", "Load the vision model at start", "bool", None),
-    ("LLM_LOAD_AT_START", "Load the LLM at start", "bool", None),
-]
+MIN_WIDTH = 780
 
 
 class SettingsDialog(QDialog):
@@ -62,12 +47,13 @@ class SettingsDialog(QDialog):
         self.paths = paths
         self.on_applied = on_applied
         self.settings = settings
-        self.editors: dict[str, QLineEdit | QSpinBox | QCheckBox] = {}
+        self.editors: dict[str, SettingEditor] = {}
+        self._loaded: dict[str, str] = {}
         layout = QVBoxLayout(self)
-        form = QFormLayout()
-        for key, label, kind, extra in FIELDS:
-            form.addRow(label, self._editor(key, kind, extra))
-        layout.addLayout(form)
+        self.tabs = QTabWidget()
+        for title, fields in form.tabs(form.form_fields()):
+            self.tabs.addTab(self._page(fields), title)
+        layout.addWidget(self.tabs, 1)
         note = QLabel(f"Saved to {paths.settings_file}")
         note.setWordWrap(True)
         layout.addWidget(note)
@@ -85,66 +71,77 @@ class SettingsDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         layout.addWidget(self.buttons)
         self.load_values(settings)
-        self.resize(640, self.sizeHint().height())
+        self._initial_size()
 
-    def _editor(self, key: str, kind: str, extra: object) -> QWidget:
-        if kind == "int":
-            lo, hi = extra  # type: ignore[misc]
-            w = QSpinBox()
-            w.setRange(lo, hi)
-            self.editors[key] = w
-            return w
-        if kind == "bool":
-            w = QCheckBox()
-            self.editors[key] = w
-            return w
-        line = QLineEdit()
-        self.editors[key] = line
-        if kind != "file":
-            return line
-        row = QWidget()
-        h = QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
-        h.addWidget(line, 1)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(lambda _=False: self._browse(line, str(extra)))
-        h.addWidget(browse)
-        return row
+    def _page(self, fields: list[form.FormField]) -> QScrollArea:
+        page = QWidget()
+        grid = QGridLayout(page)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(1, 1)
+        for i, field in enumerate(fields):
+            editor = SettingEditor(field)
+            editor.help.setContentsMargins(0, 0, 0, 8)
+            editor.edited.connect(partial(self._check, field.name))
+            self.editors[field.name] = editor
+            grid.addWidget(editor.label, 2 * i, 0)
+            grid.addWidget(editor, 2 * i, 1)
+            grid.addWidget(editor.help, 2 * i + 1, 1)
+        grid.setRowStretch(2 * len(fields), 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(page)
+        return scroll
 
-    def _browse(self, line: QLineEdit, filt: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", line.text(), filt)
-        if path:
-            line.setText(path)
+    def _initial_size(self) -> None:
+        """Tall enough for the longest tab where the screen allows; the tabs scroll."""
+        pages = [self.tab_page(i) for i in range(self.tabs.count())]
+        tallest = max(p.sizeHint().height() for p in pages)
+        chrome = self.sizeHint().height() - self.tabs.currentWidget().sizeHint().height()
+        width, height = MIN_WIDTH, tallest + max(chrome, 0)
+        screen = self.screen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, room.width()), min(height, int(room.height() * 0.9))
+        self.resize(width, height)
 
+    def tab_page(self, index: int) -> QWidget:
+        """The form inside tab ``index`` (its scroll area's widget)."""
+        scroll = self.tabs.widget(index)
+        assert isinstance(scroll, QScrollArea)
+        return scroll.widget()
+
+    def tab_of(self, name: str) -> int:
+        return next(
+            i for i in range(self.tabs.count()) if self.tab_page(i).isAncestorOf(self.editors[name])
+        )
+
+    # ── Values ───────────────────────────────────────────────────────────────
     def load_values(self, s: Settings) -> None:
-        for key, w in self.editors.items():
-            v = getattr(s, key)
-            if isinstance(w, QSpinBox):
-                w.setValue(int(v))
-            elif isinstance(w, QCheckBox):
-                w.setChecked(bool(v))
-            else:
-                w.setText(str(v))
+        """Show ``s``; settings the environment sets become read-only."""
+        for name, editor in self.editors.items():
+            editor.set_read_only(form.environment_note(name))
+            editor.set_text(form.to_text(getattr(s, name)))
+            editor.show_error(None)
+        self._loaded = self.values()
 
     def values(self) -> dict[str, str]:
-        out = {}
-        for key, w in self.editors.items():
-            if isinstance(w, QSpinBox):
-                out[key] = str(w.value())
-            elif isinstance(w, QCheckBox):
-                out[key] = "true" if w.isChecked() else "false"
-            else:
-                out[key] = w.text().strip()
-        return out
+        return {name: editor.text() for name, editor in self.editors.items()}
 
     def changes(self) -> dict[str, str]:
-        current = {k: v for k, v in self.values().items()}
-        before = {}
-        for key in current:
-            v = getattr(self.settings, key)
-            before[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)
-        return {k: v for k, v in current.items() if v != before[k]}
+        """The values edited since they were shown (read-only ones never count)."""
+        return {
+            name: text
+            for name, text in self.values().items()
+            if text != self._loaded.get(name) and not self.editors[name].is_read_only()
+        }
 
+    def _check(self, name: str) -> None:
+        editor = self.editors[name]
+        if not editor.is_read_only():
+            editor.show_error(form.field_error(name, editor.text()))
+
+    # ── Saving ───────────────────────────────────────────────────────────────
     def apply(self) -> bool:
         """Validate, write, reload and hand the new settings to the app; False on a problem."""
         changes = self.changes()
@@ -153,21 +150,22 @@ class SettingsDialog(QDialog):
             return True
         problem = validate_changes(changes)
         if problem:
+            for name in changes:
+                self._check(name)
+            wrong = [name for name in changes if self.editors[name].error]
+            if wrong:
+                self.tabs.setCurrentIndex(self.tab_of(wrong[0]))
             self._say(problem, error=True)
             return False
         try:
             update_settings_file(self.paths.settings_file, changes)
             new = load_settings(self.paths)
-        except (OSError, SettingsError) as e:
+        except (OSError, ValueError) as e:  # SettingsError is a ValueError
             self._say(f"Could not save the settings: {e}", error=True)
             return False
         self.settings = new
         lines = self.on_applied(new)
-        env = overridden_by_environment(list(changes))
-        if env:
-            lines.append(
-                f"{', '.join(env)} also set in the environment, which wins over this file."
-            )
+        self.load_values(new)
         self._say("Saved. " + (" ".join(lines) if lines else "No running server is affected."))
         return True
 

@@ -68,17 +68,25 @@ def update_settings_file(path: Path, changes: dict[str, str], header: str | None
     write_atomic(path, "\n".join(lines) + "\n", mode=mode)
 
 
-def validate_changes(changes: dict[str, str]) -> str | None:
-    """None when the values are valid settings; otherwise one readable line per problem."""
+def field_errors(changes: dict[str, str]) -> list[tuple[str, object, str]]:
+    """(setting, value, pydantic's message) for each value in ``changes`` that
+    ``Settings`` refuses; empty when all are valid."""
     try:
         Settings(_env_file=None, **changes)  # type: ignore[call-arg, arg-type]
     except ValidationError as e:
-        return "\n".join(
-            f"{err['loc'][0] if err['loc'] else '?'} = {err.get('input')!r}: "
-            f"{err['msg'].rstrip('.')}."
+        return [
+            (str(err["loc"][0]) if err["loc"] else "?", err.get("input"), err["msg"].rstrip("."))
             for err in e.errors()
-        )
-    return None
+        ]
+    return []
+
+
+def validate_changes(changes: dict[str, str]) -> str | None:
+    """None when the values are valid settings; otherwise one readable line per problem."""
+    problems = field_errors(changes)
+    if not problems:
+        return None
+    return "\n".join(f"{name} = {value!r}: {msg}." for name, value, msg in problems)
 
 
 def overridden_by_environment(keys: list[str]) -> list[str]:

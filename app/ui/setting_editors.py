@@ -1,0 +1,220 @@
+"""One editor per setting, chosen by its ``FormField``: a check box, a spin box, a combo
+box, a password line edit, a line edit with Browse…, or a line edit. Every editor reads
+and writes its value as the settings file's text; the help line under it shows the
+description, a validation message (red) or why it is read-only."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.core.settings.form import (
+    DECIMALS,
+    FLOAT_RANGE,
+    INT_RANGE,
+    Browse,
+    FormField,
+    Kind,
+    add_folder,
+    to_text,
+)
+
+ERROR_COLOR = "#b00020"
+ERROR_BACKGROUND = "#fde3e6"
+HELP_COLOR = "#6b6b6b"
+
+
+class _StepsWithinLimits:
+    """A spin box whose arrows stop at the setting's limits while typing stays free, so a
+    typed value out of the limits reaches the model and gets its message. The wheel only
+    turns a focused box (scrolling the tab must not change values)."""
+
+    step_limits: tuple[float, float] = (0, 0)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
+        lo, hi = self.step_limits
+        value = self.value() + steps * self.singleStep()  # type: ignore[attr-defined]
+        self.setValue(type(self.value())(min(max(value, lo), hi)))  # type: ignore[attr-defined]
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        if self.isReadOnly():  # type: ignore[attr-defined]
+            return flags
+        lo, hi = self.step_limits
+        if self.value() > lo:  # type: ignore[attr-defined]
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        if self.value() < hi:  # type: ignore[attr-defined]
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        return flags
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
+        else:
+            event.ignore()
+
+
+class IntBox(_StepsWithinLimits, QSpinBox):
+    pass
+
+
+class FloatBox(_StepsWithinLimits, QDoubleSpinBox):
+    pass
+
+
+class SettingEditor(QWidget):
+    """The editor of one setting (plus its Browse… button); ``label`` and ``help`` are
+    laid out by the dialog. ``edited`` fires on every change of the value."""
+
+    edited = Signal()
+
+    def __init__(self, field: FormField, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.field = field
+        self.error: str | None = None
+        self.read_only_note: str | None = None
+        self.input = self._make_input(field)
+        self.input.setObjectName(field.name)
+        self.input.setToolTip(field.tooltip)
+        self._palette = self.input.palette()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        if field.kind in (Kind.BOOL, Kind.INT, Kind.FLOAT, Kind.CHOICE):
+            row.addWidget(self.input)  # short values; a check box toggles only on itself
+            row.addStretch(1)
+        else:
+            row.addWidget(self.input, 1)
+        self.browse: QPushButton | None = None
+        if field.browse is not None:
+            self.browse = QPushButton("Browse…")
+            self.browse.setToolTip(f"Choose {field.title.lower()}")
+            self.browse.clicked.connect(self._choose)
+            row.addWidget(self.browse)
+        self.label = QLabel(field.title)
+        self.label.setToolTip(field.tooltip)
+        self.label.setBuddy(self.input)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.help.setTextFormat(Qt.TextFormat.PlainText)
+        self.help.setToolTip(field.tooltip)
+        small = self.help.font()
+        small.setPointSizeF(small.pointSizeF() * 0.88)
+        self.help.setFont(small)
+        self._show_help()
+
+    def _make_input(self, field: FormField) -> QWidget:
+        if field.kind is Kind.BOOL:
+            box = QCheckBox()
+            box.toggled.connect(self.edited)
+            return box
+        if field.kind in (Kind.INT, Kind.FLOAT):
+            spin: QSpinBox | QDoubleSpinBox
+            if field.kind is Kind.INT:
+                spin = IntBox()
+                spin.setRange(*INT_RANGE)
+            else:
+                spin = FloatBox()
+                spin.setDecimals(DECIMALS)
+                spin.setRange(*FLOAT_RANGE)
+            spin.step_limits = field.step_limits  # type: ignore[union-attr]
+            spin.setMinimumWidth(160)
+            spin.valueChanged.connect(self.edited)
+            return spin
+        if field.kind is Kind.CHOICE:
+            combo = QComboBox()
+            combo.addItems(list(field.choices))
+            combo.setMinimumWidth(160)
+            combo.currentTextChanged.connect(self.edited)
+            return combo
+        line = QLineEdit()
+        if field.kind is Kind.SECRET:
+            line.setEchoMode(QLineEdit.EchoMode.Password)
+        line.textChanged.connect(self.edited)
+        return line
+
+    # ── The value, as the settings file's text ───────────────────────────────
+    def text(self) -> str:
+        w = self.input
+        if isinstance(w, QCheckBox):
+            return to_text(w.isChecked())
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            return to_text(w.value())
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        assert isinstance(w, QLineEdit)
+        return w.text().strip()
+
+    def set_text(self, text: str) -> None:
+        w = self.input
+        if isinstance(w, QCheckBox):
+            w.setChecked(text == "true")
+        elif isinstance(w, QSpinBox):
+            w.setValue(int(text))
+        elif isinstance(w, QDoubleSpinBox):
+            w.setValue(float(text))
+        elif isinstance(w, QComboBox):
+            w.setCurrentText(text)
+        else:
+            assert isinstance(w, QLineEdit)
+            w.setText(text)
+
+    # ── State ────────────────────────────────────────────────────────────────
+    def set_read_only(self, note: str | None) -> None:
+        """Read-only with ``note`` saying why; editable again with None."""
+        self.read_only_note = note
+        w = self.input
+        if isinstance(w, QLineEdit | QAbstractSpinBox):
+            w.setReadOnly(note is not None)
+        else:
+            w.setEnabled(note is None)
+        if self.browse is not None:
+            self.browse.setEnabled(note is None)
+        self._show_help()
+
+    def is_read_only(self) -> bool:
+        return self.read_only_note is not None
+
+    def show_error(self, message: str | None) -> None:
+        """Turn the field red with ``message`` under it; back to normal with None."""
+        self.error = message
+        palette = QPalette(self._palette)
+        if message:
+            palette.setColor(QPalette.ColorRole.Base, QColor(ERROR_BACKGROUND))
+        self.input.setPalette(palette)
+        self.input.setProperty("invalid", bool(message))
+        self._show_help()
+
+    def _show_help(self) -> None:
+        text = self.error or self.field.description
+        if self.read_only_note:
+            text += f"\n{self.read_only_note}"
+        self.help.setText(text)
+        self.help.setStyleSheet(f"color: {ERROR_COLOR if self.error else HELP_COLOR};")
+
+    # ── Browse… ──────────────────────────────────────────────────────────────
+    def _choose(self) -> None:
+        current = self.text()
+        title = f"Choose {self.field.title.lower()}"
+        if self.field.browse is Browse.FILE:
+            chosen, _ = QFileDialog.getOpenFileName(self, title, current, self.field.file_filter)
+        else:
+            start = current if self.field.browse is Browse.FOLDER else ""
+            chosen = QFileDialog.getExistingDirectory(self, title, start)
+        if not chosen:
+            return
+        if self.field.browse is Browse.FOLDERS:
+            chosen = add_folder(current, chosen)
+        self.set_text(chosen)
