@@ -149,7 +149,8 @@ def status_line(
     if not words:
         return "Nothing loaded"
     text = ", ".join(words)
-    text = text[0].upper() + text[1:]
+    if text.startswith(("loading", "unloading")):
+        text = text[0].upper() + text[1:]
     totals: dict[str, float] = {}
     for inst in insts:
         if inst.state.alive:
@@ -312,7 +313,7 @@ class ModelRow:
     quant: str
     context: str
     state: str  # "ready", "loading 0:03", "not loaded", ...
-    memory: str  # "120 MB RAM"
+    memory: str  # "120 MB RAM (model 0.4 · KV 0.2 · compute 1.5 MiB)"
     memory_tip: str  # the model / KV / compute split
     details: str  # "port 8082 · PID 1234": the only place ports and PIDs appear
     tip: str  # the file, and why it cannot load or runs stale
@@ -364,7 +365,7 @@ def model_row(
         quant=entry.quant or "",
         context=context,
         state=state,
-        memory=mem.text() if mem is not None else "",
+        memory=(mem.text() + (f" ({mem.split})" if mem.split else "")) if mem is not None else "",
         memory_tip=mem.split if mem is not None else "",
         details=details,
         tip="\n".join(t for t in tips if t),

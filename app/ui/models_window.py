@@ -135,7 +135,9 @@ class RowActions(QWidget):
         self.cancel = QPushButton("Cancel")
         for b in (self.load, self.unload, self.cancel):
             b.setAutoDefault(False)
+            b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 28)
             lay.addWidget(b)
+        lay.addStretch(1)
         self.load.clicked.connect(lambda: window.host.load(self.key))
         self.unload.clicked.connect(lambda: window.host.unload(self.key))
         self.cancel.clicked.connect(lambda: window.host.cancel(self.key))
@@ -233,7 +235,7 @@ class ModelsWindow(QWidget):
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(1000)
         self._tick_timer.timeout.connect(self._tick)
-        self.resize(1240, 560)
+        self.resize(1340, 560)
         self.rebuild()
 
     # ── Inputs ────────────────────────────────────────────────────────────────
@@ -297,18 +299,27 @@ class ModelsWindow(QWidget):
         self.apply_filter()
         self.refresh_external()
 
-    def _fit_columns(self) -> None:
-        self.table.resizeColumnsToContents()
-        self.table.setColumnWidth(ACTIONS_COL, self._actions_width)
-        for c, most in ((0, 220), (1, 280), (MEMORY_COL, 340)):
-            if self.table.columnWidth(c) > most:
+    def _fit_columns(self, columns: tuple[int, ...] | None = None) -> None:
+        """Columns as wide as their text (the view measures the rows in sight only)."""
+        if columns is None:
+            self.table.resizeColumnsToContents()
+            self.table.setColumnWidth(ACTIONS_COL, self._actions_width)
+            columns = tuple(range(len(FIELDS)))
+        else:
+            for c in columns:
+                self.table.resizeColumnToContents(c)
+        for c in columns:
+            most = {0: 220, 1: 280, MEMORY_COL: 420}.get(c)
+            if most is not None and self.table.columnWidth(c) > most:
                 self.table.setColumnWidth(c, most)
-        self.table.setColumnWidth(STATE_COL, max(self.table.columnWidth(STATE_COL), 150))
+        if STATE_COL in columns:
+            self.table.setColumnWidth(STATE_COL, max(self.table.columnWidth(STATE_COL), 120))
 
     def update_rows(self, keys: list[str] | None = None) -> None:
         """Re-render the rows of ``keys`` (all when None); only changed rows repaint."""
         core, now = self.host.core, time.time()
         wanted = None if keys is None else set(keys)
+        changed = False
         for row in list(self.model.rows):
             if wanted is not None and row.key not in wanted:
                 continue
@@ -317,8 +328,11 @@ class ModelsWindow(QWidget):
                 continue
             new = self._row(entry, now)
             if self.model.set_row(new):
+                changed = True
                 self.row_actions[new.key].show_row(new)
                 self._show_loading(new)
+        if changed:
+            self._fit_columns((STATE_COL, MEMORY_COL, COLUMNS.index("Details")))
 
     def refresh(self) -> None:
         """After an action of the app: order and every row again (changed ones repaint)."""
