@@ -1,20 +1,31 @@
 """What the tray shows, worked out from the core's state (Qt-free, so it is testable).
 
+The tray speaks in models: ports and PIDs appear in the models window's details only.
+
 - ``overall_state``: the one state the tray icon shows.
-- ``tooltip``: the state in words, e.g. "LLM ready on :8082, VRAM 15.2 / 24 GB".
-- ``model_view``: a role model's state line and which actions make sense now.
+- ``status_line``: "LLM ready · 4.3 GB VRAM" (or "Nothing loaded").
+- ``tooltip``: the status line, a run in progress and the GPU's memory, in words.
+- ``model_view``: a model's state line and its one action in the menu.
+- ``other_models``: the catalogue's models that are not FamilyLog's, loaded first.
+- ``model_row`` / ``row_order``: the models window's rows.
 """
 
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
-from app.core.models.entry import ModelEntry
+from app.core.gpu.models import GpuSnapshot, gb
+from app.core.gpu.server_memory import ServerMemory
+from app.core.models.entry import ROLE_TITLES, ModelEntry
+from app.core.models.lifecycle import Instance
+from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
+
+MemoryByPid = Mapping[int, ServerMemory]
 
 
 class TrayState(enum.StrEnum):
@@ -38,35 +49,133 @@ def overall_state(statuses: dict[int, ServerStatus], run_in_progress: bool = Fal
     return TrayState.IDLE
 
 
-_WORDS = {
+WORDS = {
+    ServerState.STOPPED: "not loaded",
     ServerState.STARTING: "loading",
     ServerState.READY: "ready",
     ServerState.STOPPING: "unloading",
     ServerState.FAILED: "failed",
 }
 
+EXTERNAL_WARNING = "Another program holds a model port — see Models window"
 
-def server_label(core: AppCore, status: ServerStatus) -> str:
-    """The model's title ("LLM" for a role, else its name) for a server."""
-    spec = status.spec
-    entry = core.catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
-    return entry.title if entry else (status.model_name or "server")
+
+def external_text(ext: ExternalServer) -> str:
+    """ "llama-server on :8080: external (PID 123)": a port held by a program the app did
+    not start (never stopped by the app). For the models window only."""
+    what = "llama-server" if ext.is_llama_server else (ext.name or "another program")
+    pid = f"PID {ext.pid}" if ext.pid else "PID unknown"
+    return f"{what} on :{ext.port}: external ({pid})"
+
+
+# ── Sizes and memory ───────────────────────────────────────────────────────────
+def size_text(n_bytes: int | float) -> str:
+    """ "4.3 GB", "512 MB", "354 KB" (decimal units, as file managers show them)."""
+    n = float(n_bytes)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            v = n / scale
+            return f"{v:.1f} {unit}" if v < 10 else f"{v:.0f} {unit}"
+    return f"{n:.0f} B"
+
+
+def mib_text(mib: float) -> str:
+    """ "4.3 GB" from 4.3 GiB, "120 MB" under one GiB (the GPU panel's units)."""
+    return f"{gb(mib)} GB" if mib >= 1024 else f"{max(mib, 0.1):.0f} MB" if mib >= 1 else "<1 MB"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What one model process holds: on the GPU (VRAM) or, without one, in RAM."""
+
+    mib: float
+    where: str  # "VRAM" or "RAM"
+    split: str = ""  # "model 4403 · KV 1024 · compute 560 MiB" from the server's log
+
+    def text(self) -> str:
+        return f"{mib_text(self.mib)} {self.where}"
+
+
+def instance_memory(
+    inst: Instance, snapshot: GpuSnapshot | None, memory: MemoryByPid | None
+) -> Memory | None:
+    """The GPU probe's number for the process, else its log's device buffers; without GPU
+    memory its RSS (or its log's host buffers). None when nothing is known yet."""
+    pid = inst.pid
+    if pid is None:
+        return None
+    mem = (memory or {}).get(pid)
+    split = mem.split_text() if mem is not None else ""
+    gpu = snapshot.gpu_mib_of(pid) if snapshot is not None else None
+    if gpu is not None:
+        return Memory(gpu, "VRAM", split)
+    if mem is not None and mem.device_mib:
+        return Memory(mem.device_mib, "VRAM", split)
+    rss = snapshot.rss_mib.get(pid) if snapshot is not None else None
+    if rss is not None:
+        return Memory(rss, "RAM", split)
+    if mem is not None and mem.host_mib:
+        return Memory(mem.host_mib, "RAM", split)
+    return None
+
+
+# ── The status line and the tooltip ────────────────────────────────────────────
+def _title(inst: Instance) -> str:
+    return inst.title or inst.key
+
+
+def _names(titles: list[str]) -> str:
+    return ", ".join(titles)
+
+
+def status_line(
+    core: AppCore, snapshot: GpuSnapshot | None = None, memory: MemoryByPid | None = None
+) -> str:
+    """ "LLM ready · 4.3 GB VRAM", "LLM ready, loading Vision · 4.3 GB VRAM",
+    "Nothing loaded": the models in words and the memory they hold, no ports."""
+    insts = core.lifecycle.snapshot()
+    by_state: dict[ServerState, list[str]] = {}
+    for inst in insts:
+        by_state.setdefault(inst.state, []).append(_title(inst))
+    words = []
+    if ServerState.READY in by_state:
+        words.append(f"{_names(by_state[ServerState.READY])} ready")
+    if ServerState.STARTING in by_state:
+        words.append(f"loading {_names(by_state[ServerState.STARTING])}")
+    if ServerState.STOPPING in by_state:
+        words.append(f"unloading {_names(by_state[ServerState.STOPPING])}")
+    if ServerState.FAILED in by_state:
+        words.append(f"{_names(by_state[ServerState.FAILED])} failed")
+    if not words:
+        return "Nothing loaded"
+    text = ", ".join(words)
+    if text.startswith(("loading", "unloading")):
+        text = text[0].upper() + text[1:]
+    totals: dict[str, float] = {}
+    for inst in insts:
+        if inst.state.alive:
+            m = instance_memory(inst, snapshot, memory)
+            if m is not None:
+                totals[m.where] = totals.get(m.where, 0.0) + m.mib
+    held = [f"{mib_text(totals[w])} {w}" for w in ("VRAM", "RAM") if w in totals]
+    return " · ".join([text, " + ".join(held)]) if held else text
 
 
 def tooltip(
-    core: AppCore, snapshot: GpuSnapshot | None = None, run_in_progress: bool = False
+    core: AppCore,
+    snapshot: GpuSnapshot | None = None,
+    run_in_progress: bool = False,
+    memory: MemoryByPid | None = None,
 ) -> str:
-    parts = []
-    for port, st in core.manager.statuses().items():
-        if st.state in _WORDS:
-            parts.append(f"{server_label(core, st)} {_WORDS[st.state]} on :{port}")
+    lines = []
     if run_in_progress:
-        parts.insert(0, run_words(core))
-    if not parts:
-        parts.append("No model loaded")
+        lines.append(run_words(core))
+    lines.append(status_line(core, snapshot, memory))
     if snapshot is not None:
-        parts.append(snapshot.vram_text())
-    return ", ".join(parts)
+        lines.append(snapshot.vram_text())
+    if core.external:
+        lines.append(EXTERNAL_WARNING)
+    return "\n".join(lines)
 
 
 def run_words(core: AppCore) -> str:
@@ -81,36 +190,195 @@ def run_words(core: AppCore) -> str:
     return f"FamilyLog run {st.elapsed_text}" + (f": {last}" if last else "")
 
 
+# ── One model in the menu ──────────────────────────────────────────────────────
+def _instance_of(core: AppCore, entry: ModelEntry) -> Instance | None:
+    """The model's live instance, else a failed one (shown until cleared)."""
+    if not entry.configured:
+        return None
+    inst = core.lifecycle.instance(entry)
+    if inst is not None:
+        return inst
+    for i in core.lifecycle.snapshot():
+        if i.state is ServerState.FAILED and i.entry is not None and i.entry.file == entry.file:
+            return i
+    return None
+
+
 @dataclass(frozen=True)
 class ModelView:
     entry: ModelEntry
-    text: str  # "LLM: ready on :8082 (tiny-llama)"
+    name: str  # "LLM" for a role, else the model's name
+    state: str  # "not loaded", "loading", "ready", "unloading", "failed"
+    text: str  # "LLM: ready · tiny-llama"
     problem: str | None  # why it cannot be loaded
-    busy: bool
+    busy: bool  # loading or unloading: its action is greyed
+    action: str  # "load" or "unload": the one action the menu offers
+    enabled: bool
+
+    @property
+    def can_load(self) -> bool:
+        return self.action == "load" and self.enabled
+
+    @property
+    def can_unload(self) -> bool:
+        return self.action == "unload" and self.enabled
+
+    @property
+    def action_text(self) -> str:
+        if self.busy:
+            return f"{self.name}: {self.state}…"
+        return f"{self.action.capitalize()} {self.name}"
+
+
+def model_view(core: AppCore, entry: ModelEntry, name: str | None = None) -> ModelView:
+    """The model's state and its one action now: Unload while it runs, else Load."""
+    lifecycle = core.lifecycle
+    problem = entry.problem()
+    inst = _instance_of(core, entry)
+    state = WORDS[inst.state] if inst is not None else WORDS[ServerState.STOPPED]
+    busy = (lifecycle.is_busy(entry) if entry.configured else False) or state in (
+        "loading",
+        "unloading",
+    )
+    alive = inst is not None and inst.state.alive
+    name = name or entry.title
+    if problem and not alive:
+        text = f"{entry.title}: {problem}"
+    elif entry.role:
+        text = f"{entry.title}: {state} · {entry.display_name}"
+    else:
+        text = f"{name}: {state}"
+    return ModelView(
+        entry=entry,
+        name=name,
+        state=state,
+        text=text,
+        problem=problem,
+        busy=busy,
+        action="unload" if alive else "load",
+        enabled=not busy and (alive or not problem),
+    )
+
+
+def menu_names(entries: list[ModelEntry]) -> dict[str, str]:
+    """Key → the name the menu shows: the model's name, or its key where names repeat."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e.display_name] = counts.get(e.display_name, 0) + 1
+    return {e.key: e.display_name if counts[e.display_name] == 1 else e.key for e in entries}
+
+
+def other_models(core: AppCore) -> list[ModelView]:
+    """The catalogue's models that are not FamilyLog's roles: loaded ones first, then by
+    last use (most recent first), then in the catalogue's order."""
+    entries = [e for e in core.catalogue.entries() if not e.role]
+    names = menu_names(entries)
+    lifecycle = core.lifecycle
+    views = [model_view(core, e, names[e.key]) for e in entries]
+    order = {e.key: i for i, e in enumerate(entries)}
+
+    def key(v: ModelView) -> tuple:
+        loaded = v.state in ("loading", "ready", "unloading")
+        return (not loaded, -lifecycle.last_used(v.entry), order[v.entry.key])
+
+    return sorted(views, key=key)
+
+
+# ── The models window's rows ───────────────────────────────────────────────────
+TYPE_WORDS = {"llm": "LLM", "embedding": "Embedding", "reranker": "Reranker"}
+
+
+def type_text(entry: ModelEntry) -> str:
+    if entry.vision:
+        return "Vision"
+    return TYPE_WORDS.get(entry.type, entry.type)
+
+
+def elapsed_text(seconds: float) -> str:
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of the models window, every cell in words."""
+
+    key: str
+    name: str
+    role: str
+    type: str
+    size: str
+    quant: str
+    context: str
+    state: str  # "ready", "loading 0:03", "not loaded", ...
+    memory: str  # "120 MB RAM (model 0.4 · KV 0.2 · compute 1.5 MiB)"
+    memory_tip: str  # the model / KV / compute split
+    details: str  # "port 8082 · PID 1234": the only place ports and PIDs appear
+    tip: str  # the file, and why it cannot load or runs stale
+    loaded: bool  # a process runs (or failed) for it: listed first
+    loading: bool  # Cancel offered, a busy bar in the state cell
+    started_at: float | None
     can_load: bool
     can_unload: bool
 
 
-def model_view(core: AppCore, entry: ModelEntry) -> ModelView:
-    lifecycle = core.lifecycle
-    problem = entry.problem()
-    inst = lifecycle.instance(entry) if entry.configured else None
-    busy = lifecycle.is_busy(entry) if entry.configured else False
-    if problem:
-        text = f"{entry.title}: {problem}"
-    elif inst is not None:
-        text = f"{entry.title}: {_WORDS.get(inst.state, inst.state.value)} on :{inst.port} ({_name(entry)})"
+def model_row(
+    core: AppCore,
+    entry: ModelEntry,
+    snapshot: GpuSnapshot | None = None,
+    memory: MemoryByPid | None = None,
+    now: float | None = None,
+) -> ModelRow:
+    view = model_view(core, entry)
+    inst = _instance_of(core, entry)
+    loading = inst is not None and inst.state is ServerState.STARTING
+    if loading and inst is not None and inst.status.started_at:
+        state = f"loading {elapsed_text((now or time.time()) - inst.status.started_at)}"
+    elif view.problem and inst is None:
+        state = "cannot load"
     else:
-        text = f"{entry.title}: not loaded ({_name(entry)})"
-    return ModelView(
-        entry=entry,
-        text=text,
-        problem=problem,
-        busy=busy,
-        can_load=not problem and not busy and inst is None,
-        can_unload=not busy and inst is not None,
+        state = view.state
+    ctx_max = entry.max_context_length
+    if inst is not None and inst.state.alive and inst.context_length:
+        context = f"{inst.context_length:,}"
+    else:
+        context = f"{ctx_max:,}" if ctx_max else ""
+    mem = instance_memory(inst, snapshot, memory) if inst is not None and inst.state.alive else None
+    details = ""
+    if inst is not None:
+        details = f"port {inst.port}" + (f" · PID {inst.pid}" if inst.pid else "")
+    tips = [entry.path] + ([f"mmproj: {entry.mmproj}"] if entry.mmproj else [])
+    if view.problem:
+        tips.append(view.problem)
+    if inst is not None and inst.stale:
+        tips.append(f"Runs stale: {inst.stale}")
+    if inst is not None and inst.status.error:
+        tips.append(inst.status.error)
+    return ModelRow(
+        key=entry.key,
+        name=entry.display_name,
+        role=ROLE_TITLES.get(entry.role or "", ""),
+        type=type_text(entry),
+        size=size_text(entry.size_bytes) if entry.size_bytes else "",
+        quant=entry.quant or "",
+        context=context,
+        state=state,
+        memory=(mem.text() + (f" ({mem.split})" if mem.split else "")) if mem is not None else "",
+        memory_tip=mem.split if mem is not None else "",
+        details=details,
+        tip="\n".join(t for t in tips if t),
+        loaded=inst is not None,
+        loading=loading or (view.busy and inst is None),
+        started_at=inst.status.started_at if inst is not None else None,
+        can_load=view.can_load,
+        can_unload=view.can_unload,
     )
 
 
-def _name(entry: ModelEntry) -> str:
-    return Path(entry.path).name
+def row_order(core: AppCore) -> list[ModelEntry]:
+    """Every catalogue model, loaded ones (and failed ones) first, else in catalogue order."""
+    entries = core.catalogue.entries()
+    live = {i.entry.file for i in core.lifecycle.snapshot() if i.entry is not None and i.entry.file}
+    return [e for e in entries if e.file in live] + [e for e in entries if e.file not in live]

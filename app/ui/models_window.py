@@ -1,70 +1,224 @@
-"""The models and VRAM window: running servers live from the core's state events,
-Load / Unload / Switch buttons per profile, and the GPU panel."""
+"""The models window: every catalogue model in one list (loaded ones first) with a filter,
+Load / Unload / Cancel per row, the memory each holds, its port and PID in the details
+column (the only place they appear), the GPU panel and "Rescan folders".
+
+The cells are worked out by ``app.core.summary.model_row``; this module only renders
+them. Updates are per row: a state event re-renders its model's row, a GPU snapshot the
+loaded rows; only a catalogue change rebuilds the list.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from pathlib import Path
+import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QAbstractTableModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QGridLayout,
-    QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.gpu.models import GpuSnapshot
+from app.core.models.entry import ModelEntry
+from app.core.models.lifecycle import InstanceEvent
 from app.core.notices import Level, Notice
-from app.core.servers.states import ServerState, ServerStatus, StateEvent
-from app.core.summary import model_view, server_label
+from app.core.summary import ModelRow, external_text, model_row, row_order
 from app.ui.gpu_panel import GpuPanel, ServerShare
-from app.ui.tray_menu import MenuHost, external_text
+from app.ui.tray_menu import MenuHost
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Profile", "Model file", "mmproj", "Port", "PID", "State", "Uptime", "Context", "Memory")
+COLUMNS = (
+    "Name",
+    "Key",
+    "Role",
+    "Type",
+    "Size",
+    "Quant",
+    "Context",
+    "State",
+    "Memory",
+    "Details",
+    "",
+)
+FIELDS = ("name", "key", "role", "type", "size", "quant", "context", "state", "memory", "details")
+STATE_COL, MEMORY_COL, ACTIONS_COL = COLUMNS.index("State"), COLUMNS.index("Memory"), 10
 
 
-def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+class ModelsTable(QAbstractTableModel):
+    """The rows in display order; ``set_row`` changes one, ``reorder`` moves them."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rows: list[ModelRow] = []
+        self._index: dict[str, int] = {}
+
+    def rowCount(self, parent=None) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=None) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.column() >= len(FIELDS):
+            return None
+        row = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return getattr(row, FIELDS[index.column()])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if index.column() == MEMORY_COL:
+                return row.memory_tip or None
+            return row.tip or None
+        return None
+
+    def row_of(self, key: str) -> int | None:
+        return self._index.get(key)
+
+    def reset(self, rows: list[ModelRow]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self._index = {r.key: i for i, r in enumerate(rows)}
+        self.endResetModel()
+
+    def set_row(self, row: ModelRow) -> bool:
+        """Replace the row of ``row.key``; True if anything shown changed."""
+        i = self._index.get(row.key)
+        if i is None or self.rows[i] == row:
+            return False
+        self.rows[i] = row
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+        return True
+
+    def reorder(self, keys: list[str]) -> None:
+        """Put the rows in the order of ``keys`` (the same set), moving persistent indexes."""
+        if keys == [r.key for r in self.rows]:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self._index
+        by_key = {r.key: r for r in self.rows}
+        self.rows = [by_key[k] for k in keys]
+        self._index = {k: i for i, k in enumerate(keys)}
+        moved_from, moved_to = [], []
+        for k, new_row in self._index.items():
+            for c in range(len(COLUMNS)):
+                moved_from.append(self.index(old[k], c))
+                moved_to.append(self.index(new_row, c))
+        self.changePersistentIndexList(moved_from, moved_to)
+        self.layoutChanged.emit()
+
+
+class RowActions(QWidget):
+    """Load, Unload, and Cancel while the model loads, for the row of ``key``."""
+
+    def __init__(self, window: ModelsWindow, key: str) -> None:
+        super().__init__()
+        self.key = key
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(2, 0, 2, 0)
+        lay.setSpacing(4)
+        self.load = QPushButton("Load")
+        self.unload = QPushButton("Unload")
+        self.cancel = QPushButton("Cancel")
+        for b in (self.load, self.unload, self.cancel):
+            b.setAutoDefault(False)
+            b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 28)
+            lay.addWidget(b)
+        lay.addStretch(1)
+        self.load.clicked.connect(lambda: window.host.load(self.key))
+        self.unload.clicked.connect(lambda: window.host.unload(self.key))
+        self.cancel.clicked.connect(lambda: window.host.cancel(self.key))
+
+    def show_row(self, row: ModelRow) -> None:
+        self.key = row.key
+        self.load.setEnabled(row.can_load)
+        self.unload.setEnabled(row.can_unload)
+        self.cancel.setVisible(row.loading)
+
+
+class LoadingCell(QWidget):
+    """The state cell while a model loads: the elapsed time and a busy bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAutoFillBackground(True)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 0, 4, 0)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # indeterminate
+        self.bar.setTextVisible(False)
+        self.bar.setFixedWidth(48)
+        self.bar.setMaximumHeight(12)
+        lay.addWidget(self.label)
+        lay.addWidget(self.bar)
 
 
 class ModelsWindow(QWidget):
     def __init__(self, host: MenuHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.host = host
-        self.setWindowTitle("FamilyLog Tray: models and VRAM")
-        self.statuses: dict[int, ServerStatus] = dict(host.core.manager.statuses())
-        self.snapshot: GpuSnapshot | None = None
+        self.setWindowTitle("FamilyLog Tray: models and memory")
+        self.snapshot: GpuSnapshot | None = getattr(host, "gpu_snapshot", None)
         layout = QVBoxLayout(self)
 
-        box = QGroupBox("Models")
-        self._grid = QGridLayout(box)
-        self.profile_rows: dict[str, tuple[QLabel, QPushButton, QPushButton]] = {}
-        layout.addWidget(box)
+        top = QHBoxLayout()
+        self.filter_box = QLineEdit()
+        self.filter_box.setPlaceholderText("Filter by name or key")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(self.apply_filter)
+        top.addWidget(self.filter_box, 1)
+        self.rescan_label = QLabel()
+        top.addWidget(self.rescan_label)
+        self.rescan_button = QPushButton("Rescan folders")
+        self.rescan_button.setAutoDefault(False)
+        self.rescan_button.clicked.connect(self.rescan)
+        top.addWidget(self.rescan_button)
+        layout.addLayout(top)
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.model = ModelsTable(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        probe = RowActions(self, "")
+        self._actions_width = probe.sizeHint().width()
+        row_height = max(probe.sizeHint().height(), self.table.fontMetrics().height()) + 4
+        probe.deleteLater()
+        vh = self.table.verticalHeader()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(row_height)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
         layout.addWidget(self.table, 1)
 
+        self.scan_problems = QLabel()
+        self.scan_problems.setWordWrap(True)
+        self.scan_problems.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.scan_problems.hide()
+        layout.addWidget(self.scan_problems)
+        self.external_label = QLabel()
+        self.external_label.setWordWrap(True)
+        self.external_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.external_label.hide()
+        layout.addWidget(self.external_label)
         self.gpu_panel = GpuPanel()
         layout.addWidget(self.gpu_panel)
         self.problem = QLabel()
@@ -74,28 +228,35 @@ class ModelsWindow(QWidget):
         self.problem.hide()
         layout.addWidget(self.problem)
 
+        self.row_actions: dict[str, RowActions] = {}  # by key
+        self.loading_cells: dict[str, LoadingCell] = {}
         self._log_next_snapshot = True
-        self._uptime_timer = QTimer(self)
-        self._uptime_timer.setInterval(1000)
-        self._uptime_timer.timeout.connect(self._refresh_uptimes)
-        self.resize(1000, 520)
-        self.refresh_profiles()
-        self.refresh_table()
+        self._rescan_task: asyncio.Task | None = None
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(1000)
+        self._tick_timer.timeout.connect(self._tick)
+        self.resize(1340, 560)
+        self.rebuild()
 
     # ── Inputs ────────────────────────────────────────────────────────────────
-    def on_state(self, event: StateEvent) -> None:
-        """A state event from the core's manager: update that port's row."""
-        self.statuses[event.port] = event.status
-        self.refresh_table()
-        self.refresh_profiles()
+    def on_instance(self, event: InstanceEvent) -> None:
+        """A model process changed state: re-render its row (and move it if it was loaded
+        or unloaded)."""
+        self._reorder_if_needed()
+        self.update_rows([event.key])
+        self.refresh_external()
+
+    def on_catalogue(self) -> None:
+        """The catalogue changed (settings applied, folders rescanned): rebuild the list."""
+        self.rebuild()
 
     def on_snapshot(self, snapshot: GpuSnapshot) -> None:
         self.snapshot = snapshot
-        self.refresh_table()
+        self.update_rows([r.key for r in self.model.rows if r.loaded])
         shares = [
-            ServerShare(f"{server_label(self.host.core, st)} :{port}", st.pid)
-            for port, st in self.statuses.items()
-            if st.pid
+            ServerShare(f"{inst.title or inst.key} :{inst.port}", inst.pid)
+            for inst in self.host.core.lifecycle.snapshot()
+            if inst.pid
         ]
         self.gpu_panel.update_snapshot(snapshot, shares)
         if self._log_next_snapshot and self.isVisible():
@@ -110,107 +271,192 @@ class ModelsWindow(QWidget):
             text += f"\nLog: {notice.log_path}"
         self.problem.setText(text)
         self.problem.show()
-        self.refresh_table()  # a "port taken" notice comes with a new external server
+        self.refresh_external()  # a "port taken" notice comes with a new external server
 
     # ── Rendering ─────────────────────────────────────────────────────────────
-    def rows(self) -> list[ServerStatus]:
-        return [st for st in self.statuses.values() if st.state is not ServerState.STOPPED]
-
-    def refresh_table(self) -> None:
-        rows = self.rows()
-        shown = {st.port for st in rows}
-        external = [e for p, e in sorted(self.host.core.external.items()) if p not in shown]
-        self.table.setRowCount(len(rows) + len(external))
-        for r, st in enumerate(rows):
-            spec = st.spec
-            values = (
-                server_label(self.host.core, st),
-                Path(spec.model_path).name if spec else "",
-                Path(spec.mmproj).name if spec and spec.mmproj else "",
-                str(st.port),
-                str(st.pid or ""),
-                st.state.value,
-                format_uptime(st.uptime),
-                str(spec.ctx_size) if spec else "",
-                self._memory_text(st),
-            )
-            for c, v in enumerate(values):
-                item = QTableWidgetItem(v)
-                if c == 1 and spec:
-                    item.setToolTip(spec.model_path)
-                if c == 5 and st.error:
-                    item.setToolTip(st.error)
-                self.table.setItem(r, c, item)
-        for r, ext in enumerate(external, start=len(rows)):
-            values = ["", "", "", str(ext.port), str(ext.pid or ""), "external"]
-            values[0] = "llama-server" if ext.is_llama_server else (ext.name or "")
-            for c in range(len(COLUMNS)):
-                item = QTableWidgetItem(values[c] if c < len(values) else "")
-                item.setToolTip(
-                    f"{external_text(ext)}: started outside this app, left running."
-                    + (f"\n{ext.cmdline}" if ext.cmdline else "")
-                )
-                self.table.setItem(r, c, item)
-
-    def _memory_text(self, st: ServerStatus) -> str:
-        if not st.pid:
-            return ""
-        parts = []
+    def _memory(self):
         monitor = getattr(self.host, "gpu_monitor", None)
-        mem = monitor.server_memory.get(st.pid) if monitor else None
-        if mem is not None and mem.found:
-            parts.append(mem.text())
-        if self.snapshot is not None:
-            gpu = self.snapshot.gpu_mib_of(st.pid)
-            if gpu is not None:
-                parts.append(f"GPU {gpu:.0f} MiB")
-            rss = self.snapshot.rss_mib.get(st.pid)
-            if rss is not None:
-                parts.append(f"RSS {rss:.0f} MiB")
-        return "; ".join(parts)
+        return monitor.server_memory if monitor is not None else None
 
-    def _refresh_uptimes(self) -> None:
-        for r, st in enumerate(self.rows()):
-            item = self.table.item(r, 6)
-            if item is not None:
-                item.setText(format_uptime(st.uptime))
+    def _row(self, entry: ModelEntry, now: float) -> ModelRow:
+        return model_row(self.host.core, entry, self.snapshot, self._memory(), now)
 
-    def refresh_profiles(self) -> None:
-        core, host = self.host.core, self.host
-        for i, (name, entry) in enumerate(core.catalogue.roles().items()):
-            row = self.profile_rows.get(name)
-            if row is None:
-                label = QLabel()
-                label.setWordWrap(True)
-                load, unload = QPushButton("Load"), QPushButton("Unload")
-                load.clicked.connect(lambda _=False, n=name: self._act(n, host.load))
-                unload.clicked.connect(lambda _=False, n=name: self._act(n, host.unload))
-                for col, w in enumerate((label, load, unload)):
-                    self._grid.addWidget(w, i, col)
-                self._grid.setColumnStretch(0, 1)
-                row = self.profile_rows[name] = (label, load, unload)
-            label, load, unload = row
-            view = model_view(core, entry)
-            label.setText(view.text)
-            load.setEnabled(view.can_load)
-            unload.setEnabled(view.can_unload)
+    def rebuild(self) -> None:
+        """Every row from scratch (at start and when the catalogue changes)."""
+        now = time.time()
+        rows = [self._row(e, now) for e in row_order(self.host.core)]
+        self.model.reset(rows)
+        for w in (*self.row_actions.values(), *self.loading_cells.values()):
+            w.deleteLater()
+        self.row_actions, self.loading_cells = {}, {}
+        for r, row in enumerate(rows):
+            w = RowActions(self, row.key)
+            w.show_row(row)
+            self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
+            self.row_actions[row.key] = w
+            self._show_loading(row)
+        self._fit_columns()
+        self.apply_filter()
+        self.refresh_external()
 
-    def _act(self, role: str, action) -> None:
-        action(self.host.core.catalogue.role(role).key)
+    def _fit_columns(self, columns: tuple[int, ...] | None = None) -> None:
+        """Columns as wide as their text (the view measures the rows in sight only)."""
+        if columns is None:
+            self.table.resizeColumnsToContents()
+            self.table.setColumnWidth(ACTIONS_COL, self._actions_width)
+            columns = tuple(range(len(FIELDS)))
+        else:
+            for c in columns:
+                self.table.resizeColumnToContents(c)
+        for c in columns:
+            most = {0: 220, 1: 280, MEMORY_COL: 420}.get(c)
+            if most is not None and self.table.columnWidth(c) > most:
+                self.table.setColumnWidth(c, most)
+        if STATE_COL in columns:
+            self.table.setColumnWidth(STATE_COL, max(self.table.columnWidth(STATE_COL), 120))
+
+    def update_rows(self, keys: list[str] | None = None) -> None:
+        """Re-render the rows of ``keys`` (all when None); only changed rows repaint."""
+        core, now = self.host.core, time.time()
+        wanted = None if keys is None else set(keys)
+        changed = False
+        for row in list(self.model.rows):
+            if wanted is not None and row.key not in wanted:
+                continue
+            entry = core.catalogue.find(row.key)
+            if entry is None or entry.key != row.key:
+                continue
+            new = self._row(entry, now)
+            if self.model.set_row(new):
+                changed = True
+                self.row_actions[new.key].show_row(new)
+                self._show_loading(new)
+        if changed:
+            self._fit_columns((STATE_COL, MEMORY_COL, COLUMNS.index("Details")))
+
+    def refresh(self) -> None:
+        """After an action of the app: order and every row again (changed ones repaint)."""
+        self._reorder_if_needed()
+        self.update_rows()
+        self.refresh_external()
+
+    def _reorder_if_needed(self) -> None:
+        keys = [e.key for e in row_order(self.host.core)]
+        if sorted(keys) != sorted(r.key for r in self.model.rows):
+            self.rebuild()  # the catalogue changed under us
+            return
+        if keys != [r.key for r in self.model.rows]:
+            self.model.reorder(keys)
+            self._place_widgets()
+            self.apply_filter()
+
+    def _place_widgets(self) -> None:
+        """Each row's widgets in its cells after the rows moved (the view moves them with
+        the persistent indexes; made again if a cell holds another row's)."""
+        for r, row in enumerate(self.model.rows):
+            if self.table.indexWidget(self.model.index(r, ACTIONS_COL)) is not self.row_actions[
+                row.key
+            ] or self.table.indexWidget(self.model.index(r, STATE_COL)) is not (
+                self.loading_cells.get(row.key)
+            ):
+                break
+        else:
+            return
+        log.debug("Models window: making the row widgets again after a move")
+        for r, row in enumerate(self.model.rows):
+            w = self.row_actions[row.key] = RowActions(self, row.key)
+            w.show_row(row)
+            self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
+            self.table.setIndexWidget(self.model.index(r, STATE_COL), None)
+        self.loading_cells = {}
+        for row in self.model.rows:
+            self._show_loading(row)
+
+    def _show_loading(self, row: ModelRow) -> None:
+        """A busy bar in the state cell while the model loads."""
+        r = self.model.row_of(row.key)
+        if r is None:
+            return
+        idx = self.model.index(r, STATE_COL)
+        cell = self.loading_cells.get(row.key)
+        if row.loading:
+            if cell is None:
+                cell = self.loading_cells[row.key] = LoadingCell()
+                self.table.setIndexWidget(idx, cell)
+            cell.label.setText(row.state)
+        elif cell is not None:
+            del self.loading_cells[row.key]
+            self.table.setIndexWidget(idx, None)
+
+    def apply_filter(self, _text: str | None = None) -> None:
+        needle = self.filter_box.text().strip().casefold()
+        for r, row in enumerate(self.model.rows):
+            hit = not needle or needle in row.name.casefold() or needle in row.key.casefold()
+            self.table.setRowHidden(r, not hit)
+
+    def visible_rows(self) -> list[ModelRow]:
+        """The rows the filter shows, top to bottom."""
+        return [row for r, row in enumerate(self.model.rows) if not self.table.isRowHidden(r)]
+
+    def refresh_external(self) -> None:
+        """Ports held by programs the app did not start: their port and PID, here only."""
+        external = sorted(self.host.core.external.items())
+        if not external:
+            self.external_label.hide()
+            return
+        lines = [external_text(ext) for _, ext in external]
+        self.external_label.setText(
+            "Started outside this app and left running (the models that use these ports "
+            "cannot load there):\n" + "\n".join(lines)
+        )
+        self.external_label.show()
+
+    def _tick(self) -> None:
+        """Every second while shown: the loading rows' elapsed time, and the live rows
+        (a load's end and a drain come without a state event)."""
+        live = [r.key for r in self.model.rows if r.loaded or r.loading]
+        if live:
+            self.update_rows(live)
+
+    # ── Rescan ────────────────────────────────────────────────────────────────
+    def rescan(self) -> None:
+        task = self.host.rescan()
+        if task is None:
+            return
+        self._rescan_task = task
+        self.rescan_button.setEnabled(False)
+        self.rescan_label.setText("Scanning…")
+        task.add_done_callback(self._rescanned)
+
+    def _rescanned(self, task: asyncio.Task) -> None:
+        self.rescan_button.setEnabled(True)
+        if task.cancelled():
+            self.rescan_label.setText("")
+            return
+        if task.exception() is not None:
+            self.rescan_label.setText(f"Rescan failed: {task.exception()}")
+            return
+        problems = task.result() or []
+        found = sum(1 for e in self.host.core.catalogue.entries() if not e.role)
+        text = f"Found {found} model{'s' if found != 1 else ''} in the folders"
+        if problems:
+            text += f"; {len(problems)} could not be read"
+        self.rescan_label.setText(text)
+        self.scan_problems.setText("\n".join(problems))
+        self.scan_problems.setVisible(bool(problems))
 
     # ── Visibility drives the GPU probe rate ─────────────────────────────────
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
-        self._uptime_timer.start()
-        self.refresh_profiles()
-        self.refresh_table()
+        self._tick_timer.start()
+        self.refresh()
         monitor = getattr(self.host, "gpu_monitor", None)
         if monitor is not None:
             monitor.set_fast(True)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().hideEvent(event)
-        self._uptime_timer.stop()
+        self._tick_timer.stop()
         self._log_next_snapshot = True
         monitor = getattr(self.host, "gpu_monitor", None)
         if monitor is not None:

@@ -19,6 +19,7 @@ from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
+from app.core.models.lifecycle import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.settings_apply import apply_settings
@@ -106,6 +107,8 @@ class TrayApp(QObject):
         self._quit = asyncio.Event()
         self._unsubs = [
             core.manager.subscribe(self._on_state),
+            core.lifecycle.subscribe(self._on_instance),
+            core.catalogue.subscribe(self._on_catalogue),
             self.gpu_monitor.subscribe(self._on_snapshot),
             core.notices.subscribe(self._on_notice),
         ]
@@ -193,8 +196,15 @@ class TrayApp(QObject):
     # ── Core events ───────────────────────────────────────────────────────────
     def _on_state(self, event: StateEvent) -> None:
         self._render_state()
+        self.changed.emit()
+
+    def _on_instance(self, event: InstanceEvent) -> None:
         if self.models_window is not None:
-            self.models_window.on_state(event)
+            self.models_window.on_instance(event)
+
+    def _on_catalogue(self) -> None:
+        if self.models_window is not None:
+            self.models_window.on_catalogue()
         self.changed.emit()
 
     def _on_snapshot(self, snapshot: GpuSnapshot) -> None:
@@ -232,7 +242,14 @@ class TrayApp(QObject):
 
     def _render_state(self) -> None:
         self.tray.set_state(overall_state(self.core.manager.statuses(), self.run_in_progress))
-        self.tray.set_tooltip(tooltip(self.core, self.gpu_snapshot, self.run_in_progress))
+        self.tray.set_tooltip(
+            tooltip(
+                self.core,
+                self.gpu_snapshot,
+                self.run_in_progress,
+                self.gpu_monitor.server_memory,
+            )
+        )
 
     # ── Actions (menu, window, forwarded verbs) ───────────────────────────────
     def _spawn(self, coro, what: str) -> asyncio.Task:
@@ -243,7 +260,7 @@ class TrayApp(QObject):
     def _after_action(self) -> None:
         self._render_state()
         if self.models_window is not None:
-            self.models_window.refresh_profiles()
+            self.models_window.refresh()
         self.changed.emit()
 
     def load(self, key: str) -> asyncio.Task:
@@ -252,6 +269,15 @@ class TrayApp(QObject):
 
     def unload(self, key: str) -> asyncio.Task:
         return self._spawn(self.core.lifecycle.unload(key), f"Unloading {key}")
+
+    def cancel(self, key: str) -> asyncio.Task:
+        """Stop a load under way (the models window's Cancel); its server is stopped."""
+        return self._spawn(self.core.lifecycle.cancel_load(key), f"Cancelling the load of {key}")
+
+    def rescan(self) -> asyncio.Task:
+        """Read the model folders again; the task's result is the files that could not be
+        read (the catalogue tells the windows about the new list)."""
+        return self._spawn(self.core.catalogue.rescan(), "Rescanning the model folders")
 
     def unload_ports(self, ports: tuple[int, ...]) -> asyncio.Task | None:
         ports = tuple(p for p in ports if not self.core.manager.is_busy(p))

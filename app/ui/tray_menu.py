@@ -1,7 +1,9 @@
-"""The tray menu, rebuilt from the current state each time it opens.
+"""The tray menu, rebuilt from the current state each time it opens. It speaks in models:
+a status line, FamilyLog's Vision and LLM with one Load or Unload each, "Other models",
+"Unload all"; ports and PIDs are left to the models window.
 
-Every action is an attribute (``act_*``, ``profile_actions[name]``) so tests can
-``.trigger()`` it without a real tray.
+Every action is an attribute (``act_*``, ``profile_actions[role]``, ``other_actions[key]``)
+so tests can ``.trigger()`` it without a real tray.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
-from app.core.servers.external import ExternalServer
-from app.core.summary import model_view, tooltip
+from app.core.summary import EXTERNAL_WARNING, ModelView, model_view, other_models, status_line
 from app.ui.hooks import UiHooks
 
 
@@ -27,6 +28,8 @@ class MenuHost(Protocol):
     def unload(self, key: str) -> None: ...
     def unload_ports(self, ports: tuple[int, ...]) -> None: ...
     def unload_all(self) -> None: ...
+    def cancel(self, key: str) -> None: ...
+    def rescan(self) -> None: ...
     def show_models(self) -> None: ...
     def show_settings(self) -> None: ...
     def quit(self) -> None: ...
@@ -34,18 +37,20 @@ class MenuHost(Protocol):
 
 @dataclass
 class ProfileActions:
+    """A FamilyLog model in the menu: its state line and its one action (Load or Unload)."""
+
     header: QAction
-    load: QAction
-    unload: QAction
-    settings: QAction | None  # offered when the profile cannot be loaded
+    action: QAction
+    kind: str  # "load" or "unload": what ``action`` does
+    settings: QAction | None  # offered when the model cannot be loaded
 
+    @property
+    def load(self) -> QAction | None:
+        return self.action if self.kind == "load" else None
 
-def external_text(ext: ExternalServer) -> str:
-    """``llama-server on :8080: external (PID 123)``: a port held by a program the app
-    did not start (never stopped by the app)."""
-    what = "llama-server" if ext.is_llama_server else (ext.name or "another program")
-    pid = f"PID {ext.pid}" if ext.pid else "PID unknown"
-    return f"{what} on :{ext.port}: external ({pid})"
+    @property
+    def unload(self) -> QAction | None:
+        return self.action if self.kind == "unload" else None
 
 
 class TrayMenu(QMenu):
@@ -53,6 +58,7 @@ class TrayMenu(QMenu):
         super().__init__(parent)
         self.host = host
         self.profile_actions: dict[str, ProfileActions] = {}
+        self.other_actions: dict[str, ProfileActions] = {}
         self.aboutToShow.connect(self.rebuild)
         self.rebuild()
 
@@ -60,41 +66,48 @@ class TrayMenu(QMenu):
         self.clear()
         host, core = self.host, self.host.core
         snapshot = getattr(host, "gpu_snapshot", None)
-        self.act_status = self._add(tooltip(core, snapshot, host.run_in_progress), enabled=False)
+        monitor = getattr(host, "gpu_monitor", None)
+        memory = monitor.server_memory if monitor is not None else None
+        self.act_status = self._add(status_line(core, snapshot, memory), enabled=False)
+        # ports held by programs the app did not start: the details are in the models window
+        self.external_actions = []
+        if core.external:
+            warn = self._add(EXTERNAL_WARNING)
+            warn.triggered.connect(host.show_models)
+            self.external_actions.append(warn)
         self.addSeparator()
         self.profile_actions = {}
-        roles = core.catalogue.roles()
-        for name, entry in roles.items():
+        for name, entry in core.catalogue.roles().items():
             view = model_view(core, entry)
             header = self._add(view.text, enabled=False)
-            load = self._add(f"Load {entry.title}", enabled=view.can_load)
-            load.triggered.connect(lambda _=False, k=entry.key: host.load(k))
-            unload = self._add(f"Unload {entry.title}", enabled=view.can_unload)
-            unload.triggered.connect(lambda _=False, k=entry.key: host.unload(k))
+            action = self._model_action(view)
             if view.problem and not view.can_unload:  # nothing to do but set it up
-                for act in (load, unload):
-                    act.setVisible(False)
+                action.setVisible(False)
             fix = None
             if view.problem:
                 fix = self._add(f"Set up {entry.title} in Settings…")
                 fix.triggered.connect(host.show_settings)
-            self.profile_actions[name] = ProfileActions(header, load, unload, fix)
-            self.addSeparator()
-        role_files = {e.file for e in roles.values() if e.configured}
+            self.profile_actions[name] = ProfileActions(header, action, view.action, fix)
+        self.addSeparator()
+        self.other_menu = self.addMenu("Other models")
+        self.other_actions = {}
+        for view in other_models(core):
+            act = self._model_action(view, self.other_menu, other=True)
+            self.other_actions[view.entry.key] = ProfileActions(act, act, view.action, None)
+        # processes whose file left the catalogue: still unloadable from here
+        self.orphan_actions = []
         for inst in core.lifecycle.snapshot():
-            if not inst.status.state.alive or (inst.entry and inst.entry.file in role_files):
-                continue
-            act = self._add(f"Unload {inst.key}", enabled=not core.manager.is_busy(inst.port))
-            act.triggered.connect(lambda _=False, p=inst.port: host.unload_ports((p,)))
-        # ports held by programs the app did not start: shown, never stopped from here
-        self.external_actions = [
-            self._add(external_text(ext), enabled=False) for _, ext in sorted(core.external.items())
-        ]
+            if inst.entry is None and inst.status.state.alive:
+                act = self._add(f"Unload {inst.key}", menu=self.other_menu)
+                act.setEnabled(not core.manager.is_busy(inst.port))
+                act.triggered.connect(lambda _=False, p=inst.port: host.unload_ports((p,)))
+                self.orphan_actions.append(act)
+        self.other_menu.setEnabled(bool(self.other_actions or self.orphan_actions))
         any_alive = any(st.state.alive for st in core.manager.statuses().values())
         self.act_unload_all = self._add("Unload all", enabled=any_alive)
         self.act_unload_all.triggered.connect(host.unload_all)
         self.addSeparator()
-        self.act_models = self._add("Show models and VRAM…")
+        self.act_models = self._add("Models and memory…")
         self.act_models.triggered.connect(host.show_models)
         hooks = host.hooks
         self.act_logs = self._add("Show logs…", enabled=hooks.show_logs is not None)
@@ -128,7 +141,17 @@ class TrayMenu(QMenu):
         self.act_quit = self._add("Quit")
         self.act_quit.triggered.connect(host.quit)
 
-    def _add(self, text: str, *, enabled: bool = True) -> QAction:
-        act = self.addAction(text)
+    def _model_action(self, view: ModelView, menu: QMenu | None = None, other=False) -> QAction:
+        """The one action of a model: "Load X" / "Unload X", greyed while it is busy."""
+        text = view.action_text
+        if other and view.state not in ("not loaded", "loading", "unloading"):
+            text += f" ({view.state})"  # "Unload alpha-1b (ready)"
+        act = self._add(text, enabled=view.enabled, menu=menu)
+        do = self.host.load if view.action == "load" else self.host.unload
+        act.triggered.connect(lambda _=False, k=view.entry.key: do(k))
+        return act
+
+    def _add(self, text: str, *, enabled: bool = True, menu: QMenu | None = None) -> QAction:
+        act = (menu or self).addAction(text)
         act.setEnabled(enabled)
         return act

@@ -78,6 +78,9 @@ def test_cuda_log_gives_the_model_kv_compute_split() -> None:
     assert mem.text() == (
         "GPU 5987 MiB: model 4403, KV 1024, compute 560; host 306 MiB; 33/33 layers on GPU"
     )
+    # the split over every buffer, device and host (the models window's memory column)
+    assert mem.kinds["model"] == pytest.approx(4403.49 + 281.81)
+    assert mem.split_text() == "model 4685 · KV 1024 · compute 584 MiB"
 
 
 def test_partial_offload_with_mmproj() -> None:
@@ -97,6 +100,7 @@ def test_real_cpu_log_is_all_host_memory() -> None:
     assert mem.host_mib == pytest.approx(0.36 + 0.0 + 0.25 + 1.51)
     assert (mem.layers_offloaded, mem.layers_total) == (3, 3)
     assert mem.found
+    assert mem.split_text() == "model 0.4 · KV 0.2 · compute 1.5 MiB"  # in host memory
 
 
 def test_host_buffer_names() -> None:

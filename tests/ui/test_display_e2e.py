@@ -17,6 +17,7 @@ import pytest
 
 from app.core.settings.settings_file import update_settings_file
 from tests.conftest import free_port, wait_until
+from tests.support.tiny_model import write_tiny_model
 
 pytestmark = pytest.mark.display
 
@@ -51,7 +52,7 @@ def xdisplay():
         pytest.skip(f"missing {', '.join(missing)} (.ci/run installs them)")
     r, w = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", "1024x700x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
         pass_fds=(w,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -111,16 +112,29 @@ def grab(env: dict[str, str], name: str) -> Path:
 
 
 def test_tray_icon_menu_and_models_window_on_a_real_x_server(
-    xdisplay, app_home, llama_server_bin, tiny_model
+    xdisplay, app_home, llama_server_bin, tiny_model, tiny_model_b, tmp_path
 ) -> None:
     env = {**xdisplay, "QT_QPA_PLATFORM": "xcb"}
     port = free_port()
+    models = tmp_path / "lms-models"
+    for i, rel in enumerate(
+        (
+            "lmstudio-community/Alpha-1B-GGUF/Alpha-1B-Q8_0.gguf",
+            "bartowski/beta-2b-GGUF/beta-2b-F32.gguf",
+            "gamma-loose.gguf",
+        )
+    ):
+        path = models / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tiny_model(path, seed=10 + i, name=path.stem.rsplit("-", 1)[0].lower())
     app_home.mkdir(parents=True, exist_ok=True)
     update_settings_file(
         app_home / "settings.env",
         {
             "LLAMA_SERVER_PATH": llama_server_bin,
             "LLM_MODEL_GGUF": str(tiny_model),
+            "VISION_MODEL_GGUF": str(tiny_model_b),
+            "MODEL_DIRS": str(models),
             "LLM_LOAD_AT_START": "true",
             "LLAMA_LLM_PORT": str(port),
             "LLAMA_CTX_SIZE": "512",
@@ -161,7 +175,29 @@ def test_tray_icon_menu_and_models_window_on_a_real_x_server(
         )
         assert wait_until(lambda: any(ww > 200 for _, _, ww, _ in app_windows(xdisplay)), 20)
         grab(xdisplay, "e2e-tray-menu.png")
-        subprocess.run(["xdotool", "key", "Escape"], env=xdisplay, check=True, timeout=10)
+        # "Other models" opened too: hover down the menu until a submenu window appears
+        # (it is the first submenu from the top); the menu has no keyboard focus here
+        menu_id, _, mw, mh = max(app_windows(xdisplay), key=lambda x: x[2] * x[3])
+
+        def menus() -> int:
+            return len([1 for _, _, ww, hh in app_windows(xdisplay) if ww > 100 and hh > 20])
+
+        shown = menus()
+        opened = False
+        for y in range(8, mh, 8):
+            subprocess.run(
+                ["xdotool", "mousemove", "--window", menu_id, str(mw // 2), str(y)],
+                env=xdisplay,
+                check=True,
+                timeout=10,
+            )
+            if wait_until(lambda: menus() > shown, 0.6):
+                opened = True
+                break
+        assert opened, tree(xdisplay)
+        grab(xdisplay, "e2e-tray-menu-other-models.png")
+        for _ in range(2):
+            subprocess.run(["xdotool", "key", "Escape"], env=xdisplay, check=True, timeout=10)
 
         # a second launch forwards --show to this instance
         second = subprocess.run(
@@ -174,7 +210,7 @@ def test_tray_icon_menu_and_models_window_on_a_real_x_server(
         assert second.returncode == 0 and "models window is open" in second.stdout, second
         assert wait_until(lambda: logged("Models window shows GPU memory"), 30)
         visible = subprocess.run(
-            ["xdotool", "search", "--onlyvisible", "--name", "models and VRAM"],
+            ["xdotool", "search", "--onlyvisible", "--name", "models and memory"],
             env=xdisplay,
             capture_output=True,
             text=True,

@@ -1,5 +1,6 @@
-"""A program the app did not start holds the LLM port: the tray menu and the models
-window show it as "external (PID n)", and the app leaves it running."""
+"""A program the app did not start holds the LLM port: the tray menu warns in words (no
+port, no PID), the models window shows it as "external (PID n)", and the app leaves it
+running."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 
 import pytest
 
+from app.core.summary import EXTERNAL_WARNING
 from tests.support.app import alive
-from tests.ui.test_tray_menu import table_rows
+from tests.ui.test_tray_menu import menu_texts
 
 
 def _listening(port: int) -> bool:
@@ -45,14 +47,15 @@ def test_a_foreign_server_on_the_llm_port_is_shown_as_external(
     menu = app.menu
     menu.rebuild()
     texts = [a.text() for a in menu.external_actions]
-    assert len(texts) == 1 and f":{port}: external (PID {pid})" in texts[0], texts
-    assert not menu.external_actions[0].isEnabled()  # information, not an action
+    assert texts == [EXTERNAL_WARNING]
+    assert not [t for t in menu_texts(menu) if str(port) in t or "PID" in t]
+    assert str(port) not in app.tray.icon.toolTip()
 
-    app.show_models()
+    menu.external_actions[0].trigger()  # it opens the models window, where the details are
     window = app.models_window
-    wait(lambda: any(r["State"] == "external" for r in table_rows(window)))
-    row = next(r for r in table_rows(window) if r["State"] == "external")
-    assert row["Port"] == str(port) and row["PID"] == str(pid)
+    assert window is not None and window.isVisible()
+    assert window.external_label.isVisible()
+    assert f":{port}: external (PID {pid})" in window.external_label.text()
     assert alive(pid)  # shown, never stopped by the app
 
 
@@ -72,7 +75,9 @@ def test_a_foreign_server_that_starts_later_shows_up_when_the_menu_opens(
         wait(lambda: port in app.core.external)
         assert app.core.external[port].pid == proc.pid
         app.menu.rebuild()
-        assert any(f"external (PID {proc.pid})" in a.text() for a in app.menu.external_actions)
+        assert [a.text() for a in app.menu.external_actions] == [EXTERNAL_WARNING]
+        app.show_models()
+        assert f"external (PID {proc.pid})" in app.models_window.external_label.text()
         assert any(n.title == f"Port {port} is taken" for n in app.core.notices.history)
         assert alive(proc.pid)
     finally:

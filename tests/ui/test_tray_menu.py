@@ -2,55 +2,78 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from app.core.notices import Level
 from app.core.servers.states import ServerState
 from app.core.summary import TrayState
 
 
-def table_rows(window) -> list[dict[str, str]]:
-    t = window.table
-    heads = [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())]
+def table_rows(window, *, visible_only: bool = True) -> list[dict[str, str]]:
+    """The models window's rows as shown: header text → cell text, top to bottom."""
+    model, table = window.table.model(), window.table
+    heads = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     return [
-        {heads[c]: t.item(r, c).text() for c in range(t.columnCount())} for r in range(t.rowCount())
+        {heads[c]: model.data(model.index(r, c)) or "" for c in range(model.columnCount())}
+        for r in range(model.rowCount())
+        if not (visible_only and table.isRowHidden(r))
     ]
+
+
+def menu_texts(menu) -> list[str]:
+    """Every text in the menu, its submenus included."""
+    out = []
+    for act in menu.actions():
+        out.append(act.text())
+        if act.menu() is not None:
+            out += menu_texts(act.menu())
+    return out
 
 
 def test_load_from_menu_shows_the_row_with_its_pid_then_unload(
     make_app, arun, wait, tiny_model, port
 ) -> None:
     app = make_app(LLM_MODEL_GGUF=str(tiny_model))
+    key = app.core.catalogue.role("llm").key
     app.show_models()
     window = app.models_window
     menu = app.menu
     menu.rebuild()
     llm = menu.profile_actions["llm"]
-    assert llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert llm.load is llm.action and llm.unload is None
+    assert llm.load.isEnabled() and llm.load.text() == "Load LLM"
     assert "not loaded" in llm.header.text()
+    assert menu.act_status.text() == "Nothing loaded"
 
     llm.load.trigger()
     wait(lambda: app.core.manager.status(port).state is ServerState.READY)
     status = app.core.manager.status(port)
-    wait(lambda: any(r["PID"] == str(status.pid) for r in table_rows(window)))
-    row = next(r for r in table_rows(window) if r["Port"] == str(port))
+    wait(lambda: table_rows(window)[0]["State"] == "ready")
+    row = table_rows(window)[0]
     assert row == row | {
-        "Profile": "LLM",
-        "Model file": tiny_model.name,
-        "PID": str(status.pid),
-        "State": "ready",
+        "Name": "tiny-llama",
+        "Key": key,
+        "Role": "LLM",
+        "Type": "LLM",
         "Context": "512",
+        "Details": f"port {port} · PID {status.pid}",
     }
     assert app.tray.state is TrayState.READY
-    assert f"LLM ready on :{port}" in app.tray.icon.toolTip()
+    tip = app.tray.icon.toolTip()
+    assert "LLM ready" in tip and str(port) not in tip and "PID" not in tip
 
     menu.rebuild()
     llm = menu.profile_actions["llm"]
-    assert f"ready on :{port}" in llm.header.text()
-    assert not llm.load.isEnabled() and llm.unload.isEnabled()
+    assert llm.header.text() == "LLM: ready · tiny-llama"
+    assert llm.load is None and llm.unload.isEnabled() and llm.unload.text() == "Unload LLM"
+    assert menu.act_status.text().startswith("LLM ready")
     assert menu.act_unload_all.isEnabled()
+    assert not [t for t in menu_texts(menu) if str(port) in t or "PID" in t]
 
     llm.unload.trigger()
     wait(lambda: app.core.manager.status(port).state is ServerState.STOPPED)
-    wait(lambda: table_rows(window) == [])
+    wait(lambda: table_rows(window)[0]["State"] == "not loaded")
+    assert table_rows(window)[0]["Details"] == ""
     assert app.tray.state is TrayState.IDLE
 
 
@@ -90,7 +113,7 @@ def test_missing_model_file_is_explained_and_offers_settings(
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
     assert f"Model file not found: {missing}" in llm.header.text()
-    assert not llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert not llm.load.isEnabled() and llm.unload is None
     assert not llm.load.isVisible()  # nothing to do but set it up
     assert llm.settings is not None
     vision = app.menu.profile_actions["vision"]
@@ -120,8 +143,8 @@ def test_switch_mode_load_swaps_the_models_on_the_single_port(
 
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
-    assert not llm.load.isEnabled() and llm.unload.isEnabled()  # already there
-    assert f"ready on :{single}" in llm.header.text()
+    assert llm.load is None and llm.unload.isEnabled()  # already there
+    assert "ready" in llm.header.text() and str(single) not in llm.header.text()
     app.menu.profile_actions["vision"].load.trigger()
     wait(
         lambda: (
@@ -135,7 +158,7 @@ def test_switch_mode_load_swaps_the_models_on_the_single_port(
     assert port2 not in manager.statuses() or not manager.status(port2).state.alive
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
-    assert llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert llm.load.isEnabled() and llm.unload is None
     assert "not loaded" in llm.header.text()
     assert app.menu.act_unload_all.text() == "Unload all"
     app.menu.act_unload_all.trigger()
@@ -149,7 +172,7 @@ def test_busy_port_disables_actions(make_app, arun, wait, tiny_model, port) -> N
     wait(lambda: app.core.manager.is_busy(port))
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
-    assert not llm.load.isEnabled() and not llm.unload.isEnabled()
+    assert not llm.action.isEnabled()  # busy: greyed
     again = app.load(key)  # asked twice while loading: one load, one process
     first, second = arun(task), arun(again)
     assert first.pid == second.pid and first.port == second.port == port
@@ -204,8 +227,8 @@ def test_api_load_then_tray_load_is_one_process(make_app, arun, wait, tiny_model
     assert _one_llama_server(app, port) == pid
     app.menu.rebuild()
     llm = app.menu.profile_actions["llm"]
-    assert not llm.load.isEnabled() and llm.unload.isEnabled()
-    assert f"ready on :{port}" in llm.header.text()
+    assert llm.load is None and llm.unload.isEnabled()
+    assert llm.header.text() == "LLM: ready · tiny-llama"
 
 
 def test_tray_load_then_api_load_is_one_process(make_app, arun, wait, tiny_model, port) -> None:

@@ -97,7 +97,8 @@ class GpuMonitor:
         return snapshot
 
     def _on_state(self, event: StateEvent) -> None:
-        if self._fast and event.new in (ServerState.READY, ServerState.STOPPED):
+        # a model came or went: probe now, so the tray's status line shows what it holds
+        if event.new in (ServerState.READY, ServerState.STOPPED):
             self._wake.set()
 
     async def _run(self) -> None:

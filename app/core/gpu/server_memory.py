@@ -39,6 +39,8 @@ class ServerMemory:
     layers_offloaded: int | None = None
     layers_total: int | None = None
     devices: dict[str, float] = field(default_factory=dict)
+    # MiB per kind ("model", "KV", "compute", ...) over device and host buffers together
+    kinds: dict[str, float] = field(default_factory=dict)
 
     @property
     def device_mib(self) -> float:
@@ -66,6 +68,19 @@ class ServerMemory:
             parts.append("no GPU buffers")
         return "; ".join(parts)
 
+    def split_text(self) -> str:
+        """ "model 4403 · KV 1024 · compute 560 MiB" over every buffer, device or host."""
+        parts = [
+            f"{kind} {_mib(self.kinds[kind])}"
+            for kind in ("model", "KV", "compute")
+            if self.kinds.get(kind)
+        ]
+        return " · ".join(parts) + " MiB" if parts else ""
+
+
+def _mib(v: float) -> str:
+    return f"{v:.1f}" if v < 10 else f"{v:.0f}"
+
 
 def parse_server_memory(text: str) -> ServerMemory:
     """Sum the buffer lines of one start of llama-server."""
@@ -74,6 +89,7 @@ def parse_server_memory(text: str) -> ServerMemory:
         m = _BUFFER.search(line)
         if m:
             name, kind, mib = m.group("buf"), m.group("kind"), float(m.group("mib"))
+            mem.kinds[kind] = mem.kinds.get(kind, 0.0) + mib
             if is_host_buffer(name):
                 mem.host_mib += mib
                 continue

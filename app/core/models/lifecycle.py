@@ -44,6 +44,8 @@ _LOAD_ERRORS = (
     OSError,
 )
 
+_GOING = (ServerState.STOPPING, ServerState.STOPPED, ServerState.FAILED)
+
 
 class LoadFailedError(RuntimeError):
     """The model could not be loaded; the message says why (answered as 503)."""
@@ -138,6 +140,7 @@ class ModelLifecycle:
         self._draining: set[int] = set()
         self._configs: dict[int, LoadConfig] = {}  # the config a client asked for, per port
         self._subscribers: list[Subscriber] = []
+        self._used_at: dict[tuple[str, str | None], float] = {}  # by file, kept after unload
         self._unsubscribe = manager.subscribe(self._on_state)
 
     # ── Reading ────────────────────────────────────────────────────────────────
@@ -233,7 +236,25 @@ class ModelLifecycle:
         self._subscribers.append(cb)
         return lambda: self._subscribers.remove(cb) if cb in self._subscribers else None
 
+    def last_used(self, model: str | ModelEntry) -> float:
+        """When the model was last used (loaded or asked), also after it was unloaded; 0 if
+        never since the app started (the tray lists other models by it)."""
+        try:
+            entry = self.entry(model)
+        except UnknownModelError:
+            return 0.0
+        st = self._alive_for(entry)
+        if st is not None:
+            return self._instance(st).last_used
+        return self._used_at.get(entry.file, 0.0)
+
     def _on_state(self, event: StateEvent) -> None:
+        spec = event.status.spec
+        if spec is not None and event.new in _GOING:  # remember its last use for the tray
+            file = (spec.model_path, spec.mmproj or None)
+            used = max(self.usage.last_used(event.port), event.status.ready_at or 0.0)
+            if used > self._used_at.get(file, 0.0):
+                self._used_at[file] = used
         if event.new in (ServerState.STOPPED, ServerState.FAILED):
             self.usage.forget(event.port)
         if event.new is ServerState.STOPPED:
