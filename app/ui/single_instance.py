@@ -162,15 +162,17 @@ class InstanceServer(QObject):
         (``other_instance``) or the channel is unavailable."""
         if self._server.isListening():
             return True
-        if self._server.listen(self.name):
-            return True
+        # Ask first: with UserAccessOption, Qt listens on a temporary path and renames it
+        # over the name, so listen() alone would take a live instance's name away.
         probe = QLocalSocket()
         probe.connectToServer(self.name)
-        if probe.waitForConnected(500):  # a live instance: never take its name away
+        if probe.waitForConnected(500):
             probe.disconnectFromServer()
             self.other_instance = True
             log.info("Another instance listens on %s", self.name)
             return False
+        if self._server.listen(self.name):
+            return True
         # A socket file left by a crashed instance: nobody answered, so remove it.
         QLocalServer.removeServer(self.name)
         ok = self._server.listen(self.name)
