@@ -25,6 +25,9 @@ from app.paths import AppPaths
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
+    from app.core.notices import Notice
+    from app.ui.tray_app import TrayApp
+
 log = logging.getLogger(__name__)
 
 EXIT_NO_DISPLAY = 2
@@ -153,13 +156,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     core = build_core(settings, paths)
     tray_app = TrayApp(core, paths, instance=instance)
     if origin is not None:
-        told = Notice(Level.INFO, "Settings found", origin)
-
-        def tell(_shown: bool) -> None:  # once the tray can show it (or is known absent)
-            tray_app.tray_shown.disconnect(tell)
-            core.notices.emit(told)
-
-        tray_app.tray_shown.connect(tell)
+        announce_when_shown(tray_app, Notice(Level.INFO, "Settings found", origin))
 
     # SIGINT / SIGTERM: quit cleanly (stop the servers). Python runs signal handlers only
     # when the interpreter gets control, so the wake-up fd pokes the Qt loop.
@@ -199,6 +196,17 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         wsock.close()
     log.info("Exited cleanly")
     return code
+
+
+def announce_when_shown(tray_app: TrayApp, notice: Notice) -> None:
+    """Emit ``notice`` once, when the tray icon is up (a balloon needs it) or known absent
+    (then the log and the models window carry it)."""
+
+    def tell(_shown: bool) -> None:
+        tray_app.tray_shown.disconnect(tell)
+        tray_app.core.notices.emit(notice)
+
+    tray_app.tray_shown.connect(tell)
 
 
 def _already_running(paths: AppPaths) -> int | None:

@@ -188,3 +188,17 @@ def test_load_and_unload_are_forwarded(running_app, llama_server_bin, tiny_model
     assert code == 0 and "was not loaded; nothing to do" in out, (out, err)
     code, out, err = cli("--unload", "no-such-model")
     assert code == 1 and "There is no model called 'no-such-model'" in err, err
+
+
+def test_the_settings_notice_waits_for_the_tray(make_app) -> None:
+    from app.core.notices import Level, Notice
+    from app.ui.launch import announce_when_shown
+
+    app = make_app()
+    told = Notice(Level.INFO, "Settings found", "Set-up skipped: the app uses ...")
+    announce_when_shown(app, told)
+    assert told not in app.core.notices.history  # no tray icon yet: a balloon would be lost
+    app.tray_shown.emit(True)
+    app.tray_shown.emit(True)
+    assert [n for n in app.core.notices.history if n is told] == [told]
+    assert app.notifier.history[-1] is told
