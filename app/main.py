@@ -5,6 +5,8 @@
 - ``--show`` / ``--logs`` / ``--process-now``: forwarded to the running instance when
   there is one (``app.ui.single_instance``); otherwise ``--process-now`` runs once headless
   and the others start the tray with that window open.
+- ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running instance, which
+  answers when the load is done; with none running they say so and exit 3 (no GUI starts).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -16,6 +18,12 @@ import asyncio
 import sys
 
 from app import __version__
+
+# Exit codes of the command line (the README lists them).
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the running app answered with an error (unknown model, load failed)
+EXIT_USAGE = 2  # bad arguments or settings, no display
+EXIT_NOT_RUNNING = 3  # --load/--unload with no running app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +38,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-now", action="store_true", help="start a FamilyLog run")
     p.add_argument("--autostart", action="store_true", help="started at login: stay quiet")
     p.add_argument(
+        "--load",
+        metavar="KEY",
+        help="ask the running app to load this model (its key or alias) and wait until it is",
+    )
+    p.add_argument(
+        "--ctx",
+        metavar="N",
+        type=_positive_int,
+        help="with --load: the context length in tokens (default: LLAMA_CTX_SIZE)",
+    )
+    p.add_argument(
+        "--unload",
+        metavar="KEY|all",
+        help="ask the running app to unload this model, or every model with 'all'",
+    )
+    p.add_argument(
         "--start-at-login",
         choices=["on", "off", "status"],
         help="turn starting at login on or off, or show its state",
     )
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.load is not None and args.unload is not None:
+        p.error("--load and --unload cannot be combined; run them one after the other")
+    if args.ctx is not None and args.load is None:
+        p.error("--ctx goes with --load")
+    if (args.load is not None or args.unload is not None) and args.headless:
+        p.error("--load and --unload ask the running tray app; they do not go with --headless")
+    return args
+
+
+def model_command(args: argparse.Namespace, settings, paths) -> int:
+    """``--load`` / ``--unload``: ask the running app, print its answer, exit like ``lms``."""
+    from app.ui.single_instance import NoAnswerError, request
+
+    if args.load is not None:
+        verb, request_args = "load", {"key": args.load, "ctx": args.ctx}
+        wait = settings.LLAMA_READY_TIMEOUT + settings.EVICT_WAIT_SECONDS + 30
+    else:
+        verb, request_args = "unload", {"key": args.unload}
+        wait = settings.EVICT_WAIT_SECONDS + 30
+    try:
+        reply = request(verb, paths, request_args, timeout=2.0, reply_timeout=wait)
+    except NoAnswerError:
+        print(
+            f"familylog-tray: the running app did not answer within {wait:g} s; the {verb} "
+            "may still be under way (see the tray or the models window).",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    if reply is None:
+        print(
+            "familylog-tray is not running, so there is nothing to "
+            f"{verb} the model in. Start it first (run `familylog-tray`, or from your "
+            "applications menu), then try again.",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_RUNNING
+    if reply.ok:
+        print(reply.message)
+        return EXIT_OK
+    print(f"familylog-tray: {reply.message}", file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def forwarded_verb(args: argparse.Namespace) -> str | None:
@@ -48,7 +128,7 @@ def forwarded_verb(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
 
     from app.config import SettingsError, load_settings
     from app.core.logs.app_logging import setup_logging
@@ -64,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(paths)
     except (SettingsError, AppHomeError) as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+
+    if args.load is not None or args.unload is not None:
+        return model_command(args, settings, paths)
 
     verb = forwarded_verb(args)
     if verb and not args.headless:
@@ -73,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         reply = forward(verb, paths)
         if reply is not None:
             print(reply)
-            return 0
+            return EXIT_REFUSED if reply.startswith("error:") else EXIT_OK
         if verb == "process-now":
             setup_logging(
                 paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS

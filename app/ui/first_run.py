@@ -360,12 +360,24 @@ class FirstRunDialog(QDialog):
         return True
 
 
-async def run_first_run(settings: Settings, paths: AppPaths, parent: QWidget | None = None) -> bool:
-    """Show the set-up dialog, scan, and wait until it closes; True if settings were saved."""
+async def run_first_run(
+    settings: Settings,
+    paths: AppPaths,
+    parent: QWidget | None = None,
+    *,
+    on_open: Callable[[FirstRunDialog | None], None] | None = None,
+) -> bool:
+    """Show the set-up dialog, scan, and wait until it closes; True if settings were saved.
+
+    ``on_open(dialog)`` once it is shown, ``on_open(None)`` once it is closed (the launcher
+    brings it to the front when the app is launched again meanwhile)."""
     dialog = FirstRunDialog(settings, paths, parent=parent)
     closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     dialog.finished.connect(lambda code: closed.done() or closed.set_result(code))
     dialog.show()
+    if on_open is not None:
+        on_open(dialog)
+        dialog.finished.connect(lambda _code: on_open(None))
     dialog.spawn(dialog.scan())
     code = await closed
     await dialog.wait_idle()

@@ -38,7 +38,14 @@ class ModelTable(QTableWidget):
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Every column as wide as its content (a Stretch column got what was left: the
+        # model names were squeezed); the last one fills the rest, the table scrolls
+        # sideways when the names are long, and a column can still be dragged.
+        self.setWordWrap(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.verticalHeader().setVisible(False)
 
     def fill(self, models: list[DiscoveredModel]) -> None:
         self.models = list(models)

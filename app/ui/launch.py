@@ -1,18 +1,94 @@
-"""Start the tray app: a QApplication driven by qasync, the core on the same loop."""
+"""Start the tray app: a QApplication driven by qasync, the core on the same loop.
+
+Order: a running instance answers first (``--show`` forwarded, exit 0); then no display at
+all ends the launch with exit 2 before Qt is touched; then the single-instance lock is taken
+(``InstanceServer.listen``) before any window, so a second launch while the set-up dialog
+is open brings that dialog to the front; then the set-up dialog (only when the settings
+lack a working llama-server or a model file); then the core and the tray.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.paths import AppPaths
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
+
+    from app.core.notices import Notice
+    from app.ui.tray_app import TrayApp
+
 log = logging.getLogger(__name__)
+
+EXIT_NO_DISPLAY = 2
+# Qt platforms that need no display server.
+HEADLESS_PLATFORMS = frozenset(
+    {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
+)
+
+
+def display_problem(
+    environ: Mapping[str, str] | None = None, platform: str | None = None
+) -> str | None:
+    """One line when the tray cannot show anywhere (Linux/BSD with neither ``DISPLAY`` nor
+    ``WAYLAND_DISPLAY``, and no display-free ``QT_QPA_PLATFORM``); None when it can."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip().lower()
+    if qpa in HEADLESS_PLATFORMS:
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "familylog-tray: no display to show the tray on (DISPLAY and WAYLAND_DISPLAY are not "
+        "set); run `familylog-tray --headless` to serve the API without a tray, or start it "
+        "from a desktop session."
+    )
+
+
+class StartingUp:
+    """The answers to other launches before the tray app exists (the set-up dialog may be
+    open): ``show`` brings the dialog to the front, the rest ask to try again later."""
+
+    def __init__(self) -> None:
+        self.dialog: QWidget | None = None
+        self.handlers = {
+            "show": self.show,
+            "logs": self.not_yet,
+            "process-now": self.not_yet,
+            "load": self.not_yet,
+            "unload": self.not_yet,
+        }
+
+    def opened(self, dialog: QWidget | None) -> None:
+        self.dialog = dialog
+        if dialog is not None:
+            log.info("Set-up dialog open; another launch brings it to the front")
+
+    def show(self) -> str:
+        if self.dialog is None:
+            return "ok: the app is starting; its tray icon appears in a moment"
+        self.dialog.show()
+        self.dialog.raise_()
+        self.dialog.activateWindow()
+        log.info("Another launch: the set-up dialog is brought to the front")
+        return "ok: the set-up dialog is open and now in front; finish setting up there"
+
+    def not_yet(self, **_args: object) -> str:
+        doing = "is being set up (its set-up dialog is open)" if self.dialog else "is starting"
+        return f"error: the app {doing}; try again once its tray icon is there"
 
 
 def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
@@ -23,13 +99,19 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
 
     from app.core.bootstrap import build_core
     from app.core.logs.app_logging import setup_logging
-    from app.ui.single_instance import forward
+    from app.core.notices import Level, Notice
+    from app.ui.single_instance import InstanceServer
     from app.ui.tray_app import TrayApp
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
-    if forward("show", paths) is not None:
-        print("familylog-tray is already running; its models window is now open.")
-        return 0
+    answered = _already_running(paths)
+    if answered is not None:
+        return answered
+
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_DISPLAY
 
     setup_logging(
         paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
@@ -41,25 +123,40 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 
-    # First run: no settings file, or llama-server / both models unusable. Not when started
-    # at login: that start stays quiet, and the tray menu offers Settings instead.
-    if not args.autostart:
-        from app.config import SettingsError, load_settings
-        from app.core.settings.first_run import first_run_reasons
+    # The single-instance lock, before any window: from here on another launch is answered.
+    starting = StartingUp()
+    instance = InstanceServer(paths, starting.handlers)
+    if not instance.listen() and instance.other_instance:  # another launch took it just now
+        answered = _already_running(paths)
+        return answered if answered is not None else 0
+
+    # First run: llama-server or both models unusable. Not when started at login: that
+    # start stays quiet, and the tray menu offers Settings instead.
+    from app.config import SettingsError, load_settings
+    from app.core.settings.first_run import first_run_reasons, settings_origin
+
+    reasons = first_run_reasons(settings, paths)
+    origin = None
+    if reasons and not args.autostart:
         from app.ui.first_run import run_first_run
 
-        reasons = first_run_reasons(settings, paths)
-        if reasons:
-            log.info("Opening the set-up dialog: %s", " ".join(reasons))
-            if loop.run_until_complete(run_first_run(settings, paths)):
-                try:
-                    settings = load_settings(paths)
-                except SettingsError as e:
-                    print(f"familylog-tray: {e}", file=sys.stderr)
-                    return 2
+        log.info("Opening the set-up dialog: %s", " ".join(reasons))
+        saved = loop.run_until_complete(run_first_run(settings, paths, on_open=starting.opened))
+        if saved:
+            try:
+                settings = load_settings(paths)
+            except SettingsError as e:
+                print(f"familylog-tray: {e}", file=sys.stderr)
+                return 2
+    elif not reasons and not paths.settings_file.is_file():
+        # The environment or FamilyLog's .env has it all: no dialog, but say where from.
+        origin = settings_origin(settings, paths)
+        log.info("%s", origin)
 
     core = build_core(settings, paths)
-    tray_app = TrayApp(core, paths)
+    tray_app = TrayApp(core, paths, instance=instance)
+    if origin is not None:
+        announce_when_shown(tray_app, Notice(Level.INFO, "Settings found", origin))
 
     # SIGINT / SIGTERM: quit cleanly (stop the servers). Python runs signal handlers only
     # when the interpreter gets control, so the wake-up fd pokes the Qt loop.
@@ -99,3 +196,26 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         wsock.close()
     log.info("Exited cleanly")
     return code
+
+
+def announce_when_shown(tray_app: TrayApp, notice: Notice) -> None:
+    """Emit ``notice`` once, when the tray icon is up (a balloon needs it) or known absent
+    (then the log and the models window carry it)."""
+
+    def tell(_shown: bool) -> None:
+        tray_app.tray_shown.disconnect(tell)
+        tray_app.core.notices.emit(notice)
+
+    tray_app.tray_shown.connect(tell)
+
+
+def _already_running(paths: AppPaths) -> int | None:
+    """Ask a running instance to show itself; the exit code, or None when none answers."""
+    from app.ui.single_instance import Reply, forward
+
+    line = forward("show", paths)
+    if line is None:
+        return None
+    reply = Reply.parse(line)
+    print(f"familylog-tray is already running: {reply.message}.")
+    return 0 if reply.ok else 1

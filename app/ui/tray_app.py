@@ -28,6 +28,7 @@ from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
+from app.ui.model_verbs import model_verbs
 from app.ui.models_window import ModelsWindow
 from app.ui.notifications import Notifier, TrayNotifier
 from app.ui.runs_ui import RunsUi
@@ -64,6 +65,7 @@ class TrayApp(QObject):
         gpu_prober: GpuProber | None = None,
         tray_wait: float = TRAY_WAIT_SECONDS,
         autostart: Autostart | None = None,
+        instance: InstanceServer | None = None,
     ) -> None:
         super().__init__()
         self.core = core
@@ -87,8 +89,13 @@ class TrayApp(QObject):
             "show": self._verb_show,
             "logs": self._verb_logs,
             "process-now": self._verb_process_now,
+            **model_verbs(core),
         }
-        self.instance = InstanceServer(paths, self.verbs, self)
+        # The launcher's server (listening since before the set-up dialog) answers for
+        # this app from now on; without one, start() listens on a new one.
+        if instance is not None:
+            instance.handlers = self.verbs
+        self.instance = instance or InstanceServer(paths, self.verbs, self)
         if core.runs is not None:
             self.runs_ui = RunsUi(self)
             self.hooks.process_now = self.runs_ui.process_now

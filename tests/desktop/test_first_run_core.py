@@ -14,6 +14,7 @@ from app.config import load_settings
 from app.core.settings.first_run import (
     FirstRunChoice,
     first_run_reasons,
+    settings_origin,
     write_first_run_settings,
 )
 from app.core.settings.settings_file import quote
@@ -26,10 +27,26 @@ def paths() -> AppPaths:
     return AppPaths.resolve().ensure()
 
 
-def test_no_settings_file_needs_first_run(paths: AppPaths) -> None:
+def test_no_settings_and_no_models_need_first_run(paths: AppPaths) -> None:
     reasons = first_run_reasons(load_settings(paths), paths)
-    assert any("no settings file" in r for r in reasons)
-    assert first_run_reasons(load_settings(paths), paths)
+    assert any("Neither the vision model nor the LLM model" in r for r in reasons)
+
+
+def test_environment_and_familylog_env_alone_need_no_first_run(
+    paths, llama_server_bin, tiny_model, tmp_path, monkeypatch
+) -> None:
+    fl = tmp_path / "FamilyLog"
+    fl.mkdir()
+    (fl / ".env").write_text(f"LLM_MODEL_GGUF={tiny_model}\n")
+    monkeypatch.setenv("LLAMA_SERVER_PATH", llama_server_bin)
+    monkeypatch.setenv("FAMILYLOG_DIR", str(fl))
+    s = load_settings(paths)
+    assert not paths.settings_file.exists()
+    assert first_run_reasons(s, paths) == []
+    text = settings_origin(s, paths)
+    assert f"llama-server ({llama_server_bin}) from the environment" in text, text
+    assert f"the LLM model from FamilyLog's .env ({fl / '.env'})" in text, text
+    assert "vision" not in text and str(paths.settings_file) in text
 
 
 def test_complete_settings_need_no_first_run(paths, llama_server_bin, tiny_model) -> None:

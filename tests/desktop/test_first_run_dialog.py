@@ -57,6 +57,13 @@ def test_shows_the_server_version_and_the_models(dialog, tree, llama_server_bin)
     assert "Skipped" in dialog.scan_label.text() and "broken.gguf" in dialog.scan_label.text()
 
 
+def test_the_columns_fit_their_content(dialog) -> None:
+    table, header = dialog.table, dialog.table.horizontalHeader()
+    for col, name in enumerate(COLUMNS):
+        assert header.sectionSize(col) >= table.sizeHintForColumn(col), name
+    assert not table.wordWrap()
+
+
 def test_pick_models_and_save_writes_settings(dialog, qtbot, tree, paths, llama_server_bin):
     dialog.select_model(tree["gemma_q8"])
     qtbot.mouseClick(dialog.vision_button, Qt.MouseButton.LeftButton)

@@ -80,3 +80,55 @@ def test_a_second_launch_forwards_and_exits_0(make_app, arun, wait) -> None:
     assert arun(ask("process-now")).startswith("FamilyLog run started")
     wait(lambda: not app.core.runs.status().busy and bool(app.core.runs.recent_runs(1)))
     assert str(app.core.runs.recent_runs(1)[0].outcome) == "not started"
+
+
+async def ask_with_args(verb: str, args: dict) -> str:
+    """request() from another process with arguments; prints ``ok|message``."""
+    code = (
+        "from app.paths import AppPaths; from app.ui.single_instance import request; "
+        f"r = request({verb!r}, AppPaths.resolve(), {args!r}, reply_timeout=30); "
+        "print(r.ok, r.message, sep='|')"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, env=os.environ.copy()
+    )
+    out, _ = await proc.communicate()
+    return out.decode().strip()
+
+
+def test_arguments_go_over_and_a_slow_answer_comes_back(arun, wait) -> None:
+    paths = AppPaths.resolve().ensure()
+    release = asyncio.Event()
+    asked: list[tuple[str, int | None]] = []
+
+    async def load(key: str, ctx: int | None = None) -> str:
+        asked.append((key, ctx))
+        await release.wait()  # a load that takes a while: the client keeps waiting
+        return f"ok: loaded {key} with {ctx}"
+
+    server = InstanceServer(paths, {"load": load, "show": lambda: "ok: shown"})
+    assert server.listen()
+    try:
+        reply = asyncio.ensure_future(ask_with_args("load", {"key": "a b/c", "ctx": 4096}))
+        wait(lambda: asked == [("a b/c", 4096)])
+        assert not reply.done()
+        release.set()
+        assert arun(reply) == "True|loaded a b/c with 4096"
+        out = arun(ask_with_args("load", {"model": "x"}))
+        assert out.startswith("False|load: bad arguments ['model']"), out
+        assert arun(ask_with_args("show", {"unexpected": 1})).startswith("False|show: bad")
+    finally:
+        server.close()
+
+
+def test_a_second_server_never_takes_a_live_name() -> None:
+    paths = AppPaths.resolve().ensure()
+    first = InstanceServer(paths, {})
+    assert first.listen()
+    second = InstanceServer(paths, {})
+    try:
+        assert not second.listen() and second.other_instance
+        assert first.listening and first.listen()  # listening already: still the lock
+    finally:
+        second.close()
+        first.close()

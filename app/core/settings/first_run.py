@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import Settings
+from dotenv import dotenv_values
+
+from app.config import Settings, settings_sources
 from app.core.servers.binary import resolve_server_path
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
@@ -22,10 +25,13 @@ def _usable_file(path: str) -> bool:
 
 
 def first_run_reasons(settings: Settings, paths: AppPaths) -> list[str]:
-    """Why the set-up dialog must open, one readable line each; empty when all is well."""
+    """Why the set-up dialog must open, one readable line each; empty when all is well.
+
+    Only what the app cannot work without: a llama-server it can run and at least one of
+    FamilyLog's model files. Where they come from does not matter (the environment,
+    FamilyLog's ``.env`` or the settings file): with no settings file but a working set-up,
+    the dialog is skipped and ``settings_origin`` says where they came from."""
     reasons = []
-    if not paths.settings_file.is_file():
-        reasons.append(f"There is no settings file yet ({paths.settings_file}).")
     server = resolve_server_path(settings)
     if not Path(server).is_file():
         reasons.append(f"llama-server was not found at {server}.")
@@ -34,6 +40,64 @@ def first_run_reasons(settings: Settings, paths: AppPaths) -> list[str]:
     if not _usable_file(settings.VISION_MODEL_GGUF) and not _usable_file(settings.LLM_MODEL_GGUF):
         reasons.append("Neither the vision model nor the LLM model file exists.")
     return reasons
+
+
+SET_UP_KEYS = {
+    "LLAMA_SERVER_PATH": "llama-server",
+    "VISION_MODEL_GGUF": "the vision model",
+    "LLM_MODEL_GGUF": "the LLM model",
+}
+
+
+def setting_origins(paths: AppPaths, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{key: where it is set}`` for the set-up keys: "the environment", or the file
+    (the settings file, or FamilyLog's ``.env``) whose value wins; unset keys are left out."""
+    env = os.environ if environ is None else environ
+    files = settings_sources(paths, dict(env))
+    values = [(str(f), dotenv_values(f)) for f in reversed(files)]  # the winner first
+    out: dict[str, str] = {}
+    for key in SET_UP_KEYS:
+        if env.get(key):
+            out[key] = "the environment"
+            continue
+        for name, found in values:
+            if found.get(key):
+                out[key] = name
+                break
+    return out
+
+
+def settings_origin(
+    settings: Settings, paths: AppPaths, environ: Mapping[str, str] | None = None
+) -> str:
+    """One sentence for a person: where the working set-up came from (when the set-up
+    dialog was skipped because the environment or FamilyLog's ``.env`` had it all)."""
+    origins = setting_origins(paths, environ)
+    by_source: dict[str, list[str]] = {}
+    for key, what in SET_UP_KEYS.items():
+        if key == "LLAMA_SERVER_PATH":
+            source = origins.get(key, "found on this computer")
+            what = f"llama-server ({resolve_server_path(settings)})"
+        elif _usable_file(getattr(settings, key)) and key in origins:
+            source = origins[key]
+        else:
+            continue
+        by_source.setdefault(source, []).append(what)
+    parts = []
+    for source, whats in by_source.items():
+        joined = " and ".join(whats)
+        if source == "found on this computer":
+            parts.append(f"{joined}, {source}")
+        elif source == "the environment":
+            parts.append(f"{joined} from the environment")
+        elif source == str(paths.settings_file):
+            parts.append(f"{joined} from {source}")
+        else:
+            parts.append(f"{joined} from FamilyLog's .env ({source})")
+    return (
+        "Set-up skipped: the app uses " + "; ".join(parts) + ". "
+        "Change them in Settings; that writes them to " + str(paths.settings_file) + "."
+    )
 
 
 @dataclass
