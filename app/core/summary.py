@@ -12,7 +12,6 @@ The tray speaks in models: ports and PIDs appear in the models window's details 
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,16 +23,9 @@ from app.core.models.entry import ROLE_TITLES, ModelEntry
 from app.core.models.lifecycle import Instance
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
+from app.core.tray_state import TrayState
 
 MemoryByPid = Mapping[int, ServerMemory]
-
-
-class TrayState(enum.StrEnum):
-    IDLE = "idle"  # nothing loaded
-    LOADING = "loading"  # loading, switching or stopping
-    READY = "ready"
-    RUN = "run"  # a FamilyLog run in progress
-    ERROR = "error"
 
 
 def overall_state(statuses: dict[int, ServerStatus], run_in_progress: bool = False) -> TrayState:

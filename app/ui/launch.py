@@ -93,15 +93,11 @@ class StartingUp:
 
 def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
     """Run the tray app until Quit (or SIGINT/SIGTERM); every server it started is stopped."""
-    import qasync
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
-    from app.core.bootstrap import build_core
     from app.core.logs.app_logging import setup_logging
-    from app.core.notices import Level, Notice
     from app.ui.single_instance import InstanceServer
-    from app.ui.tray_app import TrayApp
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
     answered = _already_running(paths)
@@ -120,8 +116,17 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     app.setApplicationName("familylog-tray")
     app.setApplicationDisplayName("FamilyLog Tray")
     app.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def qt_loop() -> asyncio.AbstractEventLoop:
+        """The qasync loop, made when first needed (qasync costs ~70 ms before the icon)."""
+        nonlocal loop
+        if loop is None:
+            import qasync
+
+            loop = qasync.QEventLoop(app)
+            asyncio.set_event_loop(loop)
+        return loop
 
     # The single-instance lock, before any window: from here on another launch is answered.
     starting = StartingUp()
@@ -141,7 +146,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         from app.ui.first_run import run_first_run
 
         log.info("Opening the set-up dialog: %s", " ".join(reasons))
-        saved = loop.run_until_complete(run_first_run(settings, paths, on_open=starting.opened))
+        saved = qt_loop().run_until_complete(
+            run_first_run(settings, paths, on_open=starting.opened)
+        )
         if saved:
             try:
                 settings = load_settings(paths)
@@ -153,8 +160,15 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         origin = settings_origin(settings, paths)
         log.info("%s", origin)
 
+    # The icon now, before the core, the API and the windows are even imported (~0.5 s).
+    early = early_icon()
+    from app.core.bootstrap import build_core
+    from app.core.notices import Level, Notice
+    from app.ui.tray_app import TrayApp
+
+    loop = qt_loop()
     core = build_core(settings, paths)
-    tray_app = TrayApp(core, paths, instance=instance)
+    tray_app = TrayApp(core, paths, instance=instance, tray=early)
     if origin is not None:
         announce_when_shown(tray_app, Notice(Level.INFO, "Settings found", origin))
 
@@ -196,6 +210,25 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         wsock.close()
     log.info("Exited cleanly")
     return code
+
+
+def early_icon():
+    """The tray icon in its idle look with a "Starting…" menu, shown at once when a tray
+    exists; the tray app adopts it. None without a tray (the app then waits for one)."""
+    from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+
+    from app.ui.tray import Tray
+
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        return None
+    menu = QMenu()
+    menu.addAction("Starting…").setEnabled(False)
+    tray = Tray(menu)
+    tray.set_tooltip("Starting…")
+    tray.show()
+    QApplication.processEvents()  # hand the icon to the tray host now
+    log.info("Tray icon shown while starting")
+    return tray
 
 
 def announce_when_shown(tray_app: TrayApp, notice: Notice) -> None:

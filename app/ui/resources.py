@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QIcon
 
-from app.core.summary import TrayState
+from app.core.tray_state import TrayState
 
 
 def resources_dir() -> Path:

@@ -6,7 +6,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from app.core.summary import TrayState
+from app.core.tray_state import TrayState
 from app.ui.resources import dark_panel, state_icons
 
 
@@ -20,10 +20,14 @@ class Tray(QObject):
         self.icons: dict[TrayState, QIcon] = state_icons(dark_panel())
         self.state: TrayState | None = None
         self.icon = QSystemTrayIcon(self)
-        self.icon.setContextMenu(menu)
+        self.set_menu(menu)
         self.icon.activated.connect(self._activated)
         self.set_state(TrayState.IDLE)
         self.set_tooltip("FamilyLog Tray")
+
+    def set_menu(self, menu: QMenu) -> None:
+        self.menu = menu  # the icon does not own its menu: keep it alive
+        self.icon.setContextMenu(menu)
 
     def set_state(self, state: TrayState) -> None:
         if state is self.state:

@@ -66,6 +66,7 @@ class TrayApp(QObject):
         tray_wait: float = TRAY_WAIT_SECONDS,
         autostart: Autostart | None = None,
         instance: InstanceServer | None = None,
+        tray: Tray | None = None,
     ) -> None:
         super().__init__()
         self.core = core
@@ -80,7 +81,12 @@ class TrayApp(QObject):
         self.gpu_monitor = GpuMonitor(core.manager, gpu_prober or core.gpu)
         self.gpu_snapshot: GpuSnapshot | None = None
         self.menu = TrayMenu(self)
-        self.tray = Tray(self.menu, self)
+        if tray is None:
+            tray = Tray(self.menu, self)
+        else:  # the launcher showed the icon before the core was imported: adopt it
+            tray.setParent(self)
+            tray.set_menu(self.menu)
+        self.tray = tray
         self.tray.clicked.connect(self.show_models)
         self.notifier: Notifier = TrayNotifier(self.tray.icon, self)
         self.models_window: ModelsWindow | None = None
@@ -123,17 +129,20 @@ class TrayApp(QObject):
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
         self.instance.listen()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, warm_up_imports)
-        await self.core.start()
-        await self.gpu_monitor.start()
-        self._external_timer.start()
+        # The icon first: everything else (the API, reaping, the folder scan, GPU probes)
+        # starts right after it, so the user sees the app at once.
         self._render_state()
         if show_tray:
             self._tray_deadline = time.monotonic() + self._tray_wait
             if not self._try_show_tray():
                 log.info("No system tray yet; retrying for %g s", self._tray_wait)
                 self._tray_timer.start()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, warm_up_imports)
+        await self.core.start()
+        await self.gpu_monitor.start()
+        self._external_timer.start()
+        self._render_state()
         if load_at_start:
             spawn(self.core.load_at_start(), "Loading at start")
 

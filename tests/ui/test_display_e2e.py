@@ -155,6 +155,10 @@ def test_tray_icon_menu_and_models_window_on_a_real_x_server(
     )
     try:
         assert wait_until(lambda: logged("Tray icon shown"), 60), log.read_text()
+        # the icon comes before the core starts (the folder scan is part of its start)
+        assert wait_until(lambda: logged("Found "), 60), log.read_text()
+        text = log.read_text()
+        assert text.index("Tray icon shown while starting") < text.index("Found "), text
         assert wait_until(lambda: logged(f"ready on port {port}"), 60), log.read_text()
 
         # the icon is a window embedded in trayer's panel
