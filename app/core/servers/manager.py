@@ -26,6 +26,7 @@ from app.core.servers.launch import (
     check_launch_files,
     child_env,
     exit_message,
+    signal_words,
 )
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.port_table import PortSlot, PortTable
@@ -275,8 +276,8 @@ class LlamaServerManager(PortTable):
             )
         except health.ProcessExited as e:
             msg = exit_message(
-                f"llama-server on port {slot.port} exited with code {e.code} while loading "
-                f"{spec.model_path}",
+                f"llama-server on port {slot.port} exited with code {e.code}"
+                f"{signal_words(e.code, loading=True)} while loading {spec.model_path}",
                 log_path,
             )
             self._set(slot, state=ServerState.FAILED, exit_code=e.code, error=msg)
@@ -367,7 +368,7 @@ class LlamaServerManager(PortTable):
             if not slot.stopping and slot.status.state is ServerState.READY:
                 msg = exit_message(
                     f"llama-server on port {slot.port} ({slot.status.model_name}) exited "
-                    f"unexpectedly with code {code}",
+                    f"unexpectedly with code {code}{signal_words(code, loading=False)}",
                     self.log_path(slot.port),
                 )
                 self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)
