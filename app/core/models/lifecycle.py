@@ -305,12 +305,26 @@ class ModelLifecycle:
                 self._loads[entry.file] = task
                 task.add_done_callback(lambda t, f=entry.file: self._load_done(f, t))
                 try:
-                    return await asyncio.shield(task), reserve
+                    return await self._wait_load(entry, task), reserve
                 except asyncio.CancelledError:
                     if reserve:  # nobody will use the reservation: give it back when done
                         task.add_done_callback(self._drop_reservation)
                     raise
-            await asyncio.shield(task)
+            await self._wait_load(entry, task)
+
+    @staticmethod
+    async def _wait_load(entry: ModelEntry, task: asyncio.Task[Instance]) -> Instance:
+        """The load's result; a load cancelled by someone else (Cancel, an unload) is a
+        ``LoadFailedError`` for its waiters, not a cancellation of their own task."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                raise LoadFailedError(
+                    f"Loading {entry.key} was cancelled (Cancel or unload) before it was ready"
+                ) from None
+            raise
 
     def _drop_reservation(self, task: asyncio.Task[Instance]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -506,8 +520,7 @@ class ModelLifecycle:
         if task is None or task.done():
             return False
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait({task})  # its end, not its error (our own cancel still ends us)
         return True
 
     def hold(self, inst: Instance, holder: str) -> None:
@@ -519,8 +532,10 @@ class ModelLifecycle:
 
     # ── Unloading ──────────────────────────────────────────────────────────────
     async def unload(self, model: str | ModelEntry) -> list[int]:
-        """Unload ``model`` after its requests finish (bounded); returns the ports freed."""
+        """Unload ``model`` after its requests finish (bounded); returns the ports freed. A
+        load of it still under way is cancelled (its server stopped)."""
         entry = self.entry(model)
+        await self.cancel_load(entry)
         async with self._lock:
             ports = [
                 p
