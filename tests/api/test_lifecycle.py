@@ -15,6 +15,7 @@ from app.core.settings.settings_apply import apply_settings
 from app.paths import AppPaths
 from tests.api.conftest import chat, client, servers
 from tests.support.tiny_model import write_tiny_model
+from tests.support.wait import until
 
 VISION, LLM = "qwen/qwen3-vl-8b", "google/gemma-3-12b"
 
@@ -55,14 +56,6 @@ async def _start(api_settings, gpu=None, **over):
         gpu.core = core
     await core.start()
     return core
-
-
-async def _until(pred, timeout: float = 30) -> None:
-    async def wait() -> None:
-        while not pred():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_every_local_gguf_is_listed_and_answers_by_its_key(start_api, lmstudio_tree) -> None:
@@ -123,7 +116,7 @@ async def test_a_stream_survives_a_load_that_needs_its_memory(api_settings) -> N
                 assert (await anext(lines)).startswith("data: ")
                 port = core.lifecycle.ready(VISION).port
                 other = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-                await _until(lambda: core.lifecycle.is_draining(port))
+                await until(lambda: core.lifecycle.is_draining(port))
                 assert core.lifecycle.ready(LLM) is None  # the load waits for the stream
                 rest = [line async for line in lines if line]
             assert rest[-1] == "data: [DONE]"

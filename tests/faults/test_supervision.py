@@ -23,9 +23,9 @@ from tests.support.app import (
     settings_for,
     supervisor,
     titles,
-    until,
 )
 from tests.support.fakes import healthy_but_hung_server
+from tests.support.wait import until
 
 HUNG_PROBE = RestartPolicy(
     first_delay=0.01, max_delay=0.05, probe_interval=0.1, probe_timeout=1.0, hung_after=1

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -45,15 +44,6 @@ def qloop(qapp):
         qapp.setQuitOnLastWindowClosed(quit_on_close)
         collect_qt_garbage(qapp, loop)
     assert not errors, f"exceptions inside the event loop: {errors}"
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait (letting Qt and asyncio run) until ``predicate()`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout:g} s: {predicate}")
-        await asyncio.sleep(0.01)
 
 
 def run(loop: asyncio.AbstractEventLoop, scenario: Awaitable[None]) -> None:

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -47,6 +46,7 @@ from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.runs.conftest import standin_command
 from tests.support.app import FAST, load_role, settings_for, supervisor
+from tests.support.wait import until
 
 EXAMPLES = int(os.environ.get("FLT_STATE_MACHINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FLT_STATE_MACHINE_STEPS", "5"))
@@ -120,13 +120,7 @@ class AppMachine(RuleBasedStateMachine):
         return self.world.loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     def settle(self, predicate, timeout: float = 30.0) -> None:
-        async def wait() -> None:
-            deadline = time.monotonic() + timeout
-            while not predicate():
-                assert time.monotonic() < deadline, "the app did not settle"
-                await asyncio.sleep(0.01)
-
-        self.run(wait(), timeout + 5)
+        self.run(until(predicate, timeout), timeout + 5)
 
     def _new_core(self) -> AppCore:
         """The core as the tray builds it (API on a free port, runs), restarts made fast."""

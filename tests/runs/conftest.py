@@ -78,16 +78,6 @@ class Recorder:
         return ev
 
 
-async def until(predicate, timeout: float = 60.0) -> None:
-    """Poll ``predicate`` on the loop (without blocking it) until true; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def started_core(settings: Settings, **runs_kw) -> AsyncIterator[AppCore]:
     core = build_core(settings, AppPaths.resolve().ensure(), run_options=runs_kw)

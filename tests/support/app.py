@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -68,15 +65,6 @@ def notice(core: AppCore, title_part: str) -> Notice:
     found = [n for n in core.notices.history if title_part in n.title]
     assert found, f"no notice titled like {title_part!r}; got {titles(core)}"
     return found[-1]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Let the loop run until ``predicate()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 def alive(pid: int) -> bool:
