@@ -272,7 +272,11 @@ class LlamaServerManager(PortTable):
         assert slot.watcher is not None
         try:
             waited = await health.poll_until_ready(
-                slot.port, slot.watcher, timeout, headers=auth_headers(slot.status)
+                slot.port,
+                slot.watcher,
+                timeout,
+                headers=auth_headers(slot.status),
+                log=health.LogWatch(log_path, slot.log_offset),
             )
         except health.ProcessExited as e:
             msg = exit_message(
@@ -314,6 +318,7 @@ class LlamaServerManager(PortTable):
         log_path = self.log_path(slot.port)
         try:
             logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+            slot.log_offset = logf.tell()
         except OSError as e:
             msg = (
                 f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
