@@ -42,7 +42,7 @@ def render_chart(rows: list[ResultRow], width: int = 960, height: int = 420) -> 
         legend_h = 22 * len(servers) + 10
         panel_w = width / len(PANELS)
         for n, (field, title) in enumerate(PANELS):
-            area = QRectF(n * panel_w + 50, 34, panel_w - 70, height - 34 - 40 - legend_h)
+            area = QRectF(n * panel_w + 64, 34, panel_w - 84, height - 34 - 40 - legend_h)
             _panel(p, area, title, field, servers, prompts, by)
         for i, s in enumerate(servers):
             y = height - legend_h + 6 + 22 * i
@@ -73,7 +73,7 @@ def _panel(p: QPainter, area: QRectF, title, field, servers, prompts, by) -> Non
         p.setPen(QColor("#ddd"))
         p.drawLine(int(area.left()), int(y), int(area.right()), int(y))
         p.setPen(QColor("#555"))
-        p.drawText(QRectF(area.left() - 48, y - 8, 44, 16), Qt.AlignmentFlag.AlignRight, _num(v))
+        p.drawText(QRectF(area.left() - 62, y - 8, 58, 16), Qt.AlignmentFlag.AlignRight, _num(v))
     group_w = area.width() / max(1, len(prompts))
     bar_w = group_w * 0.8 / max(1, len(servers))
     for g, prompt in enumerate(prompts):
