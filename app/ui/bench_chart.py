@@ -23,7 +23,11 @@ def ensure_gui() -> None:
         import os
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        ensure_gui.app = QGuiApplication([])  # type: ignore[attr-defined]
+        from PySide6.QtWidgets import QApplication
+
+        # a QApplication, not only a QGuiApplication: a process that shows widgets later
+        # (the tests) cannot replace it
+        ensure_gui.app = QApplication([])  # type: ignore[attr-defined]
 
 
 def render_chart(rows: list[ResultRow], width: int = 960, height: int = 420) -> QImage:
