@@ -7,6 +7,8 @@
   and the others start the tray with that window open.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running instance, which
   answers when the load is done; with none running they say so and exit 3 (no GUI starts).
+- ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
+  FILE]``: the speed benchmark against the running app's API (``app.core.bench.cli``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -53,12 +55,55 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY|all",
         help="ask the running app to unload this model, or every model with 'all'",
     )
+    _add_benchmark_args(p)
     p.add_argument(
         "--start-at-login",
         choices=["on", "off", "status"],
         help="turn starting at login on or off, or show its state",
     )
     return p
+
+
+def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("benchmark")
+    b.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="run the speed benchmark against the running app's model and print the table",
+    )
+    b.add_argument(
+        "--model", metavar="KEY", help="with --benchmark: the model (default: the loaded one)"
+    )
+    b.add_argument(
+        "--runs",
+        metavar="N",
+        type=_positive_int,
+        default=3,
+        help="runs of the prompt set (default 3)",
+    )
+    b.add_argument(
+        "--against",
+        metavar="URL",
+        help="also run it against this OpenAI-compatible server, e.g. http://127.0.0.1:1235/v1",
+    )
+    b.add_argument(
+        "--against-model",
+        metavar="NAME",
+        help="the model to ask --against for (default: the first it lists)",
+    )
+    b.add_argument(
+        "--json",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help="also write the results as JSON to FILE (alone: print JSON instead of the table)",
+    )
+    b.add_argument(
+        "--prompt-tokens", metavar="N", type=_positive_int, default=2000, help=argparse.SUPPRESS
+    )
+    b.add_argument(
+        "--gen-tokens", metavar="N", type=_positive_int, default=256, help=argparse.SUPPRESS
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -148,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.load is not None or args.unload is not None:
         return model_command(args, settings, paths)
+
+    if args.benchmark:
+        from app.core.bench.cli import run as run_benchmark
+
+        return run_benchmark(args, settings, paths)
 
     verb = forwarded_verb(args)
     if verb and not args.headless:

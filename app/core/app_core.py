@@ -15,6 +15,7 @@ from app.config import Settings
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.memory import GpuFree, free_memory
+from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.binary import resolve_server_path
 from app.core.servers.external import ExternalServer, find_external
@@ -74,6 +75,8 @@ class AppCore:
             free_memory=lambda: free_memory(self.live(), gpu_free),
         )
         self.manager.subscribe(self._on_state)
+        # Each model's speed, by key (survives reloads); the API's proxy feeds it.
+        self.stats = SpeedStats()
         self.services: list[Service] = []
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.gpu: GpuProber | None = None  # set by build_core
