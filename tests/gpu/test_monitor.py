@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from app.config import load_settings
-from app.core.app_core import AppCore
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber, ProbeUnavailable
 from app.paths import AppPaths
-from tests.support.app import load_role
+from tests.support.app import load_role, make_core
 from tests.support.wait import until
 
 
@@ -29,7 +28,7 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
         LLAMA_LLM_PORT=port,
         LLAMA_CTX_SIZE=512,
     )
-    core = AppCore(settings, paths)
+    core = make_core(settings, None, paths=paths)  # no services
     monitor = GpuMonitor(core.manager, cpu_only_prober(), fast=0.05, slow=3600)
     seen = []
     monitor.subscribe(seen.append)
@@ -53,7 +52,7 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
 
 async def test_fast_probing_only_while_watched(app_home) -> None:
     paths = AppPaths.resolve().ensure()
-    core = AppCore(load_settings(paths), paths)
+    core = make_core(load_settings(paths), None, paths=paths)
     monitor = GpuMonitor(core.manager, cpu_only_prober(), fast=0.02, slow=3600)
     await monitor.start()
     try:

@@ -13,6 +13,7 @@ import qasync
 from app.config import load_settings
 from app.core.app_core import AppCore
 from app.paths import AppPaths
+from tests.support import app as support
 from tests.support.qt import collect_qt_garbage
 
 
@@ -63,10 +64,12 @@ def paths(app_home: Path) -> AppPaths:
 
 @pytest.fixture
 def make_core(paths: AppPaths, llama_server_bin: str):
+    """``make_core(**settings)``: a core with no services, built as the app builds it."""
+
     def make(**overrides) -> AppCore:
         settings = load_settings(
             paths, LLAMA_SERVER_PATH=llama_server_bin, LLAMA_CTX_SIZE=512, **overrides
         )
-        return AppCore(settings, paths)
+        return support.make_core(settings, None, paths=paths)
 
     return make

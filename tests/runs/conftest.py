@@ -13,9 +13,8 @@ import pytest
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.bootstrap import build_core
 from app.core.notices import Notice
-from app.paths import AppPaths
+from tests.support.app import AS_APP, make_core
 
 STANDIN = Path(__file__).resolve().parents[1] / "support" / "familylog_standin" / "run.py"
 
@@ -80,7 +79,7 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def started_core(settings: Settings, **runs_kw) -> AsyncIterator[AppCore]:
-    core = build_core(settings, AppPaths.resolve().ensure(), run_options=runs_kw)
+    core = make_core(settings, **AS_APP, run_options=runs_kw)
     await core.start()
     try:
         yield core

@@ -37,18 +37,36 @@ def settings_for(llama_server_bin: str, **overrides) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# Every service the settings ask for, as the tray and --headless build the core:
+# ``make_core(settings, **AS_APP)``.
+AS_APP: dict = {"policy": None, "supervise": True, "api": None, "runs": True}
+
+
 def make_core(
-    settings: Settings, policy: RestartPolicy | None = FAST, *, api: bool = False, **kw
+    settings: Settings,
+    policy: RestartPolicy | None = FAST,
+    *,
+    api: bool | None = False,
+    runs: bool = False,
+    supervise: bool | None = None,
+    paths: AppPaths | None = None,
+    **kw,
 ) -> AppCore:
-    """The core as the app builds it (``bootstrap.build_core``), with a fast restart policy
-    (``policy=None``: no supervisor); no API and no runs unless asked."""
-    kw.setdefault("runs", False)
+    """The one way tests build a core: the app's own factory (``bootstrap.build_core``).
+
+    ``policy``: the supervisor's restart policy (default fast; ``None``: no supervisor,
+    unless ``supervise=True``, which then takes the policy from the settings); ``api``:
+    serve the API (``None``: follow ``API_ENABLED``); ``runs``: attach FamilyLog runs;
+    ``paths``: default the test's app home; ``kw``: ``build_core``'s other options
+    (``schedule``, ``run_options``, ``gpu``, ``platform``). No API and no runs unless asked.
+    """
     return build_core(
         settings,
-        AppPaths.resolve().ensure(),
+        paths or AppPaths.resolve().ensure(),
         policy=policy,
-        supervise=policy is not None,
+        supervise=policy is not None if supervise is None else supervise,
         api=api,
+        runs=runs,
         **kw,
     )
 
