@@ -16,7 +16,8 @@ from app.core.bench.cli import benchmark_command
 from app.core.bench.prompts import PromptSizes, long_text, prompt_set
 from app.paths import AppPaths
 from tests.conftest import free_port
-from tests.support.app import start_foreign_server, until
+from tests.support.app import start_foreign_server
+from tests.support.wait import until, wait_until
 
 LLM = "google/gemma-3-12b"
 # the tiny model: one token per character, 512 tokens of context
@@ -62,27 +63,14 @@ async def test_benchmark_against_two_real_servers(start_api, other_server, tmp_p
 
     url, other_log = other_server
     core = await start_api()
-    async with httpx.AsyncClient(timeout=5, trust_env=False) as c:
 
-        async def health() -> bool:
-            try:
-                return (await c.get(f"{url}/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
+    def healthy() -> bool:  # the other server is a process we do not own: ask it
+        try:
+            return httpx.get(f"{url}/health", timeout=5, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
 
-        ok = [False]
-
-        async def poll() -> None:
-            ok[0] = await health()
-
-        import asyncio
-
-        deadline = asyncio.get_running_loop().time() + 60
-        while not ok[0]:
-            assert asyncio.get_running_loop().time() < deadline, other_log.read_text()
-            await poll()
-            if not ok[0]:
-                await asyncio.sleep(0.05)  # polling a process we do not own for readiness
+    assert wait_until(healthy, 60), other_log.read_text()
 
     paths = AppPaths.resolve().ensure()
     out_json = tmp_path / "bench.json"
