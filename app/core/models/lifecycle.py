@@ -23,6 +23,7 @@ from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
 from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
+from app.core.models.settle import Snapshot, settle
 from app.core.models.usage import Usage
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.launch import ServerExitedError
@@ -127,6 +128,7 @@ class ModelLifecycle:
         notices: NoticeBus,
         *,
         free_memory: FreeMemory | None = None,
+        gpu_snapshot: Snapshot | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.manager = manager
@@ -134,6 +136,7 @@ class ModelLifecycle:
         self._settings = settings
         self._notices = notices
         self._free_memory = free_memory
+        self._gpu_snapshot = gpu_snapshot
         self.usage = Usage(clock)
         self._lock = asyncio.Lock()
         self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
@@ -461,8 +464,10 @@ class ModelLifecycle:
         )
         self._draining |= evict
         try:
+            pids = {self.manager.status(p).pid for p in evict} - {None}
             for p in sorted(evict):
                 await self.manager.unload_model(p)
+            await self._settle(pids)
             st = await self.manager.load_model(entry.path, port=port, **kw)
         except _LOAD_ERRORS as e:
             self._tell_failed(entry, str(e), self.manager.log_path(port))
@@ -470,6 +475,15 @@ class ModelLifecycle:
         finally:
             self._draining -= evict
         return self._instance(st)
+
+    async def _settle(self, pids: set) -> None:
+        """On a GPU, wait until the unloaded servers' memory is released (bounded)."""
+        s = self._settings()
+        if not pids or self._gpu_snapshot is None or s.LLAMA_GPU_LAYERS == 0:
+            return
+        took = await settle(self._gpu_snapshot, pids, s.VRAM_SETTLE_SECONDS)
+        if took is not None and took > 0:
+            log.info("GPU memory of PIDs %s released after %.3f s", sorted(pids), took)
 
     def _tell_failed(self, entry: ModelEntry, why: str, log_path) -> None:
         title = f"Loading {entry.title} failed"
