@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.gpu.models import GpuSnapshot
 from app.core.models.placement import estimate_need
 from app.core.settings.settings_apply import apply_settings
 from tests.api.conftest import chat, client, servers
@@ -47,6 +48,9 @@ class FakeGpu:
             if inst.status.state.alive and inst.entry is not None:
                 used += estimate_need(inst.entry, inst.status.spec.ctx_size)
         return self.capacity - used
+
+    def probe(self, pids=()) -> GpuSnapshot:
+        return GpuSnapshot("none")  # no per-process report: nothing to settle
 
 
 async def _start(api_settings, gpu=None, **over):
