@@ -15,6 +15,9 @@ import pytest
 from tests.support.tiny_model import write_corrupt_model, write_tiny_model
 from tests.support.wait import wait_until
 
+# The one qasync loop (qloop, arun, wait) for every test that needs Qt.
+pytest_plugins = ["tests.support.qloop"]
+
 # Settings the app reads from the environment; a developer's own values must not leak in.
 _APP_VARS = (
     "VISION_MODEL_GGUF",

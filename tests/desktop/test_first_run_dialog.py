@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
 from tests.desktop.gguf_tree import build_tree, copy_model, write_mmproj
+from tests.support.wait import until
 
 
 @pytest.fixture
@@ -27,12 +29,12 @@ def tree() -> dict[str, Path]:
 
 
 @pytest.fixture
-def dialog(qtbot, qloop, paths, tree, llama_server_bin, monkeypatch):
+def dialog(qtbot, arun, paths, tree, llama_server_bin, monkeypatch):
     monkeypatch.setenv("LLAMA_SERVER_PATH", llama_server_bin)
     d = FirstRunDialog(load_settings(paths), paths, folders=default_folders())
     qtbot.addWidget(d)
     d.show()
-    qloop.run_until_complete(d.scan())
+    arun(d.scan())
     return d
 
 
@@ -91,13 +93,13 @@ def test_default_picks_a_vision_model_with_mmproj_and_an_llm(dialog) -> None:
     assert not llm.vision
 
 
-def test_add_folder_rescans(dialog, qloop, qtbot, tmp_path, tiny_model) -> None:
+def test_add_folder_rescans(dialog, arun, qtbot, tmp_path, tiny_model) -> None:
     extra = tmp_path / "my-models"
     model = copy_model(tiny_model, extra / "own-vl-Q8_0.gguf")
     mmproj = write_mmproj(extra / "own-vl-mmproj-f16.gguf")
     dialog.ask_folder = lambda: str(extra)
     qtbot.mouseClick(dialog.add_folder_button, Qt.MouseButton.LeftButton)
-    qloop.run_until_complete(dialog.wait_idle())
+    arun(dialog.wait_idle())
     assert cell(dialog, model, "Vision") == mmproj.name
     assert cell(dialog, model, "Source") == "added folder"
     dialog.select_model(model)
@@ -105,7 +107,7 @@ def test_add_folder_rescans(dialog, qloop, qtbot, tmp_path, tiny_model) -> None:
     assert dialog.choice.vision_mmproj == str(mmproj)
 
 
-def test_import_familylog_env(dialog, qloop, tmp_path, tiny_model, paths) -> None:
+def test_import_familylog_env(dialog, arun, tmp_path, tiny_model, paths) -> None:
     fl = tmp_path / "FamilyLog"
     llm = copy_model(tiny_model, tmp_path / "models" / "qwen3.5-27b-Q4_K_M.gguf")
     fl.mkdir()
@@ -114,7 +116,7 @@ def test_import_familylog_env(dialog, qloop, tmp_path, tiny_model, paths) -> Non
     )
     dialog.ask_env = lambda: str(fl / ".env")
     dialog.import_button.click()
-    qloop.run_until_complete(dialog.wait_idle())
+    arun(dialog.wait_idle())
     assert dialog.choice.llm_model == str(llm)
     assert "VISION_MODEL_GGUF=/models/not-here.gguf" in dialog.message_label.text()
     assert llm in [m.path for m in dialog.models], "the .env's model folder is scanned too"
@@ -138,13 +140,13 @@ def test_save_is_refused_without_a_server(qtbot, qloop, paths, tmp_path, monkeyp
     assert not paths.settings_file.exists()
 
 
-def test_run_first_run_returns_when_saved(qtbot, qloop, paths, tree, llama_server_bin, monkeypatch):
+def test_run_first_run_returns_when_saved(qtbot, arun, paths, tree, llama_server_bin, monkeypatch):
     from PySide6.QtWidgets import QApplication
 
     monkeypatch.setenv("LLAMA_SERVER_PATH", llama_server_bin)
 
     async def drive() -> bool:
-        task = qloop.create_task(run_first_run(load_settings(paths), paths))
+        task = asyncio.ensure_future(run_first_run(load_settings(paths), paths))
         dlg = None
 
         def found():
@@ -159,15 +161,9 @@ def test_run_first_run_returns_when_saved(qtbot, qloop, paths, tree, llama_serve
             )
             return dlg is not None and dlg.table.rowCount() > 0
 
-        import asyncio
-
-        for _ in range(600):
-            if found():
-                break
-            await asyncio.sleep(0.05)
-        assert found(), "the dialog never showed its models"
+        await until(found, 30)  # the dialog shows its models
         dlg.save_button.click()
         return await asyncio.wait_for(task, 30)
 
-    assert qloop.run_until_complete(drive()) is True
+    assert arun(drive(), 90) is True
     assert paths.settings_file.is_file()

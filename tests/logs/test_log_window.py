@@ -9,7 +9,6 @@ from pathlib import Path
 from app.core.logs.app_logging import setup_logging
 from app.paths import AppPaths
 from app.ui.log_window import APP_TAB, RUN_TAB, LogWindow, LogWindowController
-from tests.logs.conftest import run
 from tests.support.app import load_role
 from tests.support.wait import until
 
@@ -32,7 +31,7 @@ async def close_and_drain(window: LogWindow) -> None:
 
 
 def test_tails_a_real_llama_server_while_it_loads(
-    qtbot, qloop, make_core, tiny_model: Path, port: int
+    qtbot, arun, make_core, tiny_model: Path, port: int
 ) -> None:
     core = make_core(LLM_MODEL_GGUF=str(tiny_model), LLAMA_LLM_PORT=port)
     ctl = LogWindowController.for_settings(core, core.paths, core.settings)
@@ -55,10 +54,10 @@ def test_tails_a_real_llama_server_while_it_loads(
         assert len([p for p in window.panes.values() if p.handle]) == 2
         await close_and_drain(window)
 
-    run(qloop, scenario())
+    arun(scenario())
 
 
-def test_app_log_tab_follows_the_apps_own_log(qtbot, qloop, make_core, paths: AppPaths) -> None:
+def test_app_log_tab_follows_the_apps_own_log(qtbot, arun, make_core, paths: AppPaths) -> None:
     root = logging.getLogger()
     before = list(root.handlers)
     setup_logging(paths.app_log_file, console=False)
@@ -72,7 +71,7 @@ def test_app_log_tab_follows_the_apps_own_log(qtbot, qloop, make_core, paths: Ap
         await close_and_drain(window)
 
     try:
-        run(qloop, scenario())
+        arun(scenario())
     finally:
         for h in root.handlers[:]:
             if h not in before:
@@ -80,7 +79,7 @@ def test_app_log_tab_follows_the_apps_own_log(qtbot, qloop, make_core, paths: Ap
                 h.close()
 
 
-def test_run_tab_follows_a_run_log_and_takes_lines(qtbot, qloop, make_core, paths) -> None:
+def test_run_tab_follows_a_run_log_and_takes_lines(qtbot, arun, make_core, paths) -> None:
     ctl = LogWindowController(make_core(), paths, 1000)
     run_log = paths.runs_dir / "run-1.log"
     run_log.parent.mkdir(parents=True)
@@ -105,14 +104,14 @@ def test_run_tab_follows_a_run_log_and_takes_lines(qtbot, qloop, make_core, path
         assert not has_line(window, RUN_TAB, "step 1"), "a new run starts a clean view"
         await close_and_drain(window)
 
-    run(qloop, scenario())
+    arun(scenario())
     assert run_log.read_text() == "step 1: transcribing\nstep 2: summarising\n", "files untouched"
     ctl.close()
     assert ctl.window is None
 
 
 def test_controller_raises_one_window_and_makes_a_new_one_after_close(
-    qtbot, qloop, make_core, paths
+    qtbot, arun, make_core, paths
 ) -> None:
     old = paths.server_log(8123)
     old.write_text("0.00.001.000 E srv  load_model: failed to load model\n")
@@ -136,5 +135,5 @@ def test_controller_raises_one_window_and_makes_a_new_one_after_close(
         assert w2 is not w1 and w2.isVisible()
         await close_and_drain(w2)
 
-    run(qloop, scenario())
+    arun(scenario())
     ctl.close()

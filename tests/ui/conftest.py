@@ -1,76 +1,18 @@
-"""Fixtures for the Qt tests: a qasync loop on pytest-qt's qapp, and a real TrayApp."""
+"""Fixtures for the Qt tests: a real TrayApp (the loop is tests/support/qloop.py's)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-import qasync
 
 from app.config import load_settings
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.support.app import AS_APP, make_core
-from tests.support.qt import collect_qt_garbage
 
 T = TypeVar("T")
-
-
-def pytest_configure(config) -> None:
-    # pytest-qt's qapp is session-scoped, so it exists before the per-test fixtures run.
-    os.environ["QT_QPA_PLATFORM"] = os.environ.get("FLT_TEST_QPA", "offscreen")
-
-
-@pytest.fixture
-def qloop(qapp):
-    """A qasync loop on qtbot's qapp, running for the whole test: tasks run whenever Qt
-    processes events (``qtbot.waitUntil``, pytest-qt's own event processing). Exceptions
-    inside the loop fail the test at teardown."""
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    errors: list[dict] = []
-    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-    asyncio.set_event_loop(loop)
-    yield loop
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for t in pending:
-        t.cancel()
-    deadline = time.monotonic() + 10
-    while any(not t.done() for t in pending) and time.monotonic() < deadline:
-        qapp.processEvents()
-    loop._QEventLoop__is_running = False  # stop() would call app.exit(); not wanted here
-    loop._after_run_forever()  # already_running loops skip this until aboutToQuit
-    asyncio.events._set_running_loop(None)
-    loop.close()
-    asyncio.set_event_loop(None)
-    collect_qt_garbage(qapp, loop)
-    assert not errors, f"exceptions inside the event loop: {errors}"
-
-
-@pytest.fixture
-def arun(qloop, qtbot):
-    """``arun(coro)``: run a coroutine on the loop until it is done; its result."""
-
-    def run(aw: Awaitable[T], timeout: float = 60.0) -> T:
-        fut = asyncio.ensure_future(aw)
-        qtbot.waitUntil(fut.done, timeout=int(timeout * 1000))
-        return fut.result()
-
-    return run
-
-
-@pytest.fixture
-def wait(qloop, qtbot):
-    """``wait(predicate)``: let the loop run until ``predicate()`` holds (60 s deadline)."""
-
-    def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-        qtbot.waitUntil(predicate, timeout=int(timeout * 1000))
-
-    return until
 
 
 @pytest.fixture
