@@ -7,6 +7,8 @@
   and the others start the tray with that window open.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running instance, which
   answers when the load is done; with none running they say so and exit 3 (no GUI starts).
+- ``--ps [--json]``: the running app's loaded models, asked through its API
+  (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -23,7 +25,7 @@ from app import __version__
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the running app answered with an error (unknown model, load failed)
 EXIT_USAGE = 2  # bad arguments or settings, no display
-EXIT_NOT_RUNNING = 3  # --load/--unload with no running app
+EXIT_NOT_RUNNING = 3  # --load/--unload/--ps with no running app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the running app to unload this model, or every model with 'all'",
     )
     p.add_argument(
+        "--ps",
+        action="store_true",
+        help="list the models the running app has loaded (asks its API)",
+    )
+    p.add_argument("--json", action="store_true", help="with --ps: print JSON")
+    p.add_argument(
         "--start-at-login",
         choices=["on", "off", "status"],
         help="turn starting at login on or off, or show its state",
@@ -78,6 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--load and --unload cannot be combined; run them one after the other")
     if args.ctx is not None and args.load is None:
         p.error("--ctx goes with --load")
+    if args.json and not args.ps:
+        p.error("--json goes with --ps")
+    if args.ps and (args.headless or args.load is not None or args.unload is not None):
+        p.error("--ps asks the running app; it goes alone (or with --json)")
     if (args.load is not None or args.unload is not None) and args.headless:
         p.error("--load and --unload ask the running tray app; they do not go with --headless")
     return args
@@ -148,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.load is not None or args.unload is not None:
         return model_command(args, settings, paths)
+
+    if args.ps:
+        from app.core.ps_cli import ps_command
+
+        return ps_command(settings, as_json=args.json)
 
     verb = forwarded_verb(args)
     if verb and not args.headless:

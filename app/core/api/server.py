@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.api import lmstudio, proxy
+from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
 from app.core.models.lifecycle import ModelLifecycle
@@ -63,8 +63,10 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             return error_response(
                 404,
                 f"No such endpoint: {request.method} {request.path}. This server answers "
-                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v0/models, "
-                "/v1/models, " + ", ".join(proxy.FORWARDED),
+                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v1/chat, "
+                "/api/v0/models, /api/v0/chat/completions, /api/v0/completions, "
+                "/api/v0/embeddings, /api/v0/ps, /v1/models, "
+                + ", ".join(proxy.FORWARDED + clients.ANTHROPIC + clients.OPENAI + clients.LLAMA),
                 code="not_found",
             )
         if e.status == 405:
@@ -175,6 +177,10 @@ class ApiServer:
         app[CONTEXT] = self._ctx
         lmstudio.add_routes(app)
         proxy.add_routes(app)
+        clients.add_routes(app)
+        rest_v0.add_routes(app)
+        chat_v1.add_routes(app)
+        ps.add_routes(app)
         runner = web.AppRunner(
             app,
             handler_cancellation=True,
