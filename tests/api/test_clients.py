@@ -373,3 +373,29 @@ async def test_ttl_of_a_load_and_of_a_request_unloads_that_instance(start_api) -
         assert r.status_code == 200
         await _until(lambda: core.lifecycle.ready(LLM) is None)
         assert core.lifecycle.ready(VISION) is not None
+
+
+async def test_load_exactly_as_lm_studios_docs_show_it(start_api) -> None:
+    core = await start_api()
+    async with client(core) as c:
+        r = await c.post(
+            "/api/v1/models/load",
+            headers={"Content-Type": "application/json"},
+            content=json.dumps(
+                {
+                    "model": LLM,
+                    "context_length": 16384,
+                    "flash_attention": True,
+                    "echo_load_config": True,
+                }
+            ),
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["type"] == "llm" and body["instance_id"] == LLM
+        assert body["status"] == "loaded" and body["load_time_seconds"] > 0
+        cfg = body["load_config"]
+        assert cfg["context_length"] == 16384 and cfg["flash_attention"] is True
+        assert cfg["offload_kv_cache_to_gpu"] is True and cfg["eval_batch_size"] == 2048
+        r = await c.post("/api/v1/models/unload", json={"instance_id": LLM})
+        assert r.json() == {"instance_id": LLM}
