@@ -17,7 +17,7 @@ from tests.api.conftest import base_url, client
 from tests.support.tiny_model import write_tiny_bert, write_tiny_model
 
 LLM = "google/gemma-3-12b"
-EMBED, RERANK = "tiny-embed", "tiny-reranker"
+EMBED, RERANK, CODER = "tiny-embed", "tiny-reranker", "tiny-coder"
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def typed_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("typed-models")
     write_tiny_bert(root / f"{EMBED}.gguf", name=EMBED)
     write_tiny_model(root / f"{RERANK}.gguf", seed=3, name=RERANK, pooling=4)
+    write_tiny_model(root / f"{CODER}.gguf", seed=4, name=CODER, fim=True)
     return root
 
 
@@ -256,6 +257,11 @@ async def test_llama_endpoints_embeddings_and_rerank(start_api, typed_models) ->
         # the tiny model has no fill-in-the-middle tokens: llama-server's own refusal
         r = await c.post("/infill", json={"model": LLM, "input_prefix": "a", "input_suffix": "b"})
         assert r.status_code == 501 and "Infill is not supported" in r.text
+        infill = {"input_prefix": "def f(", "input_suffix": ")", "n_predict": 3, "ignore_eos": True}
+        r = await c.post("/infill", json={"model": CODER, **infill})
+        assert r.status_code == 200, r.text
+        assert r.json()["tokens_predicted"] == 3
+        assert core.lifecycle.ready(CODER) is not None  # loaded for it (JIT)
 
         r = await c.post("/v1/embeddings", json={"model": EMBED, "input": "hello world"})
         assert r.status_code == 200, r.text

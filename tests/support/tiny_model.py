@@ -20,25 +20,37 @@ N_FF = 128
 N_CTX_TRAIN = 2048
 
 
-def _vocab() -> tuple[list[str], list[int], list[str]]:
+FIM = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+
+
+def _vocab(fim: bool = False) -> tuple[list[str], list[int], list[str]]:
     # GPT-2 byte-level BPE: printable ASCII maps to itself, space to 'Ġ', newline to 'Ċ'.
     tokens = [chr(c) for c in range(33, 127)] + ["\u0120", "\u010a"]
     types = [TokenType.NORMAL] * len(tokens)
     merges = ["a b", "\u0120 t"]
     tokens += ["ab", "\u0120t"]
     types += [TokenType.NORMAL, TokenType.NORMAL]
+    if fim:  # fill-in-the-middle tokens, so llama-server answers /infill
+        tokens += FIM
+        types += [TokenType.CONTROL] * len(FIM)
     tokens.append("<|endoftext|>")
     types.append(TokenType.CONTROL)
     return tokens, [int(t) for t in types], merges
 
 
 def write_tiny_model(
-    path: Path, *, seed: int = 0, name: str = "tiny-llama", pooling: int | None = None
+    path: Path,
+    *,
+    seed: int = 0,
+    name: str = "tiny-llama",
+    pooling: int | None = None,
+    fim: bool = False,
 ) -> Path:
     """Write a tiny llama GGUF to ``path`` and return it (``pooling``: llama.cpp's pooling
-    type in the header, e.g. 4 for a reranker, which the catalogue then serves as one)."""
+    type in the header, e.g. 4 for a reranker, which the catalogue then serves as one;
+    ``fim``: with fill-in-the-middle tokens)."""
     rng = np.random.default_rng(seed)
-    tokens, types, merges = _vocab()
+    tokens, types, merges = _vocab(fim)
     n_vocab = len(tokens)
     head_dim = N_EMBD // N_HEAD
 
@@ -65,6 +77,9 @@ def write_tiny_model(
     w.add_add_bos_token(False)
     if pooling is not None:
         w.add_uint32("llama.pooling_type", pooling)
+    if fim:
+        for i, key in enumerate(("fim_pre", "fim_suf", "fim_mid")):
+            w.add_uint32(f"tokenizer.ggml.{key}_token_id", tokens.index(FIM[i]))
 
     def t(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
