@@ -247,6 +247,21 @@ class Settings(BaseSettings):
         '(or for a run to let go of it) before it answers "busy"',
         json_schema_extra=_in(PLACEMENT),
     )
+    PREFETCH: bool = Field(
+        default=True,
+        title="Read the next model ahead",
+        description="While a model serves in switch mode, read the file of the model most "
+        "likely needed next into the page cache (when RAM allows), so the switch is fast",
+        json_schema_extra=_in(PLACEMENT),
+    )
+    VRAM_SETTLE_SECONDS: float = Field(
+        default=10.0,
+        ge=0,
+        title="Wait for GPU memory (seconds)",
+        description="After unloading a model on a GPU, wait at most this long for the driver "
+        "to report its memory free before the next model starts; 0 = do not wait",
+        json_schema_extra=_in(PLACEMENT),
+    )
     MODEL_DIRS: str = Field(
         default="",
         title="Model folders",

@@ -9,6 +9,8 @@
   answers when the load is done; with none running they say so and exit 3 (no GUI starts).
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
+- ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
+  FILE]``: the speed benchmark against the running app's API (``app.core.bench.cli``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -55,18 +57,61 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY|all",
         help="ask the running app to unload this model, or every model with 'all'",
     )
+    _add_benchmark_args(p)
     p.add_argument(
         "--ps",
         action="store_true",
         help="list the models the running app has loaded (asks its API)",
     )
-    p.add_argument("--json", action="store_true", help="with --ps: print JSON")
     p.add_argument(
         "--start-at-login",
         choices=["on", "off", "status"],
         help="turn starting at login on or off, or show its state",
     )
     return p
+
+
+def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("benchmark")
+    b.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="run the speed benchmark against the running app's model and print the table",
+    )
+    b.add_argument(
+        "--model", metavar="KEY", help="with --benchmark: the model (default: the loaded one)"
+    )
+    b.add_argument(
+        "--runs",
+        metavar="N",
+        type=_positive_int,
+        default=3,
+        help="runs of the prompt set (default 3)",
+    )
+    b.add_argument(
+        "--against",
+        metavar="URL",
+        help="also run it against this OpenAI-compatible server, e.g. http://127.0.0.1:1235/v1",
+    )
+    b.add_argument(
+        "--against-model",
+        metavar="NAME",
+        help="the model to ask --against for (default: the first it lists)",
+    )
+    b.add_argument(
+        "--json",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help="also write the results as JSON to FILE (alone: print JSON instead of the table; "
+        "with --ps: print JSON)",
+    )
+    b.add_argument(
+        "--prompt-tokens", metavar="N", type=_positive_int, default=2000, help=argparse.SUPPRESS
+    )
+    b.add_argument(
+        "--gen-tokens", metavar="N", type=_positive_int, default=256, help=argparse.SUPPRESS
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -86,9 +131,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--load and --unload cannot be combined; run them one after the other")
     if args.ctx is not None and args.load is None:
         p.error("--ctx goes with --load")
-    if args.json and not args.ps:
-        p.error("--json goes with --ps")
-    if args.ps and (args.headless or args.load is not None or args.unload is not None):
+    if args.json is not None and not (args.ps or args.benchmark):
+        p.error("--json goes with --ps or --benchmark")
+    if args.ps and args.json not in (None, "-"):
+        p.error("with --ps, --json takes no file: it prints JSON")
+    if args.ps and (
+        args.headless or args.benchmark or args.load is not None or args.unload is not None
+    ):
         p.error("--ps asks the running app; it goes alone (or with --json)")
     if (args.load is not None or args.unload is not None) and args.headless:
         p.error("--load and --unload ask the running tray app; they do not go with --headless")
@@ -164,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.ps:
         from app.core.ps_cli import ps_command
 
-        return ps_command(settings, as_json=args.json)
+        return ps_command(settings, as_json=args.json is not None)
+
+    if args.benchmark:
+        from app.core.bench.cli import run as run_benchmark
+
+        return run_benchmark(args, settings, paths)
 
     verb = forwarded_verb(args)
     if verb and not args.headless:

@@ -54,6 +54,11 @@ class AppPaths:
     def history_file(self) -> Path:
         return self.state_dir / "runs.json"
 
+    @property
+    def bench_dir(self) -> Path:
+        """Benchmark runs: ``benchmark-<time>.json``, ``.csv`` and the chart ``.png``."""
+        return self.state_dir / "benchmarks"
+
     def server_log(self, port: int) -> Path:
         return self.log_dir / f"llama-server-{port}.log"
 

@@ -7,13 +7,13 @@ import platform
 import shutil
 import socket
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.support.tiny_model import write_corrupt_model, write_tiny_model
+from tests.support.wait import wait_until
 
 # Settings the app reads from the environment; a developer's own values must not leak in.
 _APP_VARS = (
@@ -136,16 +136,6 @@ def llama_children() -> list[psutil.Process]:
         except psutil.Error:
             pass
     return out
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until it is true or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 @pytest.fixture(autouse=True)

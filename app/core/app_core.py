@@ -15,6 +15,8 @@ from app.config import Settings
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.memory import GpuFree, free_memory
+from app.core.models.settle import Snapshot
+from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.binary import resolve_server_path
 from app.core.servers.external import ExternalServer, find_external
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from app.core.api.server import ApiServer
     from app.core.gpu.probe import GpuProber
     from app.core.models.idle import IdleUnloader
+    from app.core.models.prefetch import Prefetcher
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class AppCore:
         *,
         platform: ProcessPlatform | None = None,
         gpu_free: GpuFree | None = None,
+        gpu_snapshot: Snapshot | None = None,
     ) -> None:
         self.live = LiveSettings(settings)
         self.paths = paths
@@ -72,12 +76,16 @@ class AppCore:
             self.live,
             self.notices,
             free_memory=lambda: free_memory(self.live(), gpu_free),
+            gpu_snapshot=gpu_snapshot,
         )
         self.manager.subscribe(self._on_state)
+        # Each model's speed, by key (survives reloads); the API's proxy feeds it.
+        self.stats = SpeedStats()
         self.services: list[Service] = []
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.gpu: GpuProber | None = None  # set by build_core
         self.idle: IdleUnloader | None = None  # set by build_core
+        self.prefetch: Prefetcher | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         # Ports held by a process the app did not start: shown as "external", never killed.
         self.external: dict[int, ExternalServer] = {}

@@ -7,6 +7,7 @@ from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.gpu.probe import GpuProber
 from app.core.models.idle import IdleUnloader
+from app.core.models.prefetch import Prefetcher
 from app.core.runs.deps import RunDeps
 from app.core.runs.service import RunService
 from app.core.servers.supervisor import RestartPolicy, Supervisor
@@ -32,19 +33,24 @@ def build_core(
     hung servers; ``run_options``: passed to ``RunService`` (tests: a clock, a kill delay)."""
     # One GPU prober for the models window and placement (RUN_MODE=auto).
     gpu = gpu or GpuProber()
-    core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes)
+    core = AppCore(
+        settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_snapshot=gpu.probe
+    )
     core.gpu = gpu
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
     if supervise:
         core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy))
     core.idle = IdleUnloader(core.lifecycle, core.live)
     core.add_service(core.idle)
+    # Switch mode: read the next model into the page cache while the current one serves.
+    core.prefetch = Prefetcher(core.lifecycle, core.live)
+    core.add_service(core.prefetch)
     # The API first: services stop newest first, so a run in progress is cancelled while
     # the API it may be talking to is still up.
     if settings.API_ENABLED if api is None else api:
         from app.core.api.server import ApiServer
 
-        core.api = ApiServer(core.lifecycle, core.live, core.notices)
+        core.api = ApiServer(core.lifecycle, core.live, core.notices, stats=core.stats)
         core.add_service(core.api)
     if runs:
         # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).

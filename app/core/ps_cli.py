@@ -22,6 +22,7 @@ COLUMNS = (
     "MEMORY",
     "IDLE UNLOAD",
     "REQUESTS",
+    "SPEED",
 )
 
 
@@ -44,6 +45,10 @@ def _size(n: int | None) -> str:
     return "-"
 
 
+def _speed(tps: float | None) -> str:
+    return "-" if tps is None else f"{tps:.1f} t/s"
+
+
 def _left(sec: float | None) -> str:
     if sec is None:
         return "never"
@@ -64,6 +69,7 @@ def table(models: list[dict]) -> str:
             _size(m.get("memory_bytes")),
             _left(m.get("idle_unload_in_seconds")),
             str(m.get("requests_served", 0)),
+            _speed((m.get("speed") or {}).get("generation_tokens_per_second")),
         )
         for m in models
     ]

@@ -8,6 +8,7 @@ The tray speaks in models: ports and PIDs appear in the models window's details 
 - ``model_view``: a model's state line and its one action in the menu.
 - ``other_models``: the catalogue's models that are not FamilyLog's, loaded first.
 - ``model_row`` / ``row_order``: the models window's rows.
+- ``speed_line``: "LLM 54.8 t/s", each loaded model's generation speed (tooltip).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import ServerMemory
 from app.core.models.entry import ROLE_TITLES, ModelEntry
 from app.core.models.lifecycle import Instance
+from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
 from app.core.tray_state import TrayState
@@ -163,11 +165,31 @@ def tooltip(
     if run_in_progress:
         lines.append(run_words(core))
     lines.append(status_line(core, snapshot, memory))
+    speed = speed_line(core)
+    if speed:
+        lines.append(speed)
     if snapshot is not None:
         lines.append(snapshot.vram_text())
     if core.external:
         lines.append(EXTERNAL_WARNING)
     return "\n".join(lines)
+
+
+def _stats(core: AppCore, key: str) -> ModelStats | None:
+    stats = getattr(core, "stats", None)
+    return stats.get(key) if stats is not None else None
+
+
+def speed_line(core: AppCore) -> str:
+    """ "LLM 54.8 t/s · Vision 12.1 t/s": the loaded models that have served a timed reply
+    (rolling generation speed over their last replies)."""
+    parts = []
+    for inst in core.lifecycle.snapshot():
+        if inst.state.alive:
+            text = speed_text(_stats(core, inst.key))
+            if text:
+                parts.append(f"{_title(inst)} {text}")
+    return " · ".join(parts)
 
 
 def run_words(core: AppCore) -> str:
@@ -314,6 +336,24 @@ class ModelRow:
     started_at: float | None
     can_load: bool
     can_unload: bool
+    speed: str = ""  # "54.8 t/s": rolling generation speed
+    speed_tip: str = ""  # prompt speed, time to first token, requests, tokens
+    speed_history: tuple[float, ...] = ()  # generation t/s of the last replies (sparkline)
+
+
+def _speed_tip(st: ModelStats | None) -> str:
+    if st is None or st.last is None:
+        return ""
+    parts = []
+    last = st.last.generation_tokens_per_second
+    if last is not None:
+        parts.append(f"last reply {last:.1f} t/s")
+    if st.prompt_tokens_per_second is not None:
+        parts.append(f"prompt {st.prompt_tokens_per_second:.1f} t/s")
+    if st.time_to_first_token_ms is not None:
+        parts.append(f"time to first token {st.time_to_first_token_ms:.0f} ms")
+    parts.append(f"{st.requests:,} requests, {st.tokens:,} tokens")
+    return " · ".join(parts)
 
 
 def model_row(
@@ -341,6 +381,7 @@ def model_row(
     details = ""
     if inst is not None:
         details = f"port {inst.port}" + (f" · PID {inst.pid}" if inst.pid else "")
+    st = _stats(core, entry.key)
     tips = [entry.path] + ([f"mmproj: {entry.mmproj}"] if entry.mmproj else [])
     if view.problem:
         tips.append(view.problem)
@@ -366,6 +407,9 @@ def model_row(
         started_at=inst.status.started_at if inst is not None else None,
         can_load=view.can_load,
         can_unload=view.can_unload,
+        speed=speed_text(st),
+        speed_tip=_speed_tip(st),
+        speed_history=tuple(st.history()) if st is not None else (),
     )
 
 

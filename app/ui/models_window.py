@@ -1,6 +1,7 @@
 """The models window: every catalogue model in one list (loaded ones first) with a filter,
-Load / Unload / Cancel per row, the memory each holds, its port and PID in the details
-column (the only place they appear), the GPU panel and "Rescan folders".
+Load / Unload / Cancel per row, the memory each holds, its speed (t/s and a sparkline of
+its last replies), its port and PID in the details column (the only place they appear), the
+GPU panel, "Rescan folders" and "Reset speeds".
 
 The cells are worked out by ``app.core.summary.model_row``; this module only renders
 them. Updates are per row: a state event re-renders its model's row, a GPU snapshot the
@@ -13,7 +14,8 @@ import asyncio
 import logging
 import time
 
-from PySide6.QtCore import QAbstractTableModel, Qt, QTimer
+from PySide6.QtCore import QAbstractTableModel, QPointF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -22,6 +24,9 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -47,11 +52,27 @@ COLUMNS = (
     "Context",
     "State",
     "Memory",
+    "Speed",
     "Details",
     "",
 )
-FIELDS = ("name", "key", "role", "type", "size", "quant", "context", "state", "memory", "details")
-STATE_COL, MEMORY_COL, ACTIONS_COL = COLUMNS.index("State"), COLUMNS.index("Memory"), 10
+FIELDS = (
+    "name",
+    "key",
+    "role",
+    "type",
+    "size",
+    "quant",
+    "context",
+    "state",
+    "memory",
+    "speed",
+    "details",
+)
+STATE_COL, MEMORY_COL, SPEED_COL = COLUMNS.index("State"), COLUMNS.index("Memory"), 9
+ACTIONS_COL = len(COLUMNS) - 1
+HISTORY_ROLE = Qt.ItemDataRole.UserRole + 1  # the speed cell's sparkline values
+SPARK_WIDTH = 60
 
 
 class ModelsTable(QAbstractTableModel):
@@ -82,7 +103,11 @@ class ModelsTable(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if index.column() == MEMORY_COL:
                 return row.memory_tip or None
+            if index.column() == SPEED_COL:
+                return row.speed_tip or None
             return row.tip or None
+        if role == HISTORY_ROLE and index.column() == SPEED_COL:
+            return row.speed_history
         return None
 
     def row_of(self, key: str) -> int | None:
@@ -119,6 +144,56 @@ class ModelsTable(QAbstractTableModel):
                 moved_to.append(self.index(new_row, c))
         self.changePersistentIndexList(moved_from, moved_to)
         self.layoutChanged.emit()
+
+
+def paint_sparkline(painter: QPainter, rect, values, color: QColor) -> None:
+    """A line of ``values`` (oldest left) scaled into ``rect``, from 0 to the highest."""
+    if len(values) < 2:
+        if values:
+            y = rect.center().y()
+            painter.setPen(QPen(color, 1.5))
+            painter.drawLine(rect.left(), y, rect.right(), y)
+        return
+    top = max(values) or 1.0
+    step = (rect.width() - 1) / (len(values) - 1)
+    h = rect.height() - 1
+    points = QPolygonF(
+        [
+            QPointF(rect.left() + i * step, rect.top() + h - v / top * h)
+            for i, v in enumerate(values)
+        ]
+    )
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(color, 1.5))
+    painter.drawPolyline(points)
+    painter.restore()
+
+
+class SpeedDelegate(QStyledItemDelegate):
+    """The speed cell: "54.8 t/s" and, right of it, a sparkline of the last replies."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        values = index.data(HISTORY_ROLE) or ()
+        spark = opt.rect.adjusted(opt.rect.width() - SPARK_WIDTH - 4, 4, -4, -4)
+        if values:
+            opt.rect = opt.rect.adjusted(0, 0, -SPARK_WIDTH - 6, 0)
+        widget = opt.widget
+        style = widget.style() if widget is not None else None
+        if style is not None:
+            bg = QStyleOptionViewItem(opt)  # the whole cell's background, then the text
+            bg.rect = option.rect
+            bg.text = ""
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, bg, painter, widget)
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        if values:
+            paint_sparkline(painter, spark, list(values), QColor("#2e7d32"))
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802 (Qt API)
+        size = super().sizeHint(option, index)
+        return QSize(size.width() + SPARK_WIDTH + 10, size.height())
 
 
 class RowActions(QWidget):
@@ -187,11 +262,18 @@ class ModelsWindow(QWidget):
         self.rescan_button.setAutoDefault(False)
         self.rescan_button.clicked.connect(self.rescan)
         top.addWidget(self.rescan_button)
+        self.reset_speeds_button = QPushButton("Reset speeds")
+        self.reset_speeds_button.setAutoDefault(False)
+        self.reset_speeds_button.setToolTip("Forget every model's speed figures")
+        self.reset_speeds_button.clicked.connect(self.reset_speeds)
+        top.addWidget(self.reset_speeds_button)
         layout.addLayout(top)
 
         self.model = ModelsTable(self)
         self.table = QTableView()
         self.table.setModel(self.model)
+        self.speed_delegate = SpeedDelegate(self.table)
+        self.table.setItemDelegateForColumn(SPEED_COL, self.speed_delegate)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -245,6 +327,16 @@ class ModelsWindow(QWidget):
         self._reorder_if_needed()
         self.update_rows([event.key])
         self.refresh_external()
+
+    def on_speed(self, key: str) -> None:
+        """A model answered a request (or its figures were reset): its speed cell."""
+        self.update_rows([key])
+
+    def reset_speeds(self) -> None:
+        stats = getattr(self.host.core, "stats", None)
+        if stats is not None:
+            stats.reset()
+        self.update_rows()
 
     def on_catalogue(self) -> None:
         """The catalogue changed (settings applied, folders rescanned): rebuild the list."""
@@ -332,7 +424,7 @@ class ModelsWindow(QWidget):
                 self.row_actions[new.key].show_row(new)
                 self._show_loading(new)
         if changed:
-            self._fit_columns((STATE_COL, MEMORY_COL, COLUMNS.index("Details")))
+            self._fit_columns((STATE_COL, MEMORY_COL, SPEED_COL, COLUMNS.index("Details")))
 
     def refresh(self) -> None:
         """After an action of the app: order and every row again (changed ones repaint)."""

@@ -26,6 +26,7 @@ from app.core.settings.settings_apply import apply_settings
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
+from app.ui.benchmark_window import BenchmarkWindow
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
 from app.ui.model_verbs import model_verbs
@@ -90,6 +91,7 @@ class TrayApp(QObject):
         self.tray.clicked.connect(self.show_models)
         self.notifier: Notifier = TrayNotifier(self.tray.icon, self)
         self.models_window: ModelsWindow | None = None
+        self.benchmark_window: BenchmarkWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.verbs = {
             "show": self._verb_show,
@@ -124,6 +126,7 @@ class TrayApp(QObject):
             core.catalogue.subscribe(self._on_catalogue),
             self.gpu_monitor.subscribe(self._on_snapshot),
             core.notices.subscribe(self._on_notice),
+            core.stats.subscribe(self._on_speed),
         ]
 
     # ── Life cycle ────────────────────────────────────────────────────────────
@@ -169,7 +172,7 @@ class TrayApp(QObject):
         await self.core.stop()
         self.instance.close()
         self.tray.hide()
-        for w in (self.models_window, self.settings_dialog):
+        for w in (self.models_window, self.settings_dialog, self.benchmark_window):
             if w is not None and shiboken6.isValid(w):
                 w.close()
 
@@ -217,6 +220,12 @@ class TrayApp(QObject):
     def _on_instance(self, event: InstanceEvent) -> None:
         if self.models_window is not None:
             self.models_window.on_instance(event)
+
+    def _on_speed(self, key: str) -> None:
+        """A model answered through the API: its speed in the tooltip and the window."""
+        self._render_state()
+        if self.models_window is not None:
+            self.models_window.on_speed(key)
 
     def _on_catalogue(self) -> None:
         if self.models_window is not None:
@@ -323,6 +332,15 @@ class TrayApp(QObject):
         self.models_window.show()
         self.models_window.raise_()
         self.models_window.activateWindow()
+
+    def show_benchmark(self) -> None:
+        """The Benchmark window (the prompt set against the app's API, and another server)."""
+        if self.benchmark_window is None:
+            self.benchmark_window = BenchmarkWindow(self.core, self.paths)
+        self.benchmark_window.fill_models()
+        self.benchmark_window.show()
+        self.benchmark_window.raise_()
+        self.benchmark_window.activateWindow()
 
     def show_settings(self) -> None:
         if self.settings_dialog is None:

@@ -109,6 +109,10 @@ class TrayMenu(QMenu):
         self.addSeparator()
         self.act_models = self._add("Models and memory…")
         self.act_models.triggered.connect(host.show_models)
+        show_benchmark = getattr(host, "show_benchmark", None)
+        self.act_benchmark = self._add("Benchmark…", enabled=show_benchmark is not None)
+        if show_benchmark is not None:
+            self.act_benchmark.triggered.connect(show_benchmark)
         hooks = host.hooks
         self.act_logs = self._add("Show logs…", enabled=hooks.show_logs is not None)
         if hooks.show_logs is not None:

@@ -10,9 +10,8 @@ import pytest
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.bootstrap import build_core
-from app.paths import AppPaths
 from tests.conftest import free_port
+from tests.support.app import AS_APP, make_core
 
 CTX = 512
 
@@ -47,7 +46,7 @@ async def start_api(api_settings) -> AsyncIterator[Callable]:
     cores: list[AppCore] = []
 
     async def start(**over) -> AppCore:
-        core = build_core(api_settings(**over), AppPaths.resolve().ensure())
+        core = make_core(api_settings(**over), **AS_APP)
         cores.append(core)
         await core.start()
         return core

@@ -25,9 +25,8 @@ import psutil
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.bootstrap import build_core
-from app.paths import AppPaths
 from tests.api.conftest import servers
+from tests.support.app import AS_APP, make_core
 
 EXAMPLES = int(os.environ.get("FLT_FUZZ_EXAMPLES", "300"))
 VISION, LLM = "qwen/qwen3-vl-8b", "google/gemma-3-12b"
@@ -205,7 +204,7 @@ def running_core(make_settings) -> Iterator[tuple]:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(120)
 
     async def build():
-        core = build_core(make_settings, AppPaths.resolve().ensure())
+        core = make_core(make_settings, **AS_APP)
         await core.start()
         return core
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from app.core.bootstrap import build_core
+from app.core.gpu.models import GpuSnapshot
 from app.core.models.placement import estimate_need
 from app.core.settings.settings_apply import apply_settings
-from app.paths import AppPaths
 from tests.api.conftest import chat, client, servers
+from tests.support.app import AS_APP, make_core
 from tests.support.tiny_model import write_tiny_model
+from tests.support.wait import until
 
 VISION, LLM = "qwen/qwen3-vl-8b", "google/gemma-3-12b"
 
@@ -48,21 +49,16 @@ class FakeGpu:
                 used += estimate_need(inst.entry, inst.status.spec.ctx_size)
         return self.capacity - used
 
+    def probe(self, pids=()) -> GpuSnapshot:
+        return GpuSnapshot("none")  # no per-process report: nothing to settle
+
 
 async def _start(api_settings, gpu=None, **over):
-    core = build_core(api_settings(**over), AppPaths.resolve().ensure(), gpu=gpu)
+    core = make_core(api_settings(**over), **AS_APP, gpu=gpu)
     if gpu is not None:
         gpu.core = core
     await core.start()
     return core
-
-
-async def _until(pred, timeout: float = 30) -> None:
-    async def wait() -> None:
-        while not pred():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_every_local_gguf_is_listed_and_answers_by_its_key(start_api, lmstudio_tree) -> None:
@@ -89,7 +85,7 @@ async def test_every_local_gguf_is_listed_and_answers_by_its_key(start_api, lmst
 
 async def test_auto_evicts_the_least_recently_used_idle_model(api_settings, lmstudio_tree) -> None:
     s = api_settings(RUN_MODE="auto", MODEL_DIRS=str(lmstudio_tree["root"]))
-    probe = build_core(s, AppPaths.resolve().ensure(), api=False, runs=False)
+    probe = make_core(s, None, supervise=True)
     one = estimate_need(probe.catalogue.role("llm"), s.LLAMA_CTX_SIZE)  # all are tiny models
     gpu = FakeGpu(capacity=int(2.5 * one))  # room for two models, not three
     core = await _start(api_settings, gpu, RUN_MODE="auto", MODEL_DIRS=str(lmstudio_tree["root"]))
@@ -111,7 +107,7 @@ async def test_auto_evicts_the_least_recently_used_idle_model(api_settings, lmst
 
 
 async def test_a_stream_survives_a_load_that_needs_its_memory(api_settings) -> None:
-    probe = build_core(api_settings(), AppPaths.resolve().ensure(), api=False, runs=False)
+    probe = make_core(api_settings(), None, supervise=True)
     one = estimate_need(probe.catalogue.resolve(VISION), 512)
     gpu = FakeGpu(capacity=int(1.5 * one))  # one model at a time
     core = await _start(api_settings, gpu, RUN_MODE="auto")
@@ -123,7 +119,7 @@ async def test_a_stream_survives_a_load_that_needs_its_memory(api_settings) -> N
                 assert (await anext(lines)).startswith("data: ")
                 port = core.lifecycle.ready(VISION).port
                 other = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-                await _until(lambda: core.lifecycle.is_draining(port))
+                await until(lambda: core.lifecycle.is_draining(port))
                 assert core.lifecycle.ready(LLM) is None  # the load waits for the stream
                 rest = [line async for line in lines if line]
             assert rest[-1] == "data: [DONE]"

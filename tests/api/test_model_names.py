@@ -10,11 +10,9 @@ import psutil
 import pytest
 
 from app.config import Settings
-from app.core.app_core import AppCore
 from app.core.models.launch_args import extra_args_for
-from app.paths import AppPaths
 from tests.api.conftest import base_url, chat, client
-from tests.support.app import load_role
+from tests.support.app import load_role, make_core
 
 VISION = "qwen/qwen3-vl-8b"
 LLM = "google/gemma-3-12b"
@@ -99,5 +97,5 @@ def test_alias_argument(tiny_model, monkeypatch, extra, env, key, expected) -> N
         VISION_MODEL_ID=key,
         LLAMA_EXTRA_ARGS=extra,
     )
-    core = AppCore(s, AppPaths.resolve().ensure())
+    core = make_core(s, None)  # no services
     assert extra_args_for(core.catalogue.role("vision"), s) == ["-lv", "4", *expected]

@@ -11,6 +11,7 @@ import pytest
 
 from app.core.servers.states import ServerState
 from tests.api.conftest import base_url, chat, client, servers
+from tests.support.wait import until
 
 VISION = "qwen/qwen3-vl-8b"
 LLM = "google/gemma-3-12b"
@@ -126,7 +127,7 @@ async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None
             first = await anext(lines)
             assert first.startswith("data: ")
             other = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-            await asyncio.wait_for(_until(lambda: core.lifecycle.is_draining(port)), 30)
+            await until(lambda: core.lifecycle.is_draining(port), 30)
             assert core.manager.status(port).state is ServerState.READY
             rest = [line async for line in lines if line]
         assert rest[-1] == "data: [DONE]"
@@ -135,11 +136,6 @@ async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None
         r = await asyncio.wait_for(other, 60)
         assert r.status_code == 200, r.text
     assert core.manager.get_loaded_models() == {port: core.settings.LLM_MODEL_GGUF}
-
-
-async def _until(pred) -> None:
-    while not pred():
-        await asyncio.sleep(0.005)
 
 
 async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api) -> None:
@@ -154,10 +150,10 @@ async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api)
                 got += line.startswith("data: ")
                 if got == 3:
                     break
-        assert await _wait_zero(pool, port)
+        await until(lambda: pool.in_flight(port) == 0, 30)
         # llama-server was told: it cancelled the generation for the lost client...
         log = core.log_path(port)
-        await asyncio.wait_for(_until(lambda: "cancel task" in log.read_text()), 30)
+        await until(lambda: "cancel task" in log.read_text(), 30)
         # ...and it serves the next one.
         async with httpx.AsyncClient(trust_env=False) as direct:
             h = await direct.get(f"http://127.0.0.1:{port}/health")
@@ -166,11 +162,6 @@ async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api)
         assert r.status_code == 200
     assert core.manager.status(port).state is ServerState.READY
     assert [p.pid for p in servers()] == [core.manager.status(port).pid]
-
-
-async def _wait_zero(pool, port) -> bool:
-    await asyncio.wait_for(_until(lambda: pool.in_flight(port) == 0), 30)
-    return True
 
 
 async def test_api_key_is_enforced(start_api) -> None:
@@ -251,13 +242,13 @@ async def test_idle_unload_and_remaining_time(start_api) -> None:
     left = core.idle.remaining()
     assert set(left) <= {port} and all(0 <= v <= 1.2 for v in left.values())
     stopped = lambda: core.manager.status(port).state is ServerState.STOPPED  # noqa: E731
-    await asyncio.wait_for(_until(stopped), 30)
+    await until(stopped, 30)
     assert core.idle.remaining() == {}
     assert servers() == []
     # A request in flight holds the clock at the full idle time.
     async with pool.holding(LLM, jit=True) as used:
         assert used.port == port and core.idle.remaining() == {port: 1.2}
-    await asyncio.wait_for(_until(stopped), 30)
+    await until(stopped, 30)
 
 
 async def test_requests_after_a_quiet_spell_still_reach_llama_server(start_api) -> None:
@@ -280,7 +271,7 @@ async def test_a_request_for_the_model_being_evicted_waits_and_reloads_it(start_
             lines = r.aiter_lines()
             assert (await anext(lines)).startswith("data: ")
             to_llm = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-            await asyncio.wait_for(_until(lambda: core.lifecycle.is_draining(port)), 30)
+            await until(lambda: core.lifecycle.is_draining(port), 30)
             back = asyncio.create_task(c.post("/v1/chat/completions", json=chat(VISION)))
             rest = [line async for line in lines if line]
         assert rest[-1] == "data: [DONE]"

@@ -57,17 +57,21 @@ def test_ps_lists_loaded_models_as_table_and_json(app_home, tiny_model, llama_se
 
         code, out, err = _ps(env, "--json")
         assert code == 0, err
-        (row,) = json.loads(out)["models"]
+        models = json.loads(out)["models"]
+        assert len(models) == 1, out
+        row = models[0]
         pid = row["pid"]
         assert psutil.Process(pid).name().startswith("llama-server")
         assert row["key"] == LLM and row["role"] == "llm" and row["type"] == "llm"
         assert row["state"] == "ready" and row["context_length"] == 512
         assert row["requests_served"] == 1 and row["memory_bytes"] > 0
         assert 0 < row["idle_unload_in_seconds"] <= 1800 and row["ttl_seconds"] == 1800
+        assert row["speed"]["requests"] == 1 and row["speed"]["generation_tokens_per_second"] > 0
 
-        code, out, _ = _ps(env)
+        code, out, err = _ps(env)
+        assert code == 0, err
         header, line = out.splitlines()
-        assert header.split()[:3] == ["KEY", "ROLE", "TYPE"]
+        assert header.split()[:3] == ["KEY", "ROLE", "TYPE"] and line.endswith(" t/s")
         assert line.split()[:6] == [LLM, "llm", "llm", "ready", str(row["port"]), str(pid)]
 
         wrong = {**env, "API_KEY": "wrong"}

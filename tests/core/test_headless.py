@@ -60,7 +60,8 @@ def test_bad_setting_is_one_readable_line(app_home) -> None:
 def test_headless_stops_the_servers_it_started(app_home, tiny_model, llama_server_bin) -> None:
     import psutil
 
-    from tests.conftest import free_port, wait_until
+    from tests.conftest import free_port
+    from tests.support.wait import wait_until
 
     port = free_port()
     env = dict(

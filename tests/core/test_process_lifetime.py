@@ -29,8 +29,8 @@ from app.platform.win_job import (
     PROCESS_TERMINATE,
     KillOnCloseJob,
 )
-from tests.conftest import wait_until
 from tests.support.app import alive
+from tests.support.wait import wait_until
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 

@@ -9,8 +9,9 @@ import psutil
 import pytest
 
 from app.core.servers.ownership import OwnershipRecord
-from tests.conftest import free_port, llama_children, wait_until
+from tests.conftest import free_port, llama_children
 from tests.support.app import CTX, alive, make_core, run_app, settings_for, titles
+from tests.support.wait import wait_until
 
 # The app as it would run on macOS: no parent-death signal, so its servers outlive it.
 WITHOUT_PDEATHSIG = """

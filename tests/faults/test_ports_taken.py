@@ -14,8 +14,9 @@ from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.ports import PortInUseError
 from app.core.servers.states import ServerState
-from tests.conftest import free_port, llama_children, wait_until
+from tests.conftest import free_port, llama_children
 from tests.support.app import alive, load_role, notice, server_cmd, start_foreign_server, titles
+from tests.support.wait import wait_until
 
 
 def _ready(port: int) -> bool:

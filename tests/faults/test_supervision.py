@@ -7,25 +7,25 @@ from __future__ import annotations
 import os
 import signal
 
-from app.core.bootstrap import build_core
 from app.core.models.entry import LLM
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, StateEvent
 from app.core.servers.supervisor import RestartPolicy
-from app.paths import AppPaths
 from tests.conftest import llama_children
 from tests.support.app import (
+    AS_APP,
     FAST,
     alive,
     load_role,
+    make_core,
     notice,
     settings_for,
     supervisor,
     titles,
-    until,
 )
 from tests.support.fakes import healthy_but_hung_server
+from tests.support.wait import until
 
 HUNG_PROBE = RestartPolicy(
     first_delay=0.01, max_delay=0.05, probe_interval=0.1, probe_timeout=1.0, hung_after=1
@@ -160,6 +160,6 @@ async def test_server_that_answers_health_but_not_requests(app, tiny_model, tmp_
 
 async def test_bootstrap_attaches_the_supervisor(llama_server_bin) -> None:
     s = settings_for(llama_server_bin, RESTART_ON_CRASH=False, HUNG_PROBE_SECONDS=30)
-    core = build_core(s, AppPaths.resolve().ensure())
+    core = make_core(s, **AS_APP)
     sup = supervisor(core)
     assert sup.policy.enabled is False and sup.policy.probe_interval == 30

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from app.config import load_settings
-from app.core.app_core import AppCore
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber, ProbeUnavailable
 from app.paths import AppPaths
-from tests.support.app import load_role
+from tests.support.app import load_role, make_core
+from tests.support.wait import until
 
 
 def cpu_only_prober() -> GpuProber:
@@ -17,14 +17,6 @@ def cpu_only_prober() -> GpuProber:
         raise ProbeUnavailable("no NVML here")
 
     return GpuProber(which=lambda _n: None, nvml_loader=missing, platform="linux")
-
-
-async def wait_for(pred, timeout: float = 30.0) -> None:
-    async def poll() -> None:
-        while not pred():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin, port) -> None:
@@ -36,7 +28,7 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
         LLAMA_LLM_PORT=port,
         LLAMA_CTX_SIZE=512,
     )
-    core = AppCore(settings, paths)
+    core = make_core(settings, None, paths=paths)  # no services
     monitor = GpuMonitor(core.manager, cpu_only_prober(), fast=0.05, slow=3600)
     seen = []
     monitor.subscribe(seen.append)
@@ -60,16 +52,16 @@ async def test_monitor_reads_rss_and_the_log_split(tiny_model, llama_server_bin,
 
 async def test_fast_probing_only_while_watched(app_home) -> None:
     paths = AppPaths.resolve().ensure()
-    core = AppCore(load_settings(paths), paths)
+    core = make_core(load_settings(paths), None, paths=paths)
     monitor = GpuMonitor(core.manager, cpu_only_prober(), fast=0.02, slow=3600)
     await monitor.start()
     try:
-        await wait_for(lambda: monitor.probes == 1)
+        await until(lambda: monitor.probes == 1)
         monitor.set_fast(True)  # a window opened: probe now, then often
-        await wait_for(lambda: monitor.probes >= 4)
+        await until(lambda: monitor.probes >= 4)
         monitor.set_fast(False)
         await asyncio.sleep(0)  # let a probe already under way finish
-        await wait_for(lambda: monitor.interval == 3600)
+        await until(lambda: monitor.interval == 3600)
         settled = monitor.probes
         await asyncio.sleep(0.2)  # ten fast intervals: a slow monitor must not probe
         assert monitor.probes <= settled + 1

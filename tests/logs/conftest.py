@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import qasync
 from app.config import load_settings
 from app.core.app_core import AppCore
 from app.paths import AppPaths
+from tests.support import app as support
 from tests.support.qt import collect_qt_garbage
 
 
@@ -47,15 +47,6 @@ def qloop(qapp):
     assert not errors, f"exceptions inside the event loop: {errors}"
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait (letting Qt and asyncio run) until ``predicate()`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout:g} s: {predicate}")
-        await asyncio.sleep(0.01)
-
-
 def run(loop: asyncio.AbstractEventLoop, scenario: Awaitable[None]) -> None:
     """Run a whole test scenario in ONE ``run_until_complete``.
 
@@ -73,10 +64,12 @@ def paths(app_home: Path) -> AppPaths:
 
 @pytest.fixture
 def make_core(paths: AppPaths, llama_server_bin: str):
+    """``make_core(**settings)``: a core with no services, built as the app builds it."""
+
     def make(**overrides) -> AppCore:
         settings = load_settings(
             paths, LLAMA_SERVER_PATH=llama_server_bin, LLAMA_CTX_SIZE=512, **overrides
         )
-        return AppCore(settings, paths)
+        return support.make_core(settings, None, paths=paths)
 
     return make

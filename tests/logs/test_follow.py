@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.core.logs.log_follow import FollowHandle, LogFollower, read_last_lines, start_follow
+from tests.support.wait import until
 
 DEADLINE = 20.0
 
@@ -24,14 +25,6 @@ class Collector:
         assert isinstance(batch, list) and batch, "batches are non-empty lists"
         self.batches += 1
         self.lines.extend(batch)
-
-
-async def until(pred, timeout: float = DEADLINE) -> None:
-    async def poll() -> None:
-        while not pred():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def idle_polls(h: FollowHandle, n: int = 2) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from app.core.logs.app_logging import setup_logging
 from app.paths import AppPaths
 from app.ui.log_window import APP_TAB, RUN_TAB, LogWindow, LogWindowController
-from tests.logs.conftest import run, until
+from tests.logs.conftest import run
 from tests.support.app import load_role
+from tests.support.wait import until
 
 
 def has_line(window: LogWindow, key, text: str) -> bool:

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -36,7 +35,6 @@ from hypothesis.stateful import (
 )
 
 from app.core.app_core import AppCore
-from app.core.bootstrap import build_core
 from app.core.models.entry import LLM, VISION
 from app.core.runs.models import Outcome
 from app.core.servers.health import loopback_client
@@ -46,7 +44,8 @@ from app.core.settings.settings_apply import apply_settings
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.runs.conftest import standin_command
-from tests.support.app import FAST, load_role, settings_for, supervisor
+from tests.support.app import FAST, load_role, make_core, settings_for, supervisor
+from tests.support.wait import until
 
 EXAMPLES = int(os.environ.get("FLT_STATE_MACHINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FLT_STATE_MACHINE_STEPS", "5"))
@@ -120,18 +119,13 @@ class AppMachine(RuleBasedStateMachine):
         return self.world.loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     def settle(self, predicate, timeout: float = 30.0) -> None:
-        async def wait() -> None:
-            deadline = time.monotonic() + timeout
-            while not predicate():
-                assert time.monotonic() < deadline, "the app did not settle"
-                await asyncio.sleep(0.01)
-
-        self.run(wait(), timeout + 5)
+        self.run(until(predicate, timeout), timeout + 5)
 
     def _new_core(self) -> AppCore:
         """The core as the tray builds it (API on a free port, runs), restarts made fast."""
-        core = build_core(self.world.settings, self.paths, schedule=False)
-        supervisor(core).policy = FAST
+        core = make_core(
+            self.world.settings, FAST, api=None, runs=True, schedule=False, paths=self.paths
+        )
         core.runs.subscribe_output(self._run_lines)
         self.run(core.start())
         assert core.api.url, "the API did not start"

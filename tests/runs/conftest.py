@@ -13,9 +13,8 @@ import pytest
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.bootstrap import build_core
 from app.core.notices import Notice
-from app.paths import AppPaths
+from tests.support.app import AS_APP, make_core
 
 STANDIN = Path(__file__).resolve().parents[1] / "support" / "familylog_standin" / "run.py"
 
@@ -78,19 +77,9 @@ class Recorder:
         return ev
 
 
-async def until(predicate, timeout: float = 60.0) -> None:
-    """Poll ``predicate`` on the loop (without blocking it) until true; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def started_core(settings: Settings, **runs_kw) -> AsyncIterator[AppCore]:
-    core = build_core(settings, AppPaths.resolve().ensure(), run_options=runs_kw)
+    core = make_core(settings, **AS_APP, run_options=runs_kw)
     await core.start()
     try:
         yield core

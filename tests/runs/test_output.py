@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.runs.output import LineSplitter, RunOutput
-from tests.runs.conftest import until
+from tests.support.wait import until
 
 
 def expected_lines(data: bytes) -> list[str]:

@@ -11,8 +11,8 @@ import pytest
 from app.core.notices import Level
 from app.core.runs.models import Outcome, RunState
 from app.core.runs.runner import IN_PROGRESS
-from tests.conftest import wait_until
-from tests.runs.conftest import Recorder, started_core, until
+from tests.runs.conftest import Recorder, started_core
+from tests.support.wait import until, wait_until
 
 WAIT = 60  # generous: the machine is shared and slow
 
@@ -206,7 +206,7 @@ async def test_cancel_while_a_preload_is_loading(make_settings, tmp_path, tiny_m
         rec = Recorder(core)
         result = core.runs.process_now()
         await asyncio.wait_for(rec.seen("Loading the LLM model").wait(), WAIT)
-        await until(lambda: core.manager.status(port2).pid is not None)
+        await until(lambda: core.manager.status(port2).pid is not None, 60)
         assert core.runs.status().state is RunState.PREPARING
         assert core.runs.cancel()
         record = await asyncio.wait_for(result.wait(), WAIT)

@@ -8,6 +8,7 @@ import datetime as dt
 from app.core.runs.models import Outcome, StartResult
 from app.core.runs.schedule import Scheduler, slots_between
 from tests.runs.conftest import Recorder, started_core
+from tests.support.app import AS_APP, make_core
 
 T = dt.datetime
 
@@ -180,10 +181,7 @@ async def test_no_schedule_for_a_one_off_run(make_settings) -> None:
 
 
 def test_build_core_attaches_the_runs_service(make_settings) -> None:
-    from app.core.bootstrap import build_core
-    from app.paths import AppPaths
-
-    core = build_core(make_settings("ok", RUN_SCHEDULE="14:30"), AppPaths.resolve())
+    core = make_core(make_settings("ok", RUN_SCHEDULE="14:30"), **AS_APP)
     assert core.runs in core.services
     assert core.runs.scheduler.times == [(14, 30)]
     assert core.runs.next_run().time() == dt.time(14, 30)

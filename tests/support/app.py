@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -40,18 +37,36 @@ def settings_for(llama_server_bin: str, **overrides) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# Every service the settings ask for, as the tray and --headless build the core:
+# ``make_core(settings, **AS_APP)``.
+AS_APP: dict = {"policy": None, "supervise": True, "api": None, "runs": True}
+
+
 def make_core(
-    settings: Settings, policy: RestartPolicy | None = FAST, *, api: bool = False, **kw
+    settings: Settings,
+    policy: RestartPolicy | None = FAST,
+    *,
+    api: bool | None = False,
+    runs: bool = False,
+    supervise: bool | None = None,
+    paths: AppPaths | None = None,
+    **kw,
 ) -> AppCore:
-    """The core as the app builds it (``bootstrap.build_core``), with a fast restart policy
-    (``policy=None``: no supervisor); no API and no runs unless asked."""
-    kw.setdefault("runs", False)
+    """The one way tests build a core: the app's own factory (``bootstrap.build_core``).
+
+    ``policy``: the supervisor's restart policy (default fast; ``None``: no supervisor,
+    unless ``supervise=True``, which then takes the policy from the settings); ``api``:
+    serve the API (``None``: follow ``API_ENABLED``); ``runs``: attach FamilyLog runs;
+    ``paths``: default the test's app home; ``kw``: ``build_core``'s other options
+    (``schedule``, ``run_options``, ``gpu``, ``platform``). No API and no runs unless asked.
+    """
     return build_core(
         settings,
-        AppPaths.resolve().ensure(),
+        paths or AppPaths.resolve().ensure(),
         policy=policy,
-        supervise=policy is not None,
+        supervise=policy is not None if supervise is None else supervise,
         api=api,
+        runs=runs,
         **kw,
     )
 
@@ -68,15 +83,6 @@ def notice(core: AppCore, title_part: str) -> Notice:
     found = [n for n in core.notices.history if title_part in n.title]
     assert found, f"no notice titled like {title_part!r}; got {titles(core)}"
     return found[-1]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Let the loop run until ``predicate()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 def alive(pid: int) -> bool:

@@ -12,10 +12,10 @@ import pytest
 import qasync
 
 from app.config import load_settings
-from app.core.bootstrap import build_core
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 from tests.conftest import free_port
+from tests.support.app import AS_APP, make_core
 from tests.support.qt import collect_qt_garbage
 
 T = TypeVar("T")
@@ -94,7 +94,7 @@ def make_app(arun, llama_server_bin, port, port2):
         # through the settings file, as a user would, so reloading it gives the same
         update_settings_file(paths.settings_file, {k: str(v) for k, v in values.items()})
         settings = load_settings(paths)
-        core = build_core(settings, paths)
+        core = make_core(settings, **AS_APP, paths=paths)
         app = TrayApp(core, paths)
         arun(app.start(show_tray=False, load_at_start=False))
         made.append(app)

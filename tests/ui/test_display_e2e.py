@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from app.core.settings.settings_file import update_settings_file
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port
 from tests.support.tiny_model import write_tiny_model
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.display
 

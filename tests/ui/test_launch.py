@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port
 from tests.support.app import CTX, run_app
+from tests.support.wait import wait_until
 
 # The command line with no display at all: the variables are removed inside the process.
 NO_DISPLAY = """

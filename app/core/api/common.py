@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from aiohttp import web
 from app.config import Settings
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
+from app.core.models.stats import SpeedStats
 
 
 class ApiError(Exception):
@@ -123,6 +124,7 @@ class ApiContext:
     lifecycle: ModelLifecycle
     settings: Callable[[], Settings]  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
+    stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
 
     @property
     def catalogue(self) -> Catalogue:

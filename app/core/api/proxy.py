@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.load_config import parse_ttl
+from app.core.api.speed import Meter
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
@@ -84,15 +85,18 @@ async def forward(request: web.Request) -> web.StreamResponse:
         async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
             if ttl is not None:
                 c.lifecycle.set_ttl(inst.port, ttl)
-            return await _relay(c, request, raw, inst.port)
+            return await _relay(c, request, raw, inst.port, key=inst.key)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
 
 
-async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> web.StreamResponse:
+async def _relay(
+    c: ApiContext, request: web.Request, raw: bytes, port: int, key: str | None = None
+) -> web.StreamResponse:
     assert c.upstream is not None
+    meter = Meter(c.stats, key)  # speed statistics from llama-server's timings (speed.py)
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
         headers["Accept"] = request.headers["Accept"]
@@ -118,12 +122,17 @@ async def _relay(c: ApiContext, request: web.Request, raw: bytes, port: int) -> 
         )
         if up.content_length is not None:
             body = await up.read()
+            if up.status < 400:
+                meter.body(body)
             return web.Response(status=up.status, body=body, headers=out_headers)
         resp = web.StreamResponse(status=up.status, headers=out_headers)
         await resp.prepare(request)
         async for chunk in up.content.iter_any():
             await resp.write(chunk)
+            meter.chunk(chunk)
         await resp.write_eof()
+        if up.status < 400:
+            meter.done()
         # llama-server closes the connection after a streamed answer; pooling it would make
         # the next request try a dead connection first, then reconnect (about 1 ms).
         up.close()

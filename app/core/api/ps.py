@@ -2,7 +2,8 @@
 
 One row per model process the app has: key, role, type, state, port, PID, context length,
 memory (the process's resident memory: llama-server's own share of the GPU is not
-measured per process), seconds until its idle unload, and the requests it served.
+measured per process), seconds until its idle unload, the requests it served, and its
+live speed (``speed_fields``, as ``GET /api/v0/stats``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext
 from app.core.models.lifecycle import Instance
+from app.core.models.stats import speed_fields
 
 
 def _rss(pid: int | None) -> int | None:
@@ -57,7 +59,11 @@ async def ps(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     idle = c.settings().IDLE_UNLOAD_MINUTES * 60.0
     now = time.time()
-    rows = [row(i, idle, now) for i in c.lifecycle.snapshot() if i.state.alive]
+    rows = [
+        {**row(i, idle, now), "speed": speed_fields(c.stats.get(i.key))}
+        for i in c.lifecycle.snapshot()
+        if i.state.alive
+    ]
     return web.json_response({"models": rows})
 
 

@@ -19,10 +19,11 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0
+from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
 from app.core.models.lifecycle import ModelLifecycle
+from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
                 f"No such endpoint: {request.method} {request.path}. This server answers "
                 "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v1/chat, "
                 "/api/v0/models, /api/v0/chat/completions, /api/v0/completions, "
-                "/api/v0/embeddings, /api/v0/ps, /v1/models, "
+                "/api/v0/embeddings, /api/v0/ps, /api/v0/stats, /v1/models, "
                 + ", ".join(proxy.FORWARDED + clients.ANTHROPIC + clients.OPENAI + clients.LLAMA),
                 code="not_found",
             )
@@ -111,8 +112,11 @@ class ApiServer:
         lifecycle: ModelLifecycle,
         settings: Callable[[], Settings],
         notices: NoticeBus,
+        *,
+        stats: SpeedStats | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
         self._notices = notices
         self.error: str | None = None
@@ -173,6 +177,7 @@ class ApiServer:
             lifecycle=self.lifecycle,
             settings=self._settings,
             upstream=upstream,
+            stats=self.stats,
         )
         app[CONTEXT] = self._ctx
         lmstudio.add_routes(app)
@@ -181,6 +186,7 @@ class ApiServer:
         rest_v0.add_routes(app)
         chat_v1.add_routes(app)
         ps.add_routes(app)
+        stats.add_routes(app)
         runner = web.AppRunner(
             app,
             handler_cancellation=True,

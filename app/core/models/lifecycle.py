@@ -23,6 +23,7 @@ from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, running_config
 from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
+from app.core.models.settle import Snapshot, settle
 from app.core.models.usage import Usage
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.launch import ServerExitedError
@@ -145,6 +146,7 @@ class ModelLifecycle:
         notices: NoticeBus,
         *,
         free_memory: FreeMemory | None = None,
+        gpu_snapshot: Snapshot | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.manager = manager
@@ -152,6 +154,7 @@ class ModelLifecycle:
         self._settings = settings
         self._notices = notices
         self._free_memory = free_memory
+        self._gpu_snapshot = gpu_snapshot
         self.usage = Usage(clock)
         self._lock = asyncio.Lock()
         self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
@@ -328,12 +331,26 @@ class ModelLifecycle:
                 self._loads[entry.file] = task
                 task.add_done_callback(lambda t, f=entry.file: self._load_done(f, t))
                 try:
-                    return await asyncio.shield(task), reserve
+                    return await self._wait_load(entry, task), reserve
                 except asyncio.CancelledError:
                     if reserve:  # nobody will use the reservation: give it back when done
                         task.add_done_callback(self._drop_reservation)
                     raise
-            await asyncio.shield(task)
+            await self._wait_load(entry, task)
+
+    @staticmethod
+    async def _wait_load(entry: ModelEntry, task: asyncio.Task[Instance]) -> Instance:
+        """The load's result; a load cancelled by someone else (Cancel, an unload) is a
+        ``LoadFailedError`` for its waiters, not a cancellation of their own task."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                raise LoadFailedError(
+                    f"Loading {entry.key} was cancelled (Cancel or unload) before it was ready"
+                ) from None
+            raise
 
     def _drop_reservation(self, task: asyncio.Task[Instance]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -483,8 +500,10 @@ class ModelLifecycle:
         )
         self._draining |= evict
         try:
+            pids = {self.manager.status(p).pid for p in evict} - {None}
             for p in sorted(evict):
                 await self.manager.unload_model(p)
+            await self._settle(pids)
             st = await self.manager.load_model(entry.path, port=port, **kw)
         except _LOAD_ERRORS as e:
             self._tell_failed(entry, str(e), self.manager.log_path(port))
@@ -492,6 +511,15 @@ class ModelLifecycle:
         finally:
             self._draining -= evict
         return self._instance(st)
+
+    async def _settle(self, pids: set) -> None:
+        """On a GPU, wait until the unloaded servers' memory is released (bounded)."""
+        s = self._settings()
+        if not pids or self._gpu_snapshot is None or s.LLAMA_GPU_LAYERS == 0:
+            return
+        took = await settle(self._gpu_snapshot, pids, s.VRAM_SETTLE_SECONDS)
+        if took is not None and took > 0:
+            log.info("GPU memory of PIDs %s released after %.3f s", sorted(pids), took)
 
     def _tell_failed(self, entry: ModelEntry, why: str, log_path) -> None:
         title = f"Loading {entry.title} failed"
@@ -542,8 +570,7 @@ class ModelLifecycle:
         if task is None or task.done():
             return False
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait({task})  # its end, not its error (our own cancel still ends us)
         return True
 
     def hold(self, inst: Instance, holder: str) -> None:
@@ -555,8 +582,10 @@ class ModelLifecycle:
 
     # ── Unloading ──────────────────────────────────────────────────────────────
     async def unload(self, model: str | ModelEntry) -> list[int]:
-        """Unload ``model`` after its requests finish (bounded); returns the ports freed."""
+        """Unload ``model`` after its requests finish (bounded); returns the ports freed. A
+        load of it still under way is cancelled (its server stopped)."""
         entry = self.entry(model)
+        await self.cancel_load(entry)
         async with self._lock:
             ports = [
                 p

@@ -1,16 +1,60 @@
-"""Waiting for a llama-server to become ready, by polling ``GET /health`` with back-off."""
+"""Waiting for a llama-server to become ready: ``GET /health`` with back-off, woken early by
+the server's own "listening on" line in its log (watched with a cheap ``stat``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from pathlib import Path
 
 import httpx
 
 FIRST_INTERVAL = 0.005
 BACKOFF = 0.1  # the interval grows by 10 % of the time waited so far
 MAX_INTERVAL = 0.2
+LOG_STEP = 0.002  # how often the log's size is looked at between health probes
+READY_MARKS = (b"listening on http", b"all slots are idle")
+
+
+class LogWatch:
+    """Tells, once, when a server's log gains the line llama-server prints when it is ready.
+
+    Reads only what was appended since ``offset`` (a ``stat`` per look while nothing is),
+    keeping a short tail so a mark split across two reads is still found.
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self.pos = offset
+        self.tail = b""
+        self.seen = False
+
+    def ready_now(self) -> bool:
+        """True the first time a ready mark is found; False before and after."""
+        if self.seen:
+            return False
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return False
+        if size < self.pos:  # rotated or truncated under us: start over
+            self.pos, self.tail = 0, b""
+        if size == self.pos:
+            return False
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read(min(size - self.pos, 4 * 1024 * 1024))
+        except OSError:
+            return False
+        self.pos += len(data)
+        window = self.tail + data
+        self.tail = window[-64:]
+        if any(mark in window for mark in READY_MARKS):
+            self.seen = True
+        return self.seen
 
 
 def loopback_client(**kw) -> httpx.AsyncClient:
@@ -48,13 +92,15 @@ async def poll_until_ready(
     exited: asyncio.Future[int | None],
     timeout: float,
     headers: dict[str, str] | None = None,
+    log: LogWatch | None = None,
 ) -> float:
     """Poll until ready; return the seconds waited.
 
     Raises ``ProcessExited`` the moment ``exited`` completes, and ``TimeoutError`` after
     ``timeout`` seconds. The interval starts at 5 ms and grows with the time waited
     (10 % of it) up to 200 ms: a tiny model is seen within milliseconds, a 20 GB one is
-    not polled 200 times a second.
+    not polled 200 times a second. With ``log``, the wait between probes ends the moment
+    the server logs that it listens, so the back-off costs nothing at the end.
     """
     exit_task = exited  # owned by the caller: never cancelled here
     start = time.monotonic()
@@ -77,4 +123,9 @@ async def poll_until_ready(
             if now >= deadline:
                 raise TimeoutError
             delay = min(FIRST_INTERVAL + (now - start) * BACKOFF, MAX_INTERVAL)
-            await asyncio.wait({exit_task}, timeout=min(delay, deadline - now))
+            until = now + min(delay, deadline - now)
+            if log is None:
+                await asyncio.wait({exit_task}, timeout=until - now)
+                continue
+            while not exit_task.done() and time.monotonic() < until and not log.ready_now():
+                await asyncio.wait({exit_task}, timeout=LOG_STEP)

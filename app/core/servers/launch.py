@@ -4,6 +4,7 @@ message a person can act on, the child's environment, and the errors a launch ra
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from app.core.servers.server_log import last_output
@@ -50,6 +51,32 @@ def child_env(base: dict[str, str] | None, key: str | None) -> dict[str, str]:
     if key:
         env["LLAMA_API_KEY"] = key
     return env
+
+
+# What a signal that ends a llama-server usually means, in words a person can act on.
+_SIGNAL_MEANING = {
+    "SIGILL": "this llama-server build uses CPU instructions this processor lacks; "
+    "use a build made for this CPU",
+    "SIGSEGV": "llama-server crashed; its log names the file it was reading",
+    "SIGABRT": "llama-server stopped itself on an internal error; read its log",
+    "SIGBUS": "the model file changed or went away while it was being read",
+}
+_KILLED_WHILE_LOADING = "most likely the system ran out of memory while loading the model"
+
+
+def signal_words(code: int | None, *, loading: bool) -> str:
+    """For an exit code that is a signal (-4): `` (SIGILL: <what it usually means>)``;
+    else ``""``."""
+    if code is None or code >= 0:
+        return ""
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return ""
+    meaning = _SIGNAL_MEANING.get(name)
+    if name == "SIGKILL" and loading:
+        meaning = _KILLED_WHILE_LOADING
+    return f" ({name}: {meaning})" if meaning else f" ({name})"
 
 
 def exit_message(what: str, log_path: Path) -> str:

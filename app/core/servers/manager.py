@@ -26,6 +26,7 @@ from app.core.servers.launch import (
     check_launch_files,
     child_env,
     exit_message,
+    signal_words,
 )
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.port_table import PortSlot, PortTable
@@ -271,12 +272,16 @@ class LlamaServerManager(PortTable):
         assert slot.watcher is not None
         try:
             waited = await health.poll_until_ready(
-                slot.port, slot.watcher, timeout, headers=auth_headers(slot.status)
+                slot.port,
+                slot.watcher,
+                timeout,
+                headers=auth_headers(slot.status),
+                log=health.LogWatch(log_path, slot.log_offset),
             )
         except health.ProcessExited as e:
             msg = exit_message(
-                f"llama-server on port {slot.port} exited with code {e.code} while loading "
-                f"{spec.model_path}",
+                f"llama-server on port {slot.port} exited with code {e.code}"
+                f"{signal_words(e.code, loading=True)} while loading {spec.model_path}",
                 log_path,
             )
             self._set(slot, state=ServerState.FAILED, exit_code=e.code, error=msg)
@@ -313,6 +318,7 @@ class LlamaServerManager(PortTable):
         log_path = self.log_path(slot.port)
         try:
             logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+            slot.log_offset = logf.tell()
         except OSError as e:
             msg = (
                 f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
@@ -367,7 +373,7 @@ class LlamaServerManager(PortTable):
             if not slot.stopping and slot.status.state is ServerState.READY:
                 msg = exit_message(
                     f"llama-server on port {slot.port} ({slot.status.model_name}) exited "
-                    f"unexpectedly with code {code}",
+                    f"unexpectedly with code {code}{signal_words(code, loading=False)}",
                     self.log_path(slot.port),
                 )
                 self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)

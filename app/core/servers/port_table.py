@@ -20,6 +20,7 @@ class PortSlot:
     port: int
     status: ServerStatus
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    log_offset: int = 0  # where this start's output begins in the port's log
     proc: asyncio.subprocess.Process | None = None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False

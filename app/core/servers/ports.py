@@ -84,13 +84,12 @@ def ensure_port_free(port: int) -> None:
 
 
 async def wait_port_free(port: int, timeout: float = 5.0) -> bool:
-    """Poll with a short, growing interval until the port can be bound again."""
+    """Try to bind every 2 ms until the port is free again (the old server has exited
+    already; the port follows within a few ms, so no back-off is worth its cost)."""
     deadline = time.monotonic() + timeout
-    delay = 0.002
     while True:
         if port_is_free(port):
             return True
         if time.monotonic() >= deadline:
             return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        await asyncio.sleep(0.002)

@@ -1,0 +1,285 @@
+"""Run the prompt set N times against one or more OpenAI-compatible servers, interleaved
+(run 1 of every prompt on every server, then run 2, ...), and summarise it.
+
+Each request is streamed. Where the server reports llama-server's ``timings`` (the app's
+API and llama-server do), prompt and generation speed are the server's own; elsewhere
+(LM Studio, others) they are measured here from the stream: prompt tokens over the time to
+the first token, and the tokens after the first over the time they took. Time to first
+token and total time are always measured here, as a client sees them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from app.core.api.speed import find_timings
+from app.core.bench.prompts import Prompt
+
+Progress = Callable[[int, int, str], None]  # done, total, what is running now
+
+
+class BenchmarkError(RuntimeError):
+    """A server refused or broke off a request; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    server: str  # "app", or the URL of the other server
+    url: str  # its OpenAI base URL, ending in /v1
+    model: str
+    api_key: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    server: str
+    model: str
+    prompt: str
+    run: int
+    prompt_tokens: int
+    tokens: int
+    prompt_tokens_per_second: float | None
+    generation_tokens_per_second: float | None
+    time_to_first_token_ms: float
+    total_ms: float
+    source: str  # "server" (llama-server's timings) or "client" (measured from the stream)
+
+
+async def measure(
+    session: aiohttp.ClientSession, target: Target, prompt: Prompt, run: int
+) -> Measurement:
+    headers = {"Content-Type": "application/json"}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    body = json.dumps(prompt.body(target.model)).encode()
+    t0 = time.perf_counter()
+    first = last = None
+    pieces = 0
+    usage: dict[str, Any] = {}
+    timings = None
+    tail = b""
+    async with session.post(
+        target.url.rstrip("/") + "/chat/completions", data=body, headers=headers
+    ) as r:
+        if r.status != 200:
+            text = (await r.text())[:300]
+            raise BenchmarkError(f"{target.server} answered {r.status} for {prompt.name}: {text}")
+        buf = b""
+        async for chunk in r.content.iter_any():
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data: {"):
+                    continue
+                now = time.perf_counter()
+                event = json.loads(line[6:])
+                for choice in event.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content") or delta.get("reasoning_content"):
+                        first = first or now
+                        last = now
+                        pieces += 1
+                if event.get("usage"):
+                    usage = event["usage"]
+                if b'"timings"' in line:
+                    tail = line
+    total = time.perf_counter() - t0
+    if first is None or last is None:
+        raise BenchmarkError(f"{target.server} sent no tokens for {prompt.name}")
+    if tail:
+        timings = find_timings(tail)
+    ttft_ms = (first - t0) * 1000
+    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    tokens = int(usage.get("completion_tokens") or pieces)
+    if timings and timings.get("predicted_ms") and timings.get("prompt_ms"):
+        prompt_tokens = int(timings.get("prompt_n") or prompt_tokens)
+        tokens = int(timings.get("predicted_n") or tokens)
+        p_tps = prompt_tokens * 1000 / float(timings["prompt_ms"])
+        g_tps = tokens * 1000 / float(timings["predicted_ms"])
+        source = "server"
+    else:
+        p_tps = prompt_tokens * 1000 / ttft_ms if prompt_tokens and ttft_ms > 0 else None
+        g_tps = (tokens - 1) / (last - first) if tokens > 1 and last > first else None
+        source = "client"
+    return Measurement(
+        server=target.server,
+        model=target.model,
+        prompt=prompt.name,
+        run=run,
+        prompt_tokens=prompt_tokens,
+        tokens=tokens,
+        prompt_tokens_per_second=p_tps,
+        generation_tokens_per_second=g_tps,
+        time_to_first_token_ms=ttft_ms,
+        total_ms=total * 1000,
+        source=source,
+    )
+
+
+async def run_benchmark(
+    targets: list[Target],
+    prompts: list[Prompt],
+    runs: int,
+    *,
+    progress: Progress | None = None,
+    timeout: float = 600.0,
+) -> list[Measurement]:
+    """Every prompt ``runs`` times on every target, interleaved; cancel the task to stop."""
+    total = runs * len(prompts) * len(targets)
+    done = 0
+    out: list[Measurement] = []
+    session = aiohttp.ClientSession(
+        # a connection per request: llama-server closes one after a streamed answer
+        connector=aiohttp.TCPConnector(force_close=True),
+        timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10),
+        trust_env=False,
+    )
+    try:
+        async with session:
+            for run in range(1, runs + 1):
+                for prompt in prompts:
+                    order = targets if run % 2 else targets[::-1]  # alternate who goes first
+                    for target in order:
+                        if progress is not None:
+                            progress(
+                                done, total, f"run {run}/{runs}: {prompt.name} on {target.server}"
+                            )
+                        try:
+                            out.append(await measure(session, target, prompt, run))
+                        except (TimeoutError, aiohttp.ClientError) as e:
+                            raise BenchmarkError(
+                                f"{target.server} ({target.url}) failed on {prompt.name}: "
+                                f"{e or type(e).__name__}"
+                            ) from None
+                        done += 1
+    finally:
+        if progress is not None:
+            progress(done, total, "done" if done == total else "stopped")
+    return out
+
+
+# ── Summary ────────────────────────────────────────────────────────────────────
+FIELDS = (
+    "prompt_tokens_per_second",
+    "generation_tokens_per_second",
+    "time_to_first_token_ms",
+    "total_ms",
+)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One server and prompt: the median of each figure and its spread (min, max)."""
+
+    server: str
+    model: str
+    prompt: str
+    runs: int
+    prompt_tokens_per_second: float | None
+    generation_tokens_per_second: float | None
+    time_to_first_token_ms: float | None
+    total_ms: float | None
+    spread: dict[str, tuple[float, float] | None]
+    source: str
+
+    def json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spread"] = {k: list(v) if v else None for k, v in self.spread.items()}
+        return d
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+def summarize(measurements: list[Measurement]) -> list[ResultRow]:
+    groups: dict[tuple[str, str, str], list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault((m.server, m.model, m.prompt), []).append(m)
+    rows = []
+    for (server, model, prompt), ms in groups.items():
+        med: dict[str, float | None] = {}
+        spread: dict[str, tuple[float, float] | None] = {}
+        for f in FIELDS:
+            xs = [getattr(m, f) for m in ms if getattr(m, f) is not None]
+            med[f] = _r(statistics.median(xs)) if xs else None
+            spread[f] = (round(min(xs), 1), round(max(xs), 1)) if xs else None
+        rows.append(
+            ResultRow(
+                server=server,
+                model=model,
+                prompt=prompt,
+                runs=len(ms),
+                spread=spread,
+                source=ms[0].source,
+                **med,  # type: ignore[arg-type]
+            )
+        )
+    return rows
+
+
+def _cell(v: float | None, sp: tuple[float, float] | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.1f} ({sp[0]:,.1f}–{sp[1]:,.1f})" if sp and sp[0] != sp[1] else f"{v:,.1f}"
+
+
+TABLE_HEADS = ("server", "prompt", "prompt t/s", "generation t/s", "first token ms", "total ms")
+
+
+def table_cells(row: ResultRow) -> list[str]:
+    return [
+        f"{row.server} ({row.model})",
+        row.prompt,
+        *(_cell(getattr(row, f), row.spread.get(f)) for f in FIELDS),
+    ]
+
+
+def table_text(rows: list[ResultRow]) -> str:
+    """The results as a plain-text table: medians, with (min–max) over the runs."""
+    cells = [list(TABLE_HEADS)] + [table_cells(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(TABLE_HEADS))]
+    lines = []
+    for n, c in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c[i].ljust(widths[i]) if i < 2 else c[i].rjust(widths[i]) for i in range(len(c))
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def save_results(
+    folder: Path, rows: list[ResultRow], measurements: list[Measurement], stamp: str | None = None
+) -> tuple[Path, Path]:
+    """``<stamp>.json`` (the summary rows and every run) and ``<stamp>.csv`` (every run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    json_path, csv_path = folder / f"benchmark-{stamp}.json", folder / f"benchmark-{stamp}.csv"
+    write_json(json_path, rows, measurements)
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(Measurement.__dataclass_fields__))
+        w.writeheader()
+        for m in measurements:
+            w.writerow(asdict(m))
+    return json_path, csv_path
+
+
+def write_json(path: Path, rows: list[ResultRow], measurements: list[Measurement]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "results": [r.json() for r in rows],
+        "measurements": [asdict(m) for m in measurements],
+    }
+    path.write_text(json.dumps(data, indent=2))

@@ -1,0 +1,122 @@
+"""The speed benchmark against two real llama-servers: the app's own (through its API) and
+"the other server", one the test starts itself with the tiny model. The table's speeds
+agree with the servers' own timings (their logs), the files and the chart are written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from app.core.bench.cli import benchmark_command
+from app.core.bench.prompts import PromptSizes, long_text, prompt_set
+from app.paths import AppPaths
+from tests.conftest import free_port
+from tests.support.app import start_foreign_server
+from tests.support.wait import until, wait_until
+
+LLM = "google/gemma-3-12b"
+# the tiny model: one token per character, 512 tokens of context
+SIZES = dict(prompt_tokens=40, gen_tokens=48)
+EVAL = re.compile(
+    r"(prompt eval|\beval) time =\s+([\d.]+) ms /\s+(\d+) tokens .*?([\d.]+) tokens per second"
+)
+
+
+def log_speeds(log: Path) -> dict[str, list[float]]:
+    """llama-server's own per-request timings, from its log: tokens/s by kind."""
+    out: dict[str, list[float]] = {"prompt eval": [], "eval": []}
+    for m in EVAL.finditer(log.read_text(errors="replace")):
+        out[m.group(1).strip()].append(float(m.group(4)))
+    return out
+
+
+def test_prompt_set_sizes_and_image(tmp_path: Path) -> None:
+    assert len(long_text(2000).split()) == 2000
+    names = [p.name for p in prompt_set()]
+    assert names == ["short chat", "long prompt", "generate"]
+    gen = prompt_set()[2].body("m")
+    assert gen["max_tokens"] == 256 and gen["ignore_eos"] is True and gen["stream"] is True
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG")
+    image = prompt_set(PromptSizes(), image=png)[-1]
+    assert image.name == "image"
+    assert image.messages[0]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+@pytest.fixture
+def other_server(llama_server_bin, tiny_model, tmp_path):
+    port = free_port()
+    log = tmp_path / "other-server.log"
+    proc = start_foreign_server(llama_server_bin, tiny_model, port, log)
+    yield f"http://127.0.0.1:{port}", log
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+async def test_benchmark_against_two_real_servers(start_api, other_server, tmp_path, capsys):
+    import httpx
+
+    url, other_log = other_server
+    core = await start_api()
+
+    def healthy() -> bool:  # the other server is a process we do not own: ask it
+        try:
+            return httpx.get(f"{url}/health", timeout=5, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(healthy, 60), other_log.read_text()
+
+    paths = AppPaths.resolve().ensure()
+    out_json = tmp_path / "bench.json"
+    args = argparse.Namespace(
+        model=LLM, runs=3, against=f"{url}/v1", against_model=None, json=str(out_json), **SIZES
+    )
+    code = await benchmark_command(args, core.settings, paths)
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert code == 0, printed + captured.err
+    assert "[0/18] run 1/3: short chat on app" in printed and "[18/18] done" in printed
+    assert "generation t/s" in printed and f"app ({LLM})" in printed
+
+    data = json.loads(out_json.read_text())
+    rows = data["results"]
+    assert {(r["server"], r["prompt"]) for r in rows} == {
+        (s, p) for s in ("app", f"{url}/v1") for p in ("short chat", "long prompt", "generate")
+    }
+    for r in rows:
+        assert r["runs"] == 3 and r["model"]
+        for f in ("generation_tokens_per_second", "prompt_tokens_per_second"):
+            assert r[f] > 0, r
+        assert r["time_to_first_token_ms"] > 0 and r["source"] == "server"
+    gens = [m for m in data["measurements"] if m["prompt"] == "generate"]
+    assert {m["tokens"] for m in gens} == {48}  # ignore_eos: exactly as many as asked
+
+    # the table agrees with each server's own timings (its log) within 10 %
+    app_log = core.log_path(core.settings.LLAMA_LLM_PORT)
+    for server, log in (("app", app_log), (f"{url}/v1", other_log)):
+        own = log_speeds(log)
+        mine = [m for m in data["measurements"] if m["server"] == server]
+        assert len(own["eval"]) >= len(mine), (server, own)
+        own_gen = statistics.median(own["eval"][-len(mine) :])
+        own_prompt = statistics.median(own["prompt eval"][-len(mine) :])
+        table_gen = statistics.median(m["generation_tokens_per_second"] for m in mine)
+        table_prompt = statistics.median(m["prompt_tokens_per_second"] for m in mine)
+        assert table_gen == pytest.approx(own_gen, rel=0.10), (server, table_gen, own_gen)
+        assert table_prompt == pytest.approx(own_prompt, rel=0.10), (server, own_prompt)
+
+    # kept in the app home: JSON, CSV (one line per run) and the chart
+    kept = sorted(p.suffix for p in paths.bench_dir.iterdir())
+    assert kept == [".csv", ".json", ".png"]
+    csv_file = next(paths.bench_dir.glob("*.csv"))
+    assert len(csv_file.read_text().splitlines()) == 1 + 18
+    png = next(paths.bench_dir.glob("*.png"))
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
+    # the app's own speed statistics saw the same replies
+    await until(lambda: core.stats.get(LLM) is not None)
+    assert core.stats.get(LLM).requests == 9
