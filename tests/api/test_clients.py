@@ -169,6 +169,8 @@ async def test_rest_v0_chat_completions_and_model(start_api) -> None:
 
         got = (await c.get(f"/api/v0/models/{LLM}")).json()
         assert got["state"] == "loaded" and got["type"] == "llm"
+        speed = (await c.get(f"/api/v0/stats/{LLM}")).json()  # the live speed saw all three
+        assert speed["requests"] == 3 and speed["tokens"] == 6 + 4 + 4
 
 
 async def test_v1_chat_two_stateful_turns_and_stream(start_api) -> None:

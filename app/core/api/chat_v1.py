@@ -22,6 +22,7 @@ from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
+from app.core.api.speed import Meter
 from app.core.models.launch_args import LoadConfig
 from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
 
@@ -171,9 +172,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 return await _stream(
                     c, request, entry.key, inst.port, upstream, messages, keep, load_time
                 )
+            meter = Meter(c.stats, entry.key)  # the live speed, as for the OpenAI routes
             up = await upstream_post(c, inst.port, "/v1/chat/completions", upstream)
             async with up:
                 status, raw = up.status, await up.read()
+            if status == 200:
+                meter.body(raw)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:
@@ -206,6 +210,7 @@ async def _stream(
     load_time: float | None,
 ) -> web.StreamResponse:
     body = {**upstream, "stream": True, "stream_options": {"include_usage": True}}
+    meter = Meter(c.stats, key)
     up = await upstream_post(c, port, "/v1/chat/completions", body)
     try:
         if up.status != 200:
@@ -231,6 +236,7 @@ async def _stream(
         timings: dict = {}
         started = False
         async for line in up.content:
+            meter.chunk(line)
             s = line.decode("utf-8", "replace").strip()
             if not s.startswith("data: ") or s == "data: [DONE]":
                 continue
@@ -265,6 +271,7 @@ async def _stream(
             )
         await resp.write(_sse("chat.end", {"result": result}))
         await resp.write_eof()
+        meter.done()
         return resp
     finally:
         up.close()

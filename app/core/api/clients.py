@@ -109,7 +109,7 @@ async def forward_by_model(request: web.Request) -> web.StreamResponse:
         async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
             if ttl is not None:
                 c.lifecycle.set_ttl(inst.port, ttl)
-            return await proxy._relay(c, request, raw, inst.port)
+            return await proxy._relay(c, request, raw, inst.port, key=inst.key)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:

@@ -18,6 +18,7 @@ from aiohttp import web
 from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.load_config import parse_ttl
+from app.core.api.speed import Meter
 from app.core.models.entry import ModelEntry
 from app.core.models.lifecycle import Instance, LoadFailedError, ModelNotLoadedError
 from app.core.servers.keys import auth_headers
@@ -122,10 +123,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _whole(
     c: ApiContext, entry: ModelEntry, inst: Instance, path: str, body: dict[str, Any]
 ) -> web.Response:
+    meter = Meter(c.stats, entry.key)  # the live speed, as for the OpenAI routes
     up = await upstream_post(c, inst.port, path, body)
     async with up:
         raw = await up.read()
         status = up.status
+    if status == 200:
+        meter.body(raw)
     try:
         data = json.loads(raw)
     except ValueError:
@@ -148,6 +152,7 @@ async def _stream(
     path: str,
     body: dict[str, Any],
 ) -> web.StreamResponse:
+    meter = Meter(c.stats, entry.key)
     up = await upstream_post(c, inst.port, path, body)
     try:
         if up.status != 200:
@@ -161,6 +166,7 @@ async def _stream(
         await resp.prepare(request)
         finish = None
         async for line in up.content:
+            meter.chunk(line)
             text = line.decode("utf-8", "replace").rstrip("\r\n")
             if text.startswith("data: ") and text != "data: [DONE]":
                 try:
@@ -176,6 +182,7 @@ async def _stream(
                     text = "data: " + json.dumps(chunk, ensure_ascii=False)
             await resp.write((text + "\n").encode())
         await resp.write_eof()
+        meter.done()
         return resp
     finally:
         up.close()  # llama-server closes after a stream; when the client left, it stops
