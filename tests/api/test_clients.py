@@ -227,6 +227,7 @@ async def test_v1_chat_two_stateful_turns_and_stream(start_api) -> None:
         end = events[-1]["result"]
         text = "".join(e["content"] for e in events if e["type"] == "message.delta")
         assert end["output"][0]["content"] == text and end["response_id"].startswith("resp_")
+        assert (await c.get(f"/api/v0/stats/{LLM}")).json()["requests"] == 3  # live speed
 
         r = await c.post(
             "/api/v1/chat", json={"model": LLM, "input": "x", "previous_response_id": "resp_nope"}
