@@ -85,3 +85,17 @@ def test_ps_lists_loaded_models_as_table_and_json(app_home, tiny_model, llama_se
             if app.poll() is None:
                 app.kill()
                 app.wait()
+
+
+def test_ps_memory_is_vram_when_the_driver_reports_the_process() -> None:
+    import os
+
+    from app.core.api.ps import _memory
+    from app.core.gpu.models import GpuProcess, GpuSnapshot
+
+    me = os.getpid()
+    gpu = GpuSnapshot(source="nvml", processes=(GpuProcess(pid=me, used_mib=100.0, device=0),))
+    assert _memory(me, gpu) == {"memory_bytes": 100 * 1024 * 1024, "memory_kind": "vram"}
+    none = GpuSnapshot(source="none")
+    mem = _memory(me, none)
+    assert mem["memory_kind"] == "ram" and mem["memory_bytes"] > 0

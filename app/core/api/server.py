@@ -20,7 +20,7 @@ from aiohttp import web
 
 from app.config import Settings
 from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
-from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, GpuProbe, error_response
 from app.core.api.guard import Guard
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
@@ -114,8 +114,10 @@ class ApiServer:
         notices: NoticeBus,
         *,
         stats: SpeedStats | None = None,
+        gpu_probe: GpuProbe | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
         self._notices = notices
@@ -178,6 +180,7 @@ class ApiServer:
             settings=self._settings,
             upstream=upstream,
             stats=self.stats,
+            gpu_probe=self._gpu_probe,
         )
         app[CONTEXT] = self._ctx
         lmstudio.add_routes(app)
