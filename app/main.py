@@ -7,6 +7,8 @@
   and the others start the tray with that window open.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running instance, which
   answers when the load is done; with none running they say so and exit 3 (no GUI starts).
+- ``--ps [--json]``: the running app's loaded models, asked through its API
+  (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
   FILE]``: the speed benchmark against the running app's API (``app.core.bench.cli``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
@@ -25,7 +27,7 @@ from app import __version__
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the running app answered with an error (unknown model, load failed)
 EXIT_USAGE = 2  # bad arguments or settings, no display
-EXIT_NOT_RUNNING = 3  # --load/--unload with no running app
+EXIT_NOT_RUNNING = 3  # --load/--unload/--ps with no running app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the running app to unload this model, or every model with 'all'",
     )
     _add_benchmark_args(p)
+    p.add_argument(
+        "--ps",
+        action="store_true",
+        help="list the models the running app has loaded (asks its API)",
+    )
     p.add_argument(
         "--start-at-login",
         choices=["on", "off", "status"],
@@ -96,7 +103,8 @@ def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         nargs="?",
         const="-",
-        help="also write the results as JSON to FILE (alone: print JSON instead of the table)",
+        help="also write the results as JSON to FILE (alone: print JSON instead of the table; "
+        "with --ps: print JSON)",
     )
     b.add_argument(
         "--prompt-tokens", metavar="N", type=_positive_int, default=2000, help=argparse.SUPPRESS
@@ -123,6 +131,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--load and --unload cannot be combined; run them one after the other")
     if args.ctx is not None and args.load is None:
         p.error("--ctx goes with --load")
+    if args.json is not None and not (args.ps or args.benchmark):
+        p.error("--json goes with --ps or --benchmark")
+    if args.ps and args.json not in (None, "-"):
+        p.error("with --ps, --json takes no file: it prints JSON")
+    if args.ps and (
+        args.headless or args.benchmark or args.load is not None or args.unload is not None
+    ):
+        p.error("--ps asks the running app; it goes alone (or with --json)")
     if (args.load is not None or args.unload is not None) and args.headless:
         p.error("--load and --unload ask the running tray app; they do not go with --headless")
     return args
@@ -193,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.load is not None or args.unload is not None:
         return model_command(args, settings, paths)
+
+    if args.ps:
+        from app.core.ps_cli import ps_command
+
+        return ps_command(settings, as_json=args.json is not None)
 
     if args.benchmark:
         from app.core.bench.cli import run as run_benchmark

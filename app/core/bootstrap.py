@@ -50,7 +50,9 @@ def build_core(
     if settings.API_ENABLED if api is None else api:
         from app.core.api.server import ApiServer
 
-        core.api = ApiServer(core.lifecycle, core.live, core.notices, stats=core.stats)
+        core.api = ApiServer(
+            core.lifecycle, core.live, core.notices, stats=core.stats, gpu_probe=gpu.probe
+        )
         core.add_service(core.api)
     if runs:
         # FamilyLog runs: "Process now", the daily schedule (off for a one-off --process-now).

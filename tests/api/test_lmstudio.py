@@ -60,7 +60,9 @@ async def test_load_answers_lm_studio_shape_and_reuses_the_instance(start_api) -
 
         listed = (await c.get("/api/v1/models")).json()["models"]
         llm = next(m for m in listed if m["key"] == LLM)
-        assert llm["loaded_instances"] == [{"id": LLM, "config": {"context_length": 256}}]
+        # the instance's real values: llama-server's defaults for what the load left unset
+        real = {"context_length": 256, "eval_batch_size": 2048, "offload_kv_cache_to_gpu": True}
+        assert llm["loaded_instances"] == [{"id": LLM, "config": real}]
 
         r = await c.post("/api/v1/models/unload", json={"instance_id": LLM})
         assert r.status_code == 200 and r.json() == {"instance_id": LLM}

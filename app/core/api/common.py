@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
+from app.core.gpu.models import GpuSnapshot
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
@@ -119,12 +120,16 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
+GpuProbe = Callable[[list[int]], GpuSnapshot]
+
+
 @dataclass
 class ApiContext:
     lifecycle: ModelLifecycle
     settings: Callable[[], Settings]  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
+    gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
 
     @property
     def catalogue(self) -> Catalogue:

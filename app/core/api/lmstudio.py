@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig
-from app.core.models.lifecycle import Instance, LoadFailedError
+from app.core.models.lifecycle import BusyError, Instance, LoadFailedError, config_differs
 
 V0_TYPES = {"llm": "llm", "embedding": "embeddings", "reranker": "embeddings"}
 
@@ -23,7 +23,8 @@ def model_v1(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
         quant = {"name": entry.quant, "bits_per_weight": info.bits_per_weight if info else None}
     instances = []
     if inst is not None:
-        instances.append({"id": entry.key, "config": {"context_length": inst.context_length}})
+        config = config_json(inst.config, entry.type == "llm")
+        instances.append({"id": entry.key, "config": config})
     return {
         "type": "embedding" if entry.type != "llm" else "llm",
         "publisher": entry.publisher,
@@ -94,18 +95,6 @@ async def get_v0(request: web.Request) -> web.Response:
     return web.json_response(model_v0(entry, c.lifecycle.ready(entry)))
 
 
-def _context_length(body: dict[str, Any]) -> int | None:
-    config = body.get("config")
-    if config is not None and not isinstance(config, dict):
-        raise ApiError(400, '"config" must be a JSON object, e.g. {"context_length": 8192}')
-    value = (config or {}).get("context_length", body.get("context_length"))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError(400, f'"context_length" must be a whole number >= 0, not {value!r}')
-    return value
-
-
 def _named(body: dict[str, Any], field: str, missing: str, code: str) -> str:
     """The non-empty string ``body[field]``, or a 400 saying ``missing``."""
     name = body.get(field)
@@ -120,30 +109,45 @@ async def load_v1(request: web.Request) -> web.Response:
     known = ", ".join(c.catalogue.known_keys()) or "none"
     say = 'Say which model to load: {"model": "<key>"}. Known models: ' + known
     name = _named(body, "model", say, "missing_model")
-    ctx = _context_length(body)
+    config = parse_load_config(body)
+    ttl = parse_ttl(body)
+    echo = body.get("echo_load_config", False)
     try:
         entry = c.catalogue.resolve(name)
     except UnknownModelError as e:
         raise _unknown(e) from None
     start = time.monotonic()
     was = c.lifecycle.ready(entry)
+    if was is not None and (was.in_flight or was.held_by):
+        differs = config_differs(was.status, config)
+        if differs:  # LM Studio cannot reload a model in use either: say so, do not wait
+            why = f"serving {was.in_flight} request(s)" if was.in_flight else "held by a run"
+            raise ApiError(
+                409,
+                f"{entry.key} is loaded with another {', '.join(differs)} and is busy ({why}); "
+                "it can be loaded again with the new config once it is idle.",
+                code="model_busy",
+            )
     try:
-        inst = await c.lifecycle.ensure(entry, LoadConfig(context_length=ctx))
+        inst = await c.lifecycle.ensure(entry, config)
+    except BusyError as e:
+        raise ApiError(503, str(e), type_="server_error", code="model_busy") from None
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
+    if ttl is not None:
+        c.lifecycle.set_ttl(inst.port, ttl)
     took = 0.0 if was is not None and was.pid == inst.pid else time.monotonic() - start
-    config = {"context_length": inst.context_length}
-    return web.json_response(
-        {
-            "type": "embedding" if entry.type != "llm" else "llm",
-            "instance_id": entry.key,
-            "model_instance_id": entry.key,
-            "status": "loaded",
-            "load_time_seconds": round(took, 3),
-            "config": config,
-            "load_config": config,
-        }
-    )
+    out = {
+        "type": "embedding" if entry.type != "llm" else "llm",
+        "instance_id": entry.key,
+        "model_instance_id": entry.key,
+        "status": "loaded",
+        "load_time_seconds": round(took, 3),
+        "config": config_json(inst.config, entry.type == "llm"),  # ours, kept for old clients
+    }
+    if echo is True:
+        out["load_config"] = out["config"]
+    return web.json_response(out)
 
 
 async def unload_v1(request: web.Request) -> web.Response:

@@ -14,7 +14,9 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
@@ -76,9 +78,13 @@ async def forward(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     raw = await request.read()
     payload = parse_json_object(raw)
+    ttl = parse_ttl(payload)
     entry = pick_model(c, payload.get("model"))
+    check_kind(entry, request.path)  # a chat to an embedding model: 400, with why
     try:
         async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
+            if ttl is not None:
+                c.lifecycle.set_ttl(inst.port, ttl)
             return await _relay(c, request, raw, inst.port, key=inst.key)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None

@@ -19,8 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.api import lmstudio, proxy, stats
-from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
+from app.core.api.common import CONTEXT, ApiContext, ApiError, GpuProbe, error_response
 from app.core.api.guard import Guard
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
@@ -64,9 +64,10 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             return error_response(
                 404,
                 f"No such endpoint: {request.method} {request.path}. This server answers "
-                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v0/models, "
-                "/api/v0/stats, "
-                "/v1/models, " + ", ".join(proxy.FORWARDED),
+                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v1/chat, "
+                "/api/v0/models, /api/v0/chat/completions, /api/v0/completions, "
+                "/api/v0/embeddings, /api/v0/ps, /api/v0/stats, /v1/models, "
+                + ", ".join(proxy.FORWARDED + clients.ANTHROPIC + clients.OPENAI + clients.LLAMA),
                 code="not_found",
             )
         if e.status == 405:
@@ -113,8 +114,10 @@ class ApiServer:
         notices: NoticeBus,
         *,
         stats: SpeedStats | None = None,
+        gpu_probe: GpuProbe | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
         self._notices = notices
@@ -177,10 +180,15 @@ class ApiServer:
             settings=self._settings,
             upstream=upstream,
             stats=self.stats,
+            gpu_probe=self._gpu_probe,
         )
         app[CONTEXT] = self._ctx
         lmstudio.add_routes(app)
         proxy.add_routes(app)
+        clients.add_routes(app)
+        rest_v0.add_routes(app)
+        chat_v1.add_routes(app)
+        ps.add_routes(app)
         stats.add_routes(app)
         runner = web.AppRunner(
             app,

@@ -1,5 +1,6 @@
-"""Idle unload: a model with no request for ``IDLE_UNLOAD_MINUTES`` is unloaded through
-the lifecycle (a model a run holds, or one serving a request, never is)."""
+"""Idle unload: a model with no request for ``IDLE_UNLOAD_MINUTES`` (or for its own ``ttl``,
+set by a client as in LM Studio) is unloaded through the lifecycle (a model a run holds,
+or one serving a request, never is)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,15 @@ class IdleUnloader:
         return self._settings().IDLE_UNLOAD_MINUTES * 60.0
 
     def remaining(self) -> dict[int, float]:
-        """Seconds until each ready instance is unloaded for being idle; empty when never."""
-        idle = self.idle_seconds
-        if idle <= 0:
-            return {}
+        """Seconds until each ready instance is unloaded for being idle (its own ``ttl``, else
+        ``IDLE_UNLOAD_MINUTES``); instances that are never unloaded are left out."""
+        default = self.idle_seconds
         now = self._clock()
         out = {}
         for inst in self._lifecycle.loaded():
+            idle = inst.ttl if inst.ttl is not None else default
+            if idle <= 0:
+                continue
             if inst.in_flight or inst.held_by:
                 out[inst.port] = idle
             else:
@@ -54,7 +57,14 @@ class IdleUnloader:
         self._kick.set()
 
     async def start(self) -> None:
-        self._unsubscribe = self._lifecycle.subscribe(self._on_event)
+        events = self._lifecycle.subscribe(self._on_event)
+        ttls = self._lifecycle.watch_ttl(self.kick)
+
+        def unsubscribe() -> None:
+            events()
+            ttls()
+
+        self._unsubscribe = unsubscribe
         self._task = asyncio.create_task(self._loop(), name="idle-unload")
 
     async def stop(self) -> None:
@@ -77,11 +87,7 @@ class IdleUnloader:
             due = sorted(p for p, r in remaining.items() if r <= 0)
             unloaded = False
             for port in due:
-                log.info(
-                    "Unloading port %d: no requests for %g min (IDLE_UNLOAD_MINUTES)",
-                    port,
-                    self._settings().IDLE_UNLOAD_MINUTES,
-                )
+                log.info("Unloading port %d: idle past its TTL or IDLE_UNLOAD_MINUTES", port)
                 try:
                     unloaded |= await self._lifecycle.unload_port(port, only_if_idle=True)
                 except Exception as e:

@@ -15,7 +15,74 @@ from app.core.models.entry import ModelEntry
 class LoadConfig:
     """What a client may choose when it loads a model (LM Studio's load config)."""
 
-    context_length: int | None = None
+    context_length: int | None = None  # -c
+    flash_attention: bool | None = None  # -fa on|off (None: llama-server's auto)
+    eval_batch_size: int | None = None  # -b
+    offload_kv_cache_to_gpu: bool | None = None  # False: --no-kv-offload
+    parallel: int | None = None  # -np
+
+    def args(self) -> list[str]:
+        """llama-server's arguments for the fields set (the context length is ``ctx_size``)."""
+        out: list[str] = []
+        if self.flash_attention is not None:
+            out += ["-fa", "on" if self.flash_attention else "off"]
+        if self.eval_batch_size is not None:
+            out += ["-b", str(self.eval_batch_size)]
+        if self.offload_kv_cache_to_gpu is False:
+            out += ["--no-kv-offload"]
+        if self.parallel is not None:
+            out += ["-np", str(self.parallel)]
+        return out
+
+    def differs(self, running: LoadConfig) -> list[str]:
+        """The fields set here that ``running`` has another value for."""
+        out = []
+        for name in FIELDS:
+            want = getattr(self, name)
+            if want is None:
+                continue
+            have = getattr(running, name)
+            if name == "offload_kv_cache_to_gpu":
+                have = have is not False  # llama-server offloads unless told not to
+            if want != have:
+                out.append(name)
+        return out
+
+
+FIELDS = (
+    "context_length",
+    "flash_attention",
+    "eval_batch_size",
+    "offload_kv_cache_to_gpu",
+    "parallel",
+)
+
+
+def running_config(ctx_size: int, extra_args: tuple[str, ...] | list[str]) -> LoadConfig:
+    """The load config a server runs with, read from its arguments (the last one wins, as
+    in llama-server)."""
+    fa = batch = par = None
+    kv = None
+    args = list(extra_args)
+    for i, a in enumerate(args):
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if a in ("-fa", "--flash-attn") and nxt in ("on", "off"):
+            fa = nxt == "on"
+        elif a in ("-b", "--batch-size") and nxt.isdigit():
+            batch = int(nxt)
+        elif a in ("-np", "--parallel") and nxt.lstrip("-").isdigit():
+            par = int(nxt)
+        elif a in ("-nkvo", "--no-kv-offload"):
+            kv = False
+        elif a in ("-kvo", "--kv-offload"):
+            kv = True
+    return LoadConfig(
+        context_length=ctx_size,
+        flash_attention=fa,
+        eval_batch_size=batch,
+        offload_kv_cache_to_gpu=kv,
+        parallel=par,
+    )
 
 
 def extra_args_for(entry: ModelEntry, s: Settings) -> list[str]:
@@ -45,7 +112,8 @@ def launch_kwargs(
         "n_gpu_layers": s.LLAMA_GPU_LAYERS,
         "ctx_size": s.LLAMA_CTX_SIZE if ctx is None else ctx,
         "mmproj": entry.mmproj,
-        "extra_args": extra_args_for(entry, s),
+        # the client's load config last: llama-server takes the last of a repeated flag
+        "extra_args": extra_args_for(entry, s) + (config.args() if config else []),
         "timeout": s.LLAMA_READY_TIMEOUT,
     }
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, running_config
 from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
 from app.core.models.settle import Snapshot, settle
 from app.core.models.usage import Usage
@@ -71,6 +71,17 @@ class Instance:
     held_by: tuple[str, ...] = ()
     last_used: float = 0.0
     stale: str | None = None  # "restart to apply" and why
+    ttl: float | None = None  # its own idle unload in seconds (a client's "ttl"); None: default
+    requests: int = 0  # requests served since it started
+
+    @property
+    def config(self) -> LoadConfig:
+        """The load config it runs with (context length and the client's choices)."""
+        spec = self.status.spec
+        if spec is None:
+            return LoadConfig()
+        ctx = self.context_length or 0
+        return running_config(ctx, spec.extra_args)
 
     @property
     def port(self) -> int:
@@ -109,6 +120,13 @@ class InstanceEvent:
 Subscriber = Callable[[InstanceEvent], None]
 
 
+def config_differs(st: ServerStatus, config: LoadConfig | None) -> list[str]:
+    """The fields of ``config`` the server on ``st`` runs with other values of."""
+    if config is None or st.spec is None:
+        return []
+    return config.differs(running_config(st.spec.ctx_size, st.spec.extra_args))
+
+
 def _free_port(avoid: set[int]) -> int:
     for _ in range(50):
         with socket.socket() as s:
@@ -142,6 +160,8 @@ class ModelLifecycle:
         self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
         self._draining: set[int] = set()
         self._configs: dict[int, LoadConfig] = {}  # the config a client asked for, per port
+        self._ttls: dict[int, float] = {}  # a client's idle unload ("ttl") per port
+        self._ttl_watchers: list[Callable[[], None]] = []  # the idle unloader looks again
         self._subscribers: list[Subscriber] = []
         self._used_at: dict[tuple[str, str | None], float] = {}  # by file, kept after unload
         self._unsubscribe = manager.subscribe(self._on_state)
@@ -167,6 +187,8 @@ class ModelLifecycle:
             held_by=self.usage.holders(st.port),
             last_used=max(self.usage.last_used(st.port), st.ready_at or 0.0),
             stale=self._stale(st, entry),
+            ttl=self._ttls.get(st.port),
+            requests=self.usage.served(st.port),
         )
 
     def snapshot(self) -> list[Instance]:
@@ -262,6 +284,7 @@ class ModelLifecycle:
             self.usage.forget(event.port)
         if event.new is ServerState.STOPPED:
             self._configs.pop(event.port, None)
+            self._ttls.pop(event.port, None)
         if event.status.spec is None or not self._subscribers:
             return
         inst = self._instance(event.status)
@@ -335,9 +358,22 @@ class ModelLifecycle:
 
     @staticmethod
     def _config_ok(st: ServerStatus, config: LoadConfig | None) -> bool:
-        if config is None or config.context_length is None or st.spec is None:
-            return True
-        return config.context_length == st.spec.ctx_size
+        return not config_differs(st, config)
+
+    def set_ttl(self, port: int, seconds: float | None) -> None:
+        """Unload the instance on ``port`` after ``seconds`` idle (LM Studio's ``ttl``);
+        None: the default (``IDLE_UNLOAD_MINUTES``). Kept until the process stops."""
+        if seconds is None:
+            self._ttls.pop(port, None)
+        else:
+            self._ttls[port] = float(seconds)
+        for cb in list(self._ttl_watchers):
+            cb()
+
+    def watch_ttl(self, cb: Callable[[], None]) -> Callable[[], None]:
+        """``cb()`` whenever an instance's TTL is set."""
+        self._ttl_watchers.append(cb)
+        return lambda: self._ttl_watchers.remove(cb) if cb in self._ttl_watchers else None
 
     def _load_done(self, file: tuple[str, str | None], task: asyncio.Task[Instance]) -> None:
         if self._loads.get(file) is task:
@@ -438,7 +474,7 @@ class ModelLifecycle:
                         )
                     continue
                 inst = await self._start(entry, kw, decision.port, evict_ports, decision.reason)
-                if config is not None and config.context_length is not None:
+                if config is not None and config != LoadConfig():
                     self._configs[inst.port] = config
                 return self._instance(inst.status)
 

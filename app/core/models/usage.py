@@ -17,6 +17,7 @@ class _Port:
     in_flight: int = 0
     holders: set[str] = field(default_factory=set)
     last_used: float = 0.0
+    served: int = 0  # requests since the process started
 
 
 class Usage:
@@ -41,6 +42,10 @@ class Usage:
         p = self._ports.get(port)
         return p.last_used if p else 0.0
 
+    def served(self, port: int) -> int:
+        p = self._ports.get(port)
+        return p.served if p else 0
+
     def busy(self, port: int) -> bool:
         p = self._ports.get(port)
         return bool(p and (p.in_flight or p.holders))
@@ -49,6 +54,7 @@ class Usage:
     def enter(self, port: int) -> None:
         p = self._port(port)
         p.in_flight += 1
+        p.served += 1
         p.last_used = self._clock()
 
     def leave(self, port: int) -> None:
@@ -77,6 +83,7 @@ class Usage:
         p = self._ports.get(port)
         if p is not None:
             p.in_flight = 0
+            p.served = 0
             p.last_used = 0.0
             self._changed.set()
 

@@ -1,0 +1,123 @@
+"""The other clients LM Studio serves, forwarded by model to llama-server (which answers
+them itself): Anthropic's ``/v1/messages`` (and ``count_tokens``), OpenAI's
+``/v1/responses``, and llama-server's own ``/tokenize``, ``/detokenize``,
+``/apply-template``, ``/infill`` and ``/v1/rerank``, named by a ``model`` field or query
+parameter. Each answers errors in its client's shape; a request a model's type cannot
+serve (a chat to an embedding model) is refused with a 400 that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.load_config import parse_ttl
+from app.core.models.entry import ModelEntry
+from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
+
+# What each kind of model serves (llama-server started with --embeddings or --reranking
+# still answers chats, with nonsense: refused here).
+CHAT_PATHS = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/responses",
+        "/infill",
+        "/api/v0/chat/completions",
+        "/api/v0/completions",
+        "/api/v1/chat",
+    }
+)
+EMBED_PATHS = frozenset({"/v1/embeddings", "/api/v0/embeddings"})
+RERANK_PATHS = frozenset({"/v1/rerank", "/rerank"})
+ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
+OPENAI = ("/v1/responses",)
+LLAMA = ("/tokenize", "/detokenize", "/apply-template", "/infill", "/v1/rerank", "/rerank")
+
+_SERVES = {"llm": "chats and completions", "embedding": "embeddings", "reranker": "reranking"}
+_USE = {"llm": "/v1/chat/completions", "embedding": "/v1/embeddings", "reranker": "/v1/rerank"}
+
+
+def check_kind(entry: ModelEntry, path: str) -> None:
+    """A 400 when ``entry``'s type cannot serve ``path``."""
+    kind = entry.type if entry.type in _SERVES else "llm"
+    ok = (
+        (kind == "llm" and path not in EMBED_PATHS | RERANK_PATHS)
+        or (kind == "embedding" and path in EMBED_PATHS)
+        or (kind == "reranker" and path in RERANK_PATHS)
+        or path in ("/tokenize", "/detokenize")  # every model has a tokenizer
+    )
+    if not ok:
+        raise ApiError(
+            400,
+            f"{entry.key} is a{'n' if kind[0] in 'ae' else ''} {kind} model: it serves "
+            f"{_SERVES[kind]} ({_USE[kind]}), not {path}. Choose a model of the right type.",
+            code="model_type_mismatch",
+            param="model",
+        )
+
+
+def _anthropic_type(e: ApiError) -> str:
+    return {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        409: "invalid_request_error",
+        503: "overloaded_error",
+    }.get(e.status, "api_error")
+
+
+def anthropic_errors(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Errors as Anthropic's API answers them: ``{"type":"error","error":{...}}``."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as e:
+            body = {"type": "error", "error": {"type": _anthropic_type(e), "message": e.message}}
+            return web.json_response(body, status=e.status, headers=e.headers)
+
+    return wrapped
+
+
+def model_name(request: web.Request, payload: dict[str, Any]) -> object:
+    """The ``model`` field of the body, else the ``model`` query parameter."""
+    name = payload.get("model")
+    return name if name is not None else request.query.get("model")
+
+
+async def forward_by_model(request: web.Request) -> web.StreamResponse:
+    """Forward the request unchanged to the llama-server of its model (JIT-loaded)."""
+    from app.core.api import proxy  # the relay and the model choice live there
+
+    c: ApiContext = request.app[CONTEXT]
+    raw = await request.read()
+    payload = parse_json_object(raw)
+    ttl = parse_ttl(payload)
+    entry = proxy.pick_model(c, model_name(request, payload))
+    check_kind(entry, request.path)
+    try:
+        async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
+            if ttl is not None:
+                c.lifecycle.set_ttl(inst.port, ttl)
+            return await proxy._relay(c, request, raw, inst.port, key=inst.key)
+    except ModelNotLoadedError as e:
+        raise ApiError(400, str(e), code="model_not_loaded") from None
+    except LoadFailedError as e:
+        raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
+
+
+def add_routes(app: web.Application) -> None:
+    for path in ANTHROPIC:
+        app.router.add_post(path, anthropic_errors(forward_by_model))
+    for path in OPENAI + LLAMA:
+        app.router.add_post(path, forward_by_model)
