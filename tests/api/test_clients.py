@@ -3,7 +3,6 @@ REST as LM Studio's docs show it) against real llama-server processes and tiny m
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from app.core.api.chat_v1 import ChatStore
 from tests.api.conftest import base_url, client
 from tests.support.tiny_model import write_tiny_bert, write_tiny_model
+from tests.support.wait import until
 
 LLM = "google/gemma-3-12b"
 EMBED, RERANK, CODER = "tiny-embed", "tiny-reranker", "tiny-coder"
@@ -28,14 +28,6 @@ def typed_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tiny_model(root / f"{RERANK}.gguf", seed=3, name=RERANK, pooling=4)
     write_tiny_model(root / f"{CODER}.gguf", seed=4, name=CODER, fim=True)
     return root
-
-
-async def _until(pred, timeout: float = 30) -> None:
-    async def wait() -> None:
-        while not pred():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 # ── Anthropic ──────────────────────────────────────────────────────────────────
@@ -375,12 +367,12 @@ async def test_ttl_of_a_load_and_of_a_request_unloads_that_instance(start_api) -
         )
         assert r.status_code == 200, r.text
         assert core.lifecycle.ready(LLM).ttl == 0.5
-        await _until(lambda: core.lifecycle.ready(LLM) is None)
+        await until(lambda: core.lifecycle.ready(LLM) is None)
         assert core.lifecycle.ready(VISION) is not None  # no TTL of its own: kept
 
         r = await c.post("/api/v1/models/load", json={"model": LLM, "ttl": 0.5})
         assert r.status_code == 200
-        await _until(lambda: core.lifecycle.ready(LLM) is None)
+        await until(lambda: core.lifecycle.ready(LLM) is None)
         assert core.lifecycle.ready(VISION) is not None
 
 
