@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
 from app.core.api.speed import Meter

@@ -14,8 +14,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from app.core.api.clients import check_kind
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.models.catalogue import UnknownModelError

@@ -22,7 +22,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
 
 def quote(value: str) -> str:
     """A dotenv value python-dotenv reads back exactly."""
-    if _PLAIN.match(value):
+    if _PLAIN.fullmatch(value):  # not match: "$" would let a trailing newline through
         return value
     if "'" not in value and "\n" not in value and "\r" not in value and "\\" not in value:
         return f"'{value}'"  # single quotes: no escapes, no ${VAR} expansion
