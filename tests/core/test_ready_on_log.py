@@ -51,3 +51,19 @@ async def test_the_log_line_wakes_the_wait(
         assert st.state is ServerState.READY
     finally:
         await m.shutdown()
+
+
+def test_a_mark_is_told_once_and_only_new_marks_count(tmp_path: Path) -> None:
+    log = tmp_path / "s.log"
+    log.write_bytes(b"")
+    w = LogWatch(log, 0)
+    assert not w.started
+    with log.open("ab") as f:
+        f.write(b"main: server is listening on http://127.0.0.1:1\n")
+    assert w.ready_now() and w.started
+    with log.open("ab") as f:
+        f.write(b"srv load_model: loading\n")  # the old mark is still in the kept tail
+    assert not w.ready_now()
+    with log.open("ab") as f:
+        f.write(b"update_slots: all slots are idle\n")
+    assert w.ready_now()

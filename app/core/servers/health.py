@@ -19,7 +19,7 @@ READY_MARKS = (b"listening on http", b"all slots are idle")
 
 
 class LogWatch:
-    """Tells, once, when a server's log gains the line llama-server prints when it is ready.
+    """Tells when a server's log gains a line llama-server prints when it is ready.
 
     Reads only what was appended since ``offset`` (a ``stat`` per look while nothing is),
     keeping a short tail so a mark split across two reads is still found.
@@ -27,14 +27,17 @@ class LogWatch:
 
     def __init__(self, path: Path, offset: int) -> None:
         self.path = path
+        self.offset = offset
         self.pos = offset
         self.tail = b""
-        self.seen = False
+
+    @property
+    def started(self) -> bool:
+        """True once the server has written anything: its log can be trusted to speak."""
+        return self.pos > self.offset
 
     def ready_now(self) -> bool:
-        """True the first time a ready mark is found; False before and after."""
-        if self.seen:
-            return False
+        """True when the lines appended since the last look hold a ready mark."""
         try:
             size = os.stat(self.path).st_size
         except OSError:
@@ -50,11 +53,10 @@ class LogWatch:
         except OSError:
             return False
         self.pos += len(data)
-        window = self.tail + data
+        window, kept = self.tail + data, len(self.tail)
         self.tail = window[-64:]
-        if any(mark in window for mark in READY_MARKS):
-            self.seen = True
-        return self.seen
+        # only marks that end in the new bytes (one already seen in the kept tail is old)
+        return any(window.find(m, max(0, kept - len(m) + 1)) >= 0 for m in READY_MARKS)
 
 
 def loopback_client(**kw) -> httpx.AsyncClient:
@@ -123,6 +125,10 @@ async def poll_until_ready(
             if now >= deadline:
                 raise TimeoutError
             delay = min(FIRST_INTERVAL + (now - start) * BACKOFF, MAX_INTERVAL)
+            if log is not None and log.started:
+                # the log line ends the wait: probe rarely, so the probes do not take CPU
+                # from a server that is loading
+                delay = MAX_INTERVAL
             until = now + min(delay, deadline - now)
             if log is None:
                 await asyncio.wait({exit_task}, timeout=until - now)
