@@ -225,8 +225,8 @@ class ModelView:
     state: str  # "not loaded", "loading", "ready", "unloading", "failed"
     text: str  # "LLM: ready · tiny-llama"
     problem: str | None  # why it cannot be loaded
-    busy: bool  # loading or unloading: its action is greyed
-    action: str  # "load" or "unload": the one action the menu offers
+    busy: bool  # loading or unloading: Load/Unload are greyed
+    action: str  # "load", "unload", or "cancel" while it loads: the one action offered
     enabled: bool
 
     @property
@@ -239,13 +239,16 @@ class ModelView:
 
     @property
     def action_text(self) -> str:
+        if self.action == "cancel":
+            return f"Cancel loading {self.name}"
         if self.busy:
             return f"{self.name}: {self.state}…"
         return f"{self.action.capitalize()} {self.name}"
 
 
 def model_view(core: AppCore, entry: ModelEntry, name: str | None = None) -> ModelView:
-    """The model's state and its one action now: Unload while it runs, else Load."""
+    """The model's state and its one action now: Cancel while it loads, Unload while it
+    runs, else Load."""
     lifecycle = core.lifecycle
     problem = entry.problem()
     inst = _instance_of(core, entry)
@@ -269,8 +272,8 @@ def model_view(core: AppCore, entry: ModelEntry, name: str | None = None) -> Mod
         text=text,
         problem=problem,
         busy=busy,
-        action="unload" if alive else "load",
-        enabled=not busy and (alive or not problem),
+        action="cancel" if state == "loading" else "unload" if alive else "load",
+        enabled=state == "loading" or (not busy and (alive or not problem)),
     )
 
 

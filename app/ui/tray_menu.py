@@ -41,7 +41,7 @@ class ProfileActions:
 
     header: QAction
     action: QAction
-    kind: str  # "load" or "unload": what ``action`` does
+    kind: str  # "load", "unload" or "cancel": what ``action`` does
     settings: QAction | None  # offered when the model cannot be loaded
 
     @property
@@ -151,7 +151,9 @@ class TrayMenu(QMenu):
         if other and view.state not in ("not loaded", "loading", "unloading"):
             text += f" ({view.state})"  # "Unload alpha-1b (ready)"
         act = self._add(text, enabled=view.enabled, menu=menu)
-        do = self.host.load if view.action == "load" else self.host.unload
+        do = {"load": self.host.load, "unload": self.host.unload, "cancel": self.host.cancel}[
+            view.action
+        ]
         act.triggered.connect(lambda _=False, k=view.entry.key: do(k))
         return act
 

@@ -183,8 +183,9 @@ def test_cancel_stops_a_load_that_never_gets_ready(tree_app, wait, qtbot, tmp_pa
     assert buttons.cancel.isVisible() and buttons.cancel.isEnabled()
     assert not buttons.load.isEnabled()
     app.menu.rebuild()
-    busy = app.menu.other_actions[key].action
-    assert not busy.isEnabled() and "loading" in busy.text()  # greyed while it loads
+    offered = app.menu.other_actions[key]
+    assert offered.kind == "cancel" and offered.action.isEnabled()
+    assert offered.action.text().startswith("Cancel loading")  # the menu can stop it too
 
     qtbot.mouseClick(buttons.cancel, Qt.MouseButton.LeftButton)
     wait(lambda: app.core.lifecycle.instance(key) is None and not llama_children())
@@ -194,6 +195,28 @@ def test_cancel_stops_a_load_that_never_gets_ready(tree_app, wait, qtbot, tmp_pa
     wait(lambda: window.row_actions[key].load.isEnabled())
     assert not window.row_actions[key].cancel.isVisible()
     assert app.core.manager.get_loaded_models() == {}
+
+
+def test_the_menu_cancels_a_load_that_never_gets_ready(tree_app, wait, tmp_path) -> None:
+    """While the LLM loads, its one menu action is "Cancel loading LLM", and it stops it."""
+    from tests.support.fakes import never_ready_server
+
+    server = never_ready_server(tmp_path / "llama-server")
+    app = tree_app(LLAMA_SERVER_PATH=str(server))
+    key = app.core.catalogue.role("llm").key
+    app.load(key)
+
+    def offers_cancel() -> bool:
+        app.menu.rebuild()
+        return app.menu.profile_actions["llm"].kind == "cancel"
+
+    wait(offers_cancel)
+    action = app.menu.profile_actions["llm"].action
+    assert action.isEnabled() and action.text() == "Cancel loading LLM"
+    action.trigger()
+    wait(lambda: app.core.lifecycle.instance(key) is None and not llama_children())
+    app.menu.rebuild()
+    assert app.menu.profile_actions["llm"].kind == "load"
 
 
 def test_rescan_picks_up_a_new_gguf_and_tells_the_problems(tree_app, wait, qtbot, lms_tree) -> None:
