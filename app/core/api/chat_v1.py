@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
@@ -182,12 +182,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if status != 200 or not isinstance(data, dict):
-        return web.Response(status=status, body=raw, content_type="application/json")
+    data = upstream_object(status, raw)
+    if isinstance(data, web.Response):
+        return data
     text = (data.get("choices") or [{}])[0].get("message", {}).get("content") or ""
     out = {
         "model_instance_id": entry.key,

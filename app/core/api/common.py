@@ -95,6 +95,18 @@ def _json_problem(data: Any, limit: int) -> str | None:
     return None
 
 
+def upstream_object(status: int, raw: bytes) -> dict[str, Any] | web.Response:
+    """llama-server's answer as a JSON object to build on; anything else (an error, not an
+    object) is passed through as it came."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if status != 200 or not isinstance(data, dict):
+        return web.Response(status=status, body=raw, content_type="application/json")
+    return data
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong."""
     if not raw.strip():

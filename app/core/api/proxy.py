@@ -18,10 +18,10 @@ from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
+from app.core.api.upstream import post_upstream
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
-from app.core.servers.keys import auth_headers
 
 log = logging.getLogger(__name__)
 
@@ -95,26 +95,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
 async def _relay(
     c: ApiContext, request: web.Request, raw: bytes, port: int, key: str | None = None
 ) -> web.StreamResponse:
-    assert c.upstream is not None
     meter = Meter(c.stats, key)  # speed statistics from llama-server's timings (speed.py)
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
         headers["Accept"] = request.headers["Accept"]
-    headers.update(auth_headers(c.lifecycle.manager.status(port)))
-    url = f"http://127.0.0.1:{port}{request.rel_url}"
-    try:
-        try:
-            up = await c.upstream.post(url, data=raw, headers=headers)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            # A kept-alive connection llama-server had just closed: once more on a new one.
-            up = await c.upstream.post(url, data=raw, headers=headers)
-    except aiohttp.ClientError as e:
-        raise ApiError(
-            502,
-            f"llama-server on port {port} did not answer ({e}). Read {c.log_path(port)}",
-            type_="server_error",
-            code="upstream_unreachable",
-        ) from None
+    up = await post_upstream(c, port, str(request.rel_url), headers, data=raw)
     resp: web.StreamResponse | None = None
     try:
         out_headers = CIMultiDict(

@@ -15,10 +15,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
+from app.core.api.upstream import post_upstream
 from app.core.models.entry import ModelEntry
 from app.core.models.lifecycle import Instance, LoadFailedError, ModelNotLoadedError
 from app.core.servers.keys import auth_headers
@@ -78,23 +79,8 @@ def _finish(data: dict[str, Any]) -> str | None:
 
 
 async def upstream_post(c: ApiContext, port: int, path: str, body: dict[str, Any]):
-    """POST ``body`` to llama-server on ``port`` (once more on a fresh connection if a kept
-    one was closed); a 502 that says why when it does not answer."""
-    assert c.upstream is not None
-    url = f"http://127.0.0.1:{port}{path}"
-    headers = auth_headers(c.lifecycle.manager.status(port))
-    try:
-        try:
-            return await c.upstream.post(url, json=body, headers=headers)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            return await c.upstream.post(url, json=body, headers=headers)
-    except aiohttp.ClientError as e:
-        raise ApiError(
-            502,
-            f"llama-server on port {port} did not answer ({e}). Read {c.log_path(port)}",
-            type_="server_error",
-            code="upstream_unreachable",
-        ) from None
+    """POST a JSON ``body`` to llama-server on ``port``."""
+    return await post_upstream(c, port, path, json=body)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -130,12 +116,9 @@ async def _whole(
         status = up.status
     if status == 200:
         meter.body(raw)
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if status != 200 or not isinstance(data, dict):
-        return web.Response(status=status, body=raw, content_type="application/json")
+    data = upstream_object(status, raw)
+    if isinstance(data, web.Response):
+        return data
     data["model"] = entry.key
     if path != "/v1/embeddings":
         data["stats"] = stats(data.pop("timings", None), _finish(data))
