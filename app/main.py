@@ -5,8 +5,9 @@
 - ``--show`` / ``--logs`` / ``--process-now``: forwarded to the running instance when
   there is one (``app.ui.single_instance``); otherwise ``--process-now`` runs once headless
   and the others start the tray with that window open.
-- ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running instance, which
-  answers when the load is done; with none running they say so and exit 3 (no GUI starts).
+- ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running tray, which
+  answers when the load is done, else to a ``--headless`` app's API; with none running
+  they say so and exit 3 (no GUI starts).
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
@@ -163,7 +164,14 @@ def model_command(args: argparse.Namespace, settings, paths) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    if reply is None:
+    if reply is None:  # no tray: a --headless app answers through its API
+        from app.core.api_cli import NotRunning
+        from app.core.api_cli import model_command as through_api
+
+        try:
+            return through_api(settings, verb, request_args["key"], args.ctx, wait)
+        except NotRunning:
+            pass
         print(
             "familylog-tray is not running, so there is nothing to "
             f"{verb} the model in. Start it first (run `familylog-tray`, or from your "
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return model_command(args, settings, paths)
 
     if args.ps:
-        from app.core.ps_cli import ps_command
+        from app.core.api_cli import ps_command
 
         return ps_command(settings, as_json=args.json is not None)
 

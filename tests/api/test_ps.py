@@ -99,3 +99,40 @@ def test_ps_memory_is_vram_when_the_driver_reports_the_process() -> None:
     none = GpuSnapshot(source="none")
     mem = _memory(me, none)
     assert mem["memory_kind"] == "ram" and mem["memory_bytes"] > 0
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    p = run_app(*args, env=env)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
+
+
+def test_load_and_unload_reach_a_headless_app_through_its_api(
+    app_home, tiny_model, llama_server_bin
+) -> None:
+    """No tray to forward to: --load/--unload use the API of the --headless app."""
+    env = dict(
+        LLAMA_SERVER_PATH=llama_server_bin,
+        LLM_MODEL_GGUF=str(tiny_model),
+        LLM_MODEL_ID=LLM,
+        LLAMA_LLM_PORT=str(free_port()),
+        LLAMA_CTX_SIZE="512",
+        API_PORT=str(free_port()),
+    )
+    app = run_app("--headless", env=env)
+    try:
+        assert "running headless" in app.stdout.readline(), app.stderr.read()
+        code, out, err = _cli(env, "--load", LLM)
+        assert code == 0 and out.startswith(f"Loaded {LLM} in "), (out, err)
+        code, out, err = _cli(env, "--load", LLM)
+        assert code == 0 and "loaded already" in out, (out, err)
+        servers = [p for p in psutil.Process(app.pid).children() if "llama" in p.name()]
+        assert len(servers) == 1
+        code, out, err = _cli(env, "--load", "no/such-model")
+        assert code == 1 and "Unknown model 'no/such-model'" in err
+        code, out, err = _cli(env, "--unload", "all")
+        assert code == 0 and out.strip() == f"Unloaded {LLM}", (out, err)
+        assert _ps(env) == (0, "no models loaded\n", "")
+    finally:
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=60) == 0
