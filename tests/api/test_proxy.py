@@ -51,7 +51,19 @@ async def test_openai_package_chat_and_stream_with_jit_load(start_api) -> None:
         assert len(servers()) == 1
 
 
-async def test_stream_is_passed_through_chunk_by_chunk(start_api) -> None:
+async def test_stream_is_passed_through_chunk_by_chunk(start_api, monkeypatch) -> None:
+    """Each chunk llama-server sends is written on to the client as it comes (counted where
+    the proxy writes: what the client's reads coalesce depends on its own scheduling)."""
+    from aiohttp import web
+
+    writes: list[int] = []
+    real_write = web.StreamResponse.write
+
+    async def counting_write(self, data) -> None:
+        writes.append(len(data))
+        await real_write(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write", counting_write)
     core = await start_api()
     body = chat(LLM, 128, stream=True, ignore_eos=True)
     reads = []
@@ -67,8 +79,8 @@ async def test_stream_is_passed_through_chunk_by_chunk(start_api) -> None:
     events = [e for e in text.split("\n\n") if e.startswith("data: ")]
     assert events[-1] == "data: [DONE]"
     assert len(events) >= 100
-    # Not buffered into one answer: the events arrived in many separate reads.
-    assert len(reads) >= 5
+    # Not buffered into one answer: the proxy wrote the events in many separate writes.
+    assert len(writes) >= 5 and sum(writes) == len(b"".join(reads)), (len(writes), len(reads))
 
 
 async def test_single_flight_ten_first_requests_one_process(start_api) -> None:
