@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressBar
 
-from app.ui.models_window import ACTIONS_COL
+from app.ui.models_table import ACTIONS_COL
 from tests.conftest import llama_children
 from tests.support.tiny_model import write_tiny_model
 from tests.ui.test_tray_menu import menu_texts, table_rows

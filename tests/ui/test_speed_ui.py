@@ -10,7 +10,7 @@ import httpx
 from PySide6.QtCore import Qt
 
 from app.core.bench.prompts import PromptSizes
-from app.ui.models_window import HISTORY_ROLE, SPEED_COL
+from app.ui.models_table import HISTORY_ROLE, SPEED_COL
 from tests.ui.test_tray_menu import table_rows
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

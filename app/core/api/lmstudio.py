@@ -11,7 +11,7 @@ from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.lifecycle import BusyError, Instance, LoadFailedError, config_differs
+from app.core.models.instance import BusyError, Instance, LoadFailedError, config_differs
 
 V0_TYPES = {"llm": "llm", "embedding": "embeddings", "reranker": "embeddings"}
 

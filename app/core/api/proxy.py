@@ -21,7 +21,7 @@ from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.lifecycle import LoadFailedError, ModelNotLoadedError
+from app.core.models.instance import LoadFailedError, ModelNotLoadedError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream
 from app.core.models.entry import ModelEntry
-from app.core.models.lifecycle import Instance, LoadFailedError, ModelNotLoadedError
+from app.core.models.instance import Instance, LoadFailedError, ModelNotLoadedError
 from app.core.servers.keys import auth_headers
 
 log = logging.getLogger(__name__)

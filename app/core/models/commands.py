@@ -11,8 +11,8 @@ import time
 
 from app.core.app_core import AppCore
 from app.core.models.catalogue import UnknownModelError
+from app.core.models.instance import Instance, LoadFailedError
 from app.core.models.launch_args import LoadConfig
-from app.core.models.lifecycle import Instance, LoadFailedError
 
 Result = tuple[bool, str]
 KNOWN_SHOWN = 5  # how many known keys an "unknown model" answer lists

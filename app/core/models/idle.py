@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 
 from app.config import Settings
-from app.core.models.lifecycle import InstanceEvent, ModelLifecycle
+from app.core.models.instance import InstanceEvent
+from app.core.models.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 

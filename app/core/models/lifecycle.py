@@ -16,12 +16,19 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from app.config import Settings
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, running_config
+from app.core.models.instance import (
+    BusyError,
+    Instance,
+    InstanceEvent,
+    LoadFailedError,
+    ModelNotLoadedError,
+    config_differs,
+)
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
 from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
 from app.core.models.settle import Snapshot, settle
 from app.core.models.usage import Usage
@@ -48,83 +55,7 @@ _LOAD_ERRORS = (
 _GOING = (ServerState.STOPPING, ServerState.STOPPED, ServerState.FAILED)
 
 
-class LoadFailedError(RuntimeError):
-    """The model could not be loaded; the message says why (answered as 503)."""
-
-
-class BusyError(LoadFailedError):
-    """A model in the way is busy (requests in flight, held by a run) past the wait."""
-
-
-class ModelNotLoadedError(RuntimeError):
-    """The model is not loaded and JIT loading is off."""
-
-
-@dataclass(frozen=True)
-class Instance:
-    """A snapshot of one running (or failed) model process."""
-
-    key: str
-    entry: ModelEntry | None  # None when its file is no longer in the catalogue
-    status: ServerStatus
-    in_flight: int = 0
-    held_by: tuple[str, ...] = ()
-    last_used: float = 0.0
-    stale: str | None = None  # "restart to apply" and why
-    ttl: float | None = None  # its own idle unload in seconds (a client's "ttl"); None: default
-    requests: int = 0  # requests served since it started
-
-    @property
-    def config(self) -> LoadConfig:
-        """The load config it runs with (context length and the client's choices)."""
-        spec = self.status.spec
-        if spec is None:
-            return LoadConfig()
-        ctx = self.context_length or 0
-        return running_config(ctx, spec.extra_args)
-
-    @property
-    def port(self) -> int:
-        return self.status.port
-
-    @property
-    def pid(self) -> int | None:
-        return self.status.pid
-
-    @property
-    def state(self) -> ServerState:
-        return self.status.state
-
-    @property
-    def ready(self) -> bool:
-        return self.status.state is ServerState.READY
-
-    @property
-    def context_length(self) -> int | None:
-        ctx = self.status.spec.ctx_size if self.status.spec else 0
-        return ctx or (self.entry.max_context_length if self.entry else None)
-
-    @property
-    def title(self) -> str:
-        return self.entry.title if self.entry else self.status.model_name
-
-
-@dataclass(frozen=True)
-class InstanceEvent:
-    key: str
-    old: ServerState
-    new: ServerState
-    instance: Instance
-
-
 Subscriber = Callable[[InstanceEvent], None]
-
-
-def config_differs(st: ServerStatus, config: LoadConfig | None) -> list[str]:
-    """The fields of ``config`` the server on ``st`` runs with other values of."""
-    if config is None or st.spec is None:
-        return []
-    return config.differs(running_config(st.spec.ctx_size, st.spec.extra_args))
 
 
 def _free_port(avoid: set[int]) -> int:
