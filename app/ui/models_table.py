@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.summary import ModelRow
+from app.core.model_rows import ModelRow
 
 if TYPE_CHECKING:
     from app.ui.models_window import ModelsWindow

@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.gpu.models import GpuSnapshot
+from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry
 from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
-from app.core.summary import ModelRow, external_text, model_row, row_order
+from app.core.summary import external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.models_table import (
     ACTIONS_COL,
