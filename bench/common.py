@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +85,36 @@ class StallMeter:
     def stop(self) -> list[float]:
         self._timer.stop()
         return list(self.lateness)
+
+
+def raw_health_ok(port: int) -> bool:
+    """One ``GET /health`` with the standard library: True on 200."""
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        c.request("GET", "/health")
+        return c.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        c.close()
+
+
+def raw_start(binary: str, model: Path, port: int, log, ctx: int) -> subprocess.Popen:
+    """The baseline: llama-server spawned by hand and polled every 5 ms until ready."""
+    p = subprocess.Popen(
+        [binary, "--model", str(model), "--port", str(port), "--n-gpu-layers", "-1",
+         "--ctx-size", str(ctx), "--host", "127.0.0.1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    while not raw_health_ok(port):
+        if p.poll() is not None:
+            raise RuntimeError(f"raw server exited {p.returncode}")
+        time.sleep(0.005)
+    return p
+
+
+def raw_stop(p: subprocess.Popen) -> None:
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait()

@@ -12,62 +12,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import os
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, llama_server_bin, median_ms, tiny_models, write_json
+from common import (
+    free_port,
+    llama_server_bin,
+    median_ms,
+    raw_start,
+    raw_stop,
+    tiny_models,
+    write_json,
+)
 
 from app.core.servers.manager import LlamaServerManager
 from bench.seed_manager import SeedLlamaServerManager
 
 CTX = 512
-
-
-def raw_health_ok(port: int) -> bool:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        c.request("GET", "/health")
-        return c.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        c.close()
-
-
-def raw_start(binary: str, model: Path, port: int, log) -> subprocess.Popen:
-    p = subprocess.Popen(
-        [
-            binary,
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            "--n-gpu-layers",
-            "-1",
-            "--ctx-size",
-            str(CTX),
-            "--host",
-            "127.0.0.1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    while not raw_health_ok(port):
-        if p.poll() is not None:
-            raise RuntimeError(f"raw server exited {p.returncode}")
-        time.sleep(0.005)
-    return p
-
-
-def raw_stop(p: subprocess.Popen) -> None:
-    os.killpg(p.pid, signal.SIGTERM)
-    p.wait()
 
 
 async def main() -> None:
@@ -99,12 +62,12 @@ async def main() -> None:
             port = free_port()
             # (a) raw start
             s = time.perf_counter()
-            p = await loop.run_in_executor(None, raw_start, binary, a, port, log)
+            p = await loop.run_in_executor(None, raw_start, binary, a, port, log, CTX)
             t["raw_start"].append(time.perf_counter() - s)
             # raw switch = raw stop + raw start
             s = time.perf_counter()
             raw_stop(p)
-            p = raw_start(binary, b, port, log)
+            p = raw_start(binary, b, port, log, CTX)
             t["raw_switch"].append(time.perf_counter() - s)
             raw_stop(p)
             # (b) ours

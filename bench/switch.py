@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core.models.prefetch import read_ahead  # noqa: E402
 from app.core.servers.manager import LlamaServerManager  # noqa: E402
-from bench.common import free_port, llama_server_bin, median_ms, write_json  # noqa: E402
+from bench.common import (  # noqa: E402
+    free_port,
+    llama_server_bin,
+    median_ms,
+    raw_start,
+    raw_stop,
+    write_json,
+)
 
 CTX = 2048
 
@@ -106,38 +110,6 @@ def drop_cache(path: Path) -> None:
         os.close(fd)
 
 
-def health_ok(port: int) -> bool:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        c.request("GET", "/health")
-        return c.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        c.close()
-
-
-def cmd(binary: str, model: Path, port: int) -> list[str]:
-    return [binary, "--model", str(model), "--port", str(port), "--ctx-size", str(CTX),
-            "--host", "127.0.0.1", "--n-gpu-layers", "-1"]  # fmt: skip
-
-
-def raw_start(binary: str, model: Path, port: int, log) -> subprocess.Popen:
-    p = subprocess.Popen(
-        cmd(binary, model, port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    while not health_ok(port):
-        if p.poll() is not None:
-            raise RuntimeError(f"raw server exited {p.returncode}")
-        time.sleep(0.005)
-    return p
-
-
-def raw_stop(p: subprocess.Popen) -> None:
-    os.killpg(p.pid, signal.SIGTERM)
-    p.wait()
-
-
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -181,11 +153,11 @@ async def main() -> None:
                 for who in order:
                     if who == "raw":
                         s = time.perf_counter()
-                        p = await loop.run_in_executor(None, raw_start, binary, a, port, log)
+                        p = await loop.run_in_executor(None, raw_start, binary, a, port, log, CTX)
                         t["raw_load"].append(time.perf_counter() - s)
                         s = time.perf_counter()
                         await loop.run_in_executor(None, raw_stop, p)
-                        p = await loop.run_in_executor(None, raw_start, binary, b, port, log)
+                        p = await loop.run_in_executor(None, raw_start, binary, b, port, log, CTX)
                         t["raw_switch"].append(time.perf_counter() - s)
                         await loop.run_in_executor(None, raw_stop, p)
                     else:
