@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 
 import httpx
 import psutil
@@ -18,7 +15,7 @@ import pytest
 from app.config import Settings
 from app.core.api.guard import Guard, host_name, is_loopback_name, normal_origin
 from tests.api.conftest import chat, client, servers
-from tests.conftest import free_port
+from tests.support.app import headless_env, start_headless
 
 LLM = "google/gemma-3-12b"
 EVIL = "http://evil.example"
@@ -289,29 +286,14 @@ def test_json_bodies_llama_server_or_python_cannot_take(raw: bytes, problem: str
 
 def test_the_issues_probes_against_headless(app_home, tiny_model, llama_server_bin) -> None:
     """The three probes of the issue, as tried: against ``familylog-tray --headless``."""
-    api_port = free_port()
-    env = dict(
-        os.environ,
-        LLAMA_SERVER_PATH=llama_server_bin,
-        LLM_MODEL_GGUF=str(tiny_model),
-        LLM_MODEL_ID=LLM,
-        LLAMA_LLM_PORT=str(free_port()),
-        LLAMA_CTX_SIZE="512",
-        API_PORT=str(api_port),
-    )
-    p = subprocess.Popen(
-        [sys.executable, "-m", "app.main", "--headless"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    env = headless_env(llama_server_bin, tiny_model, LLM_MODEL_ID=LLM)
+    api_port = int(env["API_PORT"])
+    p = start_headless(env)
 
     def llama_servers() -> list[psutil.Process]:
         return [c for c in psutil.Process(p.pid).children() if "llama-server" in c.name()]
 
     try:
-        assert "running headless" in p.stdout.readline(), p.stderr.read()
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", trust_env=False) as c:
             r = c.post("/api/v1/models/load", content=load_body(), headers=SIMPLE)
             assert r.status_code == 403

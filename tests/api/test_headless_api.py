@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import urllib.request
 
-from tests.conftest import free_port
+from tests.support.app import headless_env, start_headless
 
 
 def test_headless_answers_the_lm_studio_api(app_home, tiny_model, llama_server_bin) -> None:
-    api_port = free_port()
-    env = dict(
-        os.environ,
-        LLAMA_SERVER_PATH=llama_server_bin,
-        LLM_MODEL_GGUF=str(tiny_model),
-        LLM_MODEL_ID="google/gemma-3-12b",
-        LLAMA_LLM_PORT=str(free_port()),
-        LLAMA_CTX_SIZE="512",
-        API_PORT=str(api_port),
-    )
-    p = subprocess.Popen(
-        [sys.executable, "-m", "app.main", "--headless"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    env = headless_env(llama_server_bin, tiny_model, LLM_MODEL_ID="google/gemma-3-12b")
+    api_port = int(env["API_PORT"])
+    p = start_headless(env)
     try:
-        assert "running headless" in p.stdout.readline(), p.stderr.read()
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{api_port}/api/v1/models", timeout=30) as r:
             body = json.load(r)

@@ -9,7 +9,7 @@ import urllib.request
 import psutil
 
 from tests.conftest import free_port
-from tests.support.app import run_app
+from tests.support.app import headless_env, run_app, start_headless
 
 LLM = "google/gemma-3-12b"
 
@@ -28,19 +28,16 @@ def test_ps_without_an_app_says_so(app_home, llama_server_bin) -> None:
 
 def test_ps_lists_loaded_models_as_table_and_json(app_home, tiny_model, llama_server_bin) -> None:
     api_port = free_port()
-    env = dict(
-        LLAMA_SERVER_PATH=llama_server_bin,
-        LLM_MODEL_GGUF=str(tiny_model),
+    env = headless_env(
+        llama_server_bin,
+        tiny_model,
         LLM_MODEL_ID=LLM,
-        LLAMA_LLM_PORT=str(free_port()),
-        LLAMA_CTX_SIZE="512",
-        API_PORT=str(api_port),
+        API_PORT=api_port,
         API_KEY="sekret",
-        IDLE_UNLOAD_MINUTES="30",
+        IDLE_UNLOAD_MINUTES=30,
     )
-    app = run_app("--headless", env=env)
+    app = start_headless(env)
     try:
-        assert "running headless" in app.stdout.readline(), app.stderr.read()
         assert _ps(env) == (0, "no models loaded\n", "")
         assert json.loads(_ps(env, "--json")[1]) == {"models": []}
 
@@ -111,17 +108,9 @@ def test_load_and_unload_reach_a_headless_app_through_its_api(
     app_home, tiny_model, llama_server_bin
 ) -> None:
     """No tray to forward to: --load/--unload use the API of the --headless app."""
-    env = dict(
-        LLAMA_SERVER_PATH=llama_server_bin,
-        LLM_MODEL_GGUF=str(tiny_model),
-        LLM_MODEL_ID=LLM,
-        LLAMA_LLM_PORT=str(free_port()),
-        LLAMA_CTX_SIZE="512",
-        API_PORT=str(free_port()),
-    )
-    app = run_app("--headless", env=env)
+    env = headless_env(llama_server_bin, tiny_model, LLM_MODEL_ID=LLM)
+    app = start_headless(env)
     try:
-        assert "running headless" in app.stdout.readline(), app.stderr.read()
         code, out, err = _cli(env, "--load", LLM)
         assert code == 0 and out.startswith(f"Loaded {LLM} in "), (out, err)
         code, out, err = _cli(env, "--load", LLM)

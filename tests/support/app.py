@@ -144,3 +144,23 @@ async def load_role(core: AppCore, role: str, **kw) -> ServerStatus:
     the server's status."""
     inst = await core.lifecycle.ensure(core.catalogue.role(role), **kw)
     return inst.status
+
+
+def headless_env(llama_server_bin: str, model: Path, **extra: object) -> dict[str, str]:
+    """The environment of a ``--headless`` app serving ``model`` as its LLM on free ports."""
+    env = {
+        "LLAMA_SERVER_PATH": llama_server_bin,
+        "LLM_MODEL_GGUF": str(model),
+        "LLAMA_LLM_PORT": str(free_port()),
+        "LLAMA_CTX_SIZE": "512",
+        "API_PORT": str(free_port()),
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_headless(env: dict[str, str]) -> subprocess.Popen:
+    """``familylog-tray --headless`` as its own process, once it says it runs."""
+    p = run_app("--headless", env=env)
+    assert "running headless" in p.stdout.readline(), p.stderr.read()
+    return p
