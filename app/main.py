@@ -199,9 +199,9 @@ def forwarded_verb(args: argparse.Namespace) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from app.config import SettingsError, load_settings
     from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
+    from app.settings_load import SettingsError, load_settings
 
     if args.start_at_login:
         from app.platform.autostart import autostart_cli

@@ -25,10 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import Settings, load_settings
+from app.config import Settings
 from app.core.settings import form
 from app.core.settings.settings_file import update_settings_file, validate_changes
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from app.ui.setting_editors import SettingEditor
 
 MIN_WIDTH = 780
