@@ -194,13 +194,7 @@ def enter(qtbot, editor: SettingEditor, text: str) -> None:
 
 
 @pytest.fixture
-def clean_env(monkeypatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def dialog(qtbot, clean_env):
+def dialog(qtbot):
     """``dialog()``: a settings dialog over the settings file; ``applied`` records calls."""
     applied: list[Settings] = []
 
