@@ -22,7 +22,7 @@ from app.core.gpu.probe import GpuProber
 from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
-from app.core.settings.settings_apply import apply_settings
+from app.core.settings.settings_apply import apply_settings, not_yet
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
@@ -355,9 +355,12 @@ class TrayApp(QObject):
         self.settings_dialog.activateWindow()
 
     def apply_settings(self, new: Settings) -> list[str]:
+        """Settings… saved ``new``: the core applies them; the log window's length too."""
         lines = apply_settings(self.core.live, self.core.lifecycle, new)
-        if lines:
-            self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(lines)))
+        self.logs.set_max_lines(new.LOG_VIEW_MAX_LINES)
+        later = not_yet(lines)  # told again after OK has closed the dialog
+        if later:
+            self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(later)))
         self._after_action()
         return lines
 

@@ -59,9 +59,9 @@ def sched(now, times=((3, 0),), last=None, catch_up=12.0, trigger=None):
     clock = FakeClock(now)
     trigger = trigger or Trigger()
     s = Scheduler(
-        list(times),
+        lambda: list(times),
         trigger,
-        catch_up_hours=catch_up,
+        catch_up_hours=lambda: catch_up,
         last_run_started=lambda: last,
         clock=clock,
     )
