@@ -102,7 +102,8 @@ class Scheduler:
         return sorted(set(self._times()))
 
     @property
-    def _catch_up(self) -> dt.timedelta:
+    def catch_up(self) -> dt.timedelta:
+        """How late a missed slot may still run (RUN_CATCH_UP_HOURS as set now)."""
         return dt.timedelta(hours=self._catch_up_hours())
 
     # ── For the tray ──────────────────────────────────────────────────────────
@@ -150,7 +151,7 @@ class Scheduler:
         times = self._seen_times = self.times
         if not times:
             return None
-        missed = slots_between(times, now - self._catch_up, now)
+        missed = slots_between(times, now - self.catch_up, now)
         if not missed:
             return None
         slot = missed[-1]
@@ -177,7 +178,7 @@ class Scheduler:
         late = now - slot
         if late <= self._on_time:
             return self._fire(slot, "schedule", now)
-        if late < self._catch_up:
+        if late < self.catch_up:
             return self._fire(slot, "catch-up", now)
         log.warning(
             "The run scheduled at %s was missed by %s (more than RUN_CATCH_UP_HOURS); skipped",
