@@ -3,7 +3,7 @@ delegate, and the per-row widgets (Load / Unload / Cancel, the loading cell)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QAbstractTableModel, QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
@@ -20,8 +20,13 @@ from PySide6.QtWidgets import (
 
 from app.core.model_rows import ModelRow
 
-if TYPE_CHECKING:
-    from app.ui.models_window import ModelsWindow
+
+class RowHost(Protocol):
+    """What a row's buttons call (the app)."""
+
+    def load(self, key: str) -> object: ...
+    def unload(self, key: str) -> object: ...
+    def cancel(self, key: str) -> object: ...
 
 COLUMNS = (
     "Name",
@@ -180,7 +185,7 @@ class SpeedDelegate(QStyledItemDelegate):
 class RowActions(QWidget):
     """Load, Unload, and Cancel while the model loads, for the row of ``key``."""
 
-    def __init__(self, window: ModelsWindow, key: str) -> None:
+    def __init__(self, host: RowHost, key: str) -> None:
         super().__init__()
         self.key = key
         lay = QHBoxLayout(self)
@@ -194,9 +199,9 @@ class RowActions(QWidget):
             b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 28)
             lay.addWidget(b)
         lay.addStretch(1)
-        self.load.clicked.connect(lambda: window.host.load(self.key))
-        self.unload.clicked.connect(lambda: window.host.unload(self.key))
-        self.cancel.clicked.connect(lambda: window.host.cancel(self.key))
+        self.load.clicked.connect(lambda: host.load(self.key))
+        self.unload.clicked.connect(lambda: host.unload(self.key))
+        self.cancel.clicked.connect(lambda: host.cancel(self.key))
 
     def show_row(self, row: ModelRow) -> None:
         self.key = row.key

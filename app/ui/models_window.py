@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -27,12 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot
 from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry
 from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
-from app.core.summary import external_text
+from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.models_table import (
     ACTIONS_COL,
@@ -46,17 +48,37 @@ from app.ui.models_table import (
     RowActions,
     SpeedDelegate,
 )
-from app.ui.tray_menu import MenuHost
 
 log = logging.getLogger(__name__)
 
 
+class GpuWatch(Protocol):
+    """The GPU monitor: each server's memory from its log, and a faster probe while shown."""
+
+    server_memory: MemoryByPid
+
+    def set_fast(self, fast: bool) -> None: ...
+
+
+class ModelsHost(Protocol):
+    """What the models window needs of the app (``TrayApp``)."""
+
+    core: AppCore
+    gpu_snapshot: GpuSnapshot | None
+    gpu_monitor: GpuWatch
+
+    def load(self, key: str) -> object: ...
+    def unload(self, key: str) -> object: ...
+    def cancel(self, key: str) -> object: ...
+    def rescan(self) -> asyncio.Task | None: ...
+
+
 class ModelsWindow(QWidget):
-    def __init__(self, host: MenuHost, parent: QWidget | None = None) -> None:
+    def __init__(self, host: ModelsHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.host = host
         self.setWindowTitle("FamilyLog Tray: models and memory")
-        self.snapshot: GpuSnapshot | None = getattr(host, "gpu_snapshot", None)
+        self.snapshot: GpuSnapshot | None = host.gpu_snapshot
         layout = QVBoxLayout(self)
 
         top = QHBoxLayout()
@@ -88,7 +110,7 @@ class ModelsWindow(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        probe = RowActions(self, "")
+        probe = RowActions(host, "")
         self._actions_width = probe.sizeHint().width()
         row_height = max(probe.sizeHint().height(), self.table.fontMetrics().height()) + 4
         probe.deleteLater()
@@ -142,9 +164,7 @@ class ModelsWindow(QWidget):
         self.update_rows([key])
 
     def reset_speeds(self) -> None:
-        stats = getattr(self.host.core, "stats", None)
-        if stats is not None:
-            stats.reset()
+        self.host.core.stats.reset()
         self.update_rows()
 
     def on_catalogue(self) -> None:
@@ -175,12 +195,9 @@ class ModelsWindow(QWidget):
         self.refresh_external()  # a "port taken" notice comes with a new external server
 
     # ── Rendering ─────────────────────────────────────────────────────────────
-    def _memory(self):
-        monitor = getattr(self.host, "gpu_monitor", None)
-        return monitor.server_memory if monitor is not None else None
-
     def _row(self, entry: ModelEntry, now: float) -> ModelRow:
-        return model_row(self.host.core, entry, self.snapshot, self._memory(), now)
+        memory = self.host.gpu_monitor.server_memory
+        return model_row(self.host.core, entry, self.snapshot, memory, now)
 
     def rebuild(self) -> None:
         """Every row from scratch (at start and when the catalogue changes)."""
@@ -191,7 +208,7 @@ class ModelsWindow(QWidget):
             w.deleteLater()
         self.row_actions, self.loading_cells = {}, {}
         for r, row in enumerate(rows):
-            w = RowActions(self, row.key)
+            w = RowActions(self.host, row.key)
             w.show_row(row)
             self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
             self.row_actions[row.key] = w
@@ -265,7 +282,7 @@ class ModelsWindow(QWidget):
             return
         log.debug("Models window: making the row widgets again after a move")
         for r, row in enumerate(self.model.rows):
-            w = self.row_actions[row.key] = RowActions(self, row.key)
+            w = self.row_actions[row.key] = RowActions(self.host, row.key)
             w.show_row(row)
             self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
             self.table.setIndexWidget(self.model.index(r, STATE_COL), None)
@@ -294,10 +311,6 @@ class ModelsWindow(QWidget):
         for r, row in enumerate(self.model.rows):
             hit = not needle or needle in row.name.casefold() or needle in row.key.casefold()
             self.table.setRowHidden(r, not hit)
-
-    def visible_rows(self) -> list[ModelRow]:
-        """The rows the filter shows, top to bottom."""
-        return [row for r, row in enumerate(self.model.rows) if not self.table.isRowHidden(r)]
 
     def refresh_external(self) -> None:
         """Ports held by programs the app did not start: their port and PID, here only."""
@@ -351,14 +364,10 @@ class ModelsWindow(QWidget):
         super().showEvent(event)
         self._tick_timer.start()
         self.refresh()
-        monitor = getattr(self.host, "gpu_monitor", None)
-        if monitor is not None:
-            monitor.set_fast(True)
+        self.host.gpu_monitor.set_fast(True)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().hideEvent(event)
         self._tick_timer.stop()
         self._log_next_snapshot = True
-        monitor = getattr(self.host, "gpu_monitor", None)
-        if monitor is not None:
-            monitor.set_fast(False)
+        self.host.gpu_monitor.set_fast(False)

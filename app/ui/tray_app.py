@@ -105,7 +105,7 @@ class TrayApp(QObject):
             instance.handlers = self.verbs
         self.instance = instance or InstanceServer(paths, self.verbs, self)
         if core.runs is not None:
-            self.runs_ui = RunsUi(self)
+            self.runs_ui = RunsUi(self, core.runs, core.notices, self)
             self.hooks.process_now = self.runs_ui.process_now
         self._tray_wait = tray_wait
         self._tray_deadline = 0.0
@@ -264,6 +264,10 @@ class TrayApp(QObject):
 
     def refresh_tooltip(self) -> None:
         self._render_state()
+
+    def after_run_change(self) -> None:
+        """A run started, ended or changed state: the menu and windows show it."""
+        self.changed.emit()
 
     def _render_state(self) -> None:
         self.tray.set_state(overall_state(self.core.manager.statuses(), self.run_in_progress))
