@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Condition = Callable[[ServerStatus], bool]
-PROBE_RECHECK = 5.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
+PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 
 
 @dataclass(frozen=True)
