@@ -11,7 +11,7 @@
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
-  FILE]``: the speed benchmark against the running app's API (``app.core.bench.cli``).
+  FILE]``: the speed benchmark against the running app's API (``app.cli.benchmark``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM.
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -165,8 +165,8 @@ def model_command(args: argparse.Namespace, settings, paths) -> int:
         )
         return EXIT_REFUSED
     if reply is None:  # no tray: a --headless app answers through its API
-        from app.core.api_cli import NotRunning
-        from app.core.api_cli import model_command as through_api
+        from app.cli.app_api import NotRunning
+        from app.cli.app_api import model_command as through_api
 
         try:
             return through_api(settings, verb, request_args["key"], args.ctx, wait)
@@ -219,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         return model_command(args, settings, paths)
 
     if args.ps:
-        from app.core.api_cli import ps_command
+        from app.cli.app_api import ps_command
 
         return ps_command(settings, as_json=args.json is not None)
 
     if args.benchmark:
-        from app.core.bench.cli import run as run_benchmark
+        from app.cli.benchmark import run as run_benchmark
 
         return run_benchmark(args, settings, paths)
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging(
                 paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
             )
-            from app.core.runs.cli import run_once_headless
+            from app.cli.process_now import run_once_headless
 
             return asyncio.run(run_once_headless(settings, paths))
 
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(
             paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
         )
-        from app.core.headless import run_headless
+        from app.cli.headless import run_headless
 
         return asyncio.run(run_headless(settings, paths))
 

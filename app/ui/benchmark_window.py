@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.cli.benchmark import sample_image
 from app.core.app_core import AppCore
-from app.core.bench.cli import sample_image
 from app.core.bench.prompts import PromptSizes, prompt_set
 from app.core.bench.runner import (
     TABLE_HEADS,
@@ -179,7 +179,7 @@ class BenchmarkWindow(QWidget):
 
 
 async def _first_model(target: Target) -> Target:
-    from app.core.bench.cli import _get_json
+    from app.cli.benchmark import _get_json
 
     listed = (await _get_json(f"{target.url}/models")).get("data") or []
     if not listed:

@@ -28,7 +28,7 @@ from app.core.bench.runner import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
-RESOURCES = Path(__file__).resolve().parents[3] / "resources"
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
 def sample_image() -> Path:
