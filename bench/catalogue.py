@@ -35,7 +35,7 @@ import numpy as np
 from common import median_ms, pct_ms, write_json
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
-from app.core.models.gguf_info import read_gguf_info
+from app.core.discovery.gguf_info import read_gguf_info
 from app.core.models.local import LocalScanner
 
 # (architecture, vocabulary, tokenizer model, with merges) as real model families have them
@@ -122,7 +122,7 @@ def make_tree(root: Path, n: int = 200) -> list[Path]:
     return out
 
 
-# ── The baseline: the reader this branch deleted from app/core/models/gguf_info.py ─────────
+# ── The baseline: the reader an earlier round deleted (then in app/core/models/gguf_info.py) ──
 _SCALAR_SIZES = {
     GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.BOOL: 1,
     GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2, GGUFValueType.UINT32: 4,

@@ -5,7 +5,7 @@ tokenizer arrays (150 000 tokens and as many merges) take it about 16 s per file
 reader walks the same layout with the ``gguf`` package's own types and constants but skips
 array contents, so it reads only the header bytes (a few MiB, through a memory map) in a few
 tens of milliseconds, and needs no numpy. It is the app's one GGUF reader:
-``app.core.models.gguf_info`` builds the API's ``GGUFInfo`` from it.
+``app.core.discovery.gguf_info`` builds the API's ``GGUFInfo`` from it.
 """
 
 from __future__ import annotations

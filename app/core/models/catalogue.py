@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
+from app.core.discovery.gguf_info import InfoCache
 from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
-from app.core.models.gguf_info import InfoCache
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from app.core.discovery.folders import default_folders, find_gguf_files
 from app.core.discovery.gguf_header import GgufReadError
+from app.core.discovery.gguf_info import GGUFInfo, InfoCache
 from app.core.discovery.scan import (
     lmstudio_layout,
     model_key,
     pick_mmproj_path,
     quant_from_name,
 )
-from app.core.models.gguf_info import GGUFInfo, InfoCache
 
 
 @dataclass(frozen=True)

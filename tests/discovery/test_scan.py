@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from gguf import MODEL_ARCH_NAMES
 
-import app.core.models.gguf_info as gguf_info
+import app.core.discovery.gguf_info as gguf_info
 from app.config import Settings
-from app.core.models.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
+from app.core.discovery.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
 from app.core.models.local import LocalScanner, model_dirs
 from tests.desktop.gguf_tree import write_gguf, write_mmproj
 
