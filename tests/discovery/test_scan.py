@@ -1,4 +1,5 @@
-"""The scanner of the user's model folders (MODEL_DIRS), on real GGUF files."""
+"""The one scanner of model folders (the catalogue's MODEL_DIRS, the first-run table), on
+real GGUF files."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from gguf import MODEL_ARCH_NAMES
 
 import app.core.discovery.gguf_info as gguf_info
 from app.config import Settings
+from app.core.discovery.folders import SETTING
+from app.core.discovery.folders import model_dirs as model_dirs_of
 from app.core.discovery.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
-from app.core.models.local import LocalScanner, model_dirs
+from app.core.discovery.scan import ModelScanner
 from tests.desktop.gguf_tree import write_gguf, write_mmproj
 
 Q4_K_M, Q8_0 = 15, 7  # llama.cpp's file types
@@ -82,7 +85,7 @@ def table(scan, root: Path) -> dict[str, tuple]:
 
 
 def test_the_scan_of_one_folder(models: Path) -> None:
-    scan = LocalScanner().scan([models], skip=[models / "role" / ".." / "role" / "role-model.gguf"])
+    scan = ModelScanner().scan([models], skip=[models / "role" / ".." / "role" / "role-model.gguf"])
     lmc = "lmstudio-community"
     assert table(scan, models) == {
         f"{lmc}/Qwen3-4B-GGUF/Qwen3-4B-Q4_K_M.gguf": (
@@ -151,7 +154,7 @@ def test_taken_keys_get_a_number_and_hf_keys_stay(models: Path, tmp_path: Path) 
     hub = tmp_path / "hub"
     repo = hub / "models--Qwen--Qwen3-1.7B-GGUF" / "snapshots" / "rev1"
     write_gguf(repo / "Qwen3-1.7B-Q8_0.gguf", "qwen3", file_type=Q8_0)
-    scan = LocalScanner().scan(
+    scan = ModelScanner().scan(
         [models, hub, models / "lmstudio-community"],  # the third is inside the first
         taken=["LMStudio-Community/Qwen3-4B", "dup", "dup-2"],
     )
@@ -173,7 +176,7 @@ def test_a_second_scan_reads_no_header(models: Path, monkeypatch) -> None:
         return read_gguf_info(path)
 
     monkeypatch.setattr(gguf_info, "read_gguf_info", counting)
-    scanner = LocalScanner()
+    scanner = ModelScanner()
     first = scanner.scan([models])
     n_files = 20  # 16 models, 2 mmproj, 2 broken files; no later shard, no hidden file
     assert len(reads) == n_files and scanner.cache.reads == n_files
@@ -195,7 +198,7 @@ def test_a_missing_shard_is_a_problem(tmp_path: Path) -> None:
     m = tmp_path / "m"
     first = write_gguf(m / "x" / "Y-GGUF" / "Y-00001-of-00003.gguf")
     write_gguf(m / "x" / "Y-GGUF" / "Y-00002-of-00003.gguf")
-    scan = LocalScanner().scan([m])
+    scan = ModelScanner().scan([m])
     assert scan.models == []
     assert scan.problems == [
         f"Skipped {first}: it is split in 3 files but Y-00003-of-00003.gguf is missing."
@@ -204,6 +207,12 @@ def test_a_missing_shard_is_a_problem(tmp_path: Path) -> None:
 
 def test_model_dirs(tmp_path: Path) -> None:
     home = tmp_path / "h"
+
+    def model_dirs(*args, **kw) -> list[Path]:
+        folders = model_dirs_of(*args, **kw)
+        return [f.path for f in folders]
+
+    assert {f.source for f in model_dirs_of("/a:/b", home=home, platform="linux")} == {SETTING}
     assert model_dirs("~/a:/b::/c:~", home=home, platform="linux") == [
         home / "a",
         Path("/b"),
@@ -250,6 +259,17 @@ def test_model_type(tmp_path: Path, arch, kv, name, expected) -> None:
     assert not info.is_mmproj
 
 
+def test_quantization_from_the_header_then_the_name_then_the_tensors(tmp_path: Path) -> None:
+    def quant(name: str, file_type: int | None) -> str | None:
+        return read_gguf_info(write_gguf(tmp_path / name, file_type=file_type)).quantization
+
+    assert quant("Phi-4-Q6_K.gguf", Q8_0) == "Q8_0"  # the header wins over the name
+    assert quant("Phi-4-Q6_K.gguf", None) == "Q6_K"
+    assert quant("Phi-4-Q6_K-00002-of-00002.gguf", None) == "Q6_K"
+    assert quant("phi-4.gguf", None) == "F32"  # neither says: the tensors' type
+    assert quant("phi-4-odd.gguf", 9999) == "F32"  # a file type llama.cpp does not know
+
+
 def test_mmproj_by_arch_or_name(tmp_path: Path) -> None:
     assert read_gguf_info(write_mmproj(tmp_path / "projector.gguf")).is_mmproj
     assert read_gguf_info(write_gguf(tmp_path / "x-MMPROJ-f16.gguf")).is_mmproj
@@ -267,6 +287,6 @@ def test_info_cache_remembers_an_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_reading_headers_imports_no_numpy() -> None:
-    code = "import sys, app.core.models.local; assert 'numpy' not in sys.modules, 'numpy'"
+    code = "import sys, app.core.discovery.scan; assert 'numpy' not in sys.modules, 'numpy'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]
