@@ -178,8 +178,8 @@ def test_the_dialog_and_the_start_pick_the_same_llama_server(
     while this dialog offered the build. One order now: the dialog, the set-up check and
     the core all take the build."""
     from app.config import SEED_LLAMA_SERVER_PATH
-    from app.core.bootstrap import build_core
     from app.core.discovery import server
+    from tests.support.app import make_core
 
     build = Path(os.environ["HOME"]) / "llama.cpp" / "build" / "bin" / "llama-server"
     build.parent.mkdir(parents=True)
@@ -197,5 +197,4 @@ def test_the_dialog_and_the_start_pick_the_same_llama_server(
     assert d.choice.server_path == expected, d.server_status.text()
     assert "Found llama-server version" in d.server_status.text()
     assert not [r for r in first_run_reasons(settings, paths) if "llama-server" in r]
-    core = build_core(settings, paths, api=False, runs=False, supervise=False)
-    assert core.manager.server_path == expected
+    assert make_core(settings, paths=paths).manager.server_path == expected
