@@ -17,6 +17,7 @@ from app.core.discovery.folders import SETTING
 from app.core.discovery.folders import model_dirs as model_dirs_of
 from app.core.discovery.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
 from app.core.discovery.scan import ModelScanner
+from app.core.models.catalogue import Catalogue
 from tests.desktop.gguf_tree import write_gguf, write_mmproj
 
 Q4_K_M, Q8_0 = 15, 7  # llama.cpp's file types
@@ -64,7 +65,7 @@ def build(root: Path) -> Path:
     write_gguf(m / "a" / "dup.gguf")  # two files wanting one key
     write_gguf(m / "b" / "dup.gguf")
     write_gguf(m / ".hidden" / "secret.gguf")
-    write_gguf(m / "role" / "role-model.gguf")  # the roles' file: skipped
+    write_gguf(m / "role" / "role-model.gguf")  # a role's file in the catalogue test
     (m / "broken").mkdir()
     (m / "broken" / "not-a-model.gguf").write_bytes(b"not a gguf file at all")
     good = write_gguf(root / "good.gguf", vocab=500).read_bytes()
@@ -85,7 +86,7 @@ def table(scan, root: Path) -> dict[str, tuple]:
 
 
 def test_the_scan_of_one_folder(models: Path) -> None:
-    scan = ModelScanner().scan([models], skip=[models / "role" / ".." / "role" / "role-model.gguf"])
+    scan = ModelScanner().scan([models])
     lmc = "lmstudio-community"
     assert table(scan, models) == {
         f"{lmc}/Qwen3-4B-GGUF/Qwen3-4B-Q4_K_M.gguf": (
@@ -136,6 +137,7 @@ def test_the_scan_of_one_folder(models: Path) -> None:
         ),
         "a/dup.gguf": ("dup", "llm", "Q4_K_M", None, ("dup.gguf",)),
         "b/dup.gguf": ("dup-2", "llm", "Q4_K_M", None, ("dup", "dup.gguf")),
+        "role/role-model.gguf": ("role-model", "llm", "Q4_K_M", None, ("role-model.gguf",)),
     }  # fmt: skip
     broken = models / "broken"
     assert scan.problems == [
@@ -150,22 +152,34 @@ def test_the_scan_of_one_folder(models: Path) -> None:
     assert len({m.key for m in scan.models}) == len(scan.models)
 
 
-def test_taken_keys_get_a_number_and_hf_keys_stay(models: Path, tmp_path: Path) -> None:
+def test_keys_stay_unique_next_to_the_roles_and_hf_keys_stay(models: Path, tmp_path: Path) -> None:
+    """The catalogue lists the scan beside FamilyLog's two roles: a role's file once, under
+    the role's key; a scanned key a role already uses (in any case) gets a number."""
     hub = tmp_path / "hub"
     repo = hub / "models--Qwen--Qwen3-1.7B-GGUF" / "snapshots" / "rev1"
     write_gguf(repo / "Qwen3-1.7B-Q8_0.gguf", "qwen3", file_type=Q8_0)
-    scan = ModelScanner().scan(
-        [models, hub, models / "lmstudio-community"],  # the third is inside the first
-        taken=["LMStudio-Community/Qwen3-4B", "dup", "dup-2"],
+    dirs = [models, hub, models / "lmstudio-community"]  # the third is inside the first
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        MODEL_DIRS=os.pathsep.join(map(str, dirs)),
+        LLM_MODEL_GGUF=str(models / "role" / "role-model.gguf"),
+        LLM_MODEL_ID="LMStudio-Community/Qwen3-4B",
+        VISION_MODEL_GGUF=str(models / "flat" / "other-llm.gguf"),
+        VISION_MODEL_ID="DUP",
     )
-    keys = {m.path.name: m.key for m in scan.models}
+    catalogue = Catalogue(lambda: settings)
+    scanned = ModelScanner().scan(dirs)
+    assert len(scanned.models) == len({m.path.resolve() for m in scanned.models}) == 17
+    assert all("mmproj" not in m.path.name for m in scanned.models)
+    assert catalogue.scan() == scanned.problems
+    catalogue.refresh()
+    keys = {Path(e.path).name: e.key for e in catalogue.entries() if not e.role}
     assert keys["Qwen3-4B-Q4_K_M.gguf"] == "lmstudio-community/qwen3-4b-2"
     assert keys["Qwen3-1.7B-Q8_0.gguf"] == "Qwen/Qwen3-1.7B-GGUF"
-    dups = sorted(m.key for m in scan.models if m.path.name == "dup.gguf")
-    assert dups == ["dup-3", "dup-4"]
-    assert "role-model.gguf" in keys  # not skipped this time
-    assert len(scan.models) == len({m.path.resolve() for m in scan.models}) == 17
-    assert all("mmproj" not in m.path.name for m in scan.models)
+    dups = sorted(e.key for e in catalogue.entries() if e.path.endswith("dup.gguf"))
+    assert dups == ["dup-2", "dup-2-2"]  # the scan's "dup" and "dup-2", then the role's "DUP"
+    assert "role-model.gguf" not in keys and "other-llm.gguf" not in keys  # the roles' files
+    assert len(catalogue.entries()) == 17
 
 
 def test_a_second_scan_reads_no_header(models: Path, monkeypatch) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class FoundModel:
     """A GGUF model on disk (a projector is no model of its own: it is a model's ``mmproj``)."""
 
-    key: str  # what clients load it by; unique within one scan and apart from ``taken``
+    key: str  # what clients load it by; unique within one scan (``unique_key``)
     path: Path  # the model file (the first shard of a split model)
     info: GGUFInfo
     mmproj: Path | None  # the paired projector: a vision model
@@ -130,6 +130,17 @@ def pick_mmproj(model: Path, mmprojs: list[Path], models: list[Path]) -> Path | 
     return max(matching, key=lambda t: (t[0], t[1], t[2].name))[2]
 
 
+def unique_key(key: str, used: set[str]) -> str:
+    """``key``, else ``key-2``, ``key-3``, ... the first not in ``used`` (casefolded keys:
+    clients may name a model in any case); it is added to ``used``."""
+    unique, n = key, 1
+    while unique.casefold() in used:
+        n += 1
+        unique = f"{key}-{n}"
+    used.add(unique.casefold())
+    return unique
+
+
 def problem_line(path: Path, error: Exception) -> str:
     """``Skipped /m/x.gguf: it is not a GGUF file (wrong magic number).``"""
     if isinstance(error, GgufReadError):
@@ -152,7 +163,6 @@ class _Found:
     order: int  # the folder's place in the scan
     path: Path
     info: GGUFInfo
-    real: Path
 
 
 class ModelScanner:
@@ -161,19 +171,11 @@ class ModelScanner:
     def __init__(self, cache: InfoCache | None = None) -> None:
         self.cache = cache if cache is not None else InfoCache()
 
-    def scan(
-        self,
-        folders: Sequence[ModelFolder | Path],
-        *,
-        taken: Collection[str] = (),
-        skip: Collection[Path] = (),
-    ) -> ScanResult:
+    def scan(self, folders: Sequence[ModelFolder | Path]) -> ScanResult:
         """Every model under ``folders`` (blocking: run it off the event loop), the first
         folder's first: a file in two folders (one inside the other, or a link) is listed
-        once. ``taken``: keys already used (the roles'); ``skip``: files already listed (the
-        roles' models). A bare path is an added folder."""
+        once. A bare path is an added folder."""
         result = ScanResult()
-        skipped = {_resolve(Path(p)) for p in skip}
         seen: set[Path] = set()
         by_dir: dict[Path, list[_Found]] = {}
         for order, folder in enumerate(_as_folders(folders)):
@@ -190,26 +192,20 @@ class ModelScanner:
                 except (GgufReadError, OSError) as e:
                     result.problems.append(problem_line(path, e))
                     continue
-                by_dir.setdefault(path.parent, []).append(_Found(folder, order, path, info, real))
+                by_dir.setdefault(path.parent, []).append(_Found(folder, order, path, info))
         wanted: list[tuple[_Found, str, Path | None]] = []
         for files in by_dir.values():
             mmprojs = [f.path for f in files if f.info.is_mmproj]
             models = [f for f in files if not f.info.is_mmproj]
             paths = [f.path for f in models]
             for f in models:
-                if f.real in skipped:
-                    continue
                 key = model_key(f.path, f.folder.path)
                 if len(models) > 1 and lmstudio_layout(f.path, f.folder.path):
                     key += "@" + (f.info.quantization or f.path.stem).lower()
                 wanted.append((f, key, pick_mmproj(f.path, mmprojs, paths)))
-        used = {k.casefold() for k in taken}
+        used: set[str] = set()
         for f, key, mmproj in sorted(wanted, key=lambda w: (w[0].order, str(w[0].path))):
-            unique, n = key, 1
-            while unique.casefold() in used:
-                n += 1
-                unique = f"{key}-{n}"
-            used.add(unique.casefold())
+            unique = unique_key(key, used)
             result.models.append(
                 FoundModel(
                     key=unique,

@@ -12,7 +12,7 @@ from pathlib import Path
 from app.config import Settings
 from app.core.discovery.folders import model_dirs
 from app.core.discovery.gguf_info import InfoCache
-from app.core.discovery.scan import FoundModel, ModelScanner
+from app.core.discovery.scan import FoundModel, ModelScanner, unique_key
 from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
 
 log = logging.getLogger(__name__)
@@ -133,17 +133,12 @@ class Catalogue:
         """Rebuild the entries from the settings in force and the last scan."""
         self._roles = role_entries(self._settings(), self._infos)
         roles = [e for e in self._roles.values() if e.configured]
-        used = {e.key for e in roles}
+        used = {e.key.casefold() for e in roles}
         entries = list(roles)
         for m in self._found:
             if any(_same_file(str(m.path), r.path) for r in roles):
                 continue  # a role's file is listed once, under the role's key
-            key = m.key
-            n = 2
-            while key in used:
-                key = f"{m.key}-{n}"
-                n += 1
-            used.add(key)
+            key = unique_key(m.key, used)
             entries.append(
                 ModelEntry(
                     key=key,
