@@ -189,19 +189,25 @@ def _str(header: GgufHeader, key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _tensor_totals(header: GgufHeader, by_type: dict[int, int]) -> tuple[int, int]:
-    """(parameters, bytes) of the header's tensors; ``by_type`` adds up weights per type."""
-    n_params = tensor_bytes = 0
-    for t in header.tensors:
-        n = t.n_elements
-        n_params += n
-        by_type[t.ggml_type] = by_type.get(t.ggml_type, 0) + n
+def _weights_by_type(headers: list[GgufHeader]) -> dict[int, int]:
+    """The tensors' element counts added up per ggml type, over every shard's header."""
+    by_type: dict[int, int] = {}
+    for h in headers:
+        for t in h.tensors:
+            by_type[t.ggml_type] = by_type.get(t.ggml_type, 0) + t.n_elements
+    return by_type
+
+
+def _bytes_of(by_type: dict[int, int]) -> int:
+    """The tensor data's size (a quantized tensor holds whole blocks: exact per type)."""
+    total = 0
+    for ggml_type, n in by_type.items():
         try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(t.ggml_type)]
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
         except (ValueError, KeyError):
             continue
-        tensor_bytes += n * type_size // block
-    return n_params, tensor_bytes
+        total += n * type_size // block
+    return total
 
 
 def _type_name(ggml_type: int) -> str:
@@ -226,8 +232,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
     def a(suffix: str) -> int | None:
         return _int(first, f"{arch}.{suffix}") if arch else None
 
-    by_type: dict[int, int] = {}
-    totals = [_tensor_totals(h, by_type) for h in headers]
+    by_type = _weights_by_type(headers)
     return GGUFInfo(
         path=str(path),
         size_bytes=sum(f.stat().st_size for f in files),
@@ -241,8 +246,8 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         embedding_length=a("embedding_length"),
         key_length=a("attention.key_length"),
         value_length=a("attention.value_length"),
-        n_params=sum(n for n, _ in totals),
-        tensor_bytes=sum(b for _, b in totals),
+        n_params=sum(by_type.values()),
+        tensor_bytes=_bytes_of(by_type),
         tool_use="tools" in (_str(first, "tokenizer.chat_template") or ""),
         pooling_type=a("pooling_type"),
         general_type=_str(first, "general.type"),
