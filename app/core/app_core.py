@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
+from app.core.discovery.server import resolve_server_path
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
@@ -19,7 +20,6 @@ from app.core.models.memory import GpuFree, free_memory
 from app.core.models.settle import Snapshot
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
-from app.core.servers.binary import resolve_server_path
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord

@@ -1,4 +1,5 @@
-"""The core's layout: subpackages by job, each with a docstring, and no import circles."""
+"""The core's layout: subpackages by job, each with a docstring, no import circles, and
+nothing from the layers above it (the tray, the command line)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """Every app module ``path`` imports, TYPE_CHECKING and function-level imports too."""
+def imports_of(path: Path, modules: set[str], me: str | None = None) -> set[str]:
+    """Every app module ``path`` (the module ``me``) imports, TYPE_CHECKING and
+    function-level imports too."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    me = module_name(path)
+    me = me or module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -84,6 +86,29 @@ def test_core_has_no_import_circle() -> None:
 def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_core_imports_neither_the_ui_nor_the_command_line() -> None:
+    """``app.core`` is the bottom layer: ``app.ui`` and ``app.cli`` build on it, never the
+    other way round (TYPE_CHECKING and function-level imports count too)."""
+    modules = {module_name(p) for p in sorted(ROOT.rglob("*.py"))}
+    assert {"app.ui", "app.cli"} <= modules
+    for mod, deps in graph("app.core").items():
+        above = sorted(d for d in deps if d.split(".")[:2] in (["app", "ui"], ["app", "cli"]))
+        assert not above, f"{mod} imports {above}"
+
+
+def test_the_import_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
+    code = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from app.ui.tray import Tray\n"
+        "def f():\n    import app.cli.ps\n    from app.cli import exit_codes\n"
+    )
+    path = tmp_path / "probe.py"
+    path.write_text(code, encoding="utf-8")
+    modules = {"app.ui.tray", "app.cli.ps", "app.cli.exit_codes", "app.cli", "app.core.probe"}
+    found = imports_of(path, modules, "app.core.probe")
+    assert found == {"app.ui.tray", "app.cli.ps", "app.cli", "app.cli.exit_codes"}
 
 
 def test_platform_imports_nothing_from_core() -> None:

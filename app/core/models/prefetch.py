@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 
 from app.config import Settings
+from app.core.discovery.gguf_info import model_files
 from app.core.models.entry import ModelEntry
-from app.core.models.gguf_info import model_files
 from app.core.models.instance import InstanceEvent
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.servers.states import ServerState
