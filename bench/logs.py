@@ -172,9 +172,9 @@ async def follower_baseline(work: Path, rate: int, seconds: float) -> dict:
 
 
 async def run(args: argparse.Namespace, work: Path) -> dict:
-    from app.config import load_settings
     from app.core.app_core import AppCore
     from app.paths import AppPaths
+    from app.settings_load import load_settings
     from app.ui.log_window import LogWindow
 
     os.environ["FAMILYLOG_TRAY_HOME"] = str(work / "home")

@@ -49,10 +49,10 @@ def main() -> None:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from app.config import load_settings
     from app.core.bootstrap import build_core
     from app.core.settings.settings_file import update_settings_file
     from app.paths import AppPaths
+    from app.settings_load import load_settings
     from app.ui.tray_app import TrayApp
 
     fl = home / "FamilyLog"

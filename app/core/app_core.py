@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
 from app.core.discovery.server import resolve_server_path
+from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.memory import GpuFree, free_memory
@@ -63,12 +64,14 @@ class AppCore:
             log_dir=paths.log_dir,
             platform=platform,
             record=self.record,
-            log_max_bytes=settings.LOG_MAX_BYTES,
-            log_backups=settings.LOG_BACKUPS,
+            log_max_bytes=lambda: self.settings.LOG_MAX_BYTES,
+            log_backups=lambda: self.settings.LOG_BACKUPS,
             api_key=settings.API_KEY.get_secret_value() or None,
             check_binary=False,
             private_ports=lambda: not self.settings.llama_ports_open,
         )
+        # the app's own log (when installed) rotates at the limits in force
+        follow_log_limits(lambda: (self.settings.LOG_MAX_BYTES, self.settings.LOG_BACKUPS))
         self.catalogue = Catalogue(self.live)
         self.lifecycle = ModelLifecycle(
             self.manager,

@@ -50,7 +50,6 @@ class ModelRow:
     context: str
     state: str  # "ready", "loading 0:03", "not loaded", ...
     memory: str  # "120 MB RAM (model 0.4 · KV 0.2 · compute 1.5 MiB)"
-    memory_tip: str  # the model / KV / compute split
     details: str  # "port 8082 · PID 1234": the only place ports and PIDs appear
     tip: str  # the file, and why it cannot load or runs stale
     loaded: bool  # a process runs (or failed) for it: listed first
@@ -121,7 +120,6 @@ def model_row(
         context=context,
         state=state,
         memory=(mem.text() + (f" ({mem.split})" if mem.split else "")) if mem is not None else "",
-        memory_tip=mem.split if mem is not None else "",
         details=details,
         tip="\n".join(t for t in tips if t),
         loaded=inst is not None,

@@ -47,6 +47,7 @@ class GpuPanel(QGroupBox):
                 parts.append(f"RSS {rss:.0f} MiB")
             text = f"{server.label} (PID {server.pid}): " + (", ".join(parts) or "not reported")
             label = QLabel(text)
+            label.setWordWrap(True)  # a long model key must not widen the window
             self.share_labels.append(label)
             self._add(label)
 

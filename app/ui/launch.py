@@ -137,8 +137,8 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
 
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
-    from app.config import SettingsError, load_settings
     from app.core.settings.first_run import first_run_reasons, settings_origin
+    from app.settings_load import SettingsError, load_settings
 
     reasons = first_run_reasons(settings, paths)
     origin = None

@@ -151,14 +151,7 @@ class LogView(QPlainTextEdit):
             run.append(line)
         self._insert_run(cur, run, level, first)
         self._shown += n
-        extra = self._shown - self.max_lines
-        if extra > 0:  # one removal from the top, not one per line
-            top = QTextCursor(doc)
-            top.setPosition(
-                doc.findBlockByNumber(extra).position(), QTextCursor.MoveMode.KeepAnchor
-            )
-            top.removeSelectedText()
-            self._shown -= extra
+        self._drop_oldest()
         cur.endEditBlock()
         if self._follow:
             self._scroll_to_bottom()
@@ -168,6 +161,31 @@ class LogView(QPlainTextEdit):
             self.linesShown.emit([line for line, _ in chunk])
         if self._pending:  # a backlog: the next chunk on the next loop turn
             self._flush_timer.start(0)
+
+    def _drop_oldest(self) -> None:
+        """Remove the lines shown beyond ``max_lines`` from the top, in one removal."""
+        extra = self._shown - self.max_lines
+        if extra > 0:
+            doc = self.document()
+            top = QTextCursor(doc)
+            top.setPosition(
+                doc.findBlockByNumber(extra).position(), QTextCursor.MoveMode.KeepAnchor
+            )
+            top.removeSelectedText()
+            self._shown -= extra
+
+    def set_max_lines(self, max_lines: int) -> None:
+        """Keep at most ``max_lines`` lines from now on (LOG_VIEW_MAX_LINES changed); the
+        oldest lines beyond it go at once."""
+        n = max(1, int(max_lines))
+        if n == self.max_lines:
+            return
+        self.max_lines = n
+        self._kept = deque(self._kept, maxlen=n)
+        self._pending = deque(self._pending, maxlen=n)
+        self._drop_oldest()
+        if self._follow:
+            self._scroll_to_bottom()
 
     def _insert_run(self, cur: QTextCursor, run: list[str], level: LineLevel, first: bool) -> None:
         if run:

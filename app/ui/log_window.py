@@ -151,6 +151,12 @@ class LogWindow(QWidget):
         if pane is not None:
             self.tabs.setCurrentWidget(pane)
 
+    def set_max_lines(self, max_lines: int) -> None:
+        """Every tab keeps at most ``max_lines`` lines from now on."""
+        self.max_lines = max_lines
+        for pane in self.panes.values():
+            pane.view.set_max_lines(max_lines)
+
     def _close_tab_at(self, index: int) -> None:
         pane = self.tabs.widget(index)
         key = next((k for k, p in self.panes.items() if p is pane), None)
@@ -224,6 +230,12 @@ class LogWindowController:
         w.raise_()
         w.activateWindow()
         return w
+
+    def set_max_lines(self, max_lines: int) -> None:
+        """LOG_VIEW_MAX_LINES changed: the open window's tabs and every later one keep this many."""
+        self.max_lines = max_lines
+        if self.window is not None and not self.window._closed:
+            self.window.set_max_lines(max_lines)
 
     def show_run_log(self, path: Path, title: str = RUN_TITLE) -> None:
         """A run started writing to ``path``: show it now if the window is open, or later."""

@@ -3,7 +3,7 @@ delegate, and the per-row widgets (Load / Unload / Cancel, the loading cell)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QAbstractTableModel, QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
@@ -20,8 +20,13 @@ from PySide6.QtWidgets import (
 
 from app.core.model_rows import ModelRow
 
-if TYPE_CHECKING:
-    from app.ui.models_window import ModelsWindow
+
+class RowHost(Protocol):
+    """What a row's buttons call (the app)."""
+
+    def load(self, key: str) -> object: ...
+    def unload(self, key: str) -> object: ...
+    def cancel(self, key: str) -> object: ...
 
 COLUMNS = (
     "Name",
@@ -50,6 +55,7 @@ FIELDS = (
     "speed",
     "details",
 )
+NAME_COL, KEY_COL = COLUMNS.index("Name"), COLUMNS.index("Key")
 STATE_COL, MEMORY_COL, SPEED_COL = (COLUMNS.index(c) for c in ("State", "Memory", "Speed"))
 ACTIONS_COL = len(COLUMNS) - 1
 HISTORY_ROLE = Qt.ItemDataRole.UserRole + 1  # the speed cell's sparkline values
@@ -83,9 +89,11 @@ class ModelsTable(QAbstractTableModel):
             return getattr(row, FIELDS[index.column()])
         if role == Qt.ItemDataRole.ToolTipRole:
             if index.column() == MEMORY_COL:
-                return row.memory_tip or None
+                return row.memory or None
             if index.column() == SPEED_COL:
                 return row.speed_tip or None
+            if index.column() in (NAME_COL, KEY_COL):  # shortened in the middle when narrow
+                return "\n".join(t for t in (getattr(row, FIELDS[index.column()]), row.tip) if t)
             return row.tip or None
         if role == HISTORY_ROLE and index.column() == SPEED_COL:
             return row.speed_history
@@ -178,9 +186,9 @@ class SpeedDelegate(QStyledItemDelegate):
 
 
 class RowActions(QWidget):
-    """Load, Unload, and Cancel while the model loads, for the row of ``key``."""
+    """Load (Cancel instead while the model loads) and Unload, for the row of ``key``."""
 
-    def __init__(self, window: ModelsWindow, key: str) -> None:
+    def __init__(self, host: RowHost, key: str) -> None:
         super().__init__()
         self.key = key
         lay = QHBoxLayout(self)
@@ -191,18 +199,25 @@ class RowActions(QWidget):
         self.cancel = QPushButton("Cancel")
         for b in (self.load, self.unload, self.cancel):
             b.setAutoDefault(False)
-            b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 28)
+            b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 20)
             lay.addWidget(b)
         lay.addStretch(1)
-        self.load.clicked.connect(lambda: window.host.load(self.key))
-        self.unload.clicked.connect(lambda: window.host.unload(self.key))
-        self.cancel.clicked.connect(lambda: window.host.cancel(self.key))
+        self.load.clicked.connect(lambda: host.load(self.key))
+        self.unload.clicked.connect(lambda: host.unload(self.key))
+        self.cancel.clicked.connect(lambda: host.cancel(self.key))
 
     def show_row(self, row: ModelRow) -> None:
         self.key = row.key
         self.load.setEnabled(row.can_load)
         self.unload.setEnabled(row.can_unload)
+        self.load.setVisible(not row.loading)  # Cancel takes its place while it loads
         self.cancel.setVisible(row.loading)
+
+    def widest(self) -> int:
+        """The width the buttons need at most (Cancel, shown instead of Load, is wider)."""
+        self.load.hide()
+        self.cancel.show()
+        return self.sizeHint().width()
 
 
 class LoadingCell(QWidget):

@@ -3,7 +3,12 @@ Load / Unload / Cancel per row, the memory each holds, its speed (t/s and a spar
 its last replies), its port and PID in the details column (the only place they appear), the
 GPU panel, "Rescan folders" and "Reset speeds".
 
-The cells are worked out by ``app.core.summary.model_row``; this module only renders
+Its default size comes from the columns' text and the screen (``fit_to``): where the
+screen is too narrow (1280 pixels), the key, the name and the memory give up width and are
+shortened in the middle, whole in their tooltips, so Details and the row buttons stay in
+sight without a horizontal scroll bar.
+
+The cells are worked out by ``app.core.model_rows.model_row``; this module only renders
 them. Updates are per row: a state event re-renders its model's row, a GPU snapshot the
 loaded rows; only a catalogue change rebuilds the list.
 """
@@ -13,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -27,18 +33,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot
 from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry
 from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
-from app.core.summary import external_text
+from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.models_table import (
     ACTIONS_COL,
     COLUMNS,
     FIELDS,
+    KEY_COL,
     MEMORY_COL,
+    NAME_COL,
     SPEED_COL,
     STATE_COL,
     LoadingCell,
@@ -46,17 +55,44 @@ from app.ui.models_table import (
     RowActions,
     SpeedDelegate,
 )
-from app.ui.tray_menu import MenuHost
 
 log = logging.getLogger(__name__)
 
+MOST = {NAME_COL: 240, KEY_COL: 420, MEMORY_COL: 360}  # px: wider text is shortened
+STATE_WIDTH = 120  # room for "loading 1:05" and its busy bar
+# Too little room: these columns give up width, down to these widths.
+SHRINK = {KEY_COL: 150, NAME_COL: 110, MEMORY_COL: 140}
+MIN_WIDTH, PREFERRED_HEIGHT = 900, 560
+FRAME = QSize(24, 72)  # a window manager's frame and title bar, at most
+
+
+class GpuWatch(Protocol):
+    """The GPU monitor: each server's memory from its log, and a faster probe while shown."""
+
+    server_memory: MemoryByPid
+
+    def set_fast(self, fast: bool) -> None: ...
+
+
+class ModelsHost(Protocol):
+    """What the models window needs of the app (``TrayApp``)."""
+
+    core: AppCore
+    gpu_snapshot: GpuSnapshot | None
+    gpu_monitor: GpuWatch
+
+    def load(self, key: str) -> object: ...
+    def unload(self, key: str) -> object: ...
+    def cancel(self, key: str) -> object: ...
+    def rescan(self) -> asyncio.Task | None: ...
+
 
 class ModelsWindow(QWidget):
-    def __init__(self, host: MenuHost, parent: QWidget | None = None) -> None:
+    def __init__(self, host: ModelsHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.host = host
         self.setWindowTitle("FamilyLog Tray: models and memory")
-        self.snapshot: GpuSnapshot | None = getattr(host, "gpu_snapshot", None)
+        self.snapshot: GpuSnapshot | None = host.gpu_snapshot
         layout = QVBoxLayout(self)
 
         top = QHBoxLayout()
@@ -88,8 +124,8 @@ class ModelsWindow(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        probe = RowActions(self, "")
-        self._actions_width = probe.sizeHint().width()
+        probe = RowActions(host, "")
+        self._actions_width = probe.widest()
         row_height = max(probe.sizeHint().height(), self.table.fontMetrics().height()) + 4
         probe.deleteLater()
         vh = self.table.verticalHeader()
@@ -126,8 +162,12 @@ class ModelsWindow(QWidget):
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(1000)
         self._tick_timer.timeout.connect(self._tick)
-        self.resize(1340, 560)
+        self._content: dict[int, int] = {}  # each column's width for its text (capped)
+        self.table.viewport().installEventFilter(self)  # a new width spreads the columns
         self.rebuild()
+        screen = self.screen()
+        if screen is not None:
+            self.fit_to(screen.availableGeometry())
 
     # ── Inputs ────────────────────────────────────────────────────────────────
     def on_instance(self, event: InstanceEvent) -> None:
@@ -142,9 +182,7 @@ class ModelsWindow(QWidget):
         self.update_rows([key])
 
     def reset_speeds(self) -> None:
-        stats = getattr(self.host.core, "stats", None)
-        if stats is not None:
-            stats.reset()
+        self.host.core.stats.reset()
         self.update_rows()
 
     def on_catalogue(self) -> None:
@@ -175,12 +213,9 @@ class ModelsWindow(QWidget):
         self.refresh_external()  # a "port taken" notice comes with a new external server
 
     # ── Rendering ─────────────────────────────────────────────────────────────
-    def _memory(self):
-        monitor = getattr(self.host, "gpu_monitor", None)
-        return monitor.server_memory if monitor is not None else None
-
     def _row(self, entry: ModelEntry, now: float) -> ModelRow:
-        return model_row(self.host.core, entry, self.snapshot, self._memory(), now)
+        memory = self.host.gpu_monitor.server_memory
+        return model_row(self.host.core, entry, self.snapshot, memory, now)
 
     def rebuild(self) -> None:
         """Every row from scratch (at start and when the catalogue changes)."""
@@ -191,7 +226,7 @@ class ModelsWindow(QWidget):
             w.deleteLater()
         self.row_actions, self.loading_cells = {}, {}
         for r, row in enumerate(rows):
-            w = RowActions(self, row.key)
+            w = RowActions(self.host, row.key)
             w.show_row(row)
             self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
             self.row_actions[row.key] = w
@@ -200,21 +235,55 @@ class ModelsWindow(QWidget):
         self.apply_filter()
         self.refresh_external()
 
+    # ── Size ──────────────────────────────────────────────────────────────────
+    def fit_to(self, free: QRect) -> None:
+        """The default size: as wide as the columns' text wants, at most ``free`` (the
+        screen's area outside panels and docks) less the window's frame."""
+        m = self.layout().contentsMargins()
+        scroll_bar = self.table.verticalScrollBar().sizeHint().width()
+        chrome = m.left() + m.right() + 2 * self.table.frameWidth() + scroll_bar
+        wanted = QSize(max(MIN_WIDTH, sum(self._content.values()) + chrome), PREFERRED_HEIGHT)
+        room = free.size() - FRAME
+        self.resize(wanted.boundedTo(room))
+        self.layout().activate()  # the table gets its new width now; the columns follow
+        self._spread()
+
     def _fit_columns(self, columns: tuple[int, ...] | None = None) -> None:
-        """Columns as wide as their text (the view measures the rows in sight only)."""
+        """Measure the columns' text (the view measures the rows in sight only), then
+        spread them over the table's width."""
         if columns is None:
             self.table.resizeColumnsToContents()
-            self.table.setColumnWidth(ACTIONS_COL, self._actions_width)
             columns = tuple(range(len(FIELDS)))
         else:
             for c in columns:
                 self.table.resizeColumnToContents(c)
         for c in columns:
-            most = {0: 220, 1: 280, MEMORY_COL: 420}.get(c)
-            if most is not None and self.table.columnWidth(c) > most:
-                self.table.setColumnWidth(c, most)
-        if STATE_COL in columns:
-            self.table.setColumnWidth(STATE_COL, max(self.table.columnWidth(STATE_COL), 120))
+            width = self.table.columnWidth(c)
+            self._content[c] = min(width, MOST.get(c, width))
+        self._content[STATE_COL] = max(self._content.get(STATE_COL, 0), STATE_WIDTH)
+        self._content[ACTIONS_COL] = self._actions_width
+        self._spread()
+
+    def _spread(self) -> None:
+        """Every column as wide as its text while the table has room; else the key, the
+        name and the memory give up width, each in proportion to what it has above its
+        least (their text is shortened in the middle, whole in the tooltip), so the row
+        buttons never leave the window."""
+        widths = dict(self._content)
+        excess = sum(widths.values()) - self.table.viewport().width()
+        slack = {c: max(0, widths.get(c, 0) - least) for c, least in SHRINK.items()}
+        if excess > 0 and sum(slack.values()) > 0:
+            total = sum(slack.values())
+            for c, spare in slack.items():
+                widths[c] -= min(spare, -(-excess * spare // total))  # rounded up
+        for c, width in widths.items():
+            if self.table.columnWidth(c) != width:
+                self.table.setColumnWidth(c, width)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Resize and watched is self.table.viewport():
+            self._spread()
+        return super().eventFilter(watched, event)
 
     def update_rows(self, keys: list[str] | None = None) -> None:
         """Re-render the rows of ``keys`` (all when None); only changed rows repaint."""
@@ -265,7 +334,7 @@ class ModelsWindow(QWidget):
             return
         log.debug("Models window: making the row widgets again after a move")
         for r, row in enumerate(self.model.rows):
-            w = self.row_actions[row.key] = RowActions(self, row.key)
+            w = self.row_actions[row.key] = RowActions(self.host, row.key)
             w.show_row(row)
             self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
             self.table.setIndexWidget(self.model.index(r, STATE_COL), None)
@@ -294,10 +363,6 @@ class ModelsWindow(QWidget):
         for r, row in enumerate(self.model.rows):
             hit = not needle or needle in row.name.casefold() or needle in row.key.casefold()
             self.table.setRowHidden(r, not hit)
-
-    def visible_rows(self) -> list[ModelRow]:
-        """The rows the filter shows, top to bottom."""
-        return [row for r, row in enumerate(self.model.rows) if not self.table.isRowHidden(r)]
 
     def refresh_external(self) -> None:
         """Ports held by programs the app did not start: their port and PID, here only."""
@@ -351,14 +416,10 @@ class ModelsWindow(QWidget):
         super().showEvent(event)
         self._tick_timer.start()
         self.refresh()
-        monitor = getattr(self.host, "gpu_monitor", None)
-        if monitor is not None:
-            monitor.set_fast(True)
+        self.host.gpu_monitor.set_fast(True)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().hideEvent(event)
         self._tick_timer.stop()
         self._log_next_snapshot = True
-        monitor = getattr(self.host, "gpu_monitor", None)
-        if monitor is not None:
-            monitor.set_fast(False)
+        self.host.gpu_monitor.set_fast(False)

@@ -1,17 +1,14 @@
-"""Show every core Notice to the user: a tray balloon, or only the log without a tray.
-
-The one place that picks the notification backend and the "don't notify" rules.
-"""
+"""Show every core Notice to the user as a tray balloon (the tray app's ``notifier``);
+every notice is in the app log already (``NoticeBus`` logs it)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from app.core.notices import Level, Notice, NoticeBus
+from app.core.notices import Level, Notice
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +44,6 @@ class Notifier(QObject):
         # No tray: the notice is already in the app log (NoticeBus logs it).
         pass
 
-    def attach(self, bus: NoticeBus) -> Callable[[], None]:
-        return bus.subscribe(self.notify)
-
-
 class TrayNotifier(Notifier):
     def __init__(self, tray: QSystemTrayIcon, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -59,10 +52,3 @@ class TrayNotifier(Notifier):
     def _show(self, notice: Notice) -> None:
         msecs = 15000 if notice.level is Level.ERROR else 6000
         self.tray.showMessage(notice.title, notice_text(notice), _ICONS[notice.level], msecs)
-
-
-def make_notifier(tray: QSystemTrayIcon | None) -> Notifier:
-    """Tray balloons when a tray exists, else the null fallback."""
-    if tray is not None and QSystemTrayIcon.isSystemTrayAvailable():
-        return TrayNotifier(tray)
-    return Notifier()

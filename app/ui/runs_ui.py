@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
-from app.core.notices import Level, Notice
+from app.core.notices import Level, Notice, NoticeBus
 from app.core.runs.models import RunRecord, RunStatus, format_duration
-
-if TYPE_CHECKING:
-    from app.ui.tray_app import TrayApp
+from app.core.runs.service import RunService
+from app.ui.log_window import LogWindowController
 
 log = logging.getLogger(__name__)
+
+
+class RunsHost(Protocol):
+    """What the runs section needs of the app (``TrayApp``)."""
+
+    logs: LogWindowController
+
+    def set_run_in_progress(self, running: bool) -> None: ...
+    def refresh_tooltip(self) -> None: ...
+    def after_run_change(self) -> None: ...
 
 _OUTCOME_MARK = {
     "succeeded": "✓",
@@ -32,10 +41,13 @@ _OUTCOME_MARK = {
 
 
 class RunsUi(QObject):
-    def __init__(self, app: TrayApp) -> None:
-        super().__init__(app)
+    def __init__(
+        self, app: RunsHost, runs: RunService, notices: NoticeBus, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
         self.app = app
-        self.runs = app.core.runs
+        self.runs = runs
+        self.notices = notices
         self.act_process_now: QAction | None = None
         self.act_cancel: QAction | None = None
         self.recent_menu: QMenu | None = None
@@ -54,7 +66,7 @@ class RunsUi(QObject):
     def process_now(self, trigger: str = "tray") -> str:
         result = self.runs.process_now(trigger)
         if not result.started:
-            self.app.core.notices.emit(Notice(Level.INFO, "FamilyLog", result.message))
+            self.notices.emit(Notice(Level.INFO, "FamilyLog", result.message))
         return result.message
 
     def cancel(self) -> None:
@@ -77,7 +89,7 @@ class RunsUi(QObject):
             self._last_log = st.log_file
             stamp = dt.datetime.now().strftime("%H:%M")
             self.app.logs.show_run_log(st.log_file, f"FamilyLog run {stamp}")
-        self.app.changed.emit()
+        self.app.after_run_change()
 
     def _tick(self) -> None:
         self.app.refresh_tooltip()

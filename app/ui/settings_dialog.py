@@ -4,7 +4,9 @@
 Each value is checked with ``Settings`` as it is typed (the field turns red with
 pydantic's message) and again when saved (``validate_changes``); saving writes the
 changed keys to the settings file with unknown keys and comments kept, and hands the new
-settings to the app, whose lines (servers still running with the old settings) are shown.
+settings to the app, whose lines are shown: how each changed setting takes effect (at once,
+from the next load of a model, after restart: said by its field) and the servers still
+running with the old settings.
 Applying never restarts a running server. A setting the environment sets is read-only.
 """
 
@@ -25,10 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import Settings, load_settings
+from app.config import Settings
 from app.core.settings import form
 from app.core.settings.settings_file import update_settings_file, validate_changes
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from app.ui.setting_editors import SettingEditor
 
 MIN_WIDTH = 780
@@ -166,7 +169,7 @@ class SettingsDialog(QDialog):
         self.settings = new
         lines = self.on_applied(new)
         self.load_values(new)
-        self._say("Saved. " + (" ".join(lines) if lines else "No running server is affected."))
+        self._say(" ".join(["Saved.", *lines]))
         return True
 
     def _ok(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_running: set[asyncio.Task[Any]] = set()
+_running: set[asyncio.Task[Any]] = set()  # a reference to each task until it is done
 
 
 def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
@@ -27,7 +27,3 @@ def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
 
     task.add_done_callback(done)
     return task
-
-
-def running_tasks() -> set[asyncio.Task[Any]]:
-    return set(_running)

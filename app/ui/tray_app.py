@@ -22,7 +22,7 @@ from app.core.gpu.probe import GpuProber
 from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
-from app.core.settings.settings_apply import apply_settings
+from app.core.settings.settings_apply import apply_settings, not_yet
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
@@ -105,7 +105,7 @@ class TrayApp(QObject):
             instance.handlers = self.verbs
         self.instance = instance or InstanceServer(paths, self.verbs, self)
         if core.runs is not None:
-            self.runs_ui = RunsUi(self)
+            self.runs_ui = RunsUi(self, core.runs, core.notices, self)
             self.hooks.process_now = self.runs_ui.process_now
         self._tray_wait = tray_wait
         self._tray_deadline = 0.0
@@ -265,6 +265,10 @@ class TrayApp(QObject):
     def refresh_tooltip(self) -> None:
         self._render_state()
 
+    def after_run_change(self) -> None:
+        """A run started, ended or changed state: the menu and windows show it."""
+        self.changed.emit()
+
     def _render_state(self) -> None:
         self.tray.set_state(overall_state(self.core.manager.statuses(), self.run_in_progress))
         self.tray.set_tooltip(
@@ -355,9 +359,12 @@ class TrayApp(QObject):
         self.settings_dialog.activateWindow()
 
     def apply_settings(self, new: Settings) -> list[str]:
+        """Settings… saved ``new``: the core applies them; the log window's length too."""
         lines = apply_settings(self.core.live, self.core.lifecycle, new)
-        if lines:
-            self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(lines)))
+        self.logs.set_max_lines(new.LOG_VIEW_MAX_LINES)
+        later = not_yet(lines)  # told again after OK has closed the dialog
+        if later:
+            self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(later)))
         self._after_action()
         return lines
 

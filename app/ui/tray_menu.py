@@ -15,22 +15,50 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
-from app.core.summary import EXTERNAL_WARNING, ModelView, model_view, other_models, status_line
+from app.core.gpu.models import GpuSnapshot
+from app.core.summary import (
+    EXTERNAL_WARNING,
+    MemoryByPid,
+    ModelView,
+    model_view,
+    other_models,
+    status_line,
+)
 from app.ui.hooks import UiHooks
 
 
+class MemoryReader(Protocol):
+    """Each server's memory as its log tells it, by PID (the GPU monitor)."""
+
+    server_memory: MemoryByPid
+
+
+class RunsSection(Protocol):
+    """The FamilyLog runs section of the menu (``RunsUi``)."""
+
+    act_process_now: QAction | None
+    act_cancel: QAction | None
+    recent_menu: QMenu | None
+
+    def fill_menu(self, menu: QMenu) -> None: ...
+
+
 class MenuHost(Protocol):
+    """What the tray menu needs of the app (``TrayApp``)."""
+
     core: AppCore
     hooks: UiHooks
-    run_in_progress: bool
+    gpu_snapshot: GpuSnapshot | None
+    gpu_monitor: MemoryReader
+    runs_ui: RunsSection | None  # None without FamilyLog runs
 
-    def load(self, key: str) -> None: ...
-    def unload(self, key: str) -> None: ...
-    def unload_ports(self, ports: tuple[int, ...]) -> None: ...
-    def unload_all(self) -> None: ...
-    def cancel(self, key: str) -> None: ...
-    def rescan(self) -> None: ...
+    def load(self, key: str) -> object: ...
+    def unload(self, key: str) -> object: ...
+    def unload_ports(self, ports: tuple[int, ...]) -> object: ...
+    def unload_all(self) -> object: ...
+    def cancel(self, key: str) -> object: ...
     def show_models(self) -> None: ...
+    def show_benchmark(self) -> None: ...
     def show_settings(self) -> None: ...
     def quit(self) -> None: ...
 
@@ -65,10 +93,8 @@ class TrayMenu(QMenu):
     def rebuild(self) -> None:
         self.clear()
         host, core = self.host, self.host.core
-        snapshot = getattr(host, "gpu_snapshot", None)
-        monitor = getattr(host, "gpu_monitor", None)
-        memory = monitor.server_memory if monitor is not None else None
-        self.act_status = self._add(status_line(core, snapshot, memory), enabled=False)
+        memory = host.gpu_monitor.server_memory
+        self.act_status = self._add(status_line(core, host.gpu_snapshot, memory), enabled=False)
         # ports held by programs the app did not start: the details are in the models window
         self.external_actions = []
         if core.external:
@@ -109,15 +135,13 @@ class TrayMenu(QMenu):
         self.addSeparator()
         self.act_models = self._add("Models and memory…")
         self.act_models.triggered.connect(host.show_models)
-        show_benchmark = getattr(host, "show_benchmark", None)
-        self.act_benchmark = self._add("Benchmark…", enabled=show_benchmark is not None)
-        if show_benchmark is not None:
-            self.act_benchmark.triggered.connect(show_benchmark)
+        self.act_benchmark = self._add("Benchmark…")
+        self.act_benchmark.triggered.connect(host.show_benchmark)
         hooks = host.hooks
         self.act_logs = self._add("Show logs…", enabled=hooks.show_logs is not None)
         if hooks.show_logs is not None:
             self.act_logs.triggered.connect(hooks.show_logs)
-        runs_ui = getattr(host, "runs_ui", None)
+        runs_ui = host.runs_ui
         self.act_cancel_run = None
         self.recent_runs_menu = None
         if runs_ui is not None:

@@ -68,6 +68,13 @@ async def test_anthropic_client_message_stream_count_and_errors(start_api) -> No
         assert e.value.body["error"]["type"] == "not_found_error"
         assert "no/such-model" in e.value.body["error"]["message"]
 
+        # input llama-server answers with a 500 (no messages): a 502 that says why, never 500
+        async with client(core) as h:
+            r = await h.post("/v1/messages", json={"model": LLM, "max_tokens": 4})
+        assert r.status_code == 502, r.text
+        error = r.json()["error"]
+        assert error["type"] == "api_error" and "'messages' is required" in error["message"]
+
 
 # ── OpenAI responses ───────────────────────────────────────────────────────────
 async def test_openai_responses_plain_and_streamed(start_api) -> None:

@@ -22,9 +22,11 @@ from contextlib import contextmanager
 
 import httpx
 import psutil
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.core.api.server import add_routes, routes
 from tests.api.conftest import servers
 from tests.support.app import AS_APP, make_core
 
@@ -34,17 +36,23 @@ MAX_BODY_MB = 0.25
 MAX_BODY = int(MAX_BODY_MB * 1024 * 1024)
 BODY_TIMEOUT = 0.3
 
+
+def route_methods() -> dict[str, str]:
+    """Every route the API answers, from its router (``{model}`` filled in two ways), and
+    the method it takes: a new route is fuzzed without a change here."""
+    app = web.Application()
+    add_routes(app)
+    out = {}
+    for method, path in routes(app):
+        for name in (LLM, "nope"):
+            out[path.replace("{model}", name)] = method
+    return out
+
+
+ROUTES = route_methods()
 PATHS = [
-    "/api/v1/models",
-    "/api/v1/models/load",
-    "/api/v1/models/unload",
-    "/api/v0/models",
-    f"/api/v0/models/{LLM}",
-    "/api/v0/models/nope",
-    "/v1/models",
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/embeddings",
+    *ROUTES,
+    # not routes: the root, prefixes, extra segments, bad escapes, odd slashes
     "/",
     "/v1",
     "/api/v1/models/load/extra",
@@ -170,7 +178,7 @@ def http_requests(draw) -> dict:
         method, body = "POST", json.dumps(draw(lmstudio_bodies())).encode()
     else:
         path = draw(st.sampled_from(PATHS))
-        usual = "POST" if path in MUTATING or path in FORWARDED else "GET"
+        usual = ROUTES.get(path, "GET")
         method = draw(st.one_of(st.just(usual), st.just(usual), st.sampled_from(METHODS)))
         body = draw(bodies)
     return {

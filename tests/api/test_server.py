@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from app.core.api.server import ApiServer, ApiServerError, is_loopback
+from app.core.api.server import ApiServer, ApiServerError, is_loopback, routes
 from app.core.notices import Level
 from tests.api.conftest import client
 from tests.support.app import load_role
@@ -93,3 +93,15 @@ async def test_stop_closes_the_port(start_api) -> None:
     assert _connects(port)
     await core.stop()
     assert not _connects(port)
+
+
+async def test_an_unknown_path_lists_every_route_the_router_holds(start_api) -> None:
+    core = await start_api()
+    async with client(core) as c:
+        r = await c.get("/api/v2/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    listed = r.json()["error"]["message"].split("This server answers ", 1)[1].split(", ")
+    held = [path for _, path in routes(core.api._runner.app)]
+    assert listed == list(dict.fromkeys(held))
+    for path in ("/api/v1/chat", "/api/v0/ps", "/api/v0/stats", "/api/v0/models/{model}"):
+        assert path in listed

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, SettingsError, load_settings
+from app.config import Settings
 from app.paths import AppPaths
+from app.settings_load import SettingsError, load_settings
 
 
 def test_defaults_match_the_seed(app_home: Path) -> None:
@@ -14,13 +15,7 @@ def test_defaults_match_the_seed(app_home: Path) -> None:
     assert (s.LLAMA_GPU_LAYERS, s.LLAMA_CTX_SIZE) == (-1, 8192)
     assert (s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.LLAMA_PORT) == (8081, 8082, 8080)
     assert s.VISION_MODEL_GGUF == s.VISION_MMPROJ == s.LLM_MODEL_GGUF == ""
-    assert s.llm_base_url == "http://127.0.0.1:8082/v1"
-    assert s.vision_base_url == "http://127.0.0.1:8081/v1"
-
-
-def test_online_base_urls_point_to_openrouter() -> None:
-    s = Settings(CONNECTION_TYPE="online", OPENROUTER_URL="https://example.invalid/api/v1")
-    assert s.llm_base_url == s.vision_base_url == "https://example.invalid/api/v1"
+    assert (s.CONNECTION_TYPE, s.OPENROUTER_URL) == ("offline", "https://openrouter.ai/api/v1")
 
 
 def test_app_home_comes_from_the_env(app_home: Path) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import Field, SecretStr
 
-from app.config import GROUPS, Settings
+from app.config import GROUPS, Applies, Settings
 from app.core.settings import form
 from app.core.settings.form import Browse, Kind
 
@@ -77,6 +77,17 @@ def test_limits_come_from_the_field() -> None:
     assert f["LLAMA_GPU_LAYERS"].limits_text == "at least -1"
     assert f["LLAMA_EXTRA_ARGS"].limits_text == ""
     assert "Allowed: 0 to 65535." in port.tooltip and "API_PORT" in port.tooltip
+
+
+def test_every_field_says_how_a_change_applies() -> None:
+    f = by_name()
+    assert all(field.applies is not None for field in f.values())
+    assert f["API_PORT"].applies is Applies.RESTART
+    assert f["API_PORT"].tooltip.endswith("A change applies after restart.")
+    assert f["LLAMA_CTX_SIZE"].applies is Applies.NEXT_LOAD
+    assert f["RUN_SCHEDULE"].applies is Applies.NOW
+    with pytest.raises(ValueError):
+        Applies("whenever")
 
 
 def test_a_new_setting_needs_no_ui_code() -> None:

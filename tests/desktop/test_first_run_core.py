@@ -10,7 +10,6 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.config import load_settings
 from app.core.settings.first_run import (
     FirstRunChoice,
     first_run_reasons,
@@ -20,6 +19,7 @@ from app.core.settings.first_run import (
 from app.core.settings.settings_file import quote
 from app.core.settings.settings_file import update_settings_file as update_dotenv
 from app.paths import AppPaths
+from app.settings_load import load_settings
 
 
 @pytest.fixture

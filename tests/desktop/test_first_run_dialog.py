@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.config import load_settings
 from app.core.discovery.folders import default_folders
 from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
 from tests.desktop.gguf_tree import build_tree, copy_model, write_mmproj
 from tests.support.wait import until

@@ -4,11 +4,13 @@ and leaves the truth (failed, nothing running)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 from app.core.models.entry import LLM
 from app.core.notices import Level
+from app.core.servers import supervisor as supervision
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, StateEvent
 from app.core.servers.supervisor import RestartPolicy
@@ -163,3 +165,27 @@ async def test_bootstrap_attaches_the_supervisor(llama_server_bin) -> None:
     core = make_core(s, **AS_APP)
     sup = supervisor(core)
     assert sup.policy.enabled is False and sup.policy.probe_interval == 30
+
+
+async def test_the_hung_probe_follows_a_changed_interval(llama_server_bin, monkeypatch) -> None:
+    """HUNG_PROBE_SECONDS turned on in a running app: the probe starts without a restart."""
+    monkeypatch.setattr(supervision, "PROBE_RECHECK", 0.02)
+    core = make_core(settings_for(llama_server_bin, HUNG_PROBE_SECONDS=0), **AS_APP)
+    sup = supervisor(core)
+    probes: list[float] = []
+    real = sup.probe_all
+
+    async def counted(client):
+        probes.append(asyncio.get_running_loop().time())
+        return await real(client)
+
+    monkeypatch.setattr(sup, "probe_all", counted)
+    await core.start()
+    try:
+        assert sup.policy.probe_interval == 0 and probes == []
+        core.live.set(core.settings.model_copy(update={"HUNG_PROBE_SECONDS": 0.05}))
+        await until(lambda: len(probes) >= 3, 10)
+        gaps = [b - a for a, b in zip(probes, probes[1:], strict=False)]
+        assert min(gaps) >= 0.05 - 0.01, gaps  # every 0.05 s, not every recheck
+    finally:
+        await core.stop()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from app.config import load_settings
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber, ProbeUnavailable
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from tests.support.app import load_role, make_core
 from tests.support.wait import until
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load_settings
 from app.core.app_core import AppCore
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from tests.support import app as support
 
 

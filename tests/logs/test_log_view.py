@@ -157,6 +157,19 @@ def test_the_line_cap_holds(qtbot) -> None:
     assert v.shown_lines() == [x for x in lines[-1000:] if "line 69" in x]
 
 
+def test_a_new_line_cap_applies_to_a_view_at_once(qtbot) -> None:
+    v = LogView(max_lines=1000)
+    qtbot.addWidget(v)
+    lines = [f"line {i}" for i in range(1500)]
+    feed(qtbot, v, lines)
+    v.set_max_lines(300)  # LOG_VIEW_MAX_LINES lowered in Settings…
+    assert v.shown_count == v.document().blockCount() == 300
+    assert v.shown_lines() == v.kept_lines == lines[-300:]
+    v.set_max_lines(2000)  # raised: room for more from now on
+    feed(qtbot, v, ["one more"])
+    assert v.shown_lines() == [*lines[-300:], "one more"]
+
+
 def test_clear_and_copy(qtbot, view) -> None:
     feed(qtbot, view, ["alpha", "beta"])
     assert view.copy_text() == "alpha\nbeta"

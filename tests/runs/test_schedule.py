@@ -59,9 +59,9 @@ def sched(now, times=((3, 0),), last=None, catch_up=12.0, trigger=None):
     clock = FakeClock(now)
     trigger = trigger or Trigger()
     s = Scheduler(
-        list(times),
+        lambda: list(times),
         trigger,
-        catch_up_hours=catch_up,
+        catch_up_hours=lambda: catch_up,
         last_run_started=lambda: last,
         clock=clock,
     )
@@ -114,6 +114,18 @@ def test_on_time_and_missed_deadlines() -> None:
     fired = s.check(T(2026, 1, 4, 20, 0))
     assert fired.result is None
     assert trig.calls == ["schedule", "catch-up"]
+
+
+def test_a_changed_schedule_applies_at_once_but_not_to_slots_already_passed() -> None:
+    times = [(3, 0)]  # read by the scheduler each time it looks
+    s, _, trig = sched(T(2026, 1, 1, 10, 0), times, last=T(2026, 1, 1, 3, 1).timestamp())
+    assert s.check_at_start() is None  # 03:00 ran
+    assert s.next_run() == T(2026, 1, 2, 3, 0)
+    times[:] = [(10, 0), (11, 0)]  # RUN_SCHEDULE changed in Settings… at 10:00:30
+    assert s.next_run(T(2026, 1, 1, 10, 0, 30)) == T(2026, 1, 1, 11, 0)
+    assert s.check(T(2026, 1, 1, 10, 0, 30)) is None  # 10:00 was set after it passed
+    assert s.check(T(2026, 1, 1, 11, 0, 10)).trigger == "schedule"
+    assert trig.calls == ["schedule"]
 
 
 async def test_loop_fires_on_time_with_the_injected_clock() -> None:

@@ -6,9 +6,9 @@ from typing import TypeVar
 
 import pytest
 
-from app.config import load_settings
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from tests.conftest import free_port
 from tests.support.app import AS_APP, make_core
 

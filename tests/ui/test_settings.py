@@ -23,12 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import GROUPS, Settings, load_settings
+from app.config import GROUPS, Settings
 from app.core.servers.states import ServerState
 from app.core.settings import form
 from app.core.settings.form import Kind
 from app.core.settings.settings_file import quote, update_settings_file, validate_changes
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from app.ui.setting_editors import ERROR_BACKGROUND, SettingEditor
 from app.ui.settings_dialog import SettingsDialog
 
@@ -193,13 +194,7 @@ def enter(qtbot, editor: SettingEditor, text: str) -> None:
 
 
 @pytest.fixture
-def clean_env(monkeypatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def dialog(qtbot, clean_env):
+def dialog(qtbot):
     """``dialog()``: a settings dialog over the settings file; ``applied`` records calls."""
     applied: list[Settings] = []
 

@@ -1,6 +1,8 @@
 """The OpenAI-compatible routes, forwarded to the llama-server that serves the request's model.
 
-Bodies go through unchanged both ways. A streamed answer (no Content-Length from
+Bodies go through unchanged both ways, but for llama-server's 500 (its answer to input it
+cannot handle, e.g. an Anthropic request without ``messages``): that becomes a 502 with
+its message, so a 500 from this API is always the app's own fault. A streamed answer (no Content-Length from
 llama-server: SSE) is written to the client chunk by chunk as it arrives; when the client
 goes away the handler is cancelled and the upstream connection is closed, which stops
 llama-server's generation.
@@ -8,6 +10,7 @@ llama-server's generation.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import aiohttp
@@ -92,6 +95,15 @@ async def forward(request: web.Request) -> web.StreamResponse:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
 
 
+def upstream_message(body: bytes) -> str:
+    """The message of llama-server's error answer (``{"error": {"message": …}}``)."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode("utf-8", "replace")
+    return str(message)[:500]
+
+
 async def _relay(
     c: ApiContext, request: web.Request, raw: bytes, port: int, key: str | None = None
 ) -> web.StreamResponse:
@@ -107,6 +119,13 @@ async def _relay(
         )
         if up.content_length is not None:
             body = await up.read()
+            if up.status == 500:  # llama-server's answer to a request it could not handle
+                raise ApiError(
+                    502,
+                    f"llama-server on port {port} could not answer: {upstream_message(body)}",
+                    type_="server_error",
+                    code="upstream_error",
+                )
             if up.status < 400:
                 meter.body(body)
             return web.Response(status=up.status, body=body, headers=out_headers)

@@ -53,6 +53,27 @@ async def is_loopback(host: str) -> bool:
     return bool(addrs) and all(a.is_loopback for a in addrs)
 
 
+# The modules whose ``add_routes`` make up the API, in the order their routes are listed.
+ROUTE_MODULES = (lmstudio, proxy, clients, rest_v0, chat_v1, ps, stats)
+
+
+def add_routes(app: web.Application) -> None:
+    """Every route the API answers."""
+    for module in ROUTE_MODULES:
+        module.add_routes(app)
+
+
+def routes(app: web.Application) -> list[tuple[str, str]]:
+    """``(method, path)`` of every route of ``app`` as its router holds them, a parameter
+    shown as ``{name}`` (``/api/v0/models/{model}``); the HEAD that comes with a GET is left
+    out. The 404 page lists these, and the fuzz test sends to each."""
+    return [
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.method != "HEAD" and r.resource is not None
+    ]
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     try:
@@ -64,10 +85,7 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             return error_response(
                 404,
                 f"No such endpoint: {request.method} {request.path}. This server answers "
-                "/api/v1/models, /api/v1/models/load, /api/v1/models/unload, /api/v1/chat, "
-                "/api/v0/models, /api/v0/chat/completions, /api/v0/completions, "
-                "/api/v0/embeddings, /api/v0/ps, /api/v0/stats, /v1/models, "
-                + ", ".join(proxy.FORWARDED + clients.ANTHROPIC + clients.OPENAI + clients.LLAMA),
+                + ", ".join(dict.fromkeys(path for _, path in routes(request.app))),
                 code="not_found",
             )
         if e.status == 405:
@@ -183,13 +201,7 @@ class ApiServer:
             gpu_probe=self._gpu_probe,
         )
         app[CONTEXT] = self._ctx
-        lmstudio.add_routes(app)
-        proxy.add_routes(app)
-        clients.add_routes(app)
-        rest_v0.add_routes(app)
-        chat_v1.add_routes(app)
-        ps.add_routes(app)
-        stats.add_routes(app)
+        add_routes(app)
         runner = web.AppRunner(
             app,
             handler_cancellation=True,

@@ -5,10 +5,24 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _HANDLER_NAME = "familylog-tray-file"
+
+Limits = Callable[[], tuple[int, int]]  # (bytes over which the file rotates, old files kept)
+
+
+class _RotatingLog(logging.handlers.RotatingFileHandler):
+    """A rotating file whose limits can follow the settings: asked before each record."""
+
+    limits: Limits | None = None
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:  # noqa: N802 (logging API)
+        if self.limits is not None:
+            self.maxBytes, self.backupCount = self.limits()
+        return super().shouldRollover(record)
 
 
 def setup_logging(
@@ -27,7 +41,7 @@ def setup_logging(
             root.removeHandler(h)
             h.close()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    fh = logging.handlers.RotatingFileHandler(
+    fh = _RotatingLog(
         log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
     )
     fh.set_name(_HANDLER_NAME)
@@ -51,3 +65,11 @@ def installed_log_file() -> Path | None:
         if h.get_name() == _HANDLER_NAME and isinstance(h, logging.FileHandler):
             return Path(h.baseFilename)
     return None
+
+
+def follow_log_limits(limits: Limits) -> None:
+    """From now on the app's log (if ``setup_logging`` has run) rotates at ``limits()``,
+    asked before each record, so a change of the settings applies at once."""
+    for h in logging.getLogger().handlers:
+        if isinstance(h, _RotatingLog):
+            h.limits = limits

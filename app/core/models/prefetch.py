@@ -106,11 +106,15 @@ class Prefetcher:
         if event.new is ServerState.STARTING:
             self._stop.set()  # a load reads the disk now: never compete with it
         elif event.new is ServerState.READY and event.instance.entry is not None:
-            s = self._settings()
-            if s.PREFETCH and s.RUN_MODE == "switch":
-                target = self._plan(event.instance.entry)
-                if target is not None:
-                    asyncio.get_running_loop().create_task(self.prefetch(target))
+            target = self.next_for(event.instance.entry)
+            if target is not None:
+                asyncio.get_running_loop().create_task(self.prefetch(target))
+
+    def next_for(self, loaded: ModelEntry) -> ModelEntry | None:
+        """What is read ahead once ``loaded`` is ready: nothing unless PREFETCH is on and
+        models take turns (switch), both as set now."""
+        s = self._settings()
+        return self._plan(loaded) if s.PREFETCH and s.RUN_MODE == "switch" else None
 
     def _plan(self, loaded: ModelEntry) -> ModelEntry | None:
         catalogue = self._lifecycle.catalogue

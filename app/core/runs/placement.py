@@ -5,8 +5,9 @@ Before the run (``prepare``):
   its own servers to free the ports and the GPU, and leaves FamilyLog's servers alone.
 - otherwise ``RUN_PRELOAD`` (none/vision/llm/both) loads the models FamilyLog's section-3
   setup (``CONNECTION_TYPE=offline``, fixed ports) talks to directly.
-- the child's environment gets ``CONNECTION_TYPE``, ``LLAMA_VISION_PORT`` and
-  ``LLAMA_LLM_PORT`` set to where the app's servers are, and the API address.
+- the child's environment gets ``CONNECTION_TYPE`` and ``OPENROUTER_URL`` as set in the
+  app, ``LLAMA_VISION_PORT`` and ``LLAMA_LLM_PORT`` set to where the app's servers are, and
+  the API address.
 
 After the run (``finish``): ``AFTER_RUN`` keep / unload / restore what was loaded before; a
 FamilyLog that manages its models gets the app's models back unless ``AFTER_RUN=unload``.
@@ -126,6 +127,7 @@ class ModelPlacement:
         env.pop("VIRTUAL_ENV", None)  # the app's venv is not FamilyLog's (uv would warn)
         env.setdefault("PYTHONUNBUFFERED", "1")  # so the log shows lines as they come
         env["CONNECTION_TYPE"] = s.CONNECTION_TYPE
+        env["OPENROUTER_URL"] = s.OPENROUTER_URL
         env["LLAMA_VISION_PORT"] = str(self.port_for(VISION))
         env["LLAMA_LLM_PORT"] = str(self.port_for(LLM))
         for name, entry in self.lifecycle.catalogue.roles().items():  # keys the API answers to

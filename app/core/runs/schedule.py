@@ -68,21 +68,25 @@ def slots_between(times: list[tuple[int, int]], after: dt.datetime, upto: dt.dat
 
 
 class Scheduler:
+    """``times`` and ``catch_up_hours`` are asked each time they are used, so a change of
+    ``RUN_SCHEDULE`` or ``RUN_CATCH_UP_HOURS`` applies at once (within ``max_step``)."""
+
     def __init__(
         self,
-        times: list[tuple[int, int]],
+        times: Callable[[], list[tuple[int, int]]],
         trigger: Callable[[str], StartResult],
         *,
-        catch_up_hours: float = 12.0,
+        catch_up_hours: Callable[[], float] = lambda: 12.0,
         last_run_started: Callable[[], float | None] = lambda: None,
         clock: Clock | None = None,
         max_step: float = 60.0,
         on_time: float = 90.0,
         wake_jump: float = 120.0,
     ) -> None:
-        self.times = sorted(set(times))
+        self._times = times
+        self._seen_times: list[tuple[int, int]] | None = None
         self._trigger = trigger
-        self._catch_up = dt.timedelta(hours=catch_up_hours)
+        self._catch_up_hours = catch_up_hours
         self._last_run_started = last_run_started
         self.clock = clock or SystemClock()
         self._max_step = max_step
@@ -91,6 +95,16 @@ class Scheduler:
         self._checked: dt.datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self.fired: list[Fired] = []
+
+    @property
+    def times(self) -> list[tuple[int, int]]:
+        """The times of day of the schedule in force."""
+        return sorted(set(self._times()))
+
+    @property
+    def catch_up(self) -> dt.timedelta:
+        """How late a missed slot may still run (RUN_CATCH_UP_HOURS as set now)."""
+        return dt.timedelta(hours=self._catch_up_hours())
 
     # ── For the tray ──────────────────────────────────────────────────────────
     def next_run(self, now: dt.datetime | None = None) -> dt.datetime | None:
@@ -102,7 +116,7 @@ class Scheduler:
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     def start(self) -> None:
-        if self.times and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="run-schedule")
 
     async def stop(self) -> None:
@@ -118,9 +132,9 @@ class Scheduler:
         self.check_at_start()
         while True:
             now = self.clock.now()
-            nxt = self.next_run(now)
-            assert nxt is not None
-            wait = min(self._max_step, max(0.0, (nxt - now).total_seconds()))
+            nxt = self.next_run(now)  # None: no schedule now; look again after max_step
+            wait = self._max_step if nxt is None else (nxt - now).total_seconds()
+            wait = min(self._max_step, max(0.0, wait))
             wall0, mono0 = time_of(now), self.clock.monotonic()
             await self.clock.sleep(wait)
             now = self.clock.now()
@@ -134,9 +148,10 @@ class Scheduler:
         """At start: catch up the latest slot missed while the app was not running."""
         now = now or self.clock.now()
         self._checked = now
-        if not self.times:
+        times = self._seen_times = self.times
+        if not times:
             return None
-        missed = slots_between(self.times, now - self._catch_up, now)
+        missed = slots_between(times, now - self.catch_up, now)
         if not missed:
             return None
         slot = missed[-1]
@@ -149,7 +164,12 @@ class Scheduler:
         """Fire the latest slot passed since the previous check, once."""
         now = now or self.clock.now()
         since, self._checked = self._checked or now, now
-        due = slots_between(self.times, since, now)
+        times = self.times
+        if self._seen_times is not None and times != self._seen_times:
+            log.info("The schedule is now %s", ", ".join(f"{h:02d}:{m:02d}" for h, m in times))
+            since = now  # a slot set after it passed is not due
+        self._seen_times = times
+        due = slots_between(times, since, now)
         if not due:
             return None
         slot = due[-1]
@@ -158,7 +178,7 @@ class Scheduler:
         late = now - slot
         if late <= self._on_time:
             return self._fire(slot, "schedule", now)
-        if late < self._catch_up:
+        if late < self.catch_up:
             return self._fire(slot, "catch-up", now)
         log.warning(
             "The run scheduled at %s was missed by %s (more than RUN_CATCH_UP_HOURS); skipped",

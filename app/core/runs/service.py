@@ -31,15 +31,16 @@ class RunService:
         base_env: dict[str, str] | None = None,
     ) -> None:
         self.deps = deps
-        s = deps.settings()
+        self._schedule = schedule
         self.history = RunHistory(deps.history_file)
         self.runner = FamilyLogRunner(
             deps, self.history, platform=platform, kill_after=kill_after, base_env=base_env
         )
+        # RUN_SCHEDULE and RUN_CATCH_UP_HOURS as set now, each time the scheduler looks
         self.scheduler = Scheduler(
-            s.schedule_times if schedule else [],
+            (lambda: deps.settings().schedule_times) if schedule else list,
             self.process_now,
-            catch_up_hours=s.RUN_CATCH_UP_HOURS,
+            catch_up_hours=lambda: deps.settings().RUN_CATCH_UP_HOURS,
             last_run_started=self.history.last_started_at,
             clock=clock,
         )
@@ -50,7 +51,8 @@ class RunService:
             self.deps.notices.emit(
                 Notice(Level.WARNING, "Run history", self.history.problem, self.history.path)
             )
-        self.scheduler.start()
+        if self._schedule:
+            self.scheduler.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop()

@@ -49,8 +49,8 @@ class LlamaServerManager(PortTable):
         platform: ProcessPlatform | None = None,
         record: OwnershipRecord | None = None,
         stop_timeout: float = 10.0,
-        log_max_bytes: int = 10 * 1024 * 1024,
-        log_backups: int = 3,
+        log_max_bytes: int | Callable[[], int] = 10 * 1024 * 1024,
+        log_backups: int | Callable[[], int] = 3,
         api_key: str | None = None,
         env: dict[str, str] | None = None,
         check_binary: bool = True,
@@ -58,7 +58,8 @@ class LlamaServerManager(PortTable):
     ) -> None:
         """``private_ports`` (or a function asked at each start): give each start of a server
         a fresh random key instead of ``api_key``, so only this manager's callers (which send
-        ``keys.auth_headers(status)``) can use it."""
+        ``keys.auth_headers(status)``) can use it. ``log_max_bytes`` and ``log_backups`` (or
+        functions asked at each start): a server's log is rotated when it starts."""
         self._server_path = str(llama_server_path)
         if check_binary and not Path(self._server_path).is_file():
             raise FileNotFoundError(
@@ -87,6 +88,11 @@ class LlamaServerManager(PortTable):
 
     def log_path(self, port: int) -> Path:
         return self.log_dir / f"llama-server-{port}.log"
+
+    def log_limits(self) -> tuple[int, int]:
+        """The size over which a server's log is rotated when it starts, and the old logs kept."""
+        size, backups = self._log_max_bytes, self._log_backups
+        return (size() if callable(size) else size, backups() if callable(backups) else backups)
 
     # ── Seed API ──────────────────────────────────────────────────────────────
     async def load_model(
@@ -317,7 +323,7 @@ class LlamaServerManager(PortTable):
         key = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
-            logf = open_server_log(log_path, cmd, self._log_max_bytes, self._log_backups)
+            logf = open_server_log(log_path, cmd, *self.log_limits())
             slot.log_offset = logf.tell()
         except OSError as e:
             msg = (

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Condition = Callable[[ServerStatus], bool]
+PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Supervisor:
         self.manager = lifecycle.manager
         self.notices = notices
         self._settings = settings
-        self.policy = policy or RestartPolicy.from_settings(settings())
+        self._policy = policy  # fixed (tests); None: the settings in force, at each use
         # the hung probe leaves alone a server that is busy answering requests
         self._is_idle = is_idle or (lambda port: lifecycle.in_flight(port) == 0)
         self._clock = clock
@@ -91,10 +92,16 @@ class Supervisor:
         self._unsubscribe: Callable[[], None] | None = None
         self.restarts = 0  # how many restarts succeeded, for the UI and tests
 
+    @property
+    def policy(self) -> RestartPolicy:
+        """The policy given, else one from the settings in force (``RESTART_ON_CRASH`` and
+        ``HUNG_PROBE_SECONDS`` apply at once)."""
+        return self._policy or RestartPolicy.from_settings(self._settings())
+
     # ── Service ───────────────────────────────────────────────────────────────
     async def start(self) -> None:
         self._unsubscribe = self.manager.subscribe(self._on_event)
-        if self.policy.probe_interval > 0:
+        if self._policy is None or self._policy.probe_interval > 0:
             self._probe_task = asyncio.create_task(self._probe_loop(), name="hung-probe")
 
     async def stop(self) -> None:
@@ -237,9 +244,19 @@ class Supervisor:
 
     # ── Hung servers ──────────────────────────────────────────────────────────
     async def _probe_loop(self) -> None:
+        """Probe every ``probe_interval`` seconds, read each time (0: not now), so a change
+        of ``HUNG_PROBE_SECONDS`` is seen within ``PROBE_RECHECK`` seconds."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         async with loopback_client() as client:
             while True:
-                await asyncio.sleep(self.policy.probe_interval)
+                interval = self.policy.probe_interval
+                due = last + interval - loop.time() if interval > 0 else PROBE_RECHECK
+                await asyncio.sleep(min(max(due, 0.0), PROBE_RECHECK))
+                interval = self.policy.probe_interval
+                if interval <= 0 or loop.time() - last < interval:
+                    continue
+                last = loop.time()
                 try:
                     await self.probe_all(client)
                 except Exception:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from app.config import Settings, settings_sources
+from app.config import Settings
 from app.core.discovery.server import resolve_server_path
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
+from app.settings_load import settings_sources
 
 SETTINGS_HEADER = (
     "FamilyLog Tray settings, written by the first-run set-up.\n"

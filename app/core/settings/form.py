@@ -1,9 +1,10 @@
 """Settings… as data, without Qt: one ``FormField`` per field of the settings model.
 
 Everything the dialog shows comes from the pydantic fields: the title, the description,
-the tab (``json_schema_extra={"group": ...}``), the kind of editor (from the type and the
-name), the limits (``ge``/``gt``/``le``/``lt``) and the choices of a ``Literal``. A new
-setting therefore appears in the dialog without new UI code.
+the tab and how a change applies (``json_schema_extra={"group": ..., "applies": ...}``),
+the kind of editor (from the type and the name), the limits (``ge``/``gt``/``le``/``lt``)
+and the choices of a ``Literal``. A new setting therefore appears in the dialog without
+new UI code.
 
 Values travel as text, the way the settings file holds them: ``to_text`` turns a value
 of ``Settings`` into that text, ``field_error`` checks a text with the same model the
@@ -20,7 +21,7 @@ from enum import StrEnum
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from app.config import GROUPS, Settings
+from app.config import GROUPS, Applies, Settings
 from app.core.settings.settings_file import field_errors, overridden_by_environment
 
 OTHER = "Other"  # the tab of a field that names none
@@ -29,6 +30,13 @@ INT_RANGE = (-(2**31), 2**31 - 1)  # what an int editor can hold (a Qt spin box'
 FLOAT_RANGE = (-1e12, 1e12)
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 ANY_FILTER = "All files (*)"
+
+
+APPLIES_TEXT = {
+    Applies.NOW: "A change applies at once.",
+    Applies.NEXT_LOAD: "A change applies from the next load of a model.",
+    Applies.RESTART: "A change applies after restart.",
+}
 
 
 class Kind(StrEnum):
@@ -61,6 +69,7 @@ class FormField:
     exclusive_maximum: bool = False  # lt rather than le
     browse: Browse | None = None
     file_filter: str = ""
+    applies: Applies | None = None  # when a change takes effect (every model field says)
 
     @property
     def step_limits(self) -> tuple[float, float]:
@@ -96,6 +105,8 @@ class FormField:
         lines = [self.name, self.description]
         if self.limits_text:
             lines.append(f"Allowed: {self.limits_text}.")
+        if self.applies is not None:
+            lines.append(APPLIES_TEXT[self.applies])
         return "\n".join(line for line in lines if line)
 
 
@@ -151,6 +162,7 @@ def form_field(name: str, info: FieldInfo) -> FormField:
         exclusive_maximum="lt" in limits,
         browse=browse,
         file_filter=file_filter,
+        applies=Applies(str(extra["applies"])) if "applies" in extra else None,
     )
 
 

@@ -1,0 +1,95 @@
+"""Reading the settings (``app.config.Settings``) from their sources, with readable errors.
+
+Sources, later wins: FamilyLog's ``.env`` (in ``FAMILYLOG_DIR`` when set), the app's own
+settings file (``settings.env`` in the app home), environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.paths import AppPaths
+
+
+class SettingsError(ValueError):
+    """One readable message naming the setting, the value, what is expected and where it was set."""
+
+
+def settings_sources(paths: AppPaths, environ: dict[str, str] | None = None) -> list[Path]:
+    """The dotenv files that feed the settings, lowest priority first."""
+    env = os.environ if environ is None else environ
+    files: list[Path] = []
+    own = paths.settings_file
+    fl_dir = env.get("FAMILYLOG_DIR")
+    if not fl_dir and own.is_file():
+        fl_dir = dotenv_values(own).get("FAMILYLOG_DIR") or None
+    if fl_dir:
+        fl_env = Path(fl_dir).expanduser() / ".env"
+        if fl_env.is_file():
+            files.append(fl_env)
+    if own.is_file():
+        files.append(own)
+    return files
+
+
+def load_settings(paths: AppPaths | None = None, **overrides: object) -> Settings:
+    """Read the settings from every source; raise ``SettingsError`` with a readable message."""
+    paths = paths or AppPaths.resolve()
+    files: list[Path] = [paths.settings_file]
+    try:
+        if paths.settings_file.is_file():
+            check_dotenv_syntax(paths.settings_file)
+        files = settings_sources(paths)
+        for f in files:
+            check_dotenv_syntax(f)
+        return Settings(_env_file=tuple(files) or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as e:
+        raise SettingsError(describe_validation_error(e, files)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(
+            f"Cannot read the settings files {', '.join(map(str, files))}: {e}. "
+            "Fix or remove the file and start again."
+        ) from None
+
+
+def check_dotenv_syntax(path: Path) -> None:
+    """Refuse a settings file with lines python-dotenv would silently skip."""
+    with open(path, encoding="utf-8") as f:
+        for binding in parse_stream(f):
+            if binding.error:
+                line = binding.original.string.strip()
+                raise SettingsError(
+                    f"{path} line {binding.original.line}: cannot read {line!r}. Each line "
+                    "must be NAME=value (quotes closed); fix or remove the line and start again."
+                )
+
+
+def describe_validation_error(e: ValidationError, files: list[Path]) -> str:
+    lines = []
+    for err in e.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        where = _where_set(name, files)
+        value = err.get("input")
+        lines.append(
+            f"Setting {name}={value!r} is invalid: {err['msg'].rstrip('.')}. "
+            f"It was set {where}; correct it there."
+        )
+    return "\n".join(lines)
+
+
+def _where_set(name: str, files: list[Path]) -> str:
+    if name in os.environ:
+        return "in the environment"
+    for f in reversed(files):
+        try:
+            if name in dotenv_values(f):
+                return f"in {f}"
+        except OSError:
+            continue
+    return "by a default or a caller"
