@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
+from app.core.lifecycle.lifecycle import ModelLifecycle
+from app.core.lifecycle.memory import GpuFree, free_memory
+from app.core.lifecycle.settle import Snapshot
 from app.core.models.catalogue import Catalogue
-from app.core.models.lifecycle import ModelLifecycle
-from app.core.models.memory import GpuFree, free_memory
-from app.core.models.settle import Snapshot
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.binary import resolve_server_path
@@ -31,8 +31,8 @@ from app.platform.processes import ProcessPlatform
 if TYPE_CHECKING:
     from app.core.api.server import ApiServer
     from app.core.gpu.probe import GpuProber
-    from app.core.models.idle import IdleUnloader
-    from app.core.models.prefetch import Prefetcher
+    from app.core.lifecycle.idle import IdleUnloader
+    from app.core.lifecycle.prefetch import Prefetcher
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)

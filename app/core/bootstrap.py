@@ -6,11 +6,11 @@ from __future__ import annotations
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.gpu.probe import GpuProber
-from app.core.models.idle import IdleUnloader
-from app.core.models.prefetch import Prefetcher
+from app.core.lifecycle.idle import IdleUnloader
+from app.core.lifecycle.prefetch import Prefetcher
+from app.core.lifecycle.supervisor import RestartPolicy, Supervisor
 from app.core.runs.deps import RunDeps
 from app.core.runs.service import RunService
-from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 

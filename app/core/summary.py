@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from app.core.app_core import AppCore
 from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import ServerMemory
+from app.core.lifecycle.instance import Instance
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import Instance
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus

@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.gpu.models import GpuSnapshot
+from app.core.lifecycle.instance import InstanceEvent
 from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.summary import external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare

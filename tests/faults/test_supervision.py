@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import signal
 
+from app.core.lifecycle.supervisor import RestartPolicy
 from app.core.models.entry import LLM
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, StateEvent
-from app.core.servers.supervisor import RestartPolicy
 from tests.conftest import llama_children
 from tests.support.app import (
     AS_APP,

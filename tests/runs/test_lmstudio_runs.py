@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.core.models import memory
+from app.core.lifecycle import memory
 from app.core.runs.models import Outcome
 from app.core.servers.states import ServerState, StateEvent
 from tests.api.conftest import servers

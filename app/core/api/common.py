@@ -13,8 +13,8 @@ from aiohttp import web
 
 from app.config import Settings
 from app.core.gpu.models import GpuSnapshot
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
-from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings
-from app.core.models.lifecycle import ModelLifecycle
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.notices import NoticeBus
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from app.config import Settings
-from app.core.models.lifecycle import ModelLifecycle
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.settings.live import LiveSettings
 
 log = logging.getLogger(__name__)

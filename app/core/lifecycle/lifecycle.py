@@ -18,9 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from app.config import Settings
-from app.core.models.catalogue import Catalogue, UnknownModelError
-from app.core.models.entry import ModelEntry
-from app.core.models.instance import (
+from app.core.lifecycle.instance import (
     BusyError,
     Instance,
     InstanceEvent,
@@ -28,10 +26,12 @@ from app.core.models.instance import (
     ModelNotLoadedError,
     config_differs,
 )
+from app.core.lifecycle.placement import Free, Policy, Running, Target, estimate_need, place
+from app.core.lifecycle.settle import Snapshot, settle
+from app.core.lifecycle.usage import Usage
+from app.core.models.catalogue import Catalogue, UnknownModelError
+from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
-from app.core.models.placement import Free, Policy, Running, Target, estimate_need, place
-from app.core.models.settle import Snapshot, settle
-from app.core.models.usage import Usage
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.launch import ServerExitedError
 from app.core.servers.manager import LlamaServerManager

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 
 from app.config import Settings
-from app.core.models.instance import InstanceEvent
-from app.core.models.lifecycle import ModelLifecycle
+from app.core.lifecycle.instance import InstanceEvent
+from app.core.lifecycle.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, State
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.core.models.lifecycle import ModelLifecycle
+    from app.core.lifecycle.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 
