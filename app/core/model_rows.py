@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.models.entry import ROLE_TITLES, ModelEntry
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.states import ServerState

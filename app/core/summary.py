@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import ServerMemory
+from app.core.gpu.snapshot import GpuSnapshot, gb
 from app.core.lifecycle.instance import Instance
 from app.core.models.entry import ModelEntry
 from app.core.models.stats import ModelStats, speed_text

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import InstanceEvent
 from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry

@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
 from app.core.notices import Level, Notice
-from app.core.runs.models import RunRecord, RunStatus, format_duration
+from app.core.runs.records import RunRecord, RunStatus, format_duration
 
 if TYPE_CHECKING:
     from app.ui.tray_app import TrayApp

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent

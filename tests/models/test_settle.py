@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.gpu.models import GpuDevice, GpuProcess, GpuSnapshot
+from app.core.gpu.snapshot import GpuDevice, GpuProcess, GpuSnapshot
 from app.core.lifecycle.settle import released, settle
 from app.core.servers.states import ServerState
 from tests.support.app import make_core, settings_for

@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 
 from app.core.app_core import AppCore
 from app.core.models.entry import LLM, VISION
-from app.core.runs.models import Outcome
+from app.core.runs.records import Outcome
 from app.core.servers.health import loopback_client
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from app.core.lifecycle import memory
-from app.core.runs.models import Outcome
+from app.core.runs.records import Outcome
 from app.core.servers.states import ServerState, StateEvent
 from tests.api.conftest import servers
 from tests.conftest import free_port

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats

@@ -10,9 +10,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.server_memory import ServerMemory, read_server_memory
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.states import ServerState, StateEvent
 

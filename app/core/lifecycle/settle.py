@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,9 @@ from app.core.notices import Level, Notice
 from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
-from app.core.runs.models import (
+from app.core.runs.output import LinesSubscriber, RunOutput, pump
+from app.core.runs.preload import ModelPlacement, Prepared, PrepareError
+from app.core.runs.records import (
     Outcome,
     RunRecord,
     RunState,
@@ -30,8 +32,6 @@ from app.core.runs.models import (
     StartResult,
     format_duration,
 )
-from app.core.runs.output import LinesSubscriber, RunOutput, pump
-from app.core.runs.placement import ModelPlacement, Prepared, PrepareError
 from app.core.runs.report import run_notice
 from app.platform.processes import ProcessPlatform, process_platform
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from app.core.notices import Level, Notice
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
-from app.core.runs.models import RunRecord, RunStatus, StartResult
 from app.core.runs.output import LinesSubscriber
+from app.core.runs.records import RunRecord, RunStatus, StartResult
 from app.core.runs.runner import FamilyLogRunner, StateSubscriber
 from app.core.runs.schedule import Clock, Scheduler
 from app.platform.processes import ProcessPlatform
