@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from app.config import Settings
+from app.core.events import Listeners
 from app.core.lifecycle.instance import (
     BusyError,
     Instance,
@@ -55,9 +56,6 @@ _LOAD_ERRORS = (
 _GOING = (ServerState.STOPPING, ServerState.STOPPED, ServerState.FAILED)
 
 
-Subscriber = Callable[[InstanceEvent], None]
-
-
 def _free_port(avoid: set[int]) -> int:
     for _ in range(50):
         with socket.socket() as s:
@@ -92,8 +90,8 @@ class ModelLifecycle:
         self._draining: set[int] = set()
         self._configs: dict[int, LoadConfig] = {}  # the config a client asked for, per port
         self._ttls: dict[int, float] = {}  # a client's idle unload ("ttl") per port
-        self._ttl_watchers: list[Callable[[], None]] = []  # the idle unloader looks again
-        self._subscribers: list[Subscriber] = []
+        self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
+        self._listeners: Listeners[InstanceEvent] = Listeners("model states")
         self._used_at: dict[tuple[str, str | None], float] = {}  # by file, kept after unload
         self._unsubscribe = manager.subscribe(self._on_state)
 
@@ -187,10 +185,9 @@ class ModelLifecycle:
             return "runs with the old settings: restart to apply"
         return None
 
-    def subscribe(self, cb: Subscriber) -> Callable[[], None]:
+    def subscribe(self, cb: Callable[[InstanceEvent], object]) -> Callable[[], None]:
         """``cb(InstanceEvent)`` on every state change of a model process."""
-        self._subscribers.append(cb)
-        return lambda: self._subscribers.remove(cb) if cb in self._subscribers else None
+        return self._listeners.add(cb)
 
     def last_used(self, model: str | ModelEntry) -> float:
         """When the model was last used (loaded or asked), also after it was unloaded; 0 if
@@ -216,15 +213,10 @@ class ModelLifecycle:
         if event.new is ServerState.STOPPED:
             self._configs.pop(event.port, None)
             self._ttls.pop(event.port, None)
-        if event.status.spec is None or not self._subscribers:
+        if event.status.spec is None or not self._listeners:
             return
         inst = self._instance(event.status)
-        out = InstanceEvent(inst.key, event.old, event.new, inst)
-        for cb in list(self._subscribers):
-            try:
-                cb(out)
-            except Exception:
-                log.exception("A model subscriber failed on %s", out)
+        self._listeners.emit(InstanceEvent(inst.key, event.old, event.new, inst))
 
     # ── Loading ────────────────────────────────────────────────────────────────
     async def ensure(
@@ -298,13 +290,11 @@ class ModelLifecycle:
             self._ttls.pop(port, None)
         else:
             self._ttls[port] = float(seconds)
-        for cb in list(self._ttl_watchers):
-            cb()
+        self._ttl_watchers.emit()
 
     def watch_ttl(self, cb: Callable[[], None]) -> Callable[[], None]:
         """``cb()`` whenever an instance's TTL is set."""
-        self._ttl_watchers.append(cb)
-        return lambda: self._ttl_watchers.remove(cb) if cb in self._ttl_watchers else None
+        return self._ttl_watchers.add(cb)
 
     def _load_done(self, file: tuple[str, str | None], task: asyncio.Task[Instance]) -> None:
         if self._loads.get(file) is task:

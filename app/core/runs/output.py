@@ -21,7 +21,6 @@ from typing import TextIO
 
 log = logging.getLogger(__name__)
 
-LinesSubscriber = Callable[[list[str]], None]
 APP_PREFIX = "[familylog-tray] "
 
 
@@ -66,7 +65,7 @@ class RunOutput:
     def __init__(
         self,
         log_file: Path,
-        subscribers: list[LinesSubscriber],
+        send: Callable[[list[str]], None],
         *,
         on_last_line: Callable[[str], None] | None = None,
         tail: int = 20,
@@ -74,7 +73,7 @@ class RunOutput:
         max_batch: int = 2000,
     ) -> None:
         self.log_file = log_file
-        self._subs = subscribers
+        self._send = send  # each batch of lines (the runner's listeners)
         self._on_last_line = on_last_line
         self.tail: collections.deque[str] = collections.deque(maxlen=tail)
         self._pending: list[str] = []
@@ -139,11 +138,7 @@ class RunOutput:
                 pass
         if not batch:
             return
-        for cb in list(self._subs):
-            try:
-                cb(batch)
-            except Exception:
-                log.exception("A run output subscriber failed")
+        self._send(batch)
 
     def close(self) -> None:
         self.flush()
