@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -481,6 +482,11 @@ class Settings(BaseSettings):
             hh, _, mm = part.partition(":")
             out.append((int(hh), int(mm)))
         return sorted(set(out))
+
+
+SettingsSource = Callable[[], Settings]
+"""The settings in force, asked at each use (the core's ``LiveSettings``; a lambda in tests).
+A service holds this, never a copy of ``Settings``, so a change applied in Settings… reaches it."""
 
 
 class SettingsError(ValueError):

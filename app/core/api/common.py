@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from app.config import Settings
+from app.config import SettingsSource
 from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
@@ -138,7 +138,7 @@ GpuProbe = Callable[[list[int]], GpuSnapshot]
 @dataclass
 class ApiContext:
     lifecycle: ModelLifecycle
-    settings: Callable[[], Settings]  # the settings in force (applied live)
+    settings: SettingsSource  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)

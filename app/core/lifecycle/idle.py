@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from app.config import Settings
+from app.config import SettingsSource
 from app.core.lifecycle.instance import InstanceEvent
 from app.core.lifecycle.lifecycle import ModelLifecycle
 
@@ -23,7 +23,7 @@ class IdleUnloader:
     def __init__(
         self,
         lifecycle: ModelLifecycle,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lifecycle = lifecycle

@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
-from app.config import Settings
+from app.config import Settings, SettingsSource
 from app.core.events import Listeners
 from app.core.lifecycle.instance import (
     BusyError,
@@ -41,7 +41,6 @@ from app.core.servers.states import ServerState, ServerStatus, StateEvent
 
 log = logging.getLogger(__name__)
 
-SettingsSource = Callable[[], Settings]
 FreeMemory = Callable[[], Free]
 _LOAD_ERRORS = (
     FileNotFoundError,

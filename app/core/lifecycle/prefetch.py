@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from app.config import Settings
+from app.config import SettingsSource
 from app.core.lifecycle.instance import InstanceEvent
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.entry import ModelEntry
@@ -72,7 +72,7 @@ class Prefetcher:
     def __init__(
         self,
         lifecycle: ModelLifecycle,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         *,
         reader: Reader = read_ahead,
         available_ram: Callable[[], int] = lambda: int(psutil.virtual_memory().available),

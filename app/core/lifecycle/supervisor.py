@@ -35,7 +35,7 @@ from app.core.servers.keys import auth_headers
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
-    from app.config import Settings
+    from app.config import Settings, SettingsSource
     from app.core.lifecycle.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Supervisor:
         self,
         lifecycle: ModelLifecycle,
         notices: NoticeBus,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         policy: RestartPolicy | None = None,
         *,
         is_idle: Callable[[int], bool] | None = None,

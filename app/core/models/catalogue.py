@@ -9,14 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import Settings
+from app.config import Settings, SettingsSource
 from app.core.events import Listeners
 from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
 from app.core.models.gguf_info import InfoCache
 
 log = logging.getLogger(__name__)
 
-SettingsSource = Callable[[], Settings]
 Listener = Callable[[], None]
 
 
