@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
+from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
-from app.core.lifecycle.settle import Snapshot
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
@@ -52,7 +52,7 @@ class AppCore:
         *,
         platform: ProcessPlatform | None = None,
         gpu_free: GpuFree | None = None,
-        gpu_snapshot: Snapshot | None = None,
+        gpu_probe: GpuProbe | None = None,
     ) -> None:
         self.live = LiveSettings(settings)
         self.paths = paths
@@ -76,7 +76,7 @@ class AppCore:
             self.live,
             self.notices,
             free_memory=lambda: free_memory(self.live(), gpu_free),
-            gpu_snapshot=gpu_snapshot,
+            gpu_probe=gpu_probe,
         )
         self.manager.subscribe(self._on_state)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.

@@ -33,9 +33,7 @@ def build_core(
     hung servers; ``run_options``: passed to ``RunService`` (tests: a clock, a kill delay)."""
     # One GPU prober for the models window and placement (RUN_MODE=auto).
     gpu = gpu or GpuProber()
-    core = AppCore(
-        settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_snapshot=gpu.probe
-    )
+    core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_probe=gpu.probe)
     core.gpu = gpu
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
     if supervise:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import SettingsSource
-from app.core.gpu.snapshot import GpuSnapshot
+from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
@@ -130,9 +129,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             code="bad_json",
         )
     return data
-
-
-GpuProbe = Callable[[list[int]], GpuSnapshot]
 
 
 @dataclass

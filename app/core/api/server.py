@@ -19,8 +19,9 @@ from aiohttp import web
 
 from app.config import Settings, SettingsSource
 from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
-from app.core.api.common import CONTEXT, ApiContext, ApiError, GpuProbe, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
+from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus

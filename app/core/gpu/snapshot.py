@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
@@ -70,3 +71,8 @@ def gb(mib: float) -> str:
     """MiB as GB with one decimal, without a trailing ".0" on round numbers."""
     v = mib / 1024
     return f"{v:.0f}" if abs(v - round(v)) < 0.05 and v >= 10 else f"{v:.1f}"
+
+
+GpuProbe = Callable[[Sequence[int]], GpuSnapshot]
+"""The one GPU probe (``GpuProber.probe``): the GPUs, and the memory of the given PIDs.
+It blocks (it may run ``nvidia-smi``): call it off the event loop."""

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 
 from app.config import Settings, SettingsSource
 from app.core.events import Listeners
+from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.instance import (
     BusyError,
     Instance,
@@ -28,7 +29,7 @@ from app.core.lifecycle.instance import (
     config_differs,
 )
 from app.core.lifecycle.placement import Free, Policy, Running, Target, estimate_need, place
-from app.core.lifecycle.settle import Snapshot, settle
+from app.core.lifecycle.settle import settle
 from app.core.lifecycle.usage import Usage
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
@@ -74,7 +75,7 @@ class ModelLifecycle:
         notices: NoticeBus,
         *,
         free_memory: FreeMemory | None = None,
-        gpu_snapshot: Snapshot | None = None,
+        gpu_probe: GpuProbe | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.manager = manager
@@ -82,7 +83,7 @@ class ModelLifecycle:
         self._settings = settings
         self._notices = notices
         self._free_memory = free_memory
-        self._gpu_snapshot = gpu_snapshot
+        self._gpu_probe = gpu_probe
         self.usage = Usage(clock)
         self._lock = asyncio.Lock()
         self._loads: dict[tuple[str, str | None], asyncio.Task[Instance]] = {}
@@ -435,9 +436,9 @@ class ModelLifecycle:
     async def _settle(self, pids: set) -> None:
         """On a GPU, wait until the unloaded servers' memory is released (bounded)."""
         s = self._settings()
-        if not pids or self._gpu_snapshot is None or s.LLAMA_GPU_LAYERS == 0:
+        if not pids or self._gpu_probe is None or s.LLAMA_GPU_LAYERS == 0:
             return
-        took = await settle(self._gpu_snapshot, pids, s.VRAM_SETTLE_SECONDS)
+        took = await settle(self._gpu_probe, pids, s.VRAM_SETTLE_SECONDS)
         if took is not None and took > 0:
             log.info("GPU memory of PIDs %s released after %.3f s", sorted(pids), took)
 
