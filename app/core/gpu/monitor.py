@@ -36,7 +36,6 @@ class GpuMonitor:
         self.prober = prober or GpuProber()
         self.fast_interval = fast
         self.slow_interval = slow
-        self.latest: GpuSnapshot | None = None
         self.server_memory: dict[int, ServerMemory] = {}  # by PID
         self.probes = 0
         self._fast = False
@@ -87,7 +86,6 @@ class GpuMonitor:
         for pid in list(self.server_memory):
             if pid not in pids:
                 del self.server_memory[pid]
-        self.latest = snapshot
         self.probes += 1
         self._listeners.emit(snapshot)
         return snapshot

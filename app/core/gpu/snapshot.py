@@ -16,10 +16,6 @@ class GpuDevice:
     used_mib: float
     uuid: str = ""
 
-    @property
-    def fraction(self) -> float:
-        return self.used_mib / self.total_mib if self.total_mib > 0 else 0.0
-
 
 @dataclass(frozen=True)
 class GpuProcess:

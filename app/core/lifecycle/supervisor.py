@@ -73,7 +73,6 @@ class Supervisor:
         settings: SettingsSource,
         policy: RestartPolicy | None = None,
         *,
-        is_idle: Callable[[int], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lifecycle = lifecycle
@@ -81,8 +80,6 @@ class Supervisor:
         self.notices = notices
         self._settings = settings
         self.policy = policy or RestartPolicy.from_settings(settings())
-        # the hung probe leaves alone a server that is busy answering requests
-        self._is_idle = is_idle or (lambda port: lifecycle.in_flight(port) == 0)
         self._clock = clock
         self._failures: dict[int, collections.deque[float]] = {}
         self._misses: dict[int, int] = {}
@@ -109,10 +106,6 @@ class Supervisor:
                 await t
         self._probe_task = None
         self._pending.clear()
-
-    def set_idle_check(self, is_idle: Callable[[int], bool] | None) -> None:
-        """The API server says here whether a port has requests in flight."""
-        self._is_idle = is_idle
 
     def pending_restart(self, port: int) -> bool:
         return port in self._pending
@@ -254,7 +247,7 @@ class Supervisor:
             if st.state is ServerState.READY
             and not manager.is_busy(port)
             and port not in self._pending
-            and (self._is_idle is None or self._is_idle(port))
+            and self.lifecycle.in_flight(port) == 0  # busy answering requests: not hung
         ]
         answers = await asyncio.gather(*(self._answers(client, st.port) for st in targets))
         hung = []

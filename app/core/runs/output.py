@@ -81,7 +81,6 @@ class RunOutput:
         self._max_batch = max_batch
         self._timer: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
-        self.lines_total = 0
         self.write_error: str | None = None
         self._file: TextIO | None = None
         try:
@@ -106,7 +105,6 @@ class RunOutput:
                 self.write_error = f"Writing the run log {self.log_file} failed: {e.strerror or e}"
                 log.error(self.write_error)
                 self._close_file()
-        self.lines_total += len(lines)
         if child:
             self.tail.extend(lines[-self.tail.maxlen :] if self.tail.maxlen else lines)
             if self._on_last_line is not None:

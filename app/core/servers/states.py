@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -80,12 +79,6 @@ class ServerStatus:
     @property
     def model_name(self) -> str:
         return Path(self.spec.model_path).stem if self.spec else ""
-
-    @property
-    def uptime(self) -> float | None:
-        if self.ready_at is None or self.state is not ServerState.READY:
-            return None
-        return max(0.0, time.time() - self.ready_at)
 
     def evolve(self, **changes) -> ServerStatus:
         return replace(self, **changes)
