@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core.events import Listeners
-from app.core.servers.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.states import SERVER_TRANSITIONS, ServerState, ServerStatus, StateEvent
 
 log = logging.getLogger("app.core.servers.manager")
 
@@ -63,8 +63,12 @@ class PortTable:
         return slot
 
     def _set(self, slot: PortSlot, **changes) -> None:
+        """Change the port's status; a state change ``SERVER_TRANSITIONS`` does not allow
+        raises ``IllegalTransitionError`` and changes nothing."""
         old = slot.status
-        slot.status = old.evolve(**changes)
+        new = old.evolve(**changes)
+        SERVER_TRANSITIONS.check(old.state, new.state, f"Port {slot.port}")
+        slot.status = new
         if old.state != slot.status.state:
             if slot.status.state is ServerState.FAILED and slot.status.error:
                 log.error("Port %d: %s -> failed: %s", slot.port, old.state, slot.status.error)

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from app.core.transitions import Transitions
+
 
 class ServerState(enum.StrEnum):
     STOPPED = "stopped"
@@ -17,6 +19,30 @@ class ServerState(enum.StrEnum):
     @property
     def alive(self) -> bool:
         return self in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
+
+
+# Which state of a port's server may follow which; the port table checks every change.
+SERVER_TRANSITIONS = Transitions(
+    "server",
+    ServerState,
+    {
+        # spawned; or it could not be: the port is taken, the log or the binary failed
+        ServerState.STOPPED: {ServerState.STARTING, ServerState.FAILED},
+        # ready; stopped (cancel, a timeout); exited while loading (or gone at its stop)
+        ServerState.STARTING: {
+            ServerState.READY,
+            ServerState.STOPPING,
+            ServerState.STOPPED,
+            ServerState.FAILED,
+        },
+        # unloaded or restarted; crashed; or stopped as hung
+        ServerState.READY: {ServerState.STOPPING, ServerState.FAILED},
+        # stopped; or stopped as failed (a hung server, a load past its timeout)
+        ServerState.STOPPING: {ServerState.STOPPED, ServerState.FAILED},
+        # restarted, or cleared by an unload
+        ServerState.FAILED: {ServerState.STARTING, ServerState.STOPPED},
+    },
+)
 
 
 @dataclass(frozen=True)
