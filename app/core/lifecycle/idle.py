@@ -93,7 +93,7 @@ class IdleUnloader:
                     unloaded |= await self._lifecycle.unload_port(port, only_if_idle=True)
                 except Exception as e:
                     log.error("Idle unload of port %d failed: %s", port, e)
-                    self._lifecycle.usage.touch(port)  # again after another idle period
+                    self._lifecycle.touch(port)  # again after another idle period
             if unloaded:
                 continue
             # a request's end does not send an event: look again at the earliest deadline,

@@ -58,6 +58,11 @@ class LaunchSpec:
     extra_args: tuple[str, ...] = ()
     api_key: str | None = field(default=None, repr=False)
 
+    @property
+    def file(self) -> tuple[str, str | None]:
+        """The model it runs, as a catalogue entry's ``file``: (model, projector or None)."""
+        return (self.model_path, self.mmproj or None)
+
     def command(self, binary: str) -> list[str]:
         cmd = [
             binary,
