@@ -93,7 +93,7 @@ def model_row(
     elif view.problem and inst is None:
         state = "cannot load"
     else:
-        state = view.state
+        state = view.state_text
     ctx_max = entry.max_context_length
     if inst is not None and inst.state.alive and inst.context_length:
         context = f"{inst.context_length:,}"
