@@ -78,7 +78,10 @@ class Loader:
                 return st, False
             task = rec.load
             if task is None or task.done():
-                task = self._start_task(rec, entry, config, beside, reserve)
+                task = asyncio.create_task(
+                    self._load(rec, entry, config, beside, reserve), name=f"load-{entry.key}"
+                )
+                self._started(rec, task)
                 try:
                     return await _wait(entry, task), reserve
                 except asyncio.CancelledError:
@@ -98,22 +101,11 @@ class Loader:
         await asyncio.wait({task})  # its end, not its error (our own cancel still ends us)
         return True
 
-    def _start_task(
-        self,
-        rec: ModelRecord,
-        entry: ModelEntry,
-        config: LoadConfig | None,
-        beside: bool,
-        reserve: bool,
-    ) -> asyncio.Task[ServerStatus]:
-        task = asyncio.create_task(
-            self._load(rec, entry, config, beside, reserve), name=f"load-{entry.key}"
-        )
+    def _started(self, rec: ModelRecord, task: asyncio.Task[ServerStatus]) -> None:
         rec.load = task
         if rec.state in (ModelState.STOPPED, ModelState.FAILED):
             rec.become(ModelState.WAITING, "a load was asked")
         task.add_done_callback(lambda t: self._done(rec, t))
-        return task
 
     def _done(self, rec: ModelRecord, task: asyncio.Task[ServerStatus]) -> None:
         if rec.load is task:
