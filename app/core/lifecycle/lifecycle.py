@@ -262,7 +262,7 @@ class ModelLifecycle:
         """Unload the instance on ``port`` after ``seconds`` idle (LM Studio's ``ttl``);
         None: the default (``IDLE_UNLOAD_MINUTES``). Kept until the process stops."""
         rec = self._records.on_port(port)
-        if rec is not None:
+        if rec is not None and rec.state.alive:
             rec.ttl = None if seconds is None else float(seconds)
         self._ttl_watchers.emit()
 
