@@ -1,18 +1,22 @@
 """The ``familylog-tray`` command: parse the arguments and hand over to the right part.
 
+Each command runs in ``app.cli`` (exit codes: ``app.cli.exit_codes``), the tray in
+``app.ui.launch``:
+
 - ``--version``: print the version.
-- ``--start-at-login on|off|status``: no app needed (``app.platform.autostart``).
+- ``--start-at-login on|off|status``: no app needed (``app.cli.start_at_login``).
 - ``--show`` / ``--logs`` / ``--process-now``: forwarded to the running instance when
   there is one (``app.ui.single_instance``); otherwise ``--process-now`` runs once headless
-  and the others start the tray with that window open.
+  (``app.cli.process_now``) and the others start the tray with that window open.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running tray, which
   answers when the load is done, else to a ``--headless`` app's API; with none running
-  they say so and exit 3 (no GUI starts).
+  they say so and exit 3, no GUI starts (``app.cli.load_unload``).
 - ``--ps [--json]``: the running app's loaded models, asked through its API
-  (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers.
+  (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers
+  (``app.cli.ps``).
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
-  FILE]``: the speed benchmark against the running app's API (``app.core.bench.cli``).
-- ``--headless``: the core without Qt until SIGINT/SIGTERM.
+  FILE]``: the speed benchmark against the running app's API (``app.cli.benchmark``).
+- ``--headless``: the core without Qt until SIGINT/SIGTERM (``app.cli.headless``).
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
 
@@ -23,12 +27,7 @@ import asyncio
 import sys
 
 from app import __version__
-
-# Exit codes of the command line (the README lists them).
-EXIT_OK = 0
-EXIT_REFUSED = 1  # the running app answered with an error (unknown model, load failed)
-EXIT_USAGE = 2  # bad arguments or settings, no display
-EXIT_NOT_RUNNING = 3  # --load/--unload/--ps with no running app
+from app.cli.exit_codes import ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,47 +144,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def model_command(args: argparse.Namespace, settings, paths) -> int:
-    """``--load`` / ``--unload``: ask the running app, print its answer, exit like ``lms``."""
-    from app.ui.single_instance import NoAnswerError, request
-
-    if args.load is not None:
-        verb, request_args = "load", {"key": args.load, "ctx": args.ctx}
-        wait = settings.LLAMA_READY_TIMEOUT + settings.EVICT_WAIT_SECONDS + 30
-    else:
-        verb, request_args = "unload", {"key": args.unload}
-        wait = settings.EVICT_WAIT_SECONDS + 30
-    try:
-        reply = request(verb, paths, request_args, timeout=2.0, reply_timeout=wait)
-    except NoAnswerError:
-        print(
-            f"familylog-tray: the running app did not answer within {wait:g} s; the {verb} "
-            "may still be under way (see the tray or the models window).",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    if reply is None:  # no tray: a --headless app answers through its API
-        from app.core.api_cli import NotRunning
-        from app.core.api_cli import model_command as through_api
-
-        try:
-            return through_api(settings, verb, request_args["key"], args.ctx, wait)
-        except NotRunning:
-            pass
-        print(
-            "familylog-tray is not running, so there is nothing to "
-            f"{verb} the model in. Start it first (run `familylog-tray`, or from your "
-            "applications menu), then try again.",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_RUNNING
-    if reply.ok:
-        print(reply.message)
-        return EXIT_OK
-    print(f"familylog-tray: {reply.message}", file=sys.stderr)
-    return EXIT_REFUSED
-
-
 def forwarded_verb(args: argparse.Namespace) -> str | None:
     if args.process_now:
         return "process-now"
@@ -204,27 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     from app.paths import AppHomeError, AppPaths
 
     if args.start_at_login:
-        from app.platform.autostart import autostart_cli
+        from app.cli.start_at_login import start_at_login
 
-        return autostart_cli(args.start_at_login)
+        return start_at_login(args.start_at_login)
 
     try:
         paths = AppPaths.resolve().ensure()
         settings = load_settings(paths)
     except (SettingsError, AppHomeError) as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
 
     if args.load is not None or args.unload is not None:
+        from app.cli.load_unload import model_command
+
         return model_command(args, settings, paths)
 
     if args.ps:
-        from app.core.api_cli import ps_command
+        from app.cli.ps import ps_command
 
         return ps_command(settings, as_json=args.json is not None)
 
     if args.benchmark:
-        from app.core.bench.cli import run as run_benchmark
+        from app.cli.benchmark import run as run_benchmark
 
         return run_benchmark(args, settings, paths)
 
@@ -235,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         reply = forward(verb, paths)
         if reply is not None:
             print(reply)
-            return EXIT_REFUSED if reply.startswith("error:") else EXIT_OK
+            return ExitCode.REFUSED if reply.startswith("error:") else ExitCode.OK
         if verb == "process-now":
             setup_logging(
                 paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
             )
-            from app.core.runs.cli import run_once_headless
+            from app.cli.process_now import run_once_headless
 
             return asyncio.run(run_once_headless(settings, paths))
 
@@ -248,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(
             paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
         )
-        from app.core.headless import run_headless
+        from app.cli.headless import run_headless
 
         return asyncio.run(run_headless(settings, paths))
 

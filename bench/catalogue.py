@@ -9,7 +9,7 @@ tokenizer kind has them), a chat template and a ~400-tensor table. The tensor da
 the scan reads headers only, so file sizes, not model sizes, are what a real folder's
 headers cost. Then times, in one run:
 
-* the cold scan: a fresh ``LocalScanner``, after dropping the page cache when allowed
+* the cold scan: a fresh ``ModelScanner``, after dropping the page cache when allowed
   (root, ``/proc/sys/vm/drop_caches``; the output says which was measured);
 * the cached scan: the same scanner again (target: under 1 s for 200 files);
 * the baseline: the reader this branch deleted (``HeaderReader``, a ``gguf.GGUFReader``
@@ -35,8 +35,8 @@ import numpy as np
 from common import median_ms, pct_ms, write_json
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
-from app.core.models.gguf_info import read_gguf_info
-from app.core.models.local import LocalScanner
+from app.core.discovery.gguf_info import read_gguf_info
+from app.core.discovery.scan import ModelScanner
 
 # (architecture, vocabulary, tokenizer model, with merges) as real model families have them
 KINDS = [
@@ -122,7 +122,7 @@ def make_tree(root: Path, n: int = 200) -> list[Path]:
     return out
 
 
-# ── The baseline: the reader this branch deleted from app/core/models/gguf_info.py ─────────
+# ── The baseline: the reader an earlier round deleted (then in app/core/models/gguf_info.py) ──
 _SCALAR_SIZES = {
     GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.BOOL: 1,
     GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2, GGUFValueType.UINT32: 4,
@@ -249,7 +249,7 @@ def main() -> None:
         cold, cold_warm, cached, dropped = [], [], [], []
         for _ in range(args.rounds):
             dropped.append(not args.no_drop_caches and drop_page_cache())
-            scanner = LocalScanner()
+            scanner = ModelScanner()
             t = time.perf_counter()
             scan = scanner.scan(dirs)
             cold.append(time.perf_counter() - t)
@@ -261,7 +261,7 @@ def main() -> None:
                 assert again.models == scan.models
             assert scanner.cache.reads == len(files) + len(list(tmp.glob("models/*/*/mmproj*")))
             t = time.perf_counter()  # a fresh cache again, the files now in the page cache
-            LocalScanner().scan(dirs)
+            ModelScanner().scan(dirs)
             cold_warm.append(time.perf_counter() - t)
         page = "page cache dropped before each" if all(dropped) else "page cache warm"
         if any(dropped) and not all(dropped):

@@ -5,8 +5,8 @@
 A real model's header holds its tokenizer: ~150 000 tokens and as many merges (Qwen). We
 write such files (tiny tensors, a real-size vocabulary) and time, alternating in one run:
 (a) ``gguf.GGUFReader`` (the gguf package's reader, which parses every array element): the
-baseline; (b) ``app.core.discovery.read_header`` (skips array contents); and (c) the whole
-discovery scan of a folder of such models.
+baseline; (b) ``app.core.discovery.gguf_header.read_header`` (skips array contents); and (c)
+the whole scan (``ModelScanner``, a fresh header cache each round) of a folder of such models.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import numpy as np
 from common import median_ms, write_json
 from gguf import GGUFReader, GGUFWriter
 
-from app.core.discovery import read_header, scan_folders, user_folder
+from app.core.discovery.folders import user_folder
+from app.core.discovery.gguf_header import read_header
+from app.core.discovery.scan import ModelScanner
 
 
 def write_vocab_model(path: Path, vocab: int) -> Path:
@@ -62,7 +64,7 @@ def main() -> None:
             read_header(first)
             mine.append(time.perf_counter() - t)
             t = time.perf_counter()
-            found = scan_folders([user_folder(folder)])
+            found = ModelScanner().scan([user_folder(folder)])
             scan.append(time.perf_counter() - t)
         assert len(found.models) == args.models
     r, m, s = median_ms(ref), median_ms(mine), median_ms(scan)

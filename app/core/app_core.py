@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
+from app.core.discovery.server import resolve_server_path
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
-from app.core.servers.binary import resolve_server_path
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord

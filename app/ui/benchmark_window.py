@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.app_core import AppCore
-from app.core.bench.cli import sample_image
-from app.core.bench.prompts import PromptSizes, prompt_set
+from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
 from app.core.bench.runner import (
     TABLE_HEADS,
     BenchmarkError,
     ResultRow,
     Target,
+    get_json,
     run_benchmark,
     save_results,
     summarize,
@@ -179,9 +179,7 @@ class BenchmarkWindow(QWidget):
 
 
 async def _first_model(target: Target) -> Target:
-    from app.core.bench.cli import _get_json
-
-    listed = (await _get_json(f"{target.url}/models")).get("data") or []
+    listed = (await get_json(f"{target.url}/models")).get("data") or []
     if not listed:
         raise BenchmarkError(f"{target.url} lists no model")
     return Target(target.server, target.url, listed[0]["id"], target.api_key)

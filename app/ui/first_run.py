@@ -5,7 +5,8 @@ Shown by the launcher when ``app.core.settings.first_run.first_run_reasons(setti
     saved = await run_first_run(settings, paths)   # on the qasync loop
     if saved: settings = load_settings(paths)
 
-Everything it finds comes from ``app.core.discovery`` (Qt-free); this module only shows it.
+Everything it finds comes from ``app.core.discovery`` (Qt-free), the same scan and server
+search the app uses at start; this module only shows it.
 """
 
 from __future__ import annotations
@@ -31,18 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings
-from app.core.discovery import (
-    DiscoveredModel,
-    EnvImportError,
-    ModelFolder,
-    ServerCandidate,
-    default_folders,
-    discover_models,
-    find_servers,
-    read_familylog_env,
-    user_folder,
-)
-from app.core.servers.binary import resolve_server_path
+from app.core.discovery.familylog_env import EnvImportError, read_familylog_env
+from app.core.discovery.folders import ModelFolder, default_folders, user_folder
+from app.core.discovery.scan import FoundModel, ModelScanner
+from app.core.discovery.server import ServerCandidate, find_servers, resolve_server_path
 from app.core.settings.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
 from app.paths import AppPaths
 from app.ui.first_run_table import COLUMNS, ModelTable  # noqa: F401  (COLUMNS re-exported)
@@ -66,7 +59,8 @@ class FirstRunDialog(QDialog):
         self.resize(980, 600)
         self.paths = paths
         self.folders = list(folders if folders is not None else default_folders())
-        self.models: list[DiscoveredModel] = []
+        self.scanner = ModelScanner()  # keeps the headers it read for the next scan
+        self.models: list[FoundModel] = []
         self.servers: list[ServerCandidate] = []
         self.choice = FirstRunChoice()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -181,7 +175,8 @@ class FirstRunDialog(QDialog):
         """Find llama-server binaries and models, then fill the dialog."""
         self.scan_label.setText("Looking for models…")
         servers, result = await asyncio.gather(
-            find_servers(self.choice.server_path or None), discover_models(self.folders)
+            find_servers(self.choice.server_path or None),
+            asyncio.to_thread(self.scanner.scan, list(self.folders)),
         )
         self.servers = servers
         self.models = result.models
@@ -189,7 +184,7 @@ class FirstRunDialog(QDialog):
         self.table.fill(self.models)
         where = ", ".join(str(f.path) for f in result.folders) or "none of the usual folders exist"
         lines = [f"{len(self.models)} model(s) in: {where}."]
-        lines += [f"Skipped: {p}" for p in result.problems[:5]]
+        lines += result.problems[:5]  # "Skipped <file>: <why>."
         if len(result.problems) > 5:
             lines.append(f"…and {len(result.problems) - 5} more unreadable files.")
         self.scan_label.setText("\n".join(lines))
@@ -236,19 +231,19 @@ class FirstRunDialog(QDialog):
         if not c.llm_model:
             others = [m for m in self.models if str(m.path) != c.vision_model and not m.vision]
             if others:
-                c.llm_model = str(max(others, key=lambda m: m.info.parameters).path)
+                c.llm_model = str(max(others, key=lambda m: m.info.n_params).path)
         self._show_picks()
 
     # ── Picking ───────────────────────────────────────────────────────────────
-    def selected_model(self) -> DiscoveredModel | None:
+    def selected_model(self) -> FoundModel | None:
         return self.table.selected_model()
 
     def select_model(self, path: Path) -> None:
         self.table.select_path(path)
 
-    def _set_vision(self, model: DiscoveredModel) -> None:
+    def _set_vision(self, model: FoundModel) -> None:
         self.choice.vision_model = str(model.path)
-        self.choice.vision_mmproj = str(model.mmproj.path) if model.mmproj else ""
+        self.choice.vision_mmproj = str(model.mmproj) if model.mmproj else ""
 
     def use_selected_for_vision(self) -> None:
         model = self.selected_model()

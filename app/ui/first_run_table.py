@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from app.core.discovery import DiscoveredModel, human_size
+from app.core.discovery.scan import FoundModel
 
 COLUMNS = (
     "Model",
@@ -19,6 +19,15 @@ COLUMNS = (
     "Vision",
     "Source",
 )
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover
 
 
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
@@ -34,7 +43,7 @@ class ModelTable(QTableWidget):
 
     def __init__(self) -> None:
         super().__init__(0, len(COLUMNS))
-        self.models: list[DiscoveredModel] = []
+        self.models: list[FoundModel] = []
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -47,29 +56,29 @@ class ModelTable(QTableWidget):
         header.setStretchLastSection(True)
         self.verticalHeader().setVisible(False)
 
-    def fill(self, models: list[DiscoveredModel]) -> None:
+    def fill(self, models: list[FoundModel]) -> None:
         self.models = list(models)
         self.setRowCount(len(self.models))
         for row, m in enumerate(self.models):
             i = m.info
             ctx = f"{i.context_length:,}" if i.context_length else "?"
             shards = f" ({i.shards} files)" if i.shards > 1 else ""
-            mmproj = m.mmproj.path if m.mmproj else None
+            name = m.key if m.key != m.path.stem else (i.name or m.path.stem)
             cells = (
-                _item(m.key if m.key != i.path.stem else i.name, str(i.path)),
-                _item(i.architecture),
-                _item(i.size_label, f"{i.parameters:,} parameters"),
-                _item(i.quantization),
+                _item(name, str(m.path)),
+                _item(i.architecture or "?"),
+                _item(i.params_label, f"{i.n_params:,} parameters"),
+                _item(m.quant or "?"),
                 _item(ctx),
                 _item(human_size(i.size_bytes) + shards),
-                _item(mmproj.name if mmproj else "", str(mmproj) if mmproj else ""),
+                _item(m.mmproj.name if m.mmproj else "", str(m.mmproj or "")),
                 _item(m.source),
             )
             for col, cell in enumerate(cells):
                 self.setItem(row, col, cell)
         self.resizeColumnsToContents()
 
-    def selected_model(self) -> DiscoveredModel | None:
+    def selected_model(self) -> FoundModel | None:
         rows = self.selectionModel().selectedRows()
         return self.models[rows[0].row()] if rows else None
 

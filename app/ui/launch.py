@@ -19,6 +19,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.paths import AppPaths
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXIT_NO_DISPLAY = 2
 # Qt platforms that need no display server.
 HEADLESS_PLATFORMS = frozenset(
     {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
@@ -107,7 +107,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     problem = display_problem()
     if problem:
         print(problem, file=sys.stderr)
-        return EXIT_NO_DISPLAY
+        return ExitCode.NO_DISPLAY
 
     setup_logging(
         paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
@@ -133,7 +133,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     instance = InstanceServer(paths, starting.handlers)
     if not instance.listen() and instance.other_instance:  # another launch took it just now
         answered = _already_running(paths)
-        return answered if answered is not None else 0
+        return answered if answered is not None else ExitCode.OK
 
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
@@ -154,7 +154,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
                 settings = load_settings(paths)
             except SettingsError as e:
                 print(f"familylog-tray: {e}", file=sys.stderr)
-                return 2
+                return ExitCode.USAGE
     elif not reasons and not paths.settings_file.is_file():
         # The environment or FamilyLog's .env has it all: no dialog, but say where from.
         origin = settings_origin(settings, paths)
@@ -251,4 +251,4 @@ def _already_running(paths: AppPaths) -> int | None:
         return None
     reply = Reply.parse(line)
     print(f"familylog-tray is already running: {reply.message}.")
-    return 0 if reply.ok else 1
+    return ExitCode.OK if reply.ok else ExitCode.REFUSED

@@ -1,10 +1,10 @@
 """The forwarded ``load`` / ``unload`` verbs (``familylog-tray --load/--unload``): the
-running app answers them through ``app.core.models.commands`` when the load is done."""
+running app answers them through ``app.cli.model_answers`` when the load is done."""
 
 from __future__ import annotations
 
+from app.cli.model_answers import load_command, unload_command
 from app.core.app_core import AppCore
-from app.core.models.commands import load_command, unload_command
 from app.ui.single_instance import Handler, Reply
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gguf import GGUFReader
 
 from app.core.discovery.gguf_header import read_header
-from app.core.models.gguf_info import InfoCache, read_gguf_info
+from app.core.discovery.gguf_info import InfoCache, read_gguf_info
 from tests.support import tiny_model as tm
 
 

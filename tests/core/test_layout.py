@@ -1,9 +1,9 @@
-"""The core's layout: subpackages by job, each with a docstring, and no import circles."""
+"""The core's layout: subpackages by job, each with a docstring, no import circles, and
+nothing from the layers above it (the tray, the command line)."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection
 from pathlib import Path
 
 import app
@@ -19,10 +19,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """Every app module ``path`` imports, TYPE_CHECKING and function-level imports too."""
+def imports_of(path: Path, modules: set[str], me: str | None = None) -> set[str]:
+    """Every app module ``path`` (the module ``me``) imports, TYPE_CHECKING and
+    function-level imports too."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    me = module_name(path)
+    me = me or module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -87,6 +88,29 @@ def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_core_imports_neither_the_ui_nor_the_command_line() -> None:
+    """``app.core`` is the bottom layer: ``app.ui`` and ``app.cli`` build on it, never the
+    other way round (TYPE_CHECKING and function-level imports count too)."""
+    modules = {module_name(p) for p in sorted(ROOT.rglob("*.py"))}
+    assert {"app.ui", "app.cli"} <= modules
+    for mod, deps in graph("app.core").items():
+        above = sorted(d for d in deps if d.split(".")[:2] in (["app", "ui"], ["app", "cli"]))
+        assert not above, f"{mod} imports {above}"
+
+
+def test_the_import_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
+    code = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from app.ui.tray import Tray\n"
+        "def f():\n    import app.cli.ps\n    from app.cli import exit_codes\n"
+    )
+    path = tmp_path / "probe.py"
+    path.write_text(code, encoding="utf-8")
+    modules = {"app.ui.tray", "app.cli.ps", "app.cli.exit_codes", "app.cli", "app.core.probe"}
+    found = imports_of(path, modules, "app.core.probe")
+    assert found == {"app.ui.tray", "app.cli.ps", "app.cli", "app.cli.exit_codes"}
+
+
 def test_platform_imports_nothing_from_core() -> None:
     for mod, deps in graph("app.platform").items():
         core = sorted(d for d in deps if d.startswith("app.core"))
@@ -107,12 +131,6 @@ def test_core_subpackages_say_what_they_hold() -> None:
         assert doc and len(doc.splitlines()) == 1, f"{init} needs a one-line docstring"
 
 
-# Entry points still inside the core until #19's entry-point layer (app/cli) is merged: they
-# import the layers they start (app_core, bootstrap) and so close circles. Once they are
-# gone the test below says so: remove this set then.
-ENTRY_POINTS_IN_CORE = {"app.core.models.commands", "app.core.runs.cli"}
-
-
 def layer_of(module: str) -> str | None:
     """The core's part a module belongs to: its subpackage (``app.core.lifecycle``) or, for
     a module at the core's top, itself (``app.core.app_core``); None outside the core."""
@@ -120,12 +138,12 @@ def layer_of(module: str) -> str | None:
     return ".".join(parts[:3]) if parts[:2] == ["app", "core"] and len(parts) > 2 else None
 
 
-def layer_graph(g: dict[str, set[str]], skip: Collection[str] = ()) -> dict[str, set[str]]:
+def layer_graph(g: dict[str, set[str]]) -> dict[str, set[str]]:
     """Which part of the core imports which other part (by any of its modules)."""
     out: dict[str, set[str]] = {}
     for mod, deps in g.items():
         a = layer_of(mod)
-        if a is None or mod in skip:
+        if a is None:
             continue
         out.setdefault(a, set())
         out[a] |= {b for d in deps if (b := layer_of(d)) is not None and b != a}
@@ -136,15 +154,13 @@ def test_the_core_s_subpackages_import_no_circle() -> None:
     """A subpackage may use another, or be used by it, not both: no circle between the
     core's subpackages (and its top modules), even where the modules make none."""
     g = graph("app.core")
-    gone = sorted(m for m in ENTRY_POINTS_IN_CORE if m not in g)
-    assert not gone, f"{gone} left the core: remove them from ENTRY_POINTS_IN_CORE"
-    cycle = find_cycle(layer_graph(g, ENTRY_POINTS_IN_CORE))
+    cycle = find_cycle(layer_graph(g))
     if cycle is not None:
         why = [
             f"{m} -> {d}"
             for a, b in zip(cycle, cycle[1:], strict=False)
             for m, deps in g.items()
-            if layer_of(m) == a and m not in ENTRY_POINTS_IN_CORE
+            if layer_of(m) == a
             for d in deps
             if layer_of(d) == b
         ]
@@ -164,4 +180,5 @@ def test_the_layer_graph_finds_a_circle_the_modules_do_not_make() -> None:
         "app.core.servers",
         "app.core.models",
     ]
-    assert find_cycle(layer_graph(modules, {"app.core.servers.supervisor"})) is None
+    del modules["app.core.servers.supervisor"]
+    assert find_cycle(layer_graph(modules)) is None

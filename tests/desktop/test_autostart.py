@@ -1,12 +1,11 @@
-"""Start at login: every OS branch by injection, a real round trip here, and the CLI."""
+"""Start at login: every OS branch by injection and a real round trip here (the command
+line's ``--start-at-login`` is in ``tests/cli/test_start_at_login.py``)."""
 
 from __future__ import annotations
 
 import configparser
-import io
 import os
 import plistlib
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from app.platform.autostart import (
     LaunchAgent,
     WindowsRunKey,
     XdgAutostart,
-    autostart_cli,
     autostart_for,
     launch_command,
 )
@@ -286,39 +284,3 @@ def test_this_checkout_is_recognised() -> None:
     import app
 
     assert is_checkout(Path(app.__file__).resolve().parent)
-
-
-# ── The CLI ───────────────────────────────────────────────────────────────────
-def test_cli_in_process_prints_state_and_location(tmp_path: Path) -> None:
-    entry = XdgAutostart(CMD, tmp_path)
-    out = io.StringIO()
-    assert autostart_cli("on", entry=entry, out=out) == 0
-    assert f"Start at login: on ({entry.location})" in out.getvalue()
-    err = io.StringIO()
-    Path(entry.location).write_text("[Desktop Entry]\nExec=x\n")
-    assert autostart_cli("off", entry=entry, out=io.StringIO(), err=err) == 1
-    assert "not written by" in err.getvalue()
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=os.environ.copy(),
-    )
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG autostart is Linux")
-def test_cli_subprocess_on_status_off() -> None:
-    path = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "familylog-tray.desktop"
-    r = _cli("--start-at-login", "on")
-    assert r.returncode == 0, r.stderr
-    assert f"Start at login: on ({path})" in r.stdout
-    assert path.is_file()
-    r = _cli("--start-at-login", "status")
-    assert r.returncode == 0 and f"Start at login: on ({path})" in r.stdout
-    r = _cli("--start-at-login", "off")
-    assert r.returncode == 0 and f"Start at login: off ({path})" in r.stdout
-    assert not path.exists()

@@ -9,21 +9,19 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from app.core.discovery import (
-    GgufReadError,
+from app.core.discovery.familylog_env import read_familylog_env
+from app.core.discovery.folders import (
+    HUGGING_FACE,
+    LLAMA_CPP,
+    LMSTUDIO,
     ModelFolder,
     default_folders,
-    discover_models,
-    find_servers,
-    probe_server,
-    read_familylog_env,
-    read_header,
-    read_model_info,
-    scan_folders,
     user_folder,
 )
-from app.core.discovery.folders import HUGGING_FACE, LLAMA_CPP, LMSTUDIO
-from app.core.discovery.server import candidate_paths
+from app.core.discovery.gguf_header import GgufReadError, read_header
+from app.core.discovery.gguf_info import read_gguf_info
+from app.core.discovery.scan import ModelScanner
+from app.core.discovery.server import candidate_paths, find_servers, probe_server
 from tests.desktop.gguf_tree import build_tree, copy_model, write_gguf, write_mmproj
 from tests.support.fakes import nonsense_binary, write_script
 
@@ -58,17 +56,18 @@ def test_header_matches_the_gguf_packages_reader(tiny_model: Path, tmp_path: Pat
         assert [(t.name, t.dims, t.ggml_type) for t in mine.tensors] == [
             (t.name, tuple(int(d) for d in t.shape), int(t.tensor_type)) for t in ref.tensors
         ]
-        assert mine.parameter_count == sum(int(t.n_elements) for t in ref.tensors)
+        n_params = sum(t.n_elements for t in mine.tensors)
+        assert n_params == sum(int(t.n_elements) for t in ref.tensors)
 
 
-def test_model_info_of_the_tiny_model(tiny_model: Path) -> None:
-    info = read_model_info(tiny_model)
+def test_info_of_the_tiny_model(tiny_model: Path) -> None:
+    info = read_gguf_info(tiny_model)
     assert info.architecture == "llama"
     assert info.context_length == 2048
     assert info.quantization == "F32"
     assert info.size_bytes == tiny_model.stat().st_size
-    assert info.parameters > 10_000 and info.size_label.endswith("K")
-    assert not info.is_mmproj
+    assert info.n_params > 10_000 and info.params_label.endswith("K")
+    assert not info.is_mmproj and info.shards == 1
 
 
 @pytest.mark.parametrize(
@@ -104,8 +103,8 @@ def test_default_folders_follow_home_and_env(home: Path) -> None:
     assert home / "Library" / "Caches" / "llama.cpp" in paths
 
 
-async def test_discovers_the_lm_studio_llama_cpp_and_hf_layouts(tree, home: Path) -> None:
-    result = await discover_models(default_folders(home))
+def test_discovers_the_lm_studio_llama_cpp_and_hf_layouts(tree, home: Path) -> None:
+    result = ModelScanner().scan(default_folders(home))
     models = by_path(result)
     # mmproj files are not models of their own; the second shard is not listed; HF once.
     assert set(models) == {
@@ -118,11 +117,11 @@ async def test_discovers_the_lm_studio_llama_cpp_and_hf_layouts(tree, home: Path
         tree["lcpp_qwen"],
         tree["hf"],
     }
-    assert models[tree["qwen_vl"]].mmproj.path == tree["qwen_vl_mmproj"]  # F16 preferred
-    assert models[tree["gemma_q4"]].mmproj.path == tree["gemma_mmproj"]
-    assert models[tree["gemma_q8"]].mmproj.path == tree["gemma_mmproj"]
+    assert models[tree["qwen_vl"]].mmproj == tree["qwen_vl_mmproj"]  # F16 preferred
+    assert models[tree["gemma_q4"]].mmproj == tree["gemma_mmproj"]
+    assert models[tree["gemma_q8"]].mmproj == tree["gemma_mmproj"]
     assert models[tree["qwen_llm"]].mmproj is None
-    assert models[tree["lcpp_gemma"]].mmproj.path == tree["lcpp_gemma_mmproj"]
+    assert models[tree["lcpp_gemma"]].mmproj == tree["lcpp_gemma_mmproj"]
     assert models[tree["lcpp_qwen"]].mmproj is None, "another repo's mmproj must not pair"
     vl = models[tree["qwen_vl"]]
     assert (vl.info.architecture, vl.info.size_label, vl.info.context_length) == (
@@ -136,10 +135,12 @@ async def test_discovers_the_lm_studio_llama_cpp_and_hf_layouts(tree, home: Path
     )
     assert vl.source == LMSTUDIO and vl.vision
     assert models[tree["gemma_q8"]].info.quantization == "Q8_0"
-    assert models[tree["qwen_llm"]].info.quantization == "F32"  # no file type: the tensors say
-    assert models[tree["qwen_llm"]].info.parameters == 100 * 10 + 10 * 10
+    # two quantizations in one LM Studio folder: the keys the API lists, here too
+    assert models[tree["gemma_q8"]].key == "lmstudio-community/gemma-3-4b-it@q8_0"
+    assert models[tree["qwen_llm"]].quant == "Q4_K_M"  # no file type: the file name says
+    assert models[tree["qwen_llm"]].info.n_params == 100 * 10 + 10 * 10
     big = models[tree["big"]]
-    assert big.info.shards == 2 and big.info.parameters == 150
+    assert big.info.shards == 2 and big.info.n_params == 150
     assert big.info.size_bytes == sum(p.stat().st_size for p in tree["big"].parent.iterdir())
     hf = models[tree["hf"]]
     assert hf.key == "Qwen/Qwen3-4B-GGUF" and hf.source == HUGGING_FACE
@@ -152,14 +153,15 @@ def test_seed_layout_pairs_by_name(tmp_path: Path, tiny_model: Path) -> None:
     vl = copy_model(tiny_model, models / "qwen3-vl-8b-Q4_K_M.gguf")
     mm = write_mmproj(models / "qwen3-vl-8b-mmproj.gguf")
     llm = copy_model(tiny_model, models / "qwen3.5-27b-Q4_K_M.gguf")
-    found = by_path(scan_folders([user_folder(models)]))
-    assert found[vl].mmproj.path == mm
+    found = by_path(ModelScanner().scan([user_folder(models)]))
+    assert found[vl].mmproj == mm
     assert found[llm].mmproj is None
 
 
 def test_missing_and_empty_folders_are_fine(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    result = scan_folders([ModelFolder(tmp_path / "nope", "x"), user_folder(tmp_path / "empty")])
+    scan = ModelScanner().scan
+    result = scan([ModelFolder(tmp_path / "nope", "x"), user_folder(tmp_path / "empty")])
     assert result.models == [] and result.problems == []
     assert [f.path for f in result.folders] == [tmp_path / "empty"]
 

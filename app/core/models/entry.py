@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.models.gguf_info import GGUFInfo
+from app.core.discovery.gguf_info import GGUFInfo
 
 VISION = "vision"
 LLM = "llm"

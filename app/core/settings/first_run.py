@@ -10,7 +10,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from app.config import Settings, settings_sources
-from app.core.servers.binary import resolve_server_path
+from app.core.discovery.server import resolve_server_path
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 

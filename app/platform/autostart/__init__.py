@@ -3,7 +3,7 @@
     entry = autostart_for()          # this OS, this user, this way of running the app
     entry.enable(); entry.is_enabled(); entry.disable(); entry.location
 
-``autostart_cli`` is ``familylog-tray --start-at-login on|off|status``.
+``app.cli.start_at_login`` is ``familylog-tray --start-at-login on|off|status``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .base import APP_ID, AUTOSTART_FLAG, Autostart, AutostartError
 from .launch_command import launch_command
@@ -27,7 +27,6 @@ __all__ = [
     "LaunchAgent",
     "WindowsRunKey",
     "XdgAutostart",
-    "autostart_cli",
     "autostart_for",
     "launch_command",
 ]
@@ -51,40 +50,3 @@ def autostart_for(
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return XdgAutostart(command, config_home or xdg_config_home())
     raise AutostartError(f"Start at login is not supported on {platform}.")
-
-
-def describe(entry: Autostart) -> str:
-    state = "on" if entry.is_enabled() else "off"
-    return f"Start at login: {state} ({entry.location})"
-
-
-def autostart_cli(
-    action: str,
-    *,
-    entry: Autostart | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    """``--start-at-login on|off|status``: change or show the state; print it and where it lives."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        entry = entry or autostart_for()
-        if action == "on":
-            entry.enable()
-        elif action == "off":
-            removed = entry.disable()
-            if not removed:
-                print(f"Nothing to remove: there was no entry at {entry.location}", file=out)
-        elif action != "status":
-            print(f"{APP_ID}: unknown action {action!r}; use on, off or status", file=err)
-            return 2
-        print(describe(entry), file=out)
-        if action == "on":
-            command = getattr(entry, "command", None)
-            if command:
-                print(f"At login it runs: {' '.join(command)}", file=out)
-        return 0
-    except AutostartError as e:
-        print(f"{APP_ID}: {e}", file=err)
-        return 1

@@ -1,4 +1,5 @@
-"""The scanner of the user's model folders (MODEL_DIRS), on real GGUF files."""
+"""The one scanner of model folders (the catalogue's MODEL_DIRS, the first-run table), on
+real GGUF files."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 import pytest
 from gguf import MODEL_ARCH_NAMES
 
-import app.core.models.gguf_info as gguf_info
+import app.core.discovery.gguf_info as gguf_info
 from app.config import Settings
-from app.core.models.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
-from app.core.models.local import LocalScanner, model_dirs
+from app.core.discovery.folders import SETTING
+from app.core.discovery.folders import model_dirs as model_dirs_of
+from app.core.discovery.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
+from app.core.discovery.scan import ModelScanner
+from app.core.models.catalogue import Catalogue
 from tests.desktop.gguf_tree import write_gguf, write_mmproj
 
 Q4_K_M, Q8_0 = 15, 7  # llama.cpp's file types
@@ -61,7 +65,7 @@ def build(root: Path) -> Path:
     write_gguf(m / "a" / "dup.gguf")  # two files wanting one key
     write_gguf(m / "b" / "dup.gguf")
     write_gguf(m / ".hidden" / "secret.gguf")
-    write_gguf(m / "role" / "role-model.gguf")  # the roles' file: skipped
+    write_gguf(m / "role" / "role-model.gguf")  # a role's file in the catalogue test
     (m / "broken").mkdir()
     (m / "broken" / "not-a-model.gguf").write_bytes(b"not a gguf file at all")
     good = write_gguf(root / "good.gguf", vocab=500).read_bytes()
@@ -82,7 +86,7 @@ def table(scan, root: Path) -> dict[str, tuple]:
 
 
 def test_the_scan_of_one_folder(models: Path) -> None:
-    scan = LocalScanner().scan([models], skip=[models / "role" / ".." / "role" / "role-model.gguf"])
+    scan = ModelScanner().scan([models])
     lmc = "lmstudio-community"
     assert table(scan, models) == {
         f"{lmc}/Qwen3-4B-GGUF/Qwen3-4B-Q4_K_M.gguf": (
@@ -133,6 +137,7 @@ def test_the_scan_of_one_folder(models: Path) -> None:
         ),
         "a/dup.gguf": ("dup", "llm", "Q4_K_M", None, ("dup.gguf",)),
         "b/dup.gguf": ("dup-2", "llm", "Q4_K_M", None, ("dup", "dup.gguf")),
+        "role/role-model.gguf": ("role-model", "llm", "Q4_K_M", None, ("role-model.gguf",)),
     }  # fmt: skip
     broken = models / "broken"
     assert scan.problems == [
@@ -147,22 +152,34 @@ def test_the_scan_of_one_folder(models: Path) -> None:
     assert len({m.key for m in scan.models}) == len(scan.models)
 
 
-def test_taken_keys_get_a_number_and_hf_keys_stay(models: Path, tmp_path: Path) -> None:
+def test_keys_stay_unique_next_to_the_roles_and_hf_keys_stay(models: Path, tmp_path: Path) -> None:
+    """The catalogue lists the scan beside FamilyLog's two roles: a role's file once, under
+    the role's key; a scanned key a role already uses (in any case) gets a number."""
     hub = tmp_path / "hub"
     repo = hub / "models--Qwen--Qwen3-1.7B-GGUF" / "snapshots" / "rev1"
     write_gguf(repo / "Qwen3-1.7B-Q8_0.gguf", "qwen3", file_type=Q8_0)
-    scan = LocalScanner().scan(
-        [models, hub, models / "lmstudio-community"],  # the third is inside the first
-        taken=["LMStudio-Community/Qwen3-4B", "dup", "dup-2"],
+    dirs = [models, hub, models / "lmstudio-community"]  # the third is inside the first
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        MODEL_DIRS=os.pathsep.join(map(str, dirs)),
+        LLM_MODEL_GGUF=str(models / "role" / "role-model.gguf"),
+        LLM_MODEL_ID="LMStudio-Community/Qwen3-4B",
+        VISION_MODEL_GGUF=str(models / "flat" / "other-llm.gguf"),
+        VISION_MODEL_ID="DUP",
     )
-    keys = {m.path.name: m.key for m in scan.models}
+    catalogue = Catalogue(lambda: settings)
+    scanned = ModelScanner().scan(dirs)
+    assert len(scanned.models) == len({m.path.resolve() for m in scanned.models}) == 17
+    assert all("mmproj" not in m.path.name for m in scanned.models)
+    assert catalogue.scan() == scanned.problems
+    catalogue.refresh()
+    keys = {Path(e.path).name: e.key for e in catalogue.entries() if not e.role}
     assert keys["Qwen3-4B-Q4_K_M.gguf"] == "lmstudio-community/qwen3-4b-2"
     assert keys["Qwen3-1.7B-Q8_0.gguf"] == "Qwen/Qwen3-1.7B-GGUF"
-    dups = sorted(m.key for m in scan.models if m.path.name == "dup.gguf")
-    assert dups == ["dup-3", "dup-4"]
-    assert "role-model.gguf" in keys  # not skipped this time
-    assert len(scan.models) == len({m.path.resolve() for m in scan.models}) == 17
-    assert all("mmproj" not in m.path.name for m in scan.models)
+    dups = sorted(e.key for e in catalogue.entries() if e.path.endswith("dup.gguf"))
+    assert dups == ["dup-2", "dup-2-2"]  # the scan's "dup" and "dup-2", then the role's "DUP"
+    assert "role-model.gguf" not in keys and "other-llm.gguf" not in keys  # the roles' files
+    assert len(catalogue.entries()) == 17
 
 
 def test_a_second_scan_reads_no_header(models: Path, monkeypatch) -> None:
@@ -173,7 +190,7 @@ def test_a_second_scan_reads_no_header(models: Path, monkeypatch) -> None:
         return read_gguf_info(path)
 
     monkeypatch.setattr(gguf_info, "read_gguf_info", counting)
-    scanner = LocalScanner()
+    scanner = ModelScanner()
     first = scanner.scan([models])
     n_files = 20  # 16 models, 2 mmproj, 2 broken files; no later shard, no hidden file
     assert len(reads) == n_files and scanner.cache.reads == n_files
@@ -195,7 +212,7 @@ def test_a_missing_shard_is_a_problem(tmp_path: Path) -> None:
     m = tmp_path / "m"
     first = write_gguf(m / "x" / "Y-GGUF" / "Y-00001-of-00003.gguf")
     write_gguf(m / "x" / "Y-GGUF" / "Y-00002-of-00003.gguf")
-    scan = LocalScanner().scan([m])
+    scan = ModelScanner().scan([m])
     assert scan.models == []
     assert scan.problems == [
         f"Skipped {first}: it is split in 3 files but Y-00003-of-00003.gguf is missing."
@@ -204,6 +221,12 @@ def test_a_missing_shard_is_a_problem(tmp_path: Path) -> None:
 
 def test_model_dirs(tmp_path: Path) -> None:
     home = tmp_path / "h"
+
+    def model_dirs(*args, **kw) -> list[Path]:
+        folders = model_dirs_of(*args, **kw)
+        return [f.path for f in folders]
+
+    assert {f.source for f in model_dirs_of("/a:/b", home=home, platform="linux")} == {SETTING}
     assert model_dirs("~/a:/b::/c:~", home=home, platform="linux") == [
         home / "a",
         Path("/b"),
@@ -250,6 +273,17 @@ def test_model_type(tmp_path: Path, arch, kv, name, expected) -> None:
     assert not info.is_mmproj
 
 
+def test_quantization_from_the_header_then_the_name_then_the_tensors(tmp_path: Path) -> None:
+    def quant(name: str, file_type: int | None) -> str | None:
+        return read_gguf_info(write_gguf(tmp_path / name, file_type=file_type)).quantization
+
+    assert quant("Phi-4-Q6_K.gguf", Q8_0) == "Q8_0"  # the header wins over the name
+    assert quant("Phi-4-Q6_K.gguf", None) == "Q6_K"
+    assert quant("Phi-4-Q6_K-00002-of-00002.gguf", None) == "Q6_K"
+    assert quant("phi-4.gguf", None) == "F32"  # neither says: the tensors' type
+    assert quant("phi-4-odd.gguf", 9999) == "F32"  # a file type llama.cpp does not know
+
+
 def test_mmproj_by_arch_or_name(tmp_path: Path) -> None:
     assert read_gguf_info(write_mmproj(tmp_path / "projector.gguf")).is_mmproj
     assert read_gguf_info(write_gguf(tmp_path / "x-MMPROJ-f16.gguf")).is_mmproj
@@ -267,6 +301,6 @@ def test_info_cache_remembers_an_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_reading_headers_imports_no_numpy() -> None:
-    code = "import sys, app.core.models.local; assert 'numpy' not in sys.modules, 'numpy'"
+    code = "import sys, app.core.discovery.scan; assert 'numpy' not in sys.modules, 'numpy'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]

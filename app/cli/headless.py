@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 
+from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.paths import AppPaths
@@ -27,7 +28,7 @@ async def run_headless(
     try:
         await core.start()
         await core.load_at_start()
-        log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", _pid())
+        log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", os.getpid())
         print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
         if ready is not None:
             ready.set()
@@ -38,8 +39,4 @@ async def run_headless(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    return 0
-
-
-def _pid() -> int:
-    return os.getpid()
+    return ExitCode.OK

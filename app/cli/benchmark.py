@@ -16,10 +16,13 @@ from pathlib import Path
 
 import aiohttp
 
-from app.core.bench.prompts import PromptSizes, prompt_set
+from app.cli.app_api import app_url
+from app.cli.exit_codes import ExitCode
+from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
 from app.core.bench.runner import (
     BenchmarkError,
     Target,
+    get_json,
     run_benchmark,
     save_results,
     summarize,
@@ -27,42 +30,10 @@ from app.core.bench.runner import (
     write_json,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
-RESOURCES = Path(__file__).resolve().parents[3] / "resources"
-
-
-def sample_image() -> Path:
-    """The picture the image prompt sends to a vision model."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    for root in ([Path(bundle) / "resources"] if bundle else []) + [RESOURCES]:
-        path = root / "bench" / "sample.png"
-        if path.is_file():
-            return path
-    raise FileNotFoundError("resources/bench/sample.png is missing")
-
-
-def app_base(settings) -> str:
-    host = settings.API_HOST
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.API_PORT}"
-
-
-async def _get_json(url: str, key: str = "") -> dict:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), trust_env=False) as s,
-        s.get(url, headers=headers) as r,
-    ):
-        if r.status != 200:
-            raise BenchmarkError(f"{url} answered {r.status}: {(await r.text())[:200]}")
-        return await r.json(content_type=None)
-
 
 async def pick_app_model(base: str, key: str, wanted: str | None) -> tuple[str, bool]:
     """(the model's key, whether it is a vision model): ``wanted``, or the loaded one."""
-    models = (await _get_json(f"{base}/api/v0/models", key)).get("data") or []
+    models = (await get_json(f"{base}/api/v0/models", key)).get("data") or []
     if wanted:
         for m in models:
             if m.get("id") == wanted:
@@ -80,7 +51,7 @@ async def pick_app_model(base: str, key: str, wanted: str | None) -> tuple[str, 
 
 async def benchmark_command(args, settings, paths) -> int:
     key = settings.API_KEY.get_secret_value()
-    base = app_base(settings)
+    base = app_url(settings)
     try:
         model, vision = await pick_app_model(base, key, args.model)
     except aiohttp.ClientConnectionError:
@@ -89,23 +60,23 @@ async def benchmark_command(args, settings, paths) -> int:
             "the benchmark), then try again.",
             file=sys.stderr,
         )
-        return EXIT_NOT_RUNNING
+        return ExitCode.NOT_RUNNING
     except (ValueError, BenchmarkError) as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     targets = [Target("app", f"{base}/v1", model, key)]
     if args.against:
         url = args.against.rstrip("/")
         other = args.against_model
         if not other:
             try:
-                listed = (await _get_json(f"{url}/models")).get("data") or []
+                listed = (await get_json(f"{url}/models")).get("data") or []
             except (aiohttp.ClientError, BenchmarkError) as e:
                 print(f"familylog-tray: {url} did not list its models: {e}", file=sys.stderr)
-                return EXIT_FAILED
+                return ExitCode.FAILED
             if not listed:
                 print(f"familylog-tray: {url} lists no model; use --against-model", file=sys.stderr)
-                return EXIT_USAGE
+                return ExitCode.USAGE
             other = listed[0]["id"]
         targets.append(Target(url, url, other))
     sizes = PromptSizes(
@@ -124,7 +95,7 @@ async def benchmark_command(args, settings, paths) -> int:
         measurements = await run_benchmark(targets, prompts, args.runs, progress=progress)
     except BenchmarkError as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     rows = summarize(measurements)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path, csv_path = save_results(paths.bench_dir, rows, measurements, stamp)
@@ -138,7 +109,7 @@ async def benchmark_command(args, settings, paths) -> int:
         chart = None
     if quiet:
         print(json.dumps({"results": [r.json() for r in rows]}, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     if args.json:
         write_json(Path(args.json), rows, measurements)
     print()
@@ -146,7 +117,7 @@ async def benchmark_command(args, settings, paths) -> int:
     print()
     print("Medians over the runs, (min–max) where they differ.")
     print(f"Saved {json_path}, {csv_path}" + (f" and {chart}" if chart else ""))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run(args, settings, paths) -> int:

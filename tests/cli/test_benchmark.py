@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.bench.cli import benchmark_command
+from app.cli.benchmark import benchmark_command
 from app.core.bench.prompts import PromptSizes, long_text, prompt_set
 from app.paths import AppPaths
 from tests.conftest import free_port

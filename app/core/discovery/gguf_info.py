@@ -1,4 +1,6 @@
-"""What the API tells about a GGUF file, read from its header only.
+"""What a GGUF file is, read from its header only: ``GGUFInfo``, for the first-run table,
+the catalogue and the API alike, and the file names that go with it (shards, projectors,
+quantization suffixes).
 
 The header is read by ``app.core.discovery.gguf_header.read_header``, the one GGUF reader of
 the app: it steps over the tokenizer's long arrays without decoding them and never touches
@@ -23,7 +25,6 @@ from app.core.discovery.gguf_header import (
     gguf_constants,
     read_header,
 )
-from app.core.discovery.model_info import is_mmproj_name, shard_info, shard_paths
 
 log = logging.getLogger(__name__)
 GGML_QUANT_SIZES = gguf_constants.GGML_QUANT_SIZES
@@ -48,6 +49,42 @@ EMBEDDING_ARCHS = frozenset(
 )
 _EMBEDDING_POOLING = frozenset({PoolingType.MEAN, PoolingType.CLS, PoolingType.LAST})
 _RERANK_NAME = re.compile(r"re-?rank", re.IGNORECASE)
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+_SHARD_TAIL = re.compile(r"-\d{5}-of-\d{5}$", re.IGNORECASE)
+QUANT_SUFFIX = re.compile(
+    r"[-_.](f16|bf16|f32|fp16|fp32|q\d+(_[a-z0-9]+)*|iq\d+\w*)$", re.IGNORECASE
+)
+
+
+def is_mmproj_name(path: Path) -> bool:
+    return "mmproj" in path.name.lower()
+
+
+def shard_info(path: Path) -> tuple[int, int] | None:
+    """(number, count) for ``name-00001-of-00003.gguf``; None for a single file."""
+    m = _SHARD.match(path.name)
+    return (int(m["no"]), int(m["count"])) if m else None
+
+
+def model_files(path: str | Path) -> list[Path]:
+    """``path``, or every shard of the split model whose first shard it is."""
+    path = Path(path)
+    m = _SHARD.match(path.name)
+    if not m or int(m["no"]) != 1:
+        return [path]
+    count = int(m["count"])
+    return [path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+
+
+def gguf_stem(path: Path) -> str:
+    """The file name without ``.gguf`` (in any case)."""
+    return path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.stem
+
+
+def quant_from_name(path: Path) -> str | None:
+    """``Qwen3-4B-Q4_K_M.gguf`` -> ``Q4_K_M``; None when the name does not say."""
+    m = QUANT_SUFFIX.search(_SHARD_TAIL.sub("", gguf_stem(path)))
+    return m.group(1).upper() if m else None
 
 
 @dataclass(frozen=True)
@@ -69,16 +106,27 @@ class GGUFInfo:
     tool_use: bool = False  # the chat template takes tools
     pooling_type: int | None = None  # llama.cpp's enum: 0 none, 1 mean, 2 cls, 3 last, 4 rank
     general_type: str | None = None  # ``general.type``: "model", "mmproj", "adapter" ...
+    size_label: str | None = None  # ``general.size_label``: "8B", "30B-A3B"
+    tensor_type: str | None = None  # the tensor type holding the most weights ("Q4_K")
+    shards: int = 1  # files of a split model
 
     @property
     def quantization(self) -> str | None:
-        if self.file_type is None:
-            return None
-        try:
-            name = LlamaFileType(self.file_type).name
-        except ValueError:
-            return None
-        return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        """``Q4_K_M``, ``F16``: what the header's file type says, else the file name, else
+        the tensor type holding the most weights (old files name no file type)."""
+        if self.file_type is not None:
+            try:
+                name = LlamaFileType(self.file_type).name
+            except ValueError:
+                name = ""
+            if name:
+                return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        return quant_from_name(Path(self.path)) or self.tensor_type
+
+    @property
+    def params_label(self) -> str:
+        """``general.size_label`` ("8B"), else the counted parameters ("8.19B"), else "?"."""
+        return self.size_label or self.params_string or "?"
 
     @property
     def bits_per_weight(self) -> float | None:
@@ -141,24 +189,32 @@ def _str(header: GgufHeader, key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def model_files(path: str | Path) -> list[Path]:
-    """``path``, or every shard of the split model whose first shard it is."""
-    path = Path(path)
-    shard = shard_info(path)
-    return shard_paths(path) if shard and shard[0] == 1 else [path]
+def _weights_by_type(headers: list[GgufHeader]) -> dict[int, int]:
+    """The tensors' element counts added up per ggml type, over every shard's header."""
+    by_type: dict[int, int] = {}
+    for h in headers:
+        for t in h.tensors:
+            by_type[t.ggml_type] = by_type.get(t.ggml_type, 0) + t.n_elements
+    return by_type
 
 
-def _tensor_totals(header: GgufHeader) -> tuple[int, int]:
-    n_params = tensor_bytes = 0
-    for t in header.tensors:
-        n = t.n_elements
-        n_params += n
+def _bytes_of(by_type: dict[int, int]) -> int:
+    """The tensor data's size (a quantized tensor holds whole blocks: exact per type)."""
+    total = 0
+    for ggml_type, n in by_type.items():
         try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(t.ggml_type)]
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
         except (ValueError, KeyError):
             continue
-        tensor_bytes += n * type_size // block
-    return n_params, tensor_bytes
+        total += n * type_size // block
+    return total
+
+
+def _type_name(ggml_type: int) -> str:
+    try:
+        return GGMLQuantizationType(ggml_type).name
+    except ValueError:
+        return f"type {ggml_type}"
 
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
@@ -176,7 +232,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
     def a(suffix: str) -> int | None:
         return _int(first, f"{arch}.{suffix}") if arch else None
 
-    totals = [_tensor_totals(h) for h in headers]
+    by_type = _weights_by_type(headers)
     return GGUFInfo(
         path=str(path),
         size_bytes=sum(f.stat().st_size for f in files),
@@ -190,11 +246,14 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         embedding_length=a("embedding_length"),
         key_length=a("attention.key_length"),
         value_length=a("attention.value_length"),
-        n_params=sum(n for n, _ in totals),
-        tensor_bytes=sum(b for _, b in totals),
+        n_params=sum(by_type.values()),
+        tensor_bytes=_bytes_of(by_type),
         tool_use="tools" in (_str(first, "tokenizer.chat_template") or ""),
         pooling_type=a("pooling_type"),
         general_type=_str(first, "general.type"),
+        size_label=_str(first, "general.size_label"),
+        tensor_type=_type_name(max(by_type, key=by_type.__getitem__)) if by_type else None,
+        shards=len(files),
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sys
 
+from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.notices import Notice
@@ -45,7 +46,7 @@ async def run_once_headless(settings: Settings, paths: AppPaths) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         await core.stop()
-    if record is None:
-        return 1
+    if record is None:  # refused before it started (a run already under way)
+        return ExitCode.FAILED
     print(f"familylog-tray: run log: {record.log_file}", file=sys.stderr, flush=True)
     return record.cli_exit_code()
