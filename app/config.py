@@ -8,6 +8,7 @@ sources is ``app.settings_load``; the value forms with a syntax are ``app.settin
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal
 
@@ -443,3 +444,8 @@ class Settings(BaseSettings):
             hh, _, mm = part.partition(":")
             out.append((int(hh), int(mm)))
         return sorted(set(out))
+
+
+SettingsSource = Callable[[], Settings]
+"""The settings in force, asked at each use (the core's ``LiveSettings``; a lambda in tests).
+A service holds this, never a copy of ``Settings``, so a change applied in Settings… reaches it."""

@@ -31,7 +31,7 @@ from gguf import GGMLQuantizationType, GGUFWriter, TokenType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.core.models.prefetch import read_ahead  # noqa: E402
+from app.core.lifecycle.prefetch import read_ahead  # noqa: E402
 from app.core.servers.manager import LlamaServerManager  # noqa: E402
 from bench.common import (  # noqa: E402
     free_port,

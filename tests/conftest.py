@@ -14,6 +14,7 @@ import pytest
 
 from app.config import Settings
 from tests.support.tiny_model import write_corrupt_model, write_tiny_model
+from tests.support.transitions import logged_illegal_transitions
 from tests.support.wait import wait_until
 
 # The one qasync loop (qloop, arun, wait) for every test that needs Qt.
@@ -125,3 +126,12 @@ def no_leftover_processes():
             except psutil.Error:
                 pass
     assert not left, f"test left processes running: {[p.pid for p in left]}"
+
+
+@pytest.fixture(autouse=True)
+def no_illegal_transitions():
+    """A server's or a model's state never changes in a way its table does not allow: such a
+    change fails the test, also where a listener's error was only logged."""
+    with logged_illegal_transitions() as found:
+        yield
+    assert not found, "illegal state transitions: " + "; ".join(found)

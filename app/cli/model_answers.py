@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from app.core.app_core import AppCore
+from app.core.lifecycle.instance import Instance, LoadFailedError
 from app.core.models.catalogue import UnknownModelError
-from app.core.models.instance import Instance, LoadFailedError
 from app.core.models.launch_args import LoadConfig
 
 Result = tuple[bool, str]

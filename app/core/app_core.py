@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings
 from app.core.discovery.server import resolve_server_path
+from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle.lifecycle import ModelLifecycle
+from app.core.lifecycle.memory import GpuFree, free_memory
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
-from app.core.models.lifecycle import ModelLifecycle
-from app.core.models.memory import GpuFree, free_memory
-from app.core.models.settle import Snapshot
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.external import ExternalServer, find_external
@@ -32,8 +32,8 @@ from app.platform.processes import ProcessPlatform
 if TYPE_CHECKING:
     from app.core.api.server import ApiServer
     from app.core.gpu.probe import GpuProber
-    from app.core.models.idle import IdleUnloader
-    from app.core.models.prefetch import Prefetcher
+    from app.core.lifecycle.idle import IdleUnloader
+    from app.core.lifecycle.prefetch import Prefetcher
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class AppCore:
         *,
         platform: ProcessPlatform | None = None,
         gpu_free: GpuFree | None = None,
-        gpu_snapshot: Snapshot | None = None,
+        gpu_probe: GpuProbe | None = None,
     ) -> None:
         self.live = LiveSettings(settings)
         self.paths = paths
@@ -79,7 +79,7 @@ class AppCore:
             self.live,
             self.notices,
             free_memory=lambda: free_memory(self.live(), gpu_free),
-            gpu_snapshot=gpu_snapshot,
+            gpu_probe=gpu_probe,
         )
         self.manager.subscribe(self._on_state)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.gpu.probe import GpuProber
-from app.core.models.idle import IdleUnloader
-from app.core.models.prefetch import Prefetcher
+from app.core.lifecycle.idle import IdleUnloader
+from app.core.lifecycle.prefetch import Prefetcher
+from app.core.lifecycle.supervisor import RestartPolicy, Supervisor
 from app.core.runs.deps import RunDeps
 from app.core.runs.service import RunService
-from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
@@ -33,9 +33,7 @@ def build_core(
     hung servers; ``run_options``: passed to ``RunService`` (tests: a clock, a kill delay)."""
     # One GPU prober for the models window and placement (RUN_MODE=auto).
     gpu = gpu or GpuProber()
-    core = AppCore(
-        settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_snapshot=gpu.probe
-    )
+    core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_probe=gpu.probe)
     core.gpu = gpu
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
     if supervise:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.models.entry import ROLE_TITLES, ModelEntry
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.states import ServerState
@@ -92,7 +92,7 @@ def model_row(
     elif view.problem and inst is None:
         state = "cannot load"
     else:
-        state = view.state
+        state = view.state_text
     ctx_max = entry.max_context_length
     if inst is not None and inst.state.alive and inst.context_length:
         context = f"{inst.context_length:,}"

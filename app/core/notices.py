@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.events import Listeners
+
 log = logging.getLogger(__name__)
 
 
@@ -27,12 +29,11 @@ class Notice:
 
 class NoticeBus:
     def __init__(self) -> None:
-        self._subs: list[Callable[[Notice], None]] = []
+        self._listeners: Listeners[Notice] = Listeners("notices")
         self.history: list[Notice] = []
 
     def subscribe(self, cb: Callable[[Notice], None]) -> Callable[[], None]:
-        self._subs.append(cb)
-        return lambda: self._subs.remove(cb) if cb in self._subs else None
+        return self._listeners.add(cb)
 
     def emit(self, notice: Notice) -> None:
         self.history = [*self.history[-99:], notice]
@@ -40,8 +41,4 @@ class NoticeBus:
             notice.level, logging.ERROR
         )
         log.log(level, "%s: %s", notice.title, notice.text)
-        for cb in list(self._subs):
-            try:
-                cb(notice)
-            except Exception:
-                log.exception("A notice subscriber failed")
+        self._listeners.emit(notice)

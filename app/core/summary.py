@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import ServerMemory
+from app.core.gpu.snapshot import GpuSnapshot, gb
+from app.core.lifecycle.instance import Instance
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import Instance
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
@@ -141,7 +141,10 @@ def status_line(
     if not words:
         return "Nothing loaded"
     text = ", ".join(words)
-    if text.startswith(("loading", "unloading")):
+    if ServerState.READY not in by_state and by_state.keys() & {
+        ServerState.STARTING,
+        ServerState.STOPPING,
+    }:  # it starts with "loading" or "unloading"
         text = text[0].upper() + text[1:]
     totals: dict[str, float] = {}
     for inst in insts:
@@ -220,7 +223,7 @@ def instance_of(core: AppCore, entry: ModelEntry) -> Instance | None:
 class ModelView:
     entry: ModelEntry
     name: str  # "LLM" for a role, else the model's name
-    state: str  # "not loaded", "loading", "ready", "unloading", "failed"
+    state: ServerState  # its process's (STOPPED: not loaded); ``state_text`` in words
     text: str  # "LLM: ready · tiny-llama"
     problem: str | None  # why it cannot be loaded
     busy: bool  # loading or unloading: Load/Unload are greyed
@@ -236,11 +239,16 @@ class ModelView:
         return self.action == "unload" and self.enabled
 
     @property
+    def state_text(self) -> str:
+        """ "not loaded", "loading", "ready", "unloading", "failed"."""
+        return WORDS[self.state]
+
+    @property
     def action_text(self) -> str:
         if self.action == "cancel":
             return f"Cancel loading {self.name}"
         if self.busy:
-            return f"{self.name}: {self.state}…"
+            return f"{self.name}: {self.state_text}…"
         return f"{self.action.capitalize()} {self.name}"
 
 
@@ -250,19 +258,19 @@ def model_view(core: AppCore, entry: ModelEntry, name: str | None = None) -> Mod
     lifecycle = core.lifecycle
     problem = entry.problem()
     inst = instance_of(core, entry)
-    state = WORDS[inst.state] if inst is not None else WORDS[ServerState.STOPPED]
+    state = inst.state if inst is not None else ServerState.STOPPED
     busy = (lifecycle.is_busy(entry) if entry.configured else False) or state in (
-        "loading",
-        "unloading",
+        ServerState.STARTING,
+        ServerState.STOPPING,
     )
-    alive = inst is not None and inst.state.alive
+    alive = state.alive
     name = name or entry.title
     if problem and not alive:
         text = f"{entry.title}: {problem}"
     elif entry.role:
-        text = f"{entry.title}: {state} · {entry.display_name}"
+        text = f"{entry.title}: {WORDS[state]} · {entry.display_name}"
     else:
-        text = f"{name}: {state}"
+        text = f"{name}: {WORDS[state]}"
     return ModelView(
         entry=entry,
         name=name,
@@ -270,8 +278,8 @@ def model_view(core: AppCore, entry: ModelEntry, name: str | None = None) -> Mod
         text=text,
         problem=problem,
         busy=busy,
-        action="cancel" if state == "loading" else "unload" if alive else "load",
-        enabled=state == "loading" or (not busy and (alive or not problem)),
+        action="cancel" if state is ServerState.STARTING else "unload" if alive else "load",
+        enabled=state is ServerState.STARTING or (not busy and (alive or not problem)),
     )
 
 
@@ -293,7 +301,7 @@ def other_models(core: AppCore) -> list[ModelView]:
     order = {e.key: i for i, e in enumerate(entries)}
 
     def key(v: ModelView) -> tuple:
-        loaded = v.state in ("loading", "ready", "unloading")
+        loaded = v.state.alive
         return (not loaded, -lifecycle.last_used(v.entry), order[v.entry.key])
 
     return sorted(views, key=key)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from app.core.gpu.models import GpuSnapshot, gb
+from app.core.gpu.snapshot import GpuSnapshot, gb
 
 
 @dataclass(frozen=True)

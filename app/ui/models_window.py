@@ -34,10 +34,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.lifecycle.instance import InstanceEvent
 from app.core.model_rows import ModelRow, model_row, row_order
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare

@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
 from app.core.notices import Level, Notice, NoticeBus
-from app.core.runs.models import RunRecord, RunStatus, format_duration
+from app.core.runs.records import RunRecord, RunStatus, format_duration
 from app.core.runs.service import RunService
 from app.ui.log_window import LogWindowController
 

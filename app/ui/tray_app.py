@@ -16,10 +16,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
-from app.core.models.instance import InstanceEvent
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.lifecycle.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.settings_apply import apply_settings, not_yet

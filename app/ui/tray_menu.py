@@ -15,7 +15,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
 from app.core.app_core import AppCore
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.servers.states import ServerState
 from app.core.summary import (
     EXTERNAL_WARNING,
     MemoryByPid,
@@ -172,8 +173,8 @@ class TrayMenu(QMenu):
     def _model_action(self, view: ModelView, menu: QMenu | None = None, other=False) -> QAction:
         """The one action of a model: "Load X" / "Unload X", greyed while it is busy."""
         text = view.action_text
-        if other and view.state not in ("not loaded", "loading", "unloading"):
-            text += f" ({view.state})"  # "Unload alpha-1b (ready)"
+        if other and view.state in (ServerState.READY, ServerState.FAILED):
+            text += f" ({view.state_text})"  # "Unload alpha-1b (ready)"
         act = self._add(text, enabled=view.enabled, menu=menu)
         do = {"load": self.host.load, "unload": self.host.unload, "cancel": self.host.cancel}[
             view.action

@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from app.core.lifecycle.model_state import ModelState
 from app.core.servers.states import ServerState
 from tests.api.conftest import base_url, chat, client, servers
 from tests.support.wait import until
@@ -283,7 +284,8 @@ async def test_a_request_for_the_model_being_evicted_waits_and_reloads_it(start_
             lines = r.aiter_lines()
             assert (await anext(lines)).startswith("data: ")
             to_llm = asyncio.create_task(c.post("/v1/chat/completions", json=chat(LLM)))
-            await until(lambda: core.lifecycle.is_draining(port), 30)
+            # being evicted: draining while the stream lasts, stopping or gone once it ended
+            await until(lambda: core.lifecycle.state(VISION) is not ModelState.READY, 30)
             back = asyncio.create_task(c.post("/v1/chat/completions", json=chat(VISION)))
             rest = [line async for line in lines if line]
         assert rest[-1] == "data: [DONE]"

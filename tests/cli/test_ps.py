@@ -88,7 +88,7 @@ def test_ps_memory_is_vram_when_the_driver_reports_the_process() -> None:
     import os
 
     from app.core.api.ps import _memory
-    from app.core.gpu.models import GpuProcess, GpuSnapshot
+    from app.core.gpu.snapshot import GpuProcess, GpuSnapshot
 
     me = os.getpid()
     gpu = GpuSnapshot(source="nvml", processes=(GpuProcess(pid=me, used_mib=100.0, device=0),))

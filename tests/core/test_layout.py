@@ -129,3 +129,56 @@ def test_core_subpackages_say_what_they_hold() -> None:
     for init in sorted((ROOT / "core").glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc.splitlines()) == 1, f"{init} needs a one-line docstring"
+
+
+def layer_of(module: str) -> str | None:
+    """The core's part a module belongs to: its subpackage (``app.core.lifecycle``) or, for
+    a module at the core's top, itself (``app.core.app_core``); None outside the core."""
+    parts = module.split(".")
+    return ".".join(parts[:3]) if parts[:2] == ["app", "core"] and len(parts) > 2 else None
+
+
+def layer_graph(g: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Which part of the core imports which other part (by any of its modules)."""
+    out: dict[str, set[str]] = {}
+    for mod, deps in g.items():
+        a = layer_of(mod)
+        if a is None:
+            continue
+        out.setdefault(a, set())
+        out[a] |= {b for d in deps if (b := layer_of(d)) is not None and b != a}
+    return out
+
+
+def test_the_core_s_subpackages_import_no_circle() -> None:
+    """A subpackage may use another, or be used by it, not both: no circle between the
+    core's subpackages (and its top modules), even where the modules make none."""
+    g = graph("app.core")
+    cycle = find_cycle(layer_graph(g))
+    if cycle is not None:
+        why = [
+            f"{m} -> {d}"
+            for a, b in zip(cycle, cycle[1:], strict=False)
+            for m, deps in g.items()
+            if layer_of(m) == a
+            for d in deps
+            if layer_of(d) == b
+        ]
+        raise AssertionError(f"circle: {' -> '.join(cycle)}, because {'; '.join(why)}")
+
+
+def test_the_layer_graph_finds_a_circle_the_modules_do_not_make() -> None:
+    modules = {
+        "app.core.servers.manager": {"app.core.servers.states"},
+        "app.core.servers.supervisor": {"app.core.models.lifecycle"},
+        "app.core.models.lifecycle": {"app.core.servers.manager"},
+        "app.core.servers.states": set(),
+    }
+    assert find_cycle(modules) is None
+    assert find_cycle(layer_graph(modules)) == [
+        "app.core.models",
+        "app.core.servers",
+        "app.core.models",
+    ]
+    del modules["app.core.servers.supervisor"]
+    assert find_cycle(layer_graph(modules)) is None

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.entry import LLM, VISION
-from app.core.models.instance import LoadFailedError
 from app.core.notices import Level
 from app.core.servers.manager import LogWriteError, ServerExitedError
 from app.core.servers.states import ServerState

@@ -8,8 +8,8 @@ import logging
 import httpx
 import pytest
 
+from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.entry import LLM
-from app.core.models.instance import LoadFailedError
 from app.core.notices import Level
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.ports import PortInUseError

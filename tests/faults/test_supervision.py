@@ -8,12 +8,12 @@ import asyncio
 import os
 import signal
 
+from app.core.lifecycle import supervisor as supervision
+from app.core.lifecycle.supervisor import RestartPolicy
 from app.core.models.entry import LLM
 from app.core.notices import Level
-from app.core.servers import supervisor as supervision
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, StateEvent
-from app.core.servers.supervisor import RestartPolicy
 from tests.conftest import llama_children
 from tests.support.app import (
     AS_APP,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from app.core.gpu.models import GpuSnapshot, gb
 from app.core.gpu.server_memory import (
     is_host_buffer,
     parse_server_memory,
@@ -18,6 +17,7 @@ from app.core.gpu.smi import (
     parse_nvidia_smi_gpus,
     parse_rocm_smi,
 )
+from app.core.gpu.snapshot import GpuSnapshot, gb
 from app.core.servers.server_log import last_start_section
 
 DATA = Path(__file__).parents[1] / "data"

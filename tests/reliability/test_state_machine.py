@@ -35,8 +35,9 @@ from hypothesis.stateful import (
 )
 
 from app.core.app_core import AppCore
+from app.core.lifecycle.model_state import ModelState
 from app.core.models.entry import LLM, VISION
-from app.core.runs.models import Outcome
+from app.core.runs.records import Outcome
 from app.core.servers.health import loopback_client
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState
@@ -301,6 +302,20 @@ class AppMachine(RuleBasedStateMachine):
         assert all(
             s.state is not ServerState.STOPPING for s in self.core.manager.statuses().values()
         )
+
+    @invariant()
+    def each_model_s_state_matches_its_process(self) -> None:
+        """The lifecycle's state of a model and the port table agree: a model is alive
+        where, and only where, a process of it is; at rest nothing waits or drains."""
+        statuses = self.core.manager.statuses().values()
+        for entry in self.core.catalogue.roles().values():
+            state = self.core.lifecycle.state(entry)
+            procs = [s for s in statuses if s.state.alive and s.spec and s.spec.file == entry.file]
+            assert len(procs) <= 1, f"{entry.key} runs twice: {procs}"
+            assert state.alive == bool(procs), (entry.key, state, procs)
+            assert state not in (ModelState.WAITING, ModelState.DRAINING), (entry.key, state)
+            if procs:
+                assert state.value == procs[0].state.value, (entry.key, state, procs[0])
 
     @invariant()
     def every_api_request_was_answered(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.notices import Level
-from app.core.runs.models import Outcome, RunState
+from app.core.runs.records import Outcome, RunState
 from tests.runs.conftest import Recorder, started_core
 
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from app.core.runs.history import RunHistory
-from app.core.runs.models import Outcome, RunRecord
+from app.core.runs.records import Outcome, RunRecord
 from tests.runs.conftest import Recorder, started_core
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.core.models import memory
-from app.core.runs.models import Outcome
+from app.core.lifecycle import memory
+from app.core.runs.records import Outcome
 from app.core.servers.states import ServerState, StateEvent
 from tests.api.conftest import servers
 from tests.conftest import free_port

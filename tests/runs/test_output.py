@@ -48,7 +48,7 @@ def test_an_endless_line_is_passed_on_in_parts() -> None:
 
 async def test_batches_go_out_as_lists_and_to_the_file(tmp_path) -> None:
     batches: list[list[str]] = []
-    out = RunOutput(tmp_path / "run.log", [batches.append], flush_interval=0.2, max_batch=4)
+    out = RunOutput(tmp_path / "run.log", batches.append, flush_interval=0.2, max_batch=4)
     out.add(["first"])
     assert batches == [["first"]]  # the first line after a quiet spell goes out at once
     out.add(["a", "b"])
@@ -69,7 +69,7 @@ async def test_an_unwritable_log_is_reported_not_fatal(tmp_path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("x")
     batches: list[list[str]] = []
-    out = RunOutput(blocked / "runs" / "run.log", [batches.append])
+    out = RunOutput(blocked / "runs" / "run.log", batches.append)
     out.add(["still shown"])
     out.close()
     assert batches == [["still shown"]]

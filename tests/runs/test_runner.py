@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from app.core.notices import Level
-from app.core.runs.models import Outcome, RunState
+from app.core.runs.records import Outcome, RunState
 from app.core.runs.runner import IN_PROGRESS
 from tests.runs.conftest import Recorder, started_core
 from tests.support.wait import until, wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from app.core.runs.models import Outcome, StartResult
+from app.core.runs.records import Outcome, StartResult
 from app.core.runs.schedule import Scheduler, slots_between
 from tests.runs.conftest import Recorder, started_core
 from tests.support.app import AS_APP, make_core

@@ -12,9 +12,9 @@ import psutil
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.bootstrap import build_core
+from app.core.lifecycle.supervisor import RestartPolicy, Supervisor
 from app.core.notices import Notice
 from app.core.servers.states import ServerStatus
-from app.core.servers.supervisor import RestartPolicy, Supervisor
 from app.paths import AppPaths
 from tests.conftest import free_port
 

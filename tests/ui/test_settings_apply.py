@@ -33,7 +33,7 @@ from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 from app.settings_load import load_settings
 from tests.conftest import free_port
-from tests.models.test_settle import snap
+from tests.lifecycle.test_settle import snap
 from tests.support.app import AS_APP, make_core, supervisor
 from tests.support.tiny_model import write_tiny_model
 from tests.ui.test_settings import enter

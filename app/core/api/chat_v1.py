@@ -23,7 +23,7 @@ from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
 from app.core.api.speed import Meter
-from app.core.models.instance import LoadFailedError, ModelNotLoadedError
+from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 from app.core.models.launch_args import LoadConfig
 
 MAX_CHATS = 256

@@ -16,7 +16,7 @@ from aiohttp import web
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
-from app.core.models.instance import LoadFailedError, ModelNotLoadedError
+from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 
 ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
 OPENAI = ("/v1/responses",)

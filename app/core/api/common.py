@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from app.config import Settings
-from app.core.gpu.models import GpuSnapshot
+from app.config import SettingsSource
+from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
-from app.core.models.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 
 
@@ -132,13 +131,10 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-GpuProbe = Callable[[list[int]], GpuSnapshot]
-
-
 @dataclass
 class ApiContext:
     lifecycle: ModelLifecycle
-    settings: Callable[[], Settings]  # the settings in force (applied live)
+    settings: SettingsSource  # the settings in force (applied live)
     upstream: aiohttp.ClientSession | None = None
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)

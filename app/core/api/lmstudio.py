@@ -9,9 +9,9 @@ from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.load_config import config_json, parse_load_config, parse_ttl
+from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import BusyError, Instance, LoadFailedError, config_differs
 
 V0_TYPES = {"llm": "llm", "embedding": "embeddings", "reranker": "embeddings"}
 

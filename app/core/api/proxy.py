@@ -22,9 +22,9 @@ from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream
+from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import LoadFailedError, ModelNotLoadedError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import psutil
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext
-from app.core.gpu.models import GpuSnapshot
-from app.core.models.instance import Instance
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.lifecycle.instance import Instance
 from app.core.models.stats import speed_fields
 
 log = logging.getLogger(__name__)

@@ -13,16 +13,16 @@ import errno
 import hmac
 import ipaddress
 import logging
-from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 
-from app.config import Settings
+from app.config import Settings, SettingsSource
 from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
-from app.core.api.common import CONTEXT, ApiContext, ApiError, GpuProbe, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
-from app.core.models.lifecycle import ModelLifecycle
+from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 
@@ -128,7 +128,7 @@ class ApiServer:
     def __init__(
         self,
         lifecycle: ModelLifecycle,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         notices: NoticeBus,
         *,
         stats: SpeedStats | None = None,

@@ -10,9 +10,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from app.core.gpu.models import GpuSnapshot
+from app.core.events import Listeners
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.server_memory import ServerMemory, read_server_memory
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.states import ServerState, StateEvent
 
@@ -35,11 +36,10 @@ class GpuMonitor:
         self.prober = prober or GpuProber()
         self.fast_interval = fast
         self.slow_interval = slow
-        self.latest: GpuSnapshot | None = None
         self.server_memory: dict[int, ServerMemory] = {}  # by PID
         self.probes = 0
         self._fast = False
-        self._subs: list[Callable[[GpuSnapshot], None]] = []
+        self._listeners: Listeners[GpuSnapshot] = Listeners("GPU snapshots")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsub = manager.subscribe(self._on_state)
@@ -49,8 +49,7 @@ class GpuMonitor:
         return self.fast_interval if self._fast else self.slow_interval
 
     def subscribe(self, cb: Callable[[GpuSnapshot], None]) -> Callable[[], None]:
-        self._subs.append(cb)
-        return lambda: self._subs.remove(cb) if cb in self._subs else None
+        return self._listeners.add(cb)
 
     def set_fast(self, fast: bool) -> None:
         """Fast probing while a window shows the numbers; switching on probes at once."""
@@ -87,13 +86,8 @@ class GpuMonitor:
         for pid in list(self.server_memory):
             if pid not in pids:
                 del self.server_memory[pid]
-        self.latest = snapshot
         self.probes += 1
-        for cb in list(self._subs):
-            try:
-                cb(snapshot)
-            except Exception:
-                log.exception("A GPU snapshot subscriber failed")
+        self._listeners.emit(snapshot)
         return snapshot
 
     def _on_state(self, event: StateEvent) -> None:

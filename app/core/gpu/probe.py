@@ -17,7 +17,6 @@ from types import ModuleType
 
 import psutil
 
-from app.core.gpu.models import MIB, GpuDevice, GpuProcess, GpuSnapshot
 from app.core.gpu.smi import (
     NVSMI_APPS_QUERY,
     NVSMI_GPU_QUERY,
@@ -27,6 +26,7 @@ from app.core.gpu.smi import (
     parse_nvidia_smi_gpus,
     parse_rocm_smi,
 )
+from app.core.gpu.snapshot import MIB, GpuDevice, GpuProcess, GpuSnapshot
 
 log = logging.getLogger(__name__)
 

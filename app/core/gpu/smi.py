@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from app.core.gpu.models import MIB, GpuDevice, GpuProcess
+from app.core.gpu.snapshot import MIB, GpuDevice, GpuProcess
 
 NVSMI_GPU_QUERY = [
     "--query-gpu=index,uuid,name,memory.used,memory.total",

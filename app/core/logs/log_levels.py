@@ -46,7 +46,3 @@ def classify(line: str) -> LineLevel:
     if m:
         return LineLevel.WARNING if m.group(1) == "WARNING" else LineLevel.ERROR
     return LineLevel.INFO
-
-
-def is_problem(line: str) -> bool:
-    return classify(line) is not LineLevel.INFO

@@ -1,1 +1,1 @@
-"""Models: the catalogue of local GGUFs, where each runs (placement) and its one lifecycle."""
+"""Models: the catalogue of local GGUFs, how each is launched, and its speed statistics."""

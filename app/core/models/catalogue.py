@@ -9,15 +9,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import Settings
+from app.config import Settings, SettingsSource
 from app.core.discovery.folders import model_dirs
 from app.core.discovery.gguf_info import InfoCache
 from app.core.discovery.scan import FoundModel, ModelScanner, unique_key
+from app.core.events import Listeners
 from app.core.models.entry import LLM, VISION, ModelEntry, aliases_for
 
 log = logging.getLogger(__name__)
 
-SettingsSource = Callable[[], Settings]
 Listener = Callable[[], None]
 
 
@@ -84,7 +84,7 @@ class Catalogue:
         self._entries: list[ModelEntry] = []
         self._index: dict[str, ModelEntry] = {}
         self._folded: dict[str, ModelEntry] = {}
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[]] = Listeners("catalogue changes")
         self.refresh()
 
     # ── Reading ────────────────────────────────────────────────────────────────
@@ -125,8 +125,7 @@ class Catalogue:
 
     def subscribe(self, cb: Listener) -> Callable[[], None]:
         """``cb()`` after every change of the entries (settings applied, folders rescanned)."""
-        self._listeners.append(cb)
-        return lambda: self._listeners.remove(cb) if cb in self._listeners else None
+        return self._listeners.add(cb)
 
     # ── Changing ───────────────────────────────────────────────────────────────
     def refresh(self) -> None:
@@ -159,11 +158,7 @@ class Catalogue:
                 index.setdefault(a, e)
                 folded.setdefault(a.casefold(), e)
         self._entries, self._index, self._folded = entries, index, folded
-        for cb in list(self._listeners):
-            try:
-                cb()
-            except Exception:
-                log.exception("A catalogue listener failed")
+        self._listeners.emit()
 
     def scan(self) -> list[str]:
         """Walk ``MODEL_DIRS`` (blocking: call it off the event loop); returns the problems."""

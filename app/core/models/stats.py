@@ -8,14 +8,13 @@ counted over the app's life (or since the last reset).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger(__name__)
+from app.core.events import Listeners
 
 WINDOW = 50  # replies kept per model: the rolling figures and the sparkline
 
@@ -123,7 +122,7 @@ class SpeedStats:
 
     def __init__(self) -> None:
         self._by_key: dict[str, ModelStats] = {}
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[str] = Listeners("speed statistics")
 
     def record(self, key: str, sample: Sample | None) -> None:
         """One answered request for ``key``, with its timings when it had them."""
@@ -135,11 +134,7 @@ class SpeedStats:
             st.samples.append(sample)
             st.tokens += sample.tokens
             st.prompt_tokens += sample.prompt_tokens
-        for cb in list(self._listeners):
-            try:
-                cb(key)
-            except Exception:
-                log.exception("A speed statistics listener failed")
+        self._listeners.emit(key)
 
     def get(self, key: str) -> ModelStats | None:
         return self._by_key.get(key)
@@ -153,16 +148,11 @@ class SpeedStats:
         for k in keys:
             del self._by_key[k]
         for k in keys:
-            for cb in list(self._listeners):
-                try:
-                    cb(k)
-                except Exception:
-                    log.exception("A speed statistics listener failed")
+            self._listeners.emit(k)
         return keys
 
     def subscribe(self, cb: Listener) -> Callable[[], None]:
-        self._listeners.append(cb)
-        return lambda: self._listeners.remove(cb) if cb in self._listeners else None
+        return self._listeners.add(cb)
 
 
 def _round(v: float | None, digits: int = 1) -> float | None:

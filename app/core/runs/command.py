@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from app.config import Settings
-from app.core.runs.placement import PrepareError
+from app.core.runs.preload import PrepareError
 
 
 def resolve_command(s: Settings, path_env: str | None) -> tuple[Path, list[str]]:

@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import Settings
-from app.core.models.lifecycle import ModelLifecycle
+from app.config import SettingsSource
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.notices import NoticeBus
 
 
 @dataclass(frozen=True)
 class RunDeps:
     lifecycle: ModelLifecycle
-    settings: Callable[[], Settings]  # the settings in force
+    settings: SettingsSource  # the settings in force
     notices: NoticeBus
     runs_dir: Path  # one log file per run
     history_file: Path

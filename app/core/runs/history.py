@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from app.atomic import write_atomic
-from app.core.runs.models import RunRecord
+from app.core.runs.records import RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from typing import TextIO
 
 log = logging.getLogger(__name__)
 
-LinesSubscriber = Callable[[list[str]], None]
 APP_PREFIX = "[familylog-tray] "
 
 
@@ -66,7 +65,7 @@ class RunOutput:
     def __init__(
         self,
         log_file: Path,
-        subscribers: list[LinesSubscriber],
+        send: Callable[[list[str]], None],
         *,
         on_last_line: Callable[[str], None] | None = None,
         tail: int = 20,
@@ -74,7 +73,7 @@ class RunOutput:
         max_batch: int = 2000,
     ) -> None:
         self.log_file = log_file
-        self._subs = subscribers
+        self._send = send  # each batch of lines (the runner's listeners)
         self._on_last_line = on_last_line
         self.tail: collections.deque[str] = collections.deque(maxlen=tail)
         self._pending: list[str] = []
@@ -82,7 +81,6 @@ class RunOutput:
         self._max_batch = max_batch
         self._timer: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
-        self.lines_total = 0
         self.write_error: str | None = None
         self._file: TextIO | None = None
         try:
@@ -107,7 +105,6 @@ class RunOutput:
                 self.write_error = f"Writing the run log {self.log_file} failed: {e.strerror or e}"
                 log.error(self.write_error)
                 self._close_file()
-        self.lines_total += len(lines)
         if child:
             self.tail.extend(lines[-self.tail.maxlen :] if self.tail.maxlen else lines)
             if self._on_last_line is not None:
@@ -139,11 +136,7 @@ class RunOutput:
                 pass
         if not batch:
             return
-        for cb in list(self._subs):
-            try:
-                cb(batch)
-            except Exception:
-                log.exception("A run output subscriber failed")
+        self._send(batch)
 
     def close(self) -> None:
         self.flush()

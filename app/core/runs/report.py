@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core.notices import Level, Notice
-from app.core.runs.models import Outcome, RunRecord, format_duration
+from app.core.runs.records import Outcome, RunRecord, format_duration
 
 FAILURE_TAIL = 8  # lines of output in the notice of a failed run
 

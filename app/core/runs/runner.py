@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.core.events import Listeners
 from app.core.notices import Level, Notice
 from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
-from app.core.runs.models import (
+from app.core.runs.output import RunOutput, pump
+from app.core.runs.preload import ModelPlacement, Prepared, PrepareError
+from app.core.runs.records import (
     Outcome,
     RunRecord,
     RunState,
@@ -30,14 +33,11 @@ from app.core.runs.models import (
     StartResult,
     format_duration,
 )
-from app.core.runs.output import LinesSubscriber, RunOutput, pump
-from app.core.runs.placement import ModelPlacement, Prepared, PrepareError
 from app.core.runs.report import run_notice
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
 
-StateSubscriber = Callable[[RunStatus], None]
 IN_PROGRESS = "A FamilyLog run is already in progress"
 
 
@@ -59,8 +59,8 @@ class FamilyLogRunner:
         self._kill_after = kill_after
         self._drain_timeout = drain_timeout
         self._status = RunStatus()
-        self._output_subs: list[LinesSubscriber] = []
-        self._state_subs: list[StateSubscriber] = []
+        self._output: Listeners[list[str]] = Listeners("run output")
+        self._states: Listeners[RunStatus] = Listeners("run states")
         self._task: asyncio.Task[RunRecord] | None = None
         self._prep_task: asyncio.Task[Prepared] | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -76,15 +76,13 @@ class FamilyLogRunner:
     def status(self) -> RunStatus:
         return self._status
 
-    def subscribe_output(self, cb: LinesSubscriber) -> Callable[[], None]:
+    def subscribe_output(self, cb: Callable[[list[str]], object]) -> Callable[[], None]:
         """``cb(lines)`` gets each batch of output lines (a list) of every run."""
-        self._output_subs.append(cb)
-        return lambda: self._output_subs.remove(cb) if cb in self._output_subs else None
+        return self._output.add(cb)
 
-    def subscribe_state(self, cb: StateSubscriber) -> Callable[[], None]:
+    def subscribe_state(self, cb: Callable[[RunStatus], object]) -> Callable[[], None]:
         """``cb(RunStatus)`` on every state change (not on every line: poll ``status()``)."""
-        self._state_subs.append(cb)
-        return lambda: self._state_subs.remove(cb) if cb in self._state_subs else None
+        return self._states.add(cb)
 
     def familylog_server_logs(self) -> list[Path]:
         """FamilyLog's ``logs/llama-server-*.log`` while a run that manages models lasts."""
@@ -135,7 +133,7 @@ class FamilyLogRunner:
     # ── The run ───────────────────────────────────────────────────────────────
     async def _run(self, trigger: str, started: float, log_file: Path) -> RunRecord:
         t0 = time.monotonic()
-        out = RunOutput(log_file, self._output_subs, on_last_line=self._last_line)
+        out = RunOutput(log_file, self._output.emit, on_last_line=self._last_line)
         prepared: Prepared | None = None
         outcome, code, message = Outcome.NOT_STARTED, None, ""
         try:
@@ -317,8 +315,4 @@ class FamilyLogRunner:
         self._status = status
         if old is not status.state:
             log.info("FamilyLog run: %s -> %s", old, status.state)
-        for cb in list(self._state_subs):
-            try:
-                cb(status)
-            except Exception:
-                log.exception("A run state subscriber failed")
+        self._states.emit(status)

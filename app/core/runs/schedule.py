@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.core.runs.models import StartResult
+from app.core.runs.records import StartResult
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from app.core.notices import Level, Notice
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
-from app.core.runs.models import RunRecord, RunStatus, StartResult
-from app.core.runs.output import LinesSubscriber
-from app.core.runs.runner import FamilyLogRunner, StateSubscriber
+from app.core.runs.records import RunRecord, RunStatus, StartResult
+from app.core.runs.runner import FamilyLogRunner
 from app.core.runs.schedule import Clock, Scheduler
 from app.platform.processes import ProcessPlatform
 
@@ -71,10 +70,10 @@ class RunService:
     def status(self) -> RunStatus:
         return self.runner.status()
 
-    def subscribe_output(self, cb: LinesSubscriber) -> Callable[[], None]:
+    def subscribe_output(self, cb: Callable[[list[str]], object]) -> Callable[[], None]:
         return self.runner.subscribe_output(cb)
 
-    def subscribe_state(self, cb: StateSubscriber) -> Callable[[], None]:
+    def subscribe_state(self, cb: Callable[[RunStatus], object]) -> Callable[[], None]:
         return self.runner.subscribe_state(cb)
 
     def next_run(self) -> dt.datetime | None:

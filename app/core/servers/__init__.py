@@ -1,1 +1,1 @@
-"""llama-server processes: launching, health, ports, ownership records and supervision."""
+"""llama-server processes: launching, health, ports, their states and ownership records."""

@@ -8,11 +8,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.core.servers.states import ServerState, ServerStatus, StateEvent
+from app.core.events import Listeners
+from app.core.servers.states import SERVER_TRANSITIONS, ServerState, ServerStatus, StateEvent
 
 log = logging.getLogger("app.core.servers.manager")
-
-Subscriber = Callable[[StateEvent], None]
 
 
 @dataclass
@@ -31,12 +30,11 @@ class PortTable:
 
     def __init__(self) -> None:
         self._slots: dict[int, PortSlot] = {}
-        self._subscribers: list[Subscriber] = []
+        self._listeners: Listeners[StateEvent] = Listeners("port states")
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[StateEvent], object]) -> Callable[[], None]:
         """Call ``callback(StateEvent)`` on every change; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+        return self._listeners.add(callback)
 
     def status(self, port: int) -> ServerStatus:
         slot = self._slots.get(port)
@@ -65,16 +63,16 @@ class PortTable:
         return slot
 
     def _set(self, slot: PortSlot, **changes) -> None:
+        """Change the port's status; a state change ``SERVER_TRANSITIONS`` does not allow
+        raises ``IllegalTransitionError`` and changes nothing."""
         old = slot.status
-        slot.status = old.evolve(**changes)
+        new = old.evolve(**changes)
+        SERVER_TRANSITIONS.check(old.state, new.state, f"Port {slot.port}")
+        slot.status = new
         if old.state != slot.status.state:
             if slot.status.state is ServerState.FAILED and slot.status.error:
                 log.error("Port %d: %s -> failed: %s", slot.port, old.state, slot.status.error)
             else:
                 log.info("Port %d: %s -> %s", slot.port, old.state, slot.status.state)
         event = StateEvent(slot.port, old.state, slot.status.state, slot.status)
-        for cb in list(self._subscribers):
-            try:
-                cb(event)
-            except Exception:
-                log.exception("A state subscriber failed on %s", event)
+        self._listeners.emit(event)

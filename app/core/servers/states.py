@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from app.core.transitions import Transitions
 
 
 class ServerState(enum.StrEnum):
@@ -20,6 +21,30 @@ class ServerState(enum.StrEnum):
         return self in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
 
 
+# Which state of a port's server may follow which; the port table checks every change.
+SERVER_TRANSITIONS = Transitions(
+    "server",
+    ServerState,
+    {
+        # spawned; or it could not be: the port is taken, the log or the binary failed
+        ServerState.STOPPED: {ServerState.STARTING, ServerState.FAILED},
+        # ready; stopped (cancel, a timeout); exited while loading (or gone at its stop)
+        ServerState.STARTING: {
+            ServerState.READY,
+            ServerState.STOPPING,
+            ServerState.STOPPED,
+            ServerState.FAILED,
+        },
+        # unloaded or restarted; crashed; or stopped as hung
+        ServerState.READY: {ServerState.STOPPING, ServerState.FAILED},
+        # stopped; or stopped as failed (a hung server, a load past its timeout)
+        ServerState.STOPPING: {ServerState.STOPPED, ServerState.FAILED},
+        # restarted, or cleared by an unload
+        ServerState.FAILED: {ServerState.STARTING, ServerState.STOPPED},
+    },
+)
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """Everything that decides how a server is started; equal specs mean the same server."""
@@ -32,6 +57,11 @@ class LaunchSpec:
     n_threads: int | None = None
     extra_args: tuple[str, ...] = ()
     api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def file(self) -> tuple[str, str | None]:
+        """The model it runs, as a catalogue entry's ``file``: (model, projector or None)."""
+        return (self.model_path, self.mmproj or None)
 
     def command(self, binary: str) -> list[str]:
         cmd = [
@@ -80,12 +110,6 @@ class ServerStatus:
     @property
     def model_name(self) -> str:
         return Path(self.spec.model_path).stem if self.spec else ""
-
-    @property
-    def uptime(self) -> float | None:
-        if self.ready_at is None or self.state is not ServerState.READY:
-            return None
-        return max(0.0, time.time() - self.ready_at)
 
     def evolve(self, **changes) -> ServerStatus:
         return replace(self, **changes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from app.config import Applies, Settings, applies
-from app.core.models.lifecycle import ModelLifecycle
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.settings.live import LiveSettings
 
 # What Settings… says of the changed settings, by how they take effect.

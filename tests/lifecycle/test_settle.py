@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.core.gpu.models import GpuDevice, GpuProcess, GpuSnapshot
-from app.core.models.settle import released, settle
+from app.core.gpu.snapshot import GpuDevice, GpuProcess, GpuSnapshot
+from app.core.lifecycle.settle import released, settle
 from app.core.servers.states import ServerState
 from tests.support.app import make_core, settings_for
 
@@ -24,7 +24,8 @@ async def test_settle_waits_until_the_process_is_gone() -> None:
     answers = [snap(7), snap(7), snap(7), snap()]
     calls = []
 
-    def probe() -> GpuSnapshot:
+    def probe(pids) -> GpuSnapshot:
+        assert list(pids) == [7]  # the PIDs it waits for
         calls.append(1)
         return answers[min(len(calls) - 1, len(answers) - 1)]
 
@@ -33,8 +34,8 @@ async def test_settle_waits_until_the_process_is_gone() -> None:
 
 
 async def test_settle_gives_up_after_its_timeout() -> None:
-    assert await settle(lambda: snap(7), {7}, timeout=0.05) is None
-    assert await settle(lambda: snap(7), set(), timeout=5) == 0.0
+    assert await settle(lambda pids: snap(7), {7}, timeout=0.05) is None
+    assert await settle(lambda pids: snap(7), set(), timeout=5) == 0.0
 
 
 class FakeGpu:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import psutil
 
 from app.config import Settings
-from app.core.models.placement import Free
+from app.core.lifecycle.placement import Free
 
 GpuFree = Callable[[], int | None]
 """Free GPU memory in bytes, or None when it is not known (no GPU, no driver)."""

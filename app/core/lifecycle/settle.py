@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
-from app.core.gpu.models import GpuSnapshot
+from app.core.gpu.snapshot import GpuProbe, GpuSnapshot
 
 log = logging.getLogger(__name__)
 
 STEP = 0.02  # at least every 20 ms
-
-Snapshot = Callable[[], GpuSnapshot]
 
 
 def released(snapshot: GpuSnapshot, pids: Collection[int]) -> bool:
@@ -25,7 +23,7 @@ def released(snapshot: GpuSnapshot, pids: Collection[int]) -> bool:
     return not any(p.pid in pids for p in snapshot.processes)
 
 
-async def settle(probe: Snapshot, pids: Collection[int], timeout: float) -> float | None:
+async def settle(probe: GpuProbe, pids: Collection[int], timeout: float) -> float | None:
     """Seconds until the memory of ``pids`` was released; None when ``timeout`` ran out
     first (the next load then goes ahead anyway). ``probe`` blocks: it runs off the loop."""
     if not pids or timeout <= 0:
@@ -34,7 +32,7 @@ async def settle(probe: Snapshot, pids: Collection[int], timeout: float) -> floa
     start = time.monotonic()
     while True:
         t0 = time.monotonic()
-        snapshot = await loop.run_in_executor(None, probe)
+        snapshot = await loop.run_in_executor(None, probe, sorted(pids))
         if released(snapshot, pids):
             return time.monotonic() - start
         if time.monotonic() - start >= timeout:

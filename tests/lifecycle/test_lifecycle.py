@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.gpu.models import GpuSnapshot
-from app.core.models.placement import estimate_need
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.lifecycle.placement import estimate_need
 from app.core.settings.settings_apply import apply_settings
 from tests.api.conftest import chat, client, servers
 from tests.support.app import AS_APP, make_core

@@ -35,8 +35,8 @@ from app.core.servers.keys import auth_headers
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
-    from app.config import Settings
-    from app.core.models.lifecycle import ModelLifecycle
+    from app.config import Settings, SettingsSource
+    from app.core.lifecycle.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,9 @@ class Supervisor:
         self,
         lifecycle: ModelLifecycle,
         notices: NoticeBus,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         policy: RestartPolicy | None = None,
         *,
-        is_idle: Callable[[int], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lifecycle = lifecycle
@@ -82,8 +81,6 @@ class Supervisor:
         self.notices = notices
         self._settings = settings
         self._policy = policy  # fixed (tests); None: the settings in force, at each use
-        # the hung probe leaves alone a server that is busy answering requests
-        self._is_idle = is_idle or (lambda port: lifecycle.in_flight(port) == 0)
         self._clock = clock
         self._failures: dict[int, collections.deque[float]] = {}
         self._misses: dict[int, int] = {}
@@ -116,10 +113,6 @@ class Supervisor:
                 await t
         self._probe_task = None
         self._pending.clear()
-
-    def set_idle_check(self, is_idle: Callable[[int], bool] | None) -> None:
-        """The API server says here whether a port has requests in flight."""
-        self._is_idle = is_idle
 
     def pending_restart(self, port: int) -> bool:
         return port in self._pending
@@ -271,7 +264,7 @@ class Supervisor:
             if st.state is ServerState.READY
             and not manager.is_busy(port)
             and port not in self._pending
-            and (self._is_idle is None or self._is_idle(port))
+            and self.lifecycle.in_flight(port) == 0  # busy answering requests: not hung
         ]
         answers = await asyncio.gather(*(self._answers(client, st.port) for st in targets))
         hung = []

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import psutil
 
-from app.config import Settings
+from app.config import SettingsSource
 from app.core.discovery.gguf_info import model_files
+from app.core.lifecycle.instance import InstanceEvent
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.entry import ModelEntry
-from app.core.models.instance import InstanceEvent
-from app.core.models.lifecycle import ModelLifecycle
 from app.core.servers.states import ServerState
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Prefetcher:
     def __init__(
         self,
         lifecycle: ModelLifecycle,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         *,
         reader: Reader = read_ahead,
         available_ram: Callable[[], int] = lambda: int(psutil.virtual_memory().available),

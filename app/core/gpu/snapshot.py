@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
@@ -14,10 +15,6 @@ class GpuDevice:
     total_mib: float
     used_mib: float
     uuid: str = ""
-
-    @property
-    def fraction(self) -> float:
-        return self.used_mib / self.total_mib if self.total_mib > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -70,3 +67,8 @@ def gb(mib: float) -> str:
     """MiB as GB with one decimal, without a trailing ".0" on round numbers."""
     v = mib / 1024
     return f"{v:.0f}" if abs(v - round(v)) < 0.05 and v >= 10 else f"{v:.1f}"
+
+
+GpuProbe = Callable[[Sequence[int]], GpuSnapshot]
+"""The one GPU probe (``GpuProber.probe``): the GPUs, and the memory of the given PIDs.
+It blocks (it may run ``nvidia-smi``): call it off the event loop."""

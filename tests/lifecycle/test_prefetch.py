@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.lifecycle.prefetch import Prefetcher, next_model, read_ahead
 from app.core.models.entry import ModelEntry
-from app.core.models.prefetch import Prefetcher, next_model, read_ahead
 
 V = ModelEntry("vision-key", "/m/v.gguf", mmproj="/m/p.gguf", role="vision", port=1)
 L = ModelEntry("llm-key", "/m/l.gguf", role="llm", port=2)

@@ -10,9 +10,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from app.config import Settings
-from app.core.models.instance import InstanceEvent
-from app.core.models.lifecycle import ModelLifecycle
+from app.config import SettingsSource
+from app.core.lifecycle.instance import InstanceEvent
+from app.core.lifecycle.lifecycle import ModelLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class IdleUnloader:
     def __init__(
         self,
         lifecycle: ModelLifecycle,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lifecycle = lifecycle
@@ -93,7 +93,7 @@ class IdleUnloader:
                     unloaded |= await self._lifecycle.unload_port(port, only_if_idle=True)
                 except Exception as e:
                     log.error("Idle unload of port %d failed: %s", port, e)
-                    self._lifecycle.usage.touch(port)  # again after another idle period
+                    self._lifecycle.touch(port)  # again after another idle period
             if unloaded:
                 continue
             # a request's end does not send an event: look again at the earliest deadline,

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from app.core.runs.models import Outcome
+from app.core.runs.records import Outcome
 from tests.conftest import free_port
 from tests.runs.conftest import Recorder, started_core
 from tests.support.app import load_role

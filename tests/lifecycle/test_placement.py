@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.models.placement import Decision, Free, Policy, Running, Target, place
+from app.core.lifecycle.placement import Decision, Free, Policy, Running, Target, place
 
 GB = 1024**3
 

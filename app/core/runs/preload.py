@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.entry import LLM, VISION
-from app.core.models.instance import LoadFailedError
 from app.core.runs.deps import RunDeps
 from app.core.servers.ports import wait_port_free
 

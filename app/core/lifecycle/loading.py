@@ -1,0 +1,232 @@
+"""How a model is loaded: one load task per model however many ask; under the lifecycle's
+lock ``planner.plan_load`` decides where, room is made (busy models waited for, never
+evicted; idle ones unloaded; GPU memory let settle), then its server is started. ``cancel``
+stops a load under way, its server too."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from app.config import SettingsSource
+from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle import planner
+from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
+from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
+from app.core.lifecycle.settle import settle
+from app.core.models.entry import ModelEntry
+from app.core.models.launch_args import LoadConfig, launch_kwargs
+from app.core.notices import Level, Notice, NoticeBus
+from app.core.servers.launch import ServerExitedError
+from app.core.servers.manager import LlamaServerManager
+from app.core.servers.ports import PortInUseError
+from app.core.servers.states import ServerState, ServerStatus
+
+log = logging.getLogger(__name__)
+
+_LOAD_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    PortInUseError,
+    ServerExitedError,
+    TimeoutError,
+    RuntimeError,
+    OSError,
+)
+
+
+def config_ok(st: ServerStatus, config: LoadConfig | None) -> bool:
+    """The server on ``st`` runs with ``config`` (None: any)."""
+    return not config_differs(st, config)
+
+
+class Loader:
+    """The lifecycle's loads. ``instances``: what runs now, as placement weighs it."""
+
+    def __init__(
+        self,
+        manager: LlamaServerManager,
+        records: ModelRecords,
+        settings: SettingsSource,
+        notices: NoticeBus,
+        lock: asyncio.Lock,
+        instances: Callable[[], list[Instance]],
+        *,
+        free_memory: planner.FreeMemory | None = None,
+        gpu_probe: GpuProbe | None = None,
+    ) -> None:
+        self.manager = manager
+        self._records = records
+        self._settings = settings
+        self._notices = notices
+        self._lock = lock
+        self._instances = instances
+        self._free_memory = free_memory
+        self._gpu_probe = gpu_probe
+
+    async def ensure(
+        self, entry: ModelEntry, config: LoadConfig | None, beside: bool, *, reserve: bool
+    ) -> tuple[ServerStatus, bool]:
+        """The ready server of ``entry``, loaded if needed (one load however many ask; an
+        idle one with another ``config`` loaded again). With ``reserve`` a load started
+        here counts one request on it before anyone can evict it (True: the caller owns it)."""
+        rec = self._records.of(entry.file)
+        while True:
+            st = rec.process
+            if rec.state is ModelState.READY and st is not None and config_ok(st, config):
+                return st, False
+            task = rec.load
+            if task is None or task.done():
+                task = asyncio.create_task(
+                    self._load(rec, entry, config, beside, reserve), name=f"load-{entry.key}"
+                )
+                self._started(rec, task)
+                try:
+                    return await _wait(entry, task), reserve
+                except asyncio.CancelledError:
+                    if reserve:  # nobody will use the reservation: give it back when done
+                        task.add_done_callback(
+                            lambda t: t.cancelled() or t.exception() or rec.leave()
+                        )
+                    raise
+            await _wait(entry, task)
+
+    async def cancel(self, rec: ModelRecord) -> bool:
+        """Stop the load of ``rec`` under way and wait until its server is stopped."""
+        task = rec.load
+        if task is None or task.done():
+            return False
+        task.cancel()
+        await asyncio.wait({task})  # its end, not its error (our own cancel still ends us)
+        return True
+
+    def _started(self, rec: ModelRecord, task: asyncio.Task[ServerStatus]) -> None:
+        rec.load = task
+        if rec.state in (ModelState.STOPPED, ModelState.FAILED):
+            rec.become(ModelState.WAITING, "a load was asked")
+        task.add_done_callback(lambda t: self._done(rec, t))
+
+    def _done(self, rec: ModelRecord, task: asyncio.Task[ServerStatus]) -> None:
+        if rec.load is task:
+            rec.load = None
+            rec.load_ended(self.manager.status(rec.port) if rec.port is not None else None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a load nobody waits for any more is no error
+
+    async def _load(
+        self,
+        rec: ModelRecord,
+        entry: ModelEntry,
+        config: LoadConfig | None,
+        beside: bool,
+        reserve: bool,
+    ) -> ServerStatus:
+        problem = entry.problem()
+        if problem:
+            self._tell_failed(entry, problem, None)
+            raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
+        async with self._lock:
+            st = await self._load_locked(rec, entry, config, beside)
+        if reserve:
+            rec.enter()
+        return st
+
+    async def _load_locked(
+        self, rec: ModelRecord, entry: ModelEntry, config: LoadConfig | None, beside: bool
+    ) -> ServerStatus:
+        s = self._settings()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.EVICT_WAIT_SECONDS
+        while True:
+            own = rec.process
+            if own is not None and own.state is not ServerState.READY:
+                # the supervisor is restarting it, or a stop is under way: let that end
+                await self.manager.settled(own.port)
+                continue
+            if own is not None and config_ok(own, config):
+                return own
+            kw = launch_kwargs(entry, s, config)
+            running = planner.running(self._instances(), s.LLAMA_CTX_SIZE)
+            mine = next((r for r in running if own is not None and r.port == own.port), None)
+            plan = planner.plan_load(
+                entry,
+                kw["ctx_size"],
+                beside=beside,
+                own=mine,
+                others=[r for r in running if r is not mine],
+                free=await planner.measure_free(s, self._free_memory),
+                policy=planner.policy(s),
+            )
+            if not plan.wait:
+                st = await self._start(entry, kw, plan)
+                if config is not None and config != LoadConfig():
+                    rec.config = config
+                return st
+            left = deadline - loop.time()
+            log.info("Loading %s waits: %s", entry.key, plan.why_wait)
+            busy = [r for p in plan.wait if (r := self._records.on_port(p)) is not None]
+            with self._records.draining(busy, f"{entry.key} waits to load"):
+                idle = left > 0 and await self._records.wait_idle(busy, left)
+            if not idle:
+                self._tell_failed(entry, f"busy: {plan.why_wait}", None)
+                raise BusyError(
+                    f"Cannot load {entry.key} now: busy: {plan.why_wait} "
+                    f"(waited {s.EVICT_WAIT_SECONDS:g} s, EVICT_WAIT_SECONDS)"
+                )
+
+    async def _start(self, entry: ModelEntry, kw: dict, plan: planner.Plan) -> ServerStatus:
+        s = self._settings()
+        port = plan.port
+        if port is None:
+            reserved = {s.LLAMA_PORT, s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.API_PORT}
+            used = {p for p, st in self.manager.statuses().items() if st.state.alive}
+            port = planner.free_port(reserved | used)
+        evict = sorted(plan.evict)
+        log.info(
+            "Loading %s on port %d (%s)%s",
+            entry.key,
+            port,
+            plan.reason,
+            f"; unloading ports {evict} first" if evict else "",
+        )
+        evicted = [r for p in evict if (r := self._records.on_port(p)) is not None]
+        with self._records.draining(evicted, f"unloaded for {entry.key}"):
+            try:
+                pids = {self.manager.status(p).pid for p in evict} - {None}
+                for p in evict:
+                    await self.manager.unload_model(p)
+                await self._settle(pids)
+                return await self.manager.load_model(entry.path, port=port, **kw)
+            except _LOAD_ERRORS as e:
+                self._tell_failed(entry, str(e), self.manager.log_path(port))
+                raise LoadFailedError(f"Cannot load {entry.key}: {e}") from e
+
+    async def _settle(self, pids: set) -> None:
+        """On a GPU, wait until the unloaded servers' memory is released (bounded)."""
+        s = self._settings()
+        if not pids or self._gpu_probe is None or s.LLAMA_GPU_LAYERS == 0:
+            return
+        took = await settle(self._gpu_probe, pids, s.VRAM_SETTLE_SECONDS)
+        if took is not None and took > 0:
+            log.info("GPU memory of PIDs %s released after %.3f s", sorted(pids), took)
+
+    def _tell_failed(self, entry: ModelEntry, why: str, log_path) -> None:
+        title = f"Loading {entry.title} failed"
+        if entry.title != entry.key:
+            title = f"Loading {entry.title} ({entry.key}) failed"
+        self._notices.emit(Notice(Level.ERROR, title, why, log_path))
+
+
+async def _wait(entry: ModelEntry, task: asyncio.Task[ServerStatus]) -> ServerStatus:
+    """The load's result; a load cancelled by someone else (Cancel, an unload) is a
+    ``LoadFailedError`` for its waiters, not a cancellation of their own task."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if task.cancelled() and not (me is not None and me.cancelling()):
+            raise LoadFailedError(
+                f"Loading {entry.key} was cancelled (Cancel or unload) before it was ready"
+            ) from None
+        raise
