@@ -18,7 +18,7 @@ from app.core.discovery.folders import model_dirs as model_dirs_of
 from app.core.discovery.gguf_info import EMBEDDING_ARCHS, InfoCache, read_gguf_info
 from app.core.discovery.scan import ModelScanner
 from app.core.models.catalogue import Catalogue
-from tests.desktop.gguf_tree import write_gguf, write_mmproj
+from tests.support.gguf_tree import write_gguf, write_mmproj
 
 Q4_K_M, Q8_0 = 15, 7  # llama.cpp's file types
 

@@ -22,7 +22,7 @@ from app.platform.autostart import (
 from app.platform.autostart.launch_command import is_checkout
 from app.platform.autostart.linux import exec_line
 from app.platform.autostart.windows import APPROVED_KEY, RUN_KEY, VALUE_NAME
-from tests.desktop.fake_winreg import FakeWinreg
+from tests.platform.fake_winreg import FakeWinreg
 
 CMD = ["/opt/Family Log/familylog-tray", "--autostart"]
 

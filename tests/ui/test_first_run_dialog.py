@@ -14,7 +14,7 @@ from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
 from app.settings_load import load_settings
 from app.ui.first_run import COLUMNS, FirstRunDialog, run_first_run
-from tests.desktop.gguf_tree import build_tree, copy_model, write_mmproj
+from tests.support.gguf_tree import build_tree, copy_model, write_mmproj
 from tests.support.wait import until
 
 

@@ -22,8 +22,8 @@ from app.core.discovery.gguf_header import GgufReadError, read_header
 from app.core.discovery.gguf_info import read_gguf_info
 from app.core.discovery.scan import ModelScanner
 from app.core.discovery.server import candidate_paths, find_servers, probe_server
-from tests.desktop.gguf_tree import build_tree, copy_model, write_gguf, write_mmproj
 from tests.support.fakes import nonsense_binary, write_script
+from tests.support.gguf_tree import build_tree, copy_model, write_gguf, write_mmproj
 
 
 @pytest.fixture
