@@ -1,6 +1,6 @@
 """The ``familylog-tray`` command: parse the arguments and hand over to the right part.
 
-Each command runs in ``app.cli`` (exit codes: ``app.cli.exit_codes``), the tray in
+Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 ``app.ui.launch``:
 
 - ``--version``: print the version.
@@ -27,7 +27,7 @@ import asyncio
 import sys
 
 from app import __version__
-from app.cli.exit_codes import ExitCode
+from app.exit_codes import ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:

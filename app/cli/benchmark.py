@@ -17,7 +17,6 @@ from pathlib import Path
 import aiohttp
 
 from app.cli.app_api import app_url
-from app.cli.exit_codes import ExitCode
 from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
 from app.core.bench.runner import (
     BenchmarkError,
@@ -29,6 +28,7 @@ from app.core.bench.runner import (
     table_text,
     write_json,
 )
+from app.exit_codes import ExitCode
 
 
 async def pick_app_model(base: str, key: str, wanted: str | None) -> tuple[str, bool]:

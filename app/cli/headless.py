@@ -8,9 +8,9 @@ import logging
 import os
 import signal
 
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.bootstrap import build_core
+from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ import contextlib
 import signal
 import sys
 
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.notices import Notice
+from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 

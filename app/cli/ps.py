@@ -7,8 +7,8 @@ import json
 import sys
 
 from app.cli.app_api import NotRunning, call, error_message
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
+from app.exit_codes import ExitCode
 
 COLUMNS = (
     "KEY",

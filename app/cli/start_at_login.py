@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from app.cli.exit_codes import ExitCode
+from app.exit_codes import ExitCode
 from app.platform.autostart import APP_ID, Autostart, AutostartError, autostart_for
 
 

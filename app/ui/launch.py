@@ -19,8 +19,8 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
+from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 if TYPE_CHECKING:
