@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 
 from app.config import Settings
+from app.core.servers.ports import client_url
 
 
 class NotRunning(Exception):
@@ -17,12 +18,7 @@ class NotRunning(Exception):
 
 def app_url(s: Settings) -> str:
     """``http://host:port`` of the app's API as a client on this machine reaches it."""
-    host = s.API_HOST
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"  # listening on every address: ask over loopback
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{s.API_PORT}"
+    return client_url(s.API_HOST, s.API_PORT)
 
 
 def call(

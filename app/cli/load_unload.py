@@ -1,6 +1,6 @@
 """``familylog-tray --load KEY [--ctx N]`` / ``--unload KEY|all`` on the command line: ask
 the running tray (over the single-instance channel; it answers with
-``app.cli.model_answers`` once the load is done), else a ``--headless`` app through its
+``app.core.lifecycle.commands`` once the load is done), else a ``--headless`` app through its
 API; print the answer and exit like ``lms``. They never start the app."""
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord
+from app.core.servers.ports import client_url
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing
@@ -109,6 +110,12 @@ class AppCore:
             return self.api.port
         s = self.settings
         return s.API_PORT if s.API_ENABLED and s.API_PORT else None
+
+    def api_url(self) -> str | None:
+        """``http://host:port`` of the app's API as a client on this machine reaches it,
+        or None when the API is off."""
+        port = self.api_port()
+        return client_url(self.settings.API_HOST, port) if port else None
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self) -> None:

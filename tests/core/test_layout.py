@@ -1,5 +1,6 @@
-"""The core's layout: subpackages by job, each with a docstring, no import circles, and
-nothing from the layers above it (the tray, the command line)."""
+"""The app's layout: the core's subpackages by job, each with a docstring, no import
+circles, and the layers one way: ``app.cli`` may use ``app.ui`` and ``app.core``, ``app.ui``
+may use ``app.core``, never the other way round; ``app.platform`` uses none of them."""
 
 from __future__ import annotations
 
@@ -95,6 +96,14 @@ def test_core_imports_neither_the_ui_nor_the_command_line() -> None:
     assert {"app.ui", "app.cli"} <= modules
     for mod, deps in graph("app.core").items():
         above = sorted(d for d in deps if d.split(".")[:2] in (["app", "ui"], ["app", "cli"]))
+        assert not above, f"{mod} imports {above}"
+
+
+def test_the_tray_does_not_import_the_command_line() -> None:
+    """``app.ui`` sits below ``app.cli``: what both need (exit codes, the answers to a
+    forwarded ``--load``) lives at ``app/`` or in ``app.core``."""
+    for mod, deps in graph("app.ui").items():
+        above = sorted(d for d in deps if d.split(".")[:2] == ["app", "cli"])
         assert not above, f"{mod} imports {above}"
 
 

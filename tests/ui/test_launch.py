@@ -4,6 +4,7 @@ real llama-server, no display at all, and the set-up skipped for env-provided se
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +164,8 @@ def test_load_and_unload_are_forwarded(running_app, llama_server_bin, tiny_model
     assert code == 0, (out, err)
     assert out.startswith(f"Loaded {key} in ") or out.startswith(f"Loaded LLM ({key}) in "), out
     assert f"(context {CTX} tokens)" in out, out
+    # where clients ask for it: the API's bound address, not the text of a method
+    assert re.search(rf'; clients ask for "{re.escape(key)}" at http://127\.0\.0\.1:\d+\.$', out), out
     assert len(servers_of(running_app, llama_server_bin)) == 1
 
     code, out, err = cli("--load", key)

@@ -25,7 +25,7 @@ from pathlib import Path
 from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.entry import LLM, VISION
 from app.core.runs.deps import RunDeps
-from app.core.servers.ports import wait_port_free
+from app.core.servers.ports import client_url, wait_port_free
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,8 @@ class ModelPlacement:
             env["LLAMA_SERVER_PATH"] = server
         port = self.deps.api_port()
         if port:
-            host = "127.0.0.1" if s.API_HOST in ("0.0.0.0", "::", "") else s.API_HOST
-            host = f"[{host}]" if ":" in host else host
             env["API_PORT"] = str(port)
-            env["FAMILYLOG_TRAY_API_URL"] = f"http://{host}:{port}"
+            env["FAMILYLOG_TRAY_API_URL"] = client_url(s.API_HOST, port)
         env["FAMILYLOG_TRAY_RUN"] = "1"
         return env
 

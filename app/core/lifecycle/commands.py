@@ -1,16 +1,16 @@
 """``familylog-tray --load KEY [--ctx N]`` and ``--unload KEY|all`` as the running app
 answers them: through the one lifecycle, with a sentence for a person. Qt-free.
 
-Each returns ``(ok, message)``; the single-instance channel carries it back to the
-command line, which prints the message and exits 0 when ``ok``.
+Each returns ``(ok, message)``; the tray's single-instance channel (``app.ui.model_verbs``)
+carries it back to the command line, which prints the message and exits 0 when ``ok``.
 """
 
 from __future__ import annotations
 
 import time
 
-from app.core.app_core import AppCore
 from app.core.lifecycle.instance import Instance, LoadFailedError
+from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.launch_args import LoadConfig
 
@@ -38,16 +38,12 @@ def _context(inst: Instance) -> str:
     return f"context {ctx:,} tokens" if ctx else "the model's own context length"
 
 
-def _where(core: AppCore, key: str) -> str:
-    port = core.api_port
-    host = core.settings.API_HOST
-    return f'; clients ask for "{key}" at http://{host}:{port}' if port else ""
-
-
-async def load_command(core: AppCore, key: str, ctx: int | None = None) -> Result:
+async def load_command(
+    lifecycle: ModelLifecycle, key: str, ctx: int | None = None, api_url: str | None = None
+) -> Result:
     """Load ``key`` (a key or alias) with an optional context length; the lifecycle loads
-    it once however many ask, and reloads an idle one that runs with another context."""
-    lifecycle = core.lifecycle
+    it once however many ask, and reloads an idle one that runs with another context. The
+    answer says where clients ask for it when the app's API is at ``api_url``."""
     try:
         entry = lifecycle.entry(key)
     except UnknownModelError as e:
@@ -62,13 +58,13 @@ async def load_command(core: AppCore, key: str, ctx: int | None = None) -> Resul
     if before is not None and before.port == inst.port and before.status.pid == inst.pid:
         return True, f"{name} was already loaded ({_context(inst)}); nothing to do."
     took = time.monotonic() - started
-    return True, f"Loaded {name} in {took:.1f} s ({_context(inst)}){_where(core, entry.key)}."
+    where = f'; clients ask for "{entry.key}" at {api_url}' if api_url else ""
+    return True, f"Loaded {name} in {took:.1f} s ({_context(inst)}){where}."
 
 
-async def unload_command(core: AppCore, key: str) -> Result:
+async def unload_command(lifecycle: ModelLifecycle, key: str) -> Result:
     """Unload ``key``, or every model with ``all`` (a model that is not loaded: nothing to
     do, and that is no failure)."""
-    lifecycle = core.lifecycle
     started = time.monotonic()
     if key == "all":
         names = [i.key for i in lifecycle.snapshot()]
