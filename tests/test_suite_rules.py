@@ -1,6 +1,7 @@
 """Rules of the suite, checked so they cannot quietly regress: one wait module
-(tests/support/wait.py), one qasync loop fixture (tests/support/qloop.py), and every test
-core built by tests/support/app.make_core, i.e. by the app's own factory."""
+(tests/support/wait.py), one qasync loop fixture (tests/support/qloop.py), every test
+core built by tests/support/app.make_core, i.e. by the app's own factory, and test folders
+that mirror the code (the README names each one)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 SUPPORT = TESTS / "support"
+APP = TESTS.parent / "app"
+# Folders that test the whole app rather than one package, and folders of test helpers.
+CROSS_CUTTING = {"faults", "reliability"}
+HELPERS = {"support", "data"}
 WAIT_NAME = re.compile(r"^_*(until|wait_for|wait_until)$")
 CORE_BUILDERS = {"AppCore", "build_core"}
 
@@ -73,3 +78,32 @@ core = bootstrap.build_core(s, paths)
     assert len(found) == 6, found
     ok = "from tests.support.wait import until\nawait until(lambda: True)\nmake_core(s)\n"
     assert violations(ok, "ok.py") == []
+
+
+def mirrored() -> set[str]:
+    """The test folders the code asks for: one per subpackage of ``app/core`` and of ``app``
+    (``cli``, ``ui``, ``platform``), ``core`` for the core's top modules, ``packaging``."""
+    packages = {p.parent.name for p in APP.glob("*/__init__.py")} - {"core"}
+    return {p.parent.name for p in (APP / "core").glob("*/__init__.py")} | packages | {
+        "core",
+        "packaging",
+    }
+
+
+def test_the_tests_mirror_the_code() -> None:
+    untested = sorted(f for f in mirrored() if not any((TESTS / f).glob("test_*.py")))
+    assert not untested, f"no tests/<name>/ with tests of app/core/<name> or app/<name>: {untested}"
+    folders = {  # a folder left with only a __pycache__ is not one
+        p.name
+        for p in TESTS.iterdir()
+        if p.is_dir() and any(f.name != "__pycache__" for f in p.iterdir())
+    }
+    odd = sorted(folders - mirrored() - CROSS_CUTTING - HELPERS)
+    assert not odd, f"test folders that mirror no package of app/: {odd}"
+
+
+def test_the_readme_names_every_test_folder() -> None:
+    development = (TESTS.parent / "README.md").read_text(encoding="utf-8").split("## Development")[1]
+    named = set(re.findall(r"`tests/([a-z_]+)/?`", development))
+    folders = {p.parent.name for p in TESTS.glob("*/__init__.py")}
+    assert named == folders - HELPERS, (sorted(named), sorted(folders - HELPERS))

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from app.cli.benchmark import benchmark_command
-from app.core.bench.prompts import PromptSizes, long_text, prompt_set
 from app.paths import AppPaths
 from tests.conftest import free_port
 from tests.support.app import start_foreign_server
@@ -33,19 +32,6 @@ def log_speeds(log: Path) -> dict[str, list[float]]:
     for m in EVAL.finditer(log.read_text(errors="replace")):
         out[m.group(1).strip()].append(float(m.group(4)))
     return out
-
-
-def test_prompt_set_sizes_and_image(tmp_path: Path) -> None:
-    assert len(long_text(2000).split()) == 2000
-    names = [p.name for p in prompt_set()]
-    assert names == ["short chat", "long prompt", "generate"]
-    gen = prompt_set()[2].body("m")
-    assert gen["max_tokens"] == 256 and gen["ignore_eos"] is True and gen["stream"] is True
-    png = tmp_path / "x.png"
-    png.write_bytes(b"\x89PNG")
-    image = prompt_set(PromptSizes(), image=png)[-1]
-    assert image.name == "image"
-    assert image.messages[0]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
 
 
 @pytest.fixture
