@@ -106,4 +106,4 @@ def test_the_readme_names_every_test_folder() -> None:
     development = (TESTS.parent / "README.md").read_text(encoding="utf-8").split("## Development")[1]
     named = set(re.findall(r"`tests/([a-z_]+)/?`", development))
     folders = {p.parent.name for p in TESTS.glob("*/__init__.py")}
-    assert named == folders - HELPERS, (sorted(named), sorted(folders - HELPERS))
+    assert named - HELPERS == folders - HELPERS, (sorted(named), sorted(folders - HELPERS))

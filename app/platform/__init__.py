@@ -1,0 +1,1 @@
+"""What differs per OS, one small class per OS behind one interface; imports nothing from app.core."""
