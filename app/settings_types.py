@@ -24,12 +24,21 @@ def _comma_list(v: str) -> str:
     return ",".join(p.strip() for p in v.split(",") if p.strip())
 
 
-def _daily_times(v: str) -> str:
+def daily_times(v: str) -> list[tuple[int, int]]:
+    """The times of day in ``v`` (HH:MM, comma-separated) as (hour, minute), sorted, each
+    once; a ValueError names a part that is not one."""
+    out = set()
     for part in filter(None, (p.strip() for p in v.split(","))):
         hh, sep, mm = part.partition(":")
         ok = sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
         if not ok:
             raise ValueError(f"'{part}' is not a time of day; use HH:MM, e.g. 03:00,14:30")
+        out.add((int(hh), int(mm)))
+    return sorted(out)
+
+
+def _daily_times(v: str) -> str:
+    daily_times(v)
     return v
 
 
