@@ -113,6 +113,11 @@ async def test_errors_are_json_a_person_can_act_on(start_api) -> None:
 
         r = await c.post("/api/v1/models/load", content=b"{not json")
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+        # NaN and Infinity: Python reads them, JSON (and llama-server) does not
+        r = await c.post("/v1/completions", content=b'{"prompt": "x", "temperature": NaN}')
+        assert r.status_code == 400 and "NaN is not a JSON value" in r.json()["error"]["message"]
+        r = await c.post("/api/v1/models/load", content=b'{"model": -Infinity}')
+        assert r.status_code == 400 and "-Infinity is not" in r.json()["error"]["message"]
 
         r = await c.post("/api/v1/models/load", json={"config": {}})
         assert r.status_code == 400 and VISION in r.json()["error"]["message"]

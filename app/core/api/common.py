@@ -106,12 +106,17 @@ def upstream_object(status: int, raw: bytes) -> dict[str, Any] | web.Response:
     return data
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity, which Python reads but JSON has not (llama-server refuses them)."""
+    raise ValueError(f"{name} is not a JSON value; send a number or null")
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong."""
     if not raw.strip():
         raise ApiError(400, "The request body is empty; send a JSON object.", code="bad_json")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"The request body is not valid JSON: {e}", code="bad_json") from None
     except RecursionError:
