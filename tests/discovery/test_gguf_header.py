@@ -1,4 +1,5 @@
-"""The catalogue and the GGUF header reader, on real GGUF files."""
+"""The GGUF header reader (app/core/discovery/gguf_header.py) and the header info cache, on real
+GGUF files."""
 
 from __future__ import annotations
 
