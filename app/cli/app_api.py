@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from app.config import Settings
-from app.core.servers.ports import client_url
+from app.core.servers.address import client_url
 
 
 class NotRunning(Exception):

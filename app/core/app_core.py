@@ -20,10 +20,10 @@ from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.servers.address import client_url
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord
-from app.core.servers.ports import client_url
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing

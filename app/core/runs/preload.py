@@ -25,7 +25,8 @@ from pathlib import Path
 from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.entry import LLM, VISION
 from app.core.runs.deps import RunDeps
-from app.core.servers.ports import client_url, wait_port_free
+from app.core.servers.address import client_url
+from app.core.servers.ports import wait_port_free
 
 log = logging.getLogger(__name__)
 

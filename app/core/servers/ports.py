@@ -1,5 +1,4 @@
-"""Is a TCP port free on loopback, and if not, who holds it; the address a client on this
-machine reaches a server at."""
+"""Is a TCP port free on loopback, and if not, who holds it."""
 
 from __future__ import annotations
 
@@ -42,16 +41,6 @@ class PortInUseError(RuntimeError):
             f"Port {port} is already in use by {who}. "
             f"Stop that program or choose another port in the settings."
         )
-
-
-def client_url(host: str, port: int) -> str:
-    """``http://host:port`` as a client on this machine reaches a server listening on
-    ``host``: one listening on every address is asked over loopback."""
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
