@@ -1,0 +1,626 @@
+"""``Downloads``: the core service that gets models from the hub, one job at a time.
+
+A job is a model (every shard) with its projector, going to the first ``MODEL_DIRS``
+folder in LM Studio's layout, ``<publisher>/<repository>/<file>``. Its bytes arrive in a
+hidden folder there (``.downloads/``, never scanned, with a ``.part`` suffix), each file's
+SHA-256 is checked against the one the hub publishes, and only then are the files moved
+into place, the projector first, so the catalogue lists the model once it is complete and
+verified. A mismatch is removed and never listed. Jobs are kept in ``state/downloads.json``:
+one a quit or a crash interrupts resumes at the next start from the bytes it has.
+
+The hub's calls and the bytes run in threads; progress reaches the listeners on the loop,
+at most a few times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.config import Settings
+from app.core.discovery.folders import HUGGING_FACE, default_folders
+from app.core.discovery.gguf_header import GgufHeader
+from app.core.downloads.files import RemoteModel, RepoFiles
+from app.core.downloads.fit import Fit, context_for, gb, judge, need_for
+from app.core.downloads.hub import HubClient, HubError, ModelRef, RepoHit, parse_ref
+from app.core.downloads.jobs import (
+    CANCELLED,
+    COMPLETED,
+    DOWNLOADING,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    VERIFYING,
+    DownloadJob,
+    JobFile,
+    JobStore,
+    new_job_id,
+)
+from app.core.downloads.transfer import (
+    Cancel,
+    Cancelled,
+    ChecksumError,
+    copy_from_cache,
+    fetch,
+    sha256_file,
+)
+from app.core.models.local import model_dirs
+from app.core.models.placement import Free
+from app.core.notices import Level, Notice, NoticeBus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STAGING = ".downloads"  # hidden: the model scan skips it, and a .part is no .gguf anyway
+NOTIFY_EVERY = 0.25  # seconds between progress notices to listeners
+DiskFree = Callable[[Path], int]
+Completed = Callable[[DownloadJob], Awaitable[str | None]]  # -> the model's catalogue key
+
+
+class DownloadRefused(Exception):
+    """A download that is not started; ``code`` for the API (``insufficient_disk``,
+    ``gated``, ``not_found``, ``offline``, ``bad_request``...), the message for a person."""
+
+    def __init__(self, message: str, code: str = "bad_request", status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def margin_for(size: int) -> int:
+    """Room kept free beside a download: 2 % of it, at least 256 MiB."""
+    return max(256 << 20, size // 50)
+
+
+def _existing(path: Path) -> Path:
+    """``path``, or its nearest ancestor that exists (a folder not made yet)."""
+    return next((p for p in (path, *path.parents) if p.exists()), path)
+
+
+def _run_in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``fn(*args)`` in a daemon thread of its own (a quit never waits for a stalled read);
+    its result as a future of the running loop."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            result = (True, fn(*args))
+        except BaseException as e:
+            result = (False, e)
+        try:
+            loop.call_soon_threadsafe(settle, *result)
+        except RuntimeError:  # the loop is closed: the app quit meanwhile
+            pass
+
+    threading.Thread(target=run, name=f"hub-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+    return fut
+
+
+class Downloads:
+    """The download queue, as a core service (``start`` resumes, ``stop`` pauses)."""
+
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        state_file: Path,
+        *,
+        hub: HubClient | None = None,
+        notices: NoticeBus | None = None,
+        on_complete: Completed | None = None,
+        disk_free: DiskFree = disk_free,
+        free_memory: Callable[[], Free] | None = None,
+        reclaimable: Callable[[], int] | None = None,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self.hub = hub or HubClient(lambda: _token(settings()))
+        self._store = JobStore(state_file)
+        self._notices = notices
+        self.on_complete = on_complete
+        self._disk_free = disk_free
+        self._free_memory = free_memory
+        self._reclaimable = reclaimable
+        self._backoff = retry_backoff
+        self._jobs: list[DownloadJob] = []
+        self._listeners: list[Callable[[], None]] = []
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._current: tuple[DownloadJob, Cancel] | None = None
+        self._pausing = False
+        self._headers: dict[tuple[str, str, str], GgufHeader] = {}
+        self._notify_pending = False
+        self._last_notify = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ── Service life cycle ────────────────────────────────────────────────────
+    async def start(self) -> None:
+        """Read the jobs kept on disk; resume every one a quit or crash interrupted."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        kept = await self._loop.run_in_executor(None, self._store.load)
+        known = {j.id for j in self._jobs}
+        resumed = 0
+        for job in kept:
+            if job.id in known:
+                continue
+            if job.active:
+                job.state = QUEUED
+                resumed += 1
+            self._jobs.append(job)
+        if resumed:
+            log.info("Resuming %d download(s) left from the last run", resumed)
+        self._pausing = False
+        self._worker = asyncio.create_task(self._run(), name="downloads")
+        self._changed(save=bool(kept))
+
+    async def stop(self) -> None:
+        """Pause: the running download stops where it is (its bytes stay, and it resumes at
+        the next start); nothing waits for a stalled connection longer than 2 s."""
+        self._pausing = True
+        if self._current is not None:
+            self._current[1].set()
+        if self._wake is not None:
+            self._wake.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(worker), 2.0)
+            except (TimeoutError, asyncio.CancelledError):
+                worker.cancel()
+        for job in self._jobs:
+            if job.state in (DOWNLOADING, VERIFYING):
+                job.state = PAUSED
+        self._save()
+
+    # ── Reading ───────────────────────────────────────────────────────────────
+    def jobs(self) -> list[DownloadJob]:
+        return list(self._jobs)
+
+    def job(self, job_id: str) -> DownloadJob | None:
+        return next((j for j in self._jobs if j.id == job_id), None)
+
+    def active(self) -> list[DownloadJob]:
+        return [j for j in self._jobs if j.active]
+
+    def subscribe(self, cb: Callable[[], None]) -> Callable[[], None]:
+        """``cb()`` after a job changes (state, and progress a few times a second)."""
+        self._listeners.append(cb)
+        return lambda: self._listeners.remove(cb) if cb in self._listeners else None
+
+    def summary(self) -> str | None:
+        """One line for the tray's tooltip while something downloads, else None."""
+        running = [j for j in self._jobs if j.state in (DOWNLOADING, VERIFYING)]
+        waiting = [j for j in self._jobs if j.state in (QUEUED, PAUSED)]
+        if not running:
+            return f"{len(waiting)} download(s) waiting" if waiting else None
+        return describe_progress(running[0]) + (f" (+{len(waiting)} queued)" if waiting else "")
+
+    def model_dir(self) -> Path:
+        """Where downloads go: the first ``MODEL_DIRS`` folder (LM Studio's by default)."""
+        return model_dirs(self._settings().MODEL_DIRS)[0]
+
+    # ── The hub, off the loop ─────────────────────────────────────────────────
+    async def search(self, query: str, limit: int = 40) -> list[RepoHit]:
+        return await _run_in_thread(self.hub.search, query, limit)
+
+    async def repo_files(self, repo: str) -> RepoFiles:
+        return await _run_in_thread(self.hub.repo_files, repo)
+
+    async def find(self, ref: ModelRef) -> tuple[RepoFiles, RemoteModel]:
+        """The repository and the model ``ref`` names. LM Studio names models by catalogue
+        ids (``qwen/qwen3-4b``); when such a name is no GGUF repository, its
+        ``-GGUF`` and ``lmstudio-community/…-GGUF`` forms are tried too."""
+        publisher, name = ref.repo.split("/", 1)
+        tries = [ref.repo]
+        if not name.lower().endswith("-gguf"):
+            tries += [f"{ref.repo}-GGUF", f"lmstudio-community/{name}-GGUF"]
+        first: HubError | None = None
+        for repo in tries:
+            try:
+                files = await self.repo_files(repo)
+            except HubError as e:
+                if e.kind != "not_found":
+                    raise
+                first = first or e
+                continue
+            if not files.models:
+                first = first or HubError(f"{repo} has no GGUF model files.", "not_found", 404)
+                continue
+            try:
+                return files, files.pick(file=ref.file, quant=ref.quant)
+            except LookupError as e:
+                raise HubError(str(e), "missing_file", 404) from None
+        assert first is not None
+        raise first
+
+    async def header(self, files: RepoFiles, model: RemoteModel) -> GgufHeader:
+        """The header of ``model``'s family, read once per repository commit."""
+        key = (files.repo, files.commit, model.family)
+        if key not in self._headers:
+            self._headers[key] = await _run_in_thread(
+                self.hub.read_header, files.repo, files.commit, model.files[0].path
+            )
+        return self._headers[key]
+
+    async def fit(self, files: RepoFiles, model: RemoteModel) -> Fit:
+        """Whether ``model`` fits this machine at the configured context (its header read
+        from the hub, its beginning only)."""
+        header = await self.header(files, model)
+        ctx = self._settings().LLAMA_CTX_SIZE
+        loop = asyncio.get_running_loop()
+        free = await loop.run_in_executor(None, self._free_now)
+        reclaim = self._reclaimable() if self._reclaimable else 0
+        return judge(need_for(model, header, ctx), free, reclaim, context_for(header, ctx))
+
+    def _free_now(self) -> Free:
+        if self._free_memory is not None:
+            return self._free_memory()
+        from app.core.models.memory import free_memory
+
+        return free_memory(self._settings(), None)
+
+    # ── Asking for downloads ──────────────────────────────────────────────────
+    async def request(
+        self,
+        model: str,
+        *,
+        file: str | None = None,
+        quant: str | None = None,
+        role: str | None = None,
+    ) -> DownloadJob:
+        """Queue the model ``model`` names (a repository, ``repo:QUANT`` or a link), by
+        ``file`` or ``quant``; ``DownloadRefused`` says why not."""
+        try:
+            ref = parse_ref(model, file, quant)
+        except ValueError as e:
+            raise DownloadRefused(str(e)) from None
+        try:
+            files, chosen = await self.find(ref)
+        except HubError as e:
+            raise refused(e) from None
+        return await self.enqueue(files, chosen, role=role)
+
+    async def enqueue(
+        self, files: RepoFiles, model: RemoteModel, *, role: str | None = None
+    ) -> DownloadJob:
+        """Queue ``model`` of ``files``; the job already queued for it if there is one, a
+        job marked ``already`` when its files are in place. Checks access (a gated
+        repository) and free disk space before anything starts."""
+        base = self.model_dir()
+        publisher, name = files.repo.split("/", 1)
+        dest_dir = base / publisher / name
+        stage = base / STAGING / publisher / name
+        for job in self._jobs:
+            if job.active and job.repo == files.repo and job.model == model.name:
+                if role and not job.role:
+                    job.role = role
+                    self._changed(save=True)
+                return job
+        plan = [
+            JobFile(
+                f.path, f.size, f.sha256, str(dest_dir / f.name), str(stage / (f.name + ".part"))
+            )
+            for f in model.all_files
+        ]
+        job = DownloadJob(
+            new_job_id(), files.repo, files.commit, model.name, model.quant, plan, role=role
+        )
+        if all(_in_place(f) for f in plan):
+            job.state, job.already, job.completed_at = COMPLETED, True, time.time()
+            job.downloaded = job.total
+            await self._completed(job, tell=False)
+            return job
+        try:  # a gated repository says so now, not once the job runs
+            await _run_in_thread(self.hub.metadata, files.repo, files.commit, plan[-1].path)
+        except HubError as e:
+            raise refused(e) from None
+        self._check_disk(base, job)
+        self._jobs.append(job)
+        log.info("Queued %s from %s (%s) into %s", job.model, job.repo, gb(job.total), dest_dir)
+        self._changed(save=True)
+        if self._wake is not None:
+            self._wake.set()
+        return job
+
+    def _check_disk(self, base: Path, job: DownloadJob) -> None:
+        folder = _existing(base)
+        try:
+            free = self._disk_free(folder)
+        except OSError as e:
+            raise DownloadRefused(f"Cannot read the free space of {folder}: {e}", "disk") from None
+        remaining = sum(_remaining(f) for f in job.files)
+        queued = sum(_remaining(f) for j in self.active() for f in j.files)
+        need = remaining + queued + margin_for(remaining)
+        if free < need:
+            also = f", {gb(queued)} more for the downloads already queued" if queued else ""
+            raise DownloadRefused(
+                f"Not enough disk space for {job.model}: it needs {gb(remaining)}{also} and "
+                f"{gb(margin_for(remaining))} to spare, but {folder} has {gb(free)} free. Free "
+                "some space, or put a folder on a bigger disk first in MODEL_DIRS (Settings).",
+                "insufficient_disk",
+                507,
+            )
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop and forget a job: what arrived is deleted. False when there is no such
+        active job."""
+        job = self.job(job_id)
+        if job is None or not job.active:
+            return False
+        if self._current is not None and self._current[0] is job:
+            self._current[1].set()  # the worker ends it as cancelled
+            job.error = "Cancelled."
+            self._changed()
+            return True
+        job.state, job.error = CANCELLED, "Cancelled."
+        _remove_parts(job)
+        self._changed(save=True)
+        return True
+
+    # ── The worker ────────────────────────────────────────────────────────────
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._pausing:
+            job = next((j for j in self._jobs if j.state == QUEUED), None)
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._download(job)
+
+    async def _download(self, job: DownloadJob) -> None:
+        cancel = Cancel()
+        self._current = (job, cancel)
+        job.state, job.error = DOWNLOADING, None
+        job.started_at = job.started_at or time.time()
+        self._changed(save=True)
+        try:
+            await self._fetch_all(job, cancel)
+            self._place(job)
+            job.completed_at = time.time()
+            job.state = COMPLETED
+            await self._completed(job, tell=True)
+        except Cancelled:
+            if self._pausing:
+                job.state = PAUSED
+                log.info(
+                    "Download of %s paused at %s; it resumes at the next start",
+                    job.model,
+                    gb(job.downloaded),
+                )
+            else:
+                job.state = CANCELLED
+                await asyncio.get_running_loop().run_in_executor(None, _remove_parts, job)
+                log.info("Download of %s cancelled", job.model)
+        except (HubError, ChecksumError, OSError) as e:
+            self._failed(job, str(e))
+        except Exception as e:  # a bug: still end the job with what happened
+            log.exception("Download of %s failed", job.model)
+            self._failed(job, f"{type(e).__name__}: {e}")
+        finally:
+            self._current = None
+            self._changed(save=True)
+
+    async def _fetch_all(self, job: DownloadJob, cancel: Cancel) -> None:
+        offsets = []
+        before = 0
+        for f in job.files:
+            offsets.append(before)
+            before += f.size
+        cache = _hf_cache()
+        for f, offset in zip(job.files, offsets, strict=True):
+            part = Path(f.part)
+            if f.verified and part.is_file() and part.stat().st_size == f.size:
+                job.progressed(offset + f.size)
+                continue
+            if _in_place(f):  # placed by an earlier run, which stopped before the end
+                f.verified = True
+                job.progressed(offset + f.size)
+                continue
+            cached = _cached(cache, job.repo, f.path, job.commit)
+            if cached is not None:
+                log.info("%s is in the Hugging Face cache: copying it", f.path)
+                await _run_in_thread(copy_from_cache, cached, part)
+            else:
+                meta = await _run_in_thread(self.hub.metadata, job.repo, job.commit, f.path)
+                if meta.size is not None and meta.size != f.size:
+                    f.size = meta.size
+                await _run_in_thread(
+                    fetch,
+                    self.hub,
+                    meta,
+                    part,
+                    f.size,
+                    self._progress_cb(job, offset),
+                    cancel,
+                    3,
+                    self._backoff,
+                )
+            job.state = VERIFYING
+            self._changed()
+            digest = await _run_in_thread(sha256_file, part, cancel)
+            expected = (f.sha256 or "").lower()
+            if expected and digest != expected:
+                part.unlink(missing_ok=True)
+                raise ChecksumError(
+                    f"{Path(f.dest).name} arrived with the wrong SHA-256 (the hub publishes "
+                    f"{expected[:12]}…, the bytes are {digest[:12]}…), so it was removed and "
+                    "is not listed. Get it again; if this repeats, the file on the hub or the "
+                    "connection is at fault."
+                )
+            f.verified = True
+            job.state = DOWNLOADING
+            self._changed(save=True)
+
+    def _progress_cb(self, job: DownloadJob, offset: int) -> Callable[[int], None]:
+        def progress(done: int) -> None:  # in the download thread
+            job.progressed(offset + done)
+            self._notify_soon()
+
+        return progress
+
+    def _place(self, job: DownloadJob) -> None:
+        """Move the verified files into place: the projector first, then the shards from
+        the last, so the scan finds nothing half there."""
+        projectors = [f for f in job.files if "mmproj" in Path(f.dest).name.lower()]
+        shards = [f for f in job.files if f not in projectors]
+        for f in projectors + list(reversed(shards)):
+            dest, part = Path(f.dest), Path(f.part)
+            if _in_place(f) and not part.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, dest)
+        _tidy(Path(job.files[0].part).parent)
+
+    async def _completed(self, job: DownloadJob, *, tell: bool) -> None:
+        if self.on_complete is not None:
+            try:
+                job.model_key = await self.on_complete(job)
+            except Exception:
+                log.exception("After downloading %s", job.model)
+        where = f'listed as "{job.model_key}"' if job.model_key else f"in {job.model_path.parent}"
+        log.info("Download of %s %s: %s", job.model, "done" if tell else "not needed", where)
+        if tell and self._notices is not None:
+            role = f"; it is now FamilyLog's {job.role} model" if job.role else ""
+            self._notices.emit(
+                Notice(Level.INFO, f"Downloaded {job.model}", f"{gb(job.total)}, {where}{role}.")
+            )
+
+    def _failed(self, job: DownloadJob, message: str) -> None:
+        job.state, job.error = FAILED, message
+        log.warning("Download of %s failed: %s", job.model, message)
+        if self._notices is not None:
+            self._notices.emit(Notice(Level.ERROR, f"Download of {job.model} failed", message))
+
+    # ── Telling ───────────────────────────────────────────────────────────────
+    def _save(self) -> None:
+        try:
+            self._store.save(self._jobs)
+        except OSError as e:
+            log.warning("Cannot write %s: %s", self._store.path, e)
+
+    def _changed(self, *, save: bool = False) -> None:
+        if save:
+            self._save()
+        self._last_notify = time.monotonic()
+        for cb in list(self._listeners):
+            try:
+                cb()
+            except Exception:
+                log.exception("A downloads listener failed")
+
+    def _notify_soon(self) -> None:
+        """From the download thread: tell the listeners on the loop, throttled."""
+        loop = self._loop
+        if loop is None or self._notify_pending:
+            return
+        self._notify_pending = True
+        delay = max(0.0, NOTIFY_EVERY - (time.monotonic() - self._last_notify))
+
+        def fire() -> None:
+            self._notify_pending = False
+            self._changed()
+
+        try:
+            loop.call_soon_threadsafe(lambda: loop.call_later(delay, fire))
+        except RuntimeError:
+            self._notify_pending = False
+
+
+def describe_progress(job: DownloadJob) -> str:
+    """``Downloading Qwen3-8B-Q4_K_M.gguf: 1.2 of 5.0 GB, 45.1 MB/s, 1:24 left``."""
+    if job.state == VERIFYING:
+        return f"Checking {job.model} ({gb(job.total)})"
+    text = f"Downloading {job.model}: {gb(job.downloaded)} of {gb(job.total)}"
+    if job.speed > 0:
+        text += f", {job.speed / 1e6:.1f} MB/s"
+        left = job.seconds_left()
+        if left is not None:
+            m, s = divmod(int(left), 60)
+            h, m = divmod(m, 60)
+            text += f", {h}:{m:02d}:{s:02d} left" if h else f", {m}:{s:02d} left"
+    return text
+
+
+def refused(e: HubError) -> DownloadRefused:
+    status = {"gated": 403, "not_found": 404, "missing_file": 404, "offline": 503}.get(e.kind)
+    return DownloadRefused(str(e), e.kind, status or e.status or 502)
+
+
+def _token(settings: Settings) -> str | None:
+    secret = getattr(settings, "HF_TOKEN", None)
+    value = secret.get_secret_value() if secret is not None else ""
+    return value or None
+
+
+def _remaining(f: JobFile) -> int:
+    if f.verified or _in_place(f):
+        return 0
+    try:
+        return max(0, f.size - Path(f.part).stat().st_size)
+    except OSError:
+        return f.size
+
+
+def _in_place(f: JobFile) -> bool:
+    try:
+        return Path(f.dest).stat().st_size == f.size
+    except OSError:
+        return False
+
+
+def _remove_parts(job: DownloadJob) -> None:
+    for f in job.files:
+        Path(f.part).unlink(missing_ok=True)
+    _tidy(Path(job.files[0].part).parent)
+
+
+def _tidy(folder: Path) -> None:
+    """Remove the staging folders a job leaves empty, up to ``.downloads`` itself."""
+    for p in (folder, *folder.parents):
+        if p.name == "" or not p.is_dir():
+            break
+        try:
+            p.rmdir()
+        except OSError:
+            break
+        if p.name == STAGING:
+            break
+
+
+def _hf_cache() -> Path | None:
+    """The Hugging Face hub cache as the environment names it now."""
+    found = [f.path for f in default_folders() if f.source == HUGGING_FACE]
+    return found[0] if found and found[0].is_dir() else None
+
+
+def _cached(cache: Path | None, repo: str, path: str, commit: str) -> Path | None:
+    if cache is None:
+        return None
+    from huggingface_hub.file_download import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, path, cache_dir=cache, revision=commit)
+    except Exception:
+        return None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None

@@ -1,0 +1,172 @@
+"""Bring one file's bytes into its part file, resuming what is there, then check its SHA-256.
+
+Why not ``hf_hub_download``: since huggingface_hub 1.x it downloads into a temporary file
+unique to each call and deletes it when the call fails or stops, so nothing is left to
+resume after a cancel, a quit or a crash; and it moves the file into its final place before
+the app could check it, where the model scan would list it. Its lower-level ``http_get``
+resumes only within one call, reads 10 MiB at a time and sleeps between retries, so a
+cancel waits. So the library does the HTTP here (the HEAD with its redirect rules and
+errors, its session, token and timeouts: ``HubClient``), and this module only keeps the
+bytes: a ``Range`` request from the part file's size, chunks as they arrive, a cancel
+checked between chunks (and the connection closed to end a stalled read).
+
+Blocking: the download service runs these in threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+
+from app.core.downloads.fit import gb
+from app.core.downloads.hub import FileMeta, HubClient, HubError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]  # bytes of this file present so far
+
+
+class Cancelled(Exception):
+    """The download was cancelled or paused; what is in the part file stays."""
+
+
+class ChecksumError(Exception):
+    """The bytes are not the ones the hub published; the message says what was done."""
+
+
+class Cancel:
+    """A cancel flag that also ends a read that is waiting for data (by closing the
+    connection it waits on)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._response: httpx2.Response | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    def set(self) -> None:
+        self._event.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            try:
+                response.close()
+            except Exception:  # it may be closing already in its own thread
+                log.debug("Closing a download's connection failed", exc_info=True)
+
+    def watch(self, response: httpx2.Response | None) -> None:
+        with self._lock:
+            self._response = response
+
+
+def copy_from_cache(cached: Path, part: Path) -> None:
+    """A file the Hugging Face cache already holds: linked (same disk) or copied to
+    ``part``, then checked like a download."""
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.unlink(missing_ok=True)
+    try:
+        os.link(cached.resolve(), part)
+    except OSError:
+        shutil.copyfile(cached, part)
+
+
+def fetch(
+    hub: HubClient,
+    meta: FileMeta,
+    part: Path,
+    size: int,
+    progress: Progress,
+    cancel: Cancel,
+    *,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> None:
+    """Bring ``part`` to ``size`` bytes from ``meta``'s location, from where it stands.
+
+    A broken connection is retried ``retries`` times (``backoff`` s, doubling), resuming;
+    then ``HubError`` says how far it got (the part stays, the next try resumes).
+    ``Cancelled`` when ``cancel`` is set. ``OSError`` for a disk that is full or gone."""
+    part.parent.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:  # not this file's beginning: start again
+            part.unlink()
+            have = 0
+        progress(have)
+        if have == size:
+            return
+        if cancel.is_set():
+            raise Cancelled()
+        try:
+            with hub.stream(meta, have) as response:
+                cancel.watch(response)
+                if have and response.status_code != 206:
+                    have = 0  # the server sent the whole file: start over
+                with part.open("r+b" if part.exists() else "wb") as out:
+                    out.seek(have)
+                    out.truncate()
+                    for chunk in response.iter_bytes():
+                        if cancel.is_set():
+                            raise Cancelled()
+                        out.write(chunk)
+                        have += len(chunk)
+                        failures = 0  # it moves: only failures in a row count
+                        progress(have)
+            if have != size:
+                raise httpx2.RemoteProtocolError(f"the answer ended at byte {have} of {size}")
+            return
+        except Cancelled:
+            raise
+        except Exception as e:
+            if cancel.is_set():  # the read ended because the cancel closed the connection
+                raise Cancelled() from None
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise OSError(
+                    e.errno,
+                    f"The disk holding {part.parent} is full; free some space and get it again "
+                    "(what arrived is kept)",
+                ) from None
+            if not isinstance(e, (httpx2.TransportError, httpx2.StreamError)):
+                raise
+            failures += 1
+            if failures > retries:
+                raise HubError(
+                    f"The connection to the hub broke off at {gb(have)} of {gb(size)} of "
+                    f"{part.name.removesuffix('.part')} ({e}); what arrived is kept: get it "
+                    "again to resume.",
+                    "offline",
+                ) from None
+            log.warning("Download of %s interrupted (%s); resuming", part.name, e)
+            if cancel.wait(backoff * 2 ** (failures - 1)):
+                raise Cancelled() from None
+        finally:
+            cancel.watch(None)
+
+
+def sha256_file(path: Path, cancel: Cancel, progress: Progress | None = None) -> str:
+    """The file's SHA-256, read in 4 MiB blocks; ``Cancelled`` when cancelled meanwhile."""
+    h = hashlib.sha256()
+    done = 0
+    with path.open("rb") as f:
+        while block := f.read(4 << 20):
+            if cancel.is_set():
+                raise Cancelled()
+            h.update(block)
+            done += len(block)
+            if progress is not None:
+                progress(done)
+    return h.hexdigest()
