@@ -174,7 +174,6 @@ class StandInHub:
                 return
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="stand-in-hub", daemon=True)
@@ -184,14 +183,22 @@ class StandInHub:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            for fault in self._faults.values():  # never leave a download hanging
-                if fault.released is not None:
-                    self._loop.call_soon_threadsafe(fault.released.set)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
         self._thread = None
         self._loop = None
+
+    async def _shutdown(self) -> None:
+        for fault in self._faults.values():  # never leave a download hanging
+            fault.hold_at = None
+            if fault.released is not None:
+                fault.released.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     async def _serve(self) -> None:
         app = web.Application()
@@ -205,7 +212,7 @@ class StandInHub:
         r.add_get("/{org}/{name}/resolve/{rev}/{path:.+}", self._resolve, allow_head=False)
         r.add_route("HEAD", "/cdn/{org}/{name}/{sha}/{path:.+}", self._cdn)
         r.add_get("/cdn/{org}/{name}/{sha}/{path:.+}", self._cdn, allow_head=False)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

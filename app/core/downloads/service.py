@@ -15,6 +15,7 @@ at most a few times a second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -398,8 +399,8 @@ class Downloads:
             await self._fetch_all(job, cancel)
             self._place(job)
             job.completed_at = time.time()
+            await self._completed(job, tell=True)  # listed (and its role set) first
             job.state = COMPLETED
-            await self._completed(job, tell=True)
         except Cancelled:
             if self._pausing:
                 job.state = PAUSED
@@ -446,15 +447,16 @@ class Downloads:
                 if meta.size is not None and meta.size != f.size:
                     f.size = meta.size
                 await _run_in_thread(
-                    fetch,
-                    self.hub,
-                    meta,
-                    part,
-                    f.size,
-                    self._progress_cb(job, offset),
-                    cancel,
-                    3,
-                    self._backoff,
+                    functools.partial(
+                        fetch,
+                        self.hub,
+                        meta,
+                        part,
+                        f.size,
+                        self._progress_cb(job, offset),
+                        cancel,
+                        backoff=self._backoff,
+                    )
                 )
             job.state = VERIFYING
             self._changed()

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -62,14 +63,23 @@ class Cancel:
         with self._lock:
             response = self._response
         if response is not None:
-            try:
-                response.close()
-            except Exception:  # it may be closing already in its own thread
-                log.debug("Closing a download's connection failed", exc_info=True)
+            _interrupt(response)
 
     def watch(self, response: httpx2.Response | None) -> None:
         with self._lock:
             self._response = response
+
+
+def _interrupt(response: httpx2.Response) -> None:
+    """End a read blocked on ``response``'s connection, from another thread: shutting the
+    socket down wakes ``recv`` at once (closing it does not)."""
+    try:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError, KeyError):  # closed already, or no socket to reach
+        log.debug("Interrupting a download's connection failed", exc_info=True)
 
 
 def copy_from_cache(cached: Path, part: Path) -> None:
