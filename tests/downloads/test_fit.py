@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from app.core.downloads.fit import FITS, NO_FIT, TIGHT, judge
 from app.core.models.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Free
-from tests.downloads.conftest import VISION_REPO, serve_pair
 from tests.downloads.test_service import GB, Rig
+from tests.support.hub import VISION_REPO, serve_pair
 
 # The vision model's header: 36 layers, 8 KV heads of 4096 / 32 = 128 values each.
 KV_AT_8K = 36 * 8192 * 8 * (128 + 128) * 2

@@ -8,10 +8,10 @@ import hashlib
 import pytest
 
 from app.core.downloads.files import RemoteFile, group_files
-from app.core.downloads.hub import HubClient, HubError, parse_ref
+from app.core.downloads.hub import HubClient
+from app.core.downloads.refs import HubError, parse_ref
 from tests.desktop.gguf_tree import write_gguf
-from tests.downloads.conftest import LLM_REPO, VISION_REPO, serve_pair
-from tests.support.hub import StandInHub
+from tests.support.hub import LLM_REPO, VISION_REPO, StandInHub, serve_pair
 
 
 def test_search_finds_gguf_repositories_most_downloaded_first(hub: StandInHub, hub_files):

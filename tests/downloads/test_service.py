@@ -18,8 +18,7 @@ from app.core.models.catalogue import Catalogue
 from app.core.models.placement import Free
 from app.core.notices import NoticeBus
 from app.paths import AppPaths
-from tests.downloads.conftest import LLM_REPO, VISION_REPO, serve_pair
-from tests.support.hub import StandInHub
+from tests.support.hub import LLM_REPO, VISION_REPO, StandInHub, serve_pair
 from tests.support.wait import until
 
 GB = 1024**3
@@ -256,6 +255,6 @@ async def test_a_file_in_the_hugging_face_cache_is_not_fetched_again(
 
 
 def parse(text: str):
-    from app.core.downloads.hub import parse_ref
+    from app.core.downloads.refs import parse_ref
 
     return parse_ref(text)

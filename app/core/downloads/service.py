@@ -23,14 +23,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
 from app.core.discovery.folders import HUGGING_FACE, default_folders
 from app.core.discovery.gguf_header import GgufHeader
 from app.core.downloads.files import RemoteModel, RepoFiles
 from app.core.downloads.fit import Fit, context_for, gb, judge, need_for
-from app.core.downloads.hub import HubClient, HubError, ModelRef, RepoHit, parse_ref
 from app.core.downloads.jobs import (
     CANCELLED,
     COMPLETED,
@@ -44,6 +43,7 @@ from app.core.downloads.jobs import (
     JobStore,
     new_job_id,
 )
+from app.core.downloads.refs import HubError, ModelRef, RepoHit, parse_ref
 from app.core.downloads.transfer import (
     Cancel,
     Cancelled,
@@ -55,6 +55,9 @@ from app.core.downloads.transfer import (
 from app.core.models.local import model_dirs
 from app.core.models.placement import Free
 from app.core.notices import Level, Notice, NoticeBus
+
+if TYPE_CHECKING:
+    from app.core.downloads.hub import HubClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,7 +137,7 @@ class Downloads:
         retry_backoff: float = 1.0,
     ) -> None:
         self._settings = settings
-        self.hub = hub or HubClient(lambda: _token(settings()))
+        self._hub = hub
         self._store = JobStore(state_file)
         self._notices = notices
         self.on_complete = on_complete
@@ -152,6 +155,19 @@ class Downloads:
         self._notify_pending = False
         self._last_notify = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def hub(self) -> HubClient:
+        """The hub client, made (and ``huggingface_hub`` imported: seconds) on first use."""
+        if self._hub is None:
+            from app.core.downloads.hub import HubClient
+
+            self._hub = HubClient(lambda: _token(self._settings()))
+        return self._hub
+
+    def _hub_call(self, method: str, *args: Any) -> asyncio.Future[Any]:
+        """``self.hub.<method>(*args)`` in a thread (where the library is imported too)."""
+        return _run_in_thread(lambda: getattr(self.hub, method)(*args))
 
     # ── Service life cycle ────────────────────────────────────────────────────
     async def start(self) -> None:
@@ -222,10 +238,10 @@ class Downloads:
 
     # ── The hub, off the loop ─────────────────────────────────────────────────
     async def search(self, query: str, limit: int = 40) -> list[RepoHit]:
-        return await _run_in_thread(self.hub.search, query, limit)
+        return await self._hub_call("search", query, limit)
 
     async def repo_files(self, repo: str) -> RepoFiles:
-        return await _run_in_thread(self.hub.repo_files, repo)
+        return await self._hub_call("repo_files", repo)
 
     async def find(self, ref: ModelRef) -> tuple[RepoFiles, RemoteModel]:
         """The repository and the model ``ref`` names. LM Studio names models by catalogue
@@ -258,8 +274,8 @@ class Downloads:
         """The header of ``model``'s family, read once per repository commit."""
         key = (files.repo, files.commit, model.family)
         if key not in self._headers:
-            self._headers[key] = await _run_in_thread(
-                self.hub.read_header, files.repo, files.commit, model.files[0].path
+            self._headers[key] = await self._hub_call(
+                "read_header", files.repo, files.commit, model.files[0].path
             )
         return self._headers[key]
 
@@ -332,7 +348,7 @@ class Downloads:
             await self._completed(job, tell=False)
             return job
         try:  # a gated repository says so now, not once the job runs
-            await _run_in_thread(self.hub.metadata, files.repo, files.commit, plan[-1].path)
+            await self._hub_call("metadata", files.repo, files.commit, plan[-1].path)
         except HubError as e:
             raise refused(e) from None
         self._check_disk(base, job)
@@ -443,7 +459,7 @@ class Downloads:
                 log.info("%s is in the Hugging Face cache: copying it", f.path)
                 await _run_in_thread(copy_from_cache, cached, part)
             else:
-                meta = await _run_in_thread(self.hub.metadata, job.repo, job.commit, f.path)
+                meta = await self._hub_call("metadata", job.repo, job.commit, f.path)
                 if meta.size is not None and meta.size != f.size:
                     f.size = meta.size
                 await _run_in_thread(

@@ -24,11 +24,13 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from app.core.downloads.fit import gb
-from app.core.downloads.hub import FileMeta, HubClient, HubError
+from app.core.downloads.refs import FileMeta, HubError
+
+if TYPE_CHECKING:
+    from app.core.downloads.hub import HubClient
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class Cancel:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._response: httpx2.Response | None = None
+        self._response: Any = None  # the httpx2 response being read
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -65,12 +67,12 @@ class Cancel:
         if response is not None:
             _interrupt(response)
 
-    def watch(self, response: httpx2.Response | None) -> None:
+    def watch(self, response: Any) -> None:
         with self._lock:
             self._response = response
 
 
-def _interrupt(response: httpx2.Response) -> None:
+def _interrupt(response: Any) -> None:
     """End a read blocked on ``response``'s connection, from another thread: shutting the
     socket down wakes ``recv`` at once (closing it does not)."""
     try:
@@ -109,6 +111,8 @@ def fetch(
     A broken connection is retried ``retries`` times (``backoff`` s, doubling), resuming;
     then ``HubError`` says how far it got (the part stays, the next try resumes).
     ``Cancelled`` when ``cancel`` is set. ``OSError`` for a disk that is full or gone."""
+    import httpx2  # huggingface_hub's HTTP library: loaded with it, when a download starts
+
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
     while True:
