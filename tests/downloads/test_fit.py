@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.core.downloads.fit import FITS, NO_FIT, TIGHT, judge
 from app.core.models.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Free
-from tests.downloads.test_service import GB, Rig
+from tests.support.downloads import GB, Rig
 from tests.support.hub import VISION_REPO, serve_pair
 
 # The vision model's header: 36 layers, 8 KV heads of 4096 / 32 = 128 values each.

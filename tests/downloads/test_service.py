@@ -10,48 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
 from app.core.downloads.jobs import CANCELLED, COMPLETED, FAILED, PAUSED, DownloadJob
-from app.core.downloads.listing import AfterDownload
-from app.core.downloads.service import STAGING, DownloadRefused, Downloads
-from app.core.models.catalogue import Catalogue
-from app.core.models.placement import Free
-from app.core.notices import NoticeBus
-from app.paths import AppPaths
+from app.core.downloads.service import STAGING, DownloadRefused
+from tests.support.downloads import Rig
 from tests.support.hub import LLM_REPO, VISION_REPO, StandInHub, serve_pair
 from tests.support.wait import until
 
-GB = 1024**3
 LLM_FILE = "Qwen3-8B-Q8_0.gguf"
-
-
-class Rig:
-    """A downloads service with its catalogue, notices and state file, as the core has them."""
-
-    def __init__(self, tmp: Path, free_disk: int = 500 * GB) -> None:
-        self.models = tmp / "models"
-        self.paths = AppPaths.resolve().ensure()
-        self.settings = Settings(_env_file=None, MODEL_DIRS=str(self.models))  # type: ignore[call-arg]
-        self.catalogue = Catalogue(lambda: self.settings)
-        self.notices = NoticeBus()
-        self.free_disk = free_disk
-        self.made: list[Downloads] = []
-
-    def service(self) -> Downloads:
-        d = Downloads(
-            lambda: self.settings,
-            self.paths.state_dir / "downloads.json",
-            notices=self.notices,
-            on_complete=AfterDownload(self.catalogue, lambda: self.settings, self.paths),
-            disk_free=lambda _path: self.free_disk,
-            free_memory=lambda: Free(16 * GB, "available RAM"),
-            retry_backoff=0.0,
-        )
-        self.made.append(d)
-        return d
-
-    def dest(self, repo: str, name: str) -> Path:
-        return self.models / repo / name
 
 
 @pytest.fixture

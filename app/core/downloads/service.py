@@ -285,11 +285,12 @@ class Downloads:
         header = await self.header(files, model)
         ctx = self._settings().LLAMA_CTX_SIZE
         loop = asyncio.get_running_loop()
-        free = await loop.run_in_executor(None, self._free_now)
+        free = await loop.run_in_executor(None, self.free_memory_now)
         reclaim = self._reclaimable() if self._reclaimable else 0
         return judge(need_for(model, header, ctx), free, reclaim, context_for(header, ctx))
 
-    def _free_now(self) -> Free:
+    def free_memory_now(self) -> Free:
+        """Free GPU memory (or RAM) now, as placement measures it (blocking)."""
         if self._free_memory is not None:
             return self._free_memory()
         from app.core.models.memory import free_memory
