@@ -115,3 +115,16 @@ def build_downloads(
         reclaimable=loaded_need,
         **options,
     )
+
+
+def setup_downloads(settings: Settings, paths: AppPaths, gpu: GpuProber | None = None) -> Downloads:
+    """The set-up window's download service (there is no core yet): a finished download
+    becomes FamilyLog's role model in the settings file; what is left when the window
+    closes pauses, and the core's own service resumes it."""
+    gpu = gpu or GpuProber()
+    return Downloads(
+        lambda: settings,
+        paths.downloads_file,
+        on_complete=AfterDownload(None, lambda: settings, paths),
+        free_memory=lambda: free_memory(settings, gpu.free_bytes),
+    )

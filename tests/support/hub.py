@@ -509,3 +509,13 @@ def serve_pair(standin: StandInHub, files: dict[str, Path]) -> None:
         },
         downloads=9000,
     )
+
+
+def serve_ladder(standin: StandInHub, files: dict[str, Path]) -> None:
+    """Every LLM the first run may suggest (``starter.LLM_LADDER``), each as one file of
+    its quantization (the tiny llama llama-server answers with)."""
+    from app.core.downloads.starter import LLM_LADDER
+
+    for c in LLM_LADDER:
+        name = c.repo.split("/")[1].removesuffix("-GGUF")
+        standin.add_repo(c.repo, {f"{name}-{c.quant}.gguf": files["llm_q8"]}, downloads=100)

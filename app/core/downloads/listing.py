@@ -37,11 +37,12 @@ def role_changes(settings: Settings, role: str, model: Path, mmproj: Path | None
 
 
 class AfterDownload:
-    """The download service's ``on_complete``: rescan, set the role, return the key."""
+    """The download service's ``on_complete``: rescan, set the role, return the key. With
+    no catalogue (the set-up window, before the core exists) only the role is set."""
 
     def __init__(
         self,
-        catalogue: Catalogue,
+        catalogue: Catalogue | None,
         settings: Callable[[], Settings],
         paths: AppPaths,
         apply: Apply | None = None,
@@ -54,6 +55,8 @@ class AfterDownload:
     async def __call__(self, job: DownloadJob) -> str | None:
         if job.role in ROLE_KEYS:
             await self._set_role(job)
+        if self.catalogue is None:
+            return None
         await self.catalogue.rescan()
         entry = self.catalogue.by_file(str(job.model_path), str(job.mmproj_path or "") or None)
         return entry.key if entry else None
