@@ -182,6 +182,7 @@ class Downloads:
                 continue
             if job.active:
                 job.state = QUEUED
+                job.downloaded = job.total - sum(_remaining(f) for f in job.files)
                 resumed += 1
             self._jobs.append(job)
         if resumed:
@@ -328,12 +329,9 @@ class Downloads:
         publisher, name = files.repo.split("/", 1)
         dest_dir = base / publisher / name
         stage = base / STAGING / publisher / name
-        for job in self._jobs:
-            if job.active and job.repo == files.repo and job.model == model.name:
-                if role and not job.role:
-                    job.role = role
-                    self._changed(save=True)
-                return job
+        queued = self._queued_for(files.repo, model.name, role)
+        if queued is not None:
+            return queued
         plan = [
             JobFile(
                 f.path, f.size, f.sha256, str(dest_dir / f.name), str(stage / (f.name + ".part"))
@@ -352,6 +350,9 @@ class Downloads:
             await self._hub_call("metadata", files.repo, files.commit, plan[-1].path)
         except HubError as e:
             raise refused(e) from None
+        queued = self._queued_for(files.repo, model.name, role)  # asked twice at once
+        if queued is not None:
+            return queued
         self._check_disk(base, job)
         self._jobs.append(job)
         log.info("Queued %s from %s (%s) into %s", job.model, job.repo, gb(job.total), dest_dir)
@@ -359,6 +360,16 @@ class Downloads:
         if self._wake is not None:
             self._wake.set()
         return job
+
+    def _queued_for(self, repo: str, model: str, role: str | None) -> DownloadJob | None:
+        """The active job for this model, if there is one (never a second copy)."""
+        for job in self._jobs:
+            if job.active and job.repo == repo and job.model == model:
+                if role and not job.role:
+                    job.role = role
+                    self._changed(save=True)
+                return job
+        return None
 
     def _check_disk(self, base: Path, job: DownloadJob) -> None:
         folder = _existing(base)
@@ -427,8 +438,8 @@ class Downloads:
                     gb(job.downloaded),
                 )
             else:
-                job.state = CANCELLED
                 await asyncio.get_running_loop().run_in_executor(None, _remove_parts, job)
+                job.state = CANCELLED
                 log.info("Download of %s cancelled", job.model)
         except (HubError, ChecksumError, OSError) as e:
             self._failed(job, str(e))
