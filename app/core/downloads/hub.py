@@ -28,6 +28,7 @@ from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.hf_api import HfApi, ModelInfo
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+from app import __version__
 from app.core.discovery.gguf_header import GgufHeader, GgufTruncatedError, parse_header
 from app.core.downloads.files import RemoteFile, RepoFiles, group_files
 from app.core.downloads.refs import FileMeta, HubError, RepoHit, endpoint, offline, repo_url
@@ -35,6 +36,7 @@ from app.core.downloads.refs import FileMeta, HubError, RepoHit, endpoint, offli
 HEADER_FIRST_READ = 2 << 20  # most headers (32k-150k token vocabularies) fit in 1-7 MiB
 HEADER_MAX = 256 << 20
 TokenSource = Callable[[], str | None]
+AGENT = {"library_name": "familylog-tray", "library_version": __version__}  # the user agent
 
 
 def _message(e: HfHubHTTPError) -> str:
@@ -124,7 +126,7 @@ class HubClient:
         return value or None
 
     def _api(self) -> HfApi:
-        return HfApi(endpoint=endpoint(), token=self.token())
+        return HfApi(endpoint=endpoint(), token=self.token(), **AGENT)
 
     def _guard(self) -> None:
         if offline():
@@ -145,7 +147,7 @@ class HubClient:
             r = get_session().get(
                 f"{endpoint()}/api/models",
                 params=params,
-                headers=build_hf_headers(token=self.token()),
+                headers=build_hf_headers(token=self.token(), **AGENT),
                 timeout=constants.HF_HUB_ETAG_TIMEOUT,
             )
             hf_raise_for_status(r)
@@ -187,7 +189,11 @@ class HubClient:
         url = hf_hub_url(repo, path, revision=commit, endpoint=endpoint())
         try:
             meta = get_hf_file_metadata(
-                url, token=self.token(), endpoint=endpoint(), timeout=constants.HF_HUB_ETAG_TIMEOUT
+                url,
+                token=self.token(),
+                endpoint=endpoint(),
+                timeout=constants.HF_HUB_ETAG_TIMEOUT,
+                **AGENT,
             )
         except Exception as e:
             raise translate(e, repo, path) from None
@@ -195,7 +201,7 @@ class HubClient:
 
     def _headers(self, meta: FileMeta) -> dict[str, str]:
         """The library's headers (with the token only while the request stays on the hub)."""
-        headers = build_hf_headers(token=self.token())
+        headers = build_hf_headers(token=self.token(), **AGENT)
         headers["Accept-Encoding"] = "identity"
         if urlparse(meta.location).netloc != urlparse(meta.url).netloc:
             headers.pop("authorization", None)  # a CDN: signed URL, no token
