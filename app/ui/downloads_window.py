@@ -28,12 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.discovery.model_info import human_size
 from app.core.downloads.files import RemoteModel, RepoFiles
 from app.core.downloads.fit import FITS, NO_FIT, TIGHT, Fit
 from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob
 from app.core.downloads.refs import HubError, RepoHit
 from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
+from app.ui.first_run_table import human_size
 from app.ui.tasks import spawn
 
 log = logging.getLogger(__name__)

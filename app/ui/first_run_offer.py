@@ -10,11 +10,11 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from app.core.discovery.model_info import human_size
 from app.core.downloads.jobs import COMPLETED, DownloadJob
 from app.core.downloads.refs import HubError
 from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
 from app.core.downloads.starter import Offer, get_offer, starter_offer
+from app.ui.first_run_table import human_size
 
 log = logging.getLogger(__name__)
 

@@ -260,7 +260,7 @@ def info_from_headers(path: str | Path, headers: list[GgufHeader], size_bytes: i
         general_type=_str(first, "general.type"),
         size_label=_str(first, "general.size_label"),
         tensor_type=_type_name(max(by_type, key=by_type.__getitem__)) if by_type else None,
-        shards=len(files),
+        shards=len(headers),
     )
 
 

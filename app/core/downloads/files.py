@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from app.core.discovery.model_info import is_mmproj_name, shard_info
-from app.core.discovery.scan import pick_mmproj_path, quant_from_name
+from app.core.discovery.gguf_info import is_mmproj_name, quant_from_name, shard_info
+from app.core.discovery.scan import pick_mmproj
 
 # The quantizations picked when none is named, best first: the seed recommends Q4_K_M.
 PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q4_K_XL", "Q5_K_M", "Q4_0", "MXFP4", "Q6_K", "Q8_0")
@@ -177,6 +177,6 @@ def group_files(repo: str, commit: str, files: list[RemoteFile], gated: bool = F
     names = [PurePosixPath(fs[0].name) for fs in singles]
     mm_names = {PurePosixPath(f.name): f for f in out.mmprojs}
     for fs in sorted(singles, key=lambda fs: fs[0].path):
-        found = pick_mmproj_path(PurePosixPath(fs[0].name), list(mm_names), names)  # type: ignore[arg-type]
+        found = pick_mmproj(PurePosixPath(fs[0].name), list(mm_names), names)  # type: ignore[arg-type]
         out.models.append(RemoteModel(repo, fs, mm_names[found] if found else None))
     return out

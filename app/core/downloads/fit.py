@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.discovery.gguf_header import GgufHeader
+from app.core.discovery.gguf_info import info_from_headers
 from app.core.downloads.files import RemoteModel
-from app.core.models.gguf_info import info_from_headers
 from app.core.models.placement import SAFETY_FACTOR, Free, estimate_bytes
 
 FITS, TIGHT, NO_FIT = "fits", "tight", "does not fit"
@@ -55,17 +55,9 @@ def judge(need: int, free: Free, reclaimable: int = 0, context: int = 0) -> Fit:
     return Fit(verdict, need, free.bytes, free.what, reclaimable, context)
 
 
-def need_for(model: RemoteModel, header: GgufHeader, ctx: int) -> int:
+def need_for(model: RemoteModel, header: GgufHeader, ctx: int) -> tuple[int, int]:
     """Bytes ``model`` (and its projector) needs loaded at ``ctx`` tokens (0: its own
-    context length), from the header of one of its files. Quantizations of one model share
-    the KV cache, so one header serves them all."""
+    context length), and that context, from the header of one of its files. Quantizations
+    of one model share the KV cache, so one header serves them all."""
     info = info_from_headers(model.name, [header], model.size)
-    return estimate_bytes(model.total_size, info, ctx)
-
-
-def context_for(header: GgufHeader, ctx: int) -> int:
-    """The context a load would use: ``ctx``, or with 0 the model's own."""
-    if ctx:
-        return ctx
-    value = header.get(f"{header.architecture}.context_length")
-    return value if isinstance(value, int) else 4096
+    return estimate_bytes(model.total_size, info, ctx), ctx or info.context_length or 4096

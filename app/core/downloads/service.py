@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
-from app.core.discovery.folders import HUGGING_FACE, default_folders
+from app.core.discovery.folders import HUGGING_FACE, default_folders, model_dirs
 from app.core.discovery.gguf_header import GgufHeader
 from app.core.downloads.files import RemoteModel, RepoFiles
-from app.core.downloads.fit import Fit, context_for, gb, judge, need_for
+from app.core.downloads.fit import Fit, gb, judge, need_for
 from app.core.downloads.jobs import (
     CANCELLED,
     COMPLETED,
@@ -52,7 +52,6 @@ from app.core.downloads.transfer import (
     fetch,
     sha256_file,
 )
-from app.core.models.local import model_dirs
 from app.core.models.placement import Free
 from app.core.notices import Level, Notice, NoticeBus
 
@@ -235,7 +234,7 @@ class Downloads:
 
     def model_dir(self) -> Path:
         """Where downloads go: the first ``MODEL_DIRS`` folder (LM Studio's by default)."""
-        return model_dirs(self._settings().MODEL_DIRS)[0]
+        return model_dirs(self._settings().MODEL_DIRS)[0].path
 
     # ── The hub, off the loop ─────────────────────────────────────────────────
     async def search(self, query: str, limit: int = 40) -> list[RepoHit]:
@@ -288,7 +287,8 @@ class Downloads:
         loop = asyncio.get_running_loop()
         free = await loop.run_in_executor(None, self.free_memory_now)
         reclaim = self._reclaimable() if self._reclaimable else 0
-        return judge(need_for(model, header, ctx), free, reclaim, context_for(header, ctx))
+        need, context = need_for(model, header, ctx)
+        return judge(need, free, reclaim, context)
 
     def free_memory_now(self) -> Free:
         """Free GPU memory (or RAM) now, as placement measures it (blocking)."""

@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from app.core.downloads.files import RemoteModel, RepoFiles
-from app.core.downloads.fit import Fit
+from app.core.downloads.fit import Fit, gb
 from app.core.downloads.jobs import DownloadJob
 from app.core.downloads.refs import HubError
 from app.core.downloads.service import Downloads
@@ -55,11 +55,7 @@ class Offer:
         what = "Vision" if self.role == VISION else "LLM"
         extra = f" + {self.model.mmproj.name}" if self.model.mmproj else ""
         fit = self.fit.describe() if self.fit else f"fit unknown ({self.fit_problem})"
-        return f"{what}: {self.model.name}{extra} from {self.files.repo}, {_gb(self.model.total_size)}; {fit}"
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1024**3:.1f} GB"
+        return f"{what}: {self.model.name}{extra} from {self.files.repo}, {gb(self.model.total_size)}; {fit}"
 
 
 def ladder_for(free: int, ladder: tuple[Candidate, ...] = LLM_LADDER) -> list[Candidate]:

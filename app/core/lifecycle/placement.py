@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.core.discovery.gguf_info import GGUFInfo
 from app.core.models.entry import ModelEntry
-from app.core.models.gguf_info import GGUFInfo
 
 Mode = Literal["switch", "parallel", "auto"]
 SAFETY_FACTOR = 1.15
