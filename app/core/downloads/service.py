@@ -470,11 +470,14 @@ class Downloads:
             if cached is not None:
                 log.info("%s is in the Hugging Face cache: copying it", f.path)
                 await _run_in_thread(copy_from_cache, cached, part)
+                job.state = VERIFYING
+                self._changed()
+                digest = await _run_in_thread(sha256_file, part, cancel)
             else:
                 meta = await self._hub_call("metadata", job.repo, job.commit, f.path)
                 if meta.size is not None and meta.size != f.size:
                     f.size = meta.size
-                await _run_in_thread(
+                digest = await _run_in_thread(  # hashed as the bytes arrive
                     functools.partial(
                         fetch,
                         self.hub,
@@ -486,9 +489,6 @@ class Downloads:
                         backoff=self._backoff,
                     )
                 )
-            job.state = VERIFYING
-            self._changed()
-            digest = await _run_in_thread(sha256_file, part, cancel)
             expected = (f.sha256 or "").lower()
             if expected and digest != expected:
                 part.unlink(missing_ok=True)

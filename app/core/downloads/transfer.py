@@ -105,8 +105,10 @@ def fetch(
     *,
     retries: int = 3,
     backoff: float = 1.0,
-) -> None:
-    """Bring ``part`` to ``size`` bytes from ``meta``'s location, from where it stands.
+) -> str:
+    """Bring ``part`` to ``size`` bytes from ``meta``'s location, from where it stands;
+    the SHA-256 of its bytes, hashed as they arrive (what an earlier try left is hashed
+    first), so checking it needs no second read of the file.
 
     A broken connection is retried ``retries`` times (``backoff`` s, doubling), resuming;
     then ``HubError`` says how far it got (the part stays, the next try resumes).
@@ -115,14 +117,18 @@ def fetch(
 
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
+    digest = hashlib.sha256()
+    hashed = 0  # bytes of the part file in ``digest``
     while True:
         have = part.stat().st_size if part.exists() else 0
         if have > size:  # not this file's beginning: start again
             part.unlink()
             have = 0
         progress(have)
+        if hashed != have:  # bytes from an earlier run (or a write that failed midway)
+            digest, hashed = _sha256_prefix(part, have, cancel), have
         if have == size:
-            return
+            return digest.hexdigest()
         if cancel.is_set():
             raise Cancelled()
         try:
@@ -130,6 +136,7 @@ def fetch(
                 cancel.watch(response)
                 if have and response.status_code != 206:
                     have = 0  # the server sent the whole file: start over
+                    digest, hashed = hashlib.sha256(), 0
                 with part.open("r+b" if part.exists() else "wb") as out:
                     out.seek(have)
                     out.truncate()
@@ -137,12 +144,14 @@ def fetch(
                         if cancel.is_set():
                             raise Cancelled()
                         out.write(chunk)
+                        digest.update(chunk)
                         have += len(chunk)
+                        hashed = have
                         failures = 0  # it moves: only failures in a row count
                         progress(have)
             if have != size:
                 raise httpx2.RemoteProtocolError(f"the answer ended at byte {have} of {size}")
-            return
+            return digest.hexdigest()
         except Cancelled:
             raise
         except Exception as e:
@@ -171,16 +180,19 @@ def fetch(
             cancel.watch(None)
 
 
-def sha256_file(path: Path, cancel: Cancel, progress: Progress | None = None) -> str:
-    """The file's SHA-256, read in 4 MiB blocks; ``Cancelled`` when cancelled meanwhile."""
+def _sha256_prefix(path: Path, n: int, cancel: Cancel) -> Any:
+    """A SHA-256 of the first ``n`` bytes of ``path``, ready for more."""
     h = hashlib.sha256()
-    done = 0
-    with path.open("rb") as f:
-        while block := f.read(4 << 20):
-            if cancel.is_set():
-                raise Cancelled()
-            h.update(block)
-            done += len(block)
-            if progress is not None:
-                progress(done)
-    return h.hexdigest()
+    if n:
+        with path.open("rb") as f:
+            while n > 0 and (block := f.read(min(4 << 20, n))):
+                if cancel.is_set():
+                    raise Cancelled()
+                h.update(block)
+                n -= len(block)
+    return h
+
+
+def sha256_file(path: Path, cancel: Cancel) -> str:
+    """The file's SHA-256, read in 4 MiB blocks; ``Cancelled`` when cancelled meanwhile."""
+    return _sha256_prefix(path, path.stat().st_size, cancel).hexdigest()
