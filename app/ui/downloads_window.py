@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -33,7 +32,7 @@ from app.core.downloads.fit import FITS, NO_FIT, TIGHT, Fit
 from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob
 from app.core.downloads.refs import HubError, RepoHit
 from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
-from app.ui.first_run_table import human_size
+from app.ui.first_run_table import human_size, read_only_item
 from app.ui.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -42,14 +41,6 @@ RESULT_COLUMNS = ("Repository", "Downloads", "Access")
 FILE_COLUMNS = ("Model file", "Quantization", "Size", "Projector (vision)", "Fits this machine?")
 QUEUE_COLUMNS = ("Model", "Repository", "State", "Progress", "Speed", "Left", "")
 FIT_MARK = {FITS: "✔ fits", TIGHT: "⚠ tight", NO_FIT: "✘ does not fit"}
-
-
-def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-    if tooltip:
-        item.setToolTip(tooltip)
-    return item
 
 
 def _table(columns: tuple[str, ...]) -> QTableWidget:
@@ -183,9 +174,9 @@ class GetModelsWindow(QWidget):
         self.hits = hits
         self.results.setRowCount(len(hits))
         for row, h in enumerate(hits):
-            self.results.setItem(row, 0, _item(h.repo, h.repo))
-            self.results.setItem(row, 1, _item(f"{h.downloads:,}"))
-            self.results.setItem(row, 2, _item("gated: licence" if h.gated else "open"))
+            self.results.setItem(row, 0, read_only_item(h.repo, h.repo))
+            self.results.setItem(row, 1, read_only_item(f"{h.downloads:,}"))
+            self.results.setItem(row, 2, read_only_item("gated: licence" if h.gated else "open"))
         self.say(f"{len(hits)} GGUF repositories." if hits else "No GGUF repositories found.")
 
     def _repo_selected(self) -> None:
@@ -224,20 +215,24 @@ class GetModelsWindow(QWidget):
         models = [m for group in files.groups().values() for m in group] if files else []
         self.file_table.setRowCount(len(models))
         for row, m in enumerate(models):
-            self.file_table.setItem(row, 0, _item(m.label(), "\n".join(f.path for f in m.files)))
-            self.file_table.setItem(row, 1, _item(m.quant or "?"))
+            self.file_table.setItem(
+                row, 0, read_only_item(m.label(), "\n".join(f.path for f in m.files))
+            )
+            self.file_table.setItem(row, 1, read_only_item(m.quant or "?"))
             size = human_size(m.total_size)
             self.file_table.setItem(
                 row,
                 2,
-                _item(size, f"model {human_size(m.size)}" + (" + projector" if m.mmproj else "")),
+                read_only_item(
+                    size, f"model {human_size(m.size)}" + (" + projector" if m.mmproj else "")
+                ),
             )
-            self.file_table.setItem(row, 3, _item(m.mmproj.name if m.mmproj else ""))
+            self.file_table.setItem(row, 3, read_only_item(m.mmproj.name if m.mmproj else ""))
             found = self.fits.get(m.name)
             text, tip = fit_text(
                 found if isinstance(found, Fit) else None, found if isinstance(found, str) else None
             )
-            self.file_table.setItem(row, 4, _item(text, tip))
+            self.file_table.setItem(row, 4, read_only_item(text, tip))
         self._update_buttons()
 
     async def _check_fit(self, files: RepoFiles, model: RemoteModel) -> None:
@@ -303,9 +298,9 @@ class GetModelsWindow(QWidget):
         self.queue.setRowCount(len(jobs))
         for row, job in enumerate(jobs):
             state = job.state if not job.error else f"{job.state}: {job.error}"
-            self.queue.setItem(row, 0, _item(job.model, job.title))
-            self.queue.setItem(row, 1, _item(job.repo))
-            self.queue.setItem(row, 2, _item(state, job.error or ""))
+            self.queue.setItem(row, 0, read_only_item(job.model, job.title))
+            self.queue.setItem(row, 1, read_only_item(job.repo))
+            self.queue.setItem(row, 2, read_only_item(state, job.error or ""))
             bar = self.queue.cellWidget(row, 3)
             if not isinstance(bar, QProgressBar):
                 bar = QProgressBar()
@@ -315,9 +310,9 @@ class GetModelsWindow(QWidget):
             bar.setFormat(f"{human_size(job.downloaded)} / {human_size(job.total)}")
             running = job.state in (DOWNLOADING, VERIFYING)
             speed = f"{job.speed / 1e6:.1f} MB/s" if running and job.speed else ""
-            self.queue.setItem(row, 4, _item(speed))
+            self.queue.setItem(row, 4, read_only_item(speed))
             self.queue.setItem(
-                row, 5, _item(left_text(job), describe_progress(job) if running else "")
+                row, 5, read_only_item(left_text(job), describe_progress(job) if running else "")
             )
             button = self.queue.cellWidget(row, 6)
             if job.active:
