@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load_settings
 from app.core.downloads.jobs import COMPLETED, PAUSED
 from app.core.models.entry import LLM, VISION
 from app.core.settings.first_run import first_run_reasons
 from app.paths import AppPaths
+from app.settings_load import load_settings
 from app.ui.first_run import FirstRunDialog, run_first_run
 from tests.support import hub as hub_support
 from tests.support.app import make_core
