@@ -4,7 +4,7 @@ context, placement's margin) against the free memory placement measures."""
 from __future__ import annotations
 
 from app.core.downloads.fit import FITS, NO_FIT, TIGHT, judge
-from app.core.models.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Free
+from app.core.lifecycle.placement import OVERHEAD_BYTES, SAFETY_FACTOR, Free
 from tests.support.downloads import GB, Rig
 from tests.support.hub import VISION_REPO, serve_pair
 

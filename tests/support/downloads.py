@@ -8,8 +8,8 @@ from pathlib import Path
 from app.config import Settings
 from app.core.downloads.listing import AfterDownload
 from app.core.downloads.service import Downloads
+from app.core.lifecycle.placement import Free
 from app.core.models.catalogue import Catalogue
-from app.core.models.placement import Free
 from app.core.notices import NoticeBus
 from app.paths import AppPaths
 

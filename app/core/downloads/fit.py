@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from app.core.discovery.gguf_header import GgufHeader
 from app.core.discovery.gguf_info import info_from_headers
 from app.core.downloads.files import RemoteModel
-from app.core.models.placement import SAFETY_FACTOR, Free, estimate_bytes
+from app.core.lifecycle.placement import SAFETY_FACTOR, Free, estimate_bytes
 
 FITS, TIGHT, NO_FIT = "fits", "tight", "does not fit"
 

@@ -52,7 +52,7 @@ from app.core.downloads.transfer import (
     fetch,
     sha256_file,
 )
-from app.core.models.placement import Free
+from app.core.lifecycle.placement import Free
 from app.core.notices import Level, Notice, NoticeBus
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ class Downloads:
         """Free GPU memory (or RAM) now, as placement measures it (blocking)."""
         if self._free_memory is not None:
             return self._free_memory()
-        from app.core.models.memory import free_memory
+        from app.core.lifecycle.memory import free_memory
 
         return free_memory(self._settings(), None)
 
