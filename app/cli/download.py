@@ -13,7 +13,7 @@ from typing import TextIO
 from app.cli.app_api import NotRunning, app_url, call, error_message
 from app.cli.exit_codes import ExitCode
 from app.config import Settings
-from app.core.downloads.fit import gb
+from app.core.units import size_text
 
 POLL_SECONDS = 0.5
 LINE_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
@@ -22,7 +22,7 @@ LINE_EVERY = 5.0  # seconds between progress lines when the output is not a term
 def progress_line(job: dict) -> str:
     done, total = job.get("downloaded_bytes") or 0, job.get("total_size_bytes") or 0
     pct = f"{100 * done / total:5.1f} %" if total else "  ?  %"
-    text = f"{job.get('model', '?')}: {pct}  {gb(done)} of {gb(total)}"
+    text = f"{job.get('model', '?')}: {pct}  {size_text(done)} of {size_text(total)}"
     speed = job.get("bytes_per_second")
     if job.get("state") == "verifying":
         return text + "  checking SHA-256"
@@ -74,7 +74,7 @@ def download_command(
     job_id = answer["job_id"]
     print(
         f"Getting {answer.get('model')} from {answer.get('repo')} "
-        f"({gb(answer.get('total_size_bytes') or 0)}); job {job_id}.",
+        f"({size_text(answer.get('total_size_bytes') or 0)}); job {job_id}.",
         file=out,
     )
     tty = out.isatty()

@@ -16,9 +16,9 @@ from app.core.summary import (
     instance_memory,
     instance_of,
     model_view,
-    size_text,
     stats_of,
 )
+from app.core.units import size_text
 
 # ── The models window's rows ───────────────────────────────────────────────────
 TYPE_WORDS = {"llm": "LLM", "embedding": "Embedding", "reranker": "Reranker"}

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 from app.core.app_core import AppCore
 from app.core.gpu.server_memory import ServerMemory
-from app.core.gpu.snapshot import GpuSnapshot, gb
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import Instance
 from app.core.models.entry import ModelEntry
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
 from app.core.tray_state import TrayState
+from app.core.units import mib_text
 
 MemoryByPid = Mapping[int, ServerMemory]
 
@@ -60,22 +61,7 @@ def external_text(ext: ExternalServer) -> str:
     return f"{what} on :{ext.port}: external ({pid})"
 
 
-# ── Sizes and memory ───────────────────────────────────────────────────────────
-def size_text(n_bytes: int | float) -> str:
-    """ "4.3 GB", "512 MB", "354 KB" (decimal units, as file managers show them)."""
-    n = float(n_bytes)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            v = n / scale
-            return f"{v:.1f} {unit}" if v < 10 else f"{v:.0f} {unit}"
-    return f"{n:.0f} B"
-
-
-def mib_text(mib: float) -> str:
-    """ "4.3 GB" from 4.3 GiB, "120 MB" under one GiB (the GPU panel's units)."""
-    return f"{gb(mib)} GB" if mib >= 1024 else f"{max(mib, 0.1):.0f} MB" if mib >= 1 else "<1 MB"
-
-
+# ── Memory ───────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Memory:
     """What one model process holds: on the GPU (VRAM) or, without one, in RAM."""

@@ -32,7 +32,8 @@ from app.core.downloads.fit import FITS, NO_FIT, TIGHT, Fit
 from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob
 from app.core.downloads.refs import HubError, RepoHit
 from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
-from app.ui.first_run_table import human_size, read_only_item
+from app.core.units import size_text
+from app.ui.first_run_table import read_only_item
 from app.ui.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -219,12 +220,12 @@ class GetModelsWindow(QWidget):
                 row, 0, read_only_item(m.label(), "\n".join(f.path for f in m.files))
             )
             self.file_table.setItem(row, 1, read_only_item(m.quant or "?"))
-            size = human_size(m.total_size)
+            size = size_text(m.total_size)
             self.file_table.setItem(
                 row,
                 2,
                 read_only_item(
-                    size, f"model {human_size(m.size)}" + (" + projector" if m.mmproj else "")
+                    size, f"model {size_text(m.size)}" + (" + projector" if m.mmproj else "")
                 ),
             )
             self.file_table.setItem(row, 3, read_only_item(m.mmproj.name if m.mmproj else ""))
@@ -285,7 +286,7 @@ class GetModelsWindow(QWidget):
             where = f'listed as "{job.model_key}"' if job.model_key else str(job.model_path)
             self.say(f"{job.model} is downloaded already: {where}.")
         else:
-            self.say(f"Getting {job.model} ({human_size(job.total)}).")
+            self.say(f"Getting {job.model} ({size_text(job.total)}).")
         self.refresh_queue()
 
     # ── The queue ─────────────────────────────────────────────────────────────
@@ -307,7 +308,7 @@ class GetModelsWindow(QWidget):
                 self.queue.setCellWidget(row, 3, bar)
             bar.setRange(0, 1000)
             bar.setValue(int(1000 * job.downloaded / job.total) if job.total else 0)
-            bar.setFormat(f"{human_size(job.downloaded)} / {human_size(job.total)}")
+            bar.setFormat(f"{size_text(job.downloaded)} / {size_text(job.total)}")
             running = job.state in (DOWNLOADING, VERIFYING)
             speed = f"{job.speed / 1e6:.1f} MB/s" if running and job.speed else ""
             self.queue.setItem(row, 4, read_only_item(speed))

@@ -14,7 +14,7 @@ from app.core.downloads.jobs import COMPLETED, DownloadJob
 from app.core.downloads.refs import HubError
 from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
 from app.core.downloads.starter import Offer, get_offer, starter_offer
-from app.ui.first_run_table import human_size
+from app.core.units import size_text
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ class StarterPanel(QGroupBox):
         where = self.downloads.model_dir()
         self.intro.setText(
             f"FamilyLog uses a vision model (photos) and an LLM (text). Suggested for this "
-            f"computer, {human_size(total)} in all, into {where} (where LM Studio sees them too):"
+            f"computer, {size_text(total)} in all, into {where} (where LM Studio sees them too):"
         )
-        self.get_button.setText(f"Get both ({human_size(total)})")
+        self.get_button.setText(f"Get both ({size_text(total)})")
         self.get_button.setEnabled(True)
 
     def get(self):

@@ -48,7 +48,7 @@ def test_download_prints_progress_and_exits_0_once_listed(
         code, out, err = _download(env, LLM_REPO, "--quant", "Q8_0")
         assert code == 0, out + err
         assert out.startswith(
-            "Getting Qwen3-8B-Q8_0.gguf from Qwen/Qwen3-8B-GGUF (0.0 GB); job job_"
+            "Getting Qwen3-8B-Q8_0.gguf from Qwen/Qwen3-8B-GGUF (383 KB); job job_"
         )
         assert re.search(r"Qwen3-8B-Q8_0\.gguf: +\d+\.\d %", out), out
         assert out.rstrip().endswith('Downloaded Qwen3-8B-Q8_0.gguf: listed as "qwen/qwen3-8b".')

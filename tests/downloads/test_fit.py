@@ -44,4 +44,4 @@ def test_verdicts():
     assert judge(need, Free(9 * GB, "available RAM")).verdict == TIGHT
     no = judge(need, Free(4 * GB, "available RAM"))
     assert no.verdict == NO_FIT
-    assert no.describe() == "does not fit: needs about 10.0 GB; 4.0 GB available RAM"
+    assert no.describe() == "does not fit: needs about 10 GB; 4.0 GB available RAM"

@@ -56,7 +56,7 @@ def test_search_files_fit_and_get(window, arun, wait, hub_files):
     ]
     assert {r[3] for r in rows} == {"mmproj-Qwen3VL-8B-Instruct-F16.gguf"}
     assert all(r[4] == "✔ fits" for r in rows), rows
-    assert "16.0 GB available RAM" in window.file_table.item(0, 4).toolTip()
+    assert "16 GB available RAM" in window.file_table.item(0, 4).toolTip()
 
     window.select_model("Qwen3VL-8B-Instruct-Q4_K_M.gguf")
     assert window.get_button.isEnabled()

@@ -14,12 +14,9 @@ from app.core.discovery.gguf_header import GgufHeader
 from app.core.discovery.gguf_info import info_from_headers
 from app.core.downloads.files import RemoteModel
 from app.core.lifecycle.placement import SAFETY_FACTOR, Free, estimate_bytes
+from app.core.units import memory_text
 
 FITS, TIGHT, NO_FIT = "fits", "tight", "does not fit"
-
-
-def gb(n: int) -> str:
-    return f"{n / 1024**3:.1f} GB"
 
 
 @dataclass(frozen=True)
@@ -34,10 +31,10 @@ class Fit:
     def describe(self) -> str:
         """``fits: needs about 6.1 GB at 8,192 tokens of context; 10.3 GB available RAM``."""
         at = f" at {self.context:,} tokens of context" if self.context else ""
-        text = f"{self.verdict}: needs about {gb(self.need)}{at}; {gb(self.free)} {self.what}"
+        text = f"{self.verdict}: needs about {memory_text(self.need)}{at}; {memory_text(self.free)} {self.what}"
         if self.verdict == TIGHT:
             if self.reclaimable and self.need <= self.free + self.reclaimable:
-                text += f", {gb(self.reclaimable)} more once other models are unloaded"
+                text += f", {memory_text(self.reclaimable)} more once other models are unloaded"
             else:
                 text += " (only without the estimate's margin: it may not load)"
         return text

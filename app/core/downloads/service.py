@@ -29,7 +29,7 @@ from app.config import Settings
 from app.core.discovery.folders import HUGGING_FACE, default_folders, model_dirs
 from app.core.discovery.gguf_header import GgufHeader
 from app.core.downloads.files import RemoteModel, RepoFiles
-from app.core.downloads.fit import Fit, gb, judge, need_for
+from app.core.downloads.fit import Fit, judge, need_for
 from app.core.downloads.jobs import (
     CANCELLED,
     COMPLETED,
@@ -54,6 +54,7 @@ from app.core.downloads.transfer import (
 )
 from app.core.lifecycle.placement import Free
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.units import size_text
 
 if TYPE_CHECKING:
     from app.core.downloads.hub import HubClient
@@ -355,7 +356,9 @@ class Downloads:
             return queued
         self._check_disk(base, job)
         self._jobs.append(job)
-        log.info("Queued %s from %s (%s) into %s", job.model, job.repo, gb(job.total), dest_dir)
+        log.info(
+            "Queued %s from %s (%s) into %s", job.model, job.repo, size_text(job.total), dest_dir
+        )
         self._changed(save=True)
         if self._wake is not None:
             self._wake.set()
@@ -381,10 +384,10 @@ class Downloads:
         queued = sum(_remaining(f) for j in self.active() for f in j.files)
         need = remaining + queued + margin_for(remaining)
         if free < need:
-            also = f", {gb(queued)} more for the downloads already queued" if queued else ""
+            also = f", {size_text(queued)} more for the downloads already queued" if queued else ""
             raise DownloadRefused(
-                f"Not enough disk space for {job.model}: it needs {gb(remaining)}{also} and "
-                f"{gb(margin_for(remaining))} to spare, but {folder} has {gb(free)} free. Free "
+                f"Not enough disk space for {job.model}: it needs {size_text(remaining)}{also} and "
+                f"{size_text(margin_for(remaining))} to spare, but {folder} has {size_text(free)} free. Free "
                 "some space, or put a folder on a bigger disk first in MODEL_DIRS (Settings).",
                 "insufficient_disk",
                 507,
@@ -435,7 +438,7 @@ class Downloads:
                 log.info(
                     "Download of %s paused at %s; it resumes at the next start",
                     job.model,
-                    gb(job.downloaded),
+                    size_text(job.downloaded),
                 )
             else:
                 await asyncio.get_running_loop().run_in_executor(None, _remove_parts, job)
@@ -533,7 +536,9 @@ class Downloads:
         if tell and self._notices is not None:
             role = f"; it is now FamilyLog's {job.role} model" if job.role else ""
             self._notices.emit(
-                Notice(Level.INFO, f"Downloaded {job.model}", f"{gb(job.total)}, {where}{role}.")
+                Notice(
+                    Level.INFO, f"Downloaded {job.model}", f"{size_text(job.total)}, {where}{role}."
+                )
             )
 
     def _failed(self, job: DownloadJob, message: str) -> None:
@@ -580,8 +585,8 @@ class Downloads:
 def describe_progress(job: DownloadJob) -> str:
     """``Downloading Qwen3-8B-Q4_K_M.gguf: 1.2 of 5.0 GB, 45.1 MB/s, 1:24 left``."""
     if job.state == VERIFYING:
-        return f"Checking {job.model} ({gb(job.total)})"
-    text = f"Downloading {job.model}: {gb(job.downloaded)} of {gb(job.total)}"
+        return f"Checking {job.model} ({size_text(job.total)})"
+    text = f"Downloading {job.model}: {size_text(job.downloaded)} of {size_text(job.total)}"
     if job.speed > 0:
         text += f", {job.speed / 1e6:.1f} MB/s"
         left = job.seconds_left()

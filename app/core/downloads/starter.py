@@ -12,11 +12,12 @@ import asyncio
 from dataclasses import dataclass
 
 from app.core.downloads.files import RemoteModel, RepoFiles
-from app.core.downloads.fit import Fit, gb
+from app.core.downloads.fit import Fit
 from app.core.downloads.jobs import DownloadJob
 from app.core.downloads.refs import HubError
 from app.core.downloads.service import Downloads
 from app.core.models.entry import LLM, VISION
+from app.core.units import size_text
 
 GB = 1024**3
 
@@ -55,7 +56,7 @@ class Offer:
         what = "Vision" if self.role == VISION else "LLM"
         extra = f" + {self.model.mmproj.name}" if self.model.mmproj else ""
         fit = self.fit.describe() if self.fit else f"fit unknown ({self.fit_problem})"
-        return f"{what}: {self.model.name}{extra} from {self.files.repo}, {gb(self.model.total_size)}; {fit}"
+        return f"{what}: {self.model.name}{extra} from {self.files.repo}, {size_text(self.model.total_size)}; {fit}"
 
 
 def ladder_for(free: int, ladder: tuple[Candidate, ...] = LLM_LADDER) -> list[Candidate]:

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.core.downloads.fit import gb
 from app.core.downloads.refs import FileMeta, HubError
+from app.core.units import size_text
 
 if TYPE_CHECKING:
     from app.core.downloads.hub import HubClient
@@ -168,7 +168,7 @@ def fetch(
             failures += 1
             if failures > retries:
                 raise HubError(
-                    f"The connection to the hub broke off at {gb(have)} of {gb(size)} of "
+                    f"The connection to the hub broke off at {size_text(have)} of {size_text(size)} of "
                     f"{part.name.removesuffix('.part')} ({e}); what arrived is kept: get it "
                     "again to resume.",
                     "offline",
