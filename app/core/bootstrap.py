@@ -6,7 +6,8 @@ from __future__ import annotations
 from app.config import Settings
 from app.core.app_core import AppCore
 from app.core.downloads.listing import AfterDownload
-from app.core.downloads.service import DiskFree, Downloads
+from app.core.downloads.service import Downloads
+from app.core.downloads.staging import DiskFree
 from app.core.gpu.probe import GpuProber
 from app.core.lifecycle.idle import IdleUnloader
 from app.core.lifecycle.memory import free_memory

@@ -29,9 +29,9 @@ from PySide6.QtWidgets import (
 
 from app.core.downloads.files import RemoteModel, RepoFiles
 from app.core.downloads.fit import FITS, NO_FIT, TIGHT, Fit
-from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob
-from app.core.downloads.refs import HubError, RepoHit
-from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
+from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob, describe_progress
+from app.core.downloads.refs import DownloadRefused, HubError, RepoHit
+from app.core.downloads.service import Downloads
 from app.core.units import size_text
 from app.ui.first_run_table import read_only_item
 from app.ui.tasks import spawn

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from app.core.downloads.jobs import COMPLETED, DownloadJob
-from app.core.downloads.refs import HubError
-from app.core.downloads.service import DownloadRefused, Downloads, describe_progress
+from app.core.downloads.jobs import COMPLETED, DownloadJob, describe_progress
+from app.core.downloads.refs import DownloadRefused, HubError
+from app.core.downloads.service import Downloads
 from app.core.downloads.starter import Offer, get_offer, starter_offer
 from app.core.units import size_text
 

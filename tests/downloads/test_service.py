@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.core.downloads.jobs import CANCELLED, COMPLETED, FAILED, PAUSED, DownloadJob
-from app.core.downloads.service import STAGING, DownloadRefused
+from app.core.downloads.refs import DownloadRefused
+from app.core.downloads.staging import STAGING
 from tests.support.downloads import Rig
 from tests.support.hub import LLM_REPO, VISION_REPO, StandInHub, serve_pair
 from tests.support.wait import until

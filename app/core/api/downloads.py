@@ -32,7 +32,8 @@ from app.core.downloads.jobs import (
     VERIFYING,
     DownloadJob,
 )
-from app.core.downloads.service import DownloadRefused, Downloads
+from app.core.downloads.refs import DownloadRefused
+from app.core.downloads.service import Downloads
 
 STATUS = {
     QUEUED: "downloading",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_atomic
+from app.core.units import size_text
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,30 @@ class DownloadJob:
         files = [JobFile(**f) for f in data.pop("files")]
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(files=files, **known)
+
+
+def describe_progress(job: DownloadJob) -> str:
+    """``Downloading Qwen3-8B-Q4_K_M.gguf: 1.2 of 5.0 GB, 45.1 MB/s, 1:24 left``."""
+    if job.state == VERIFYING:
+        return f"Checking {job.model} ({size_text(job.total)})"
+    text = f"Downloading {job.model}: {size_text(job.downloaded)} of {size_text(job.total)}"
+    if job.speed > 0:
+        text += f", {job.speed / 1e6:.1f} MB/s"
+        left = job.seconds_left()
+        if left is not None:
+            m, s = divmod(int(left), 60)
+            h, m = divmod(m, 60)
+            text += f", {h}:{m:02d}:{s:02d} left" if h else f", {m}:{s:02d} left"
+    return text
+
+
+def summary_line(jobs: list[DownloadJob]) -> str | None:
+    """The tray tooltip's line while something downloads (the running job, how many wait)."""
+    running = [j for j in jobs if j.state in (DOWNLOADING, VERIFYING)]
+    waiting = [j for j in jobs if j.state in (QUEUED, PAUSED)]
+    if not running:
+        return f"{len(waiting)} download(s) waiting" if waiting else None
+    return describe_progress(running[0]) + (f" (+{len(waiting)} queued)" if waiting else "")
 
 
 def new_job_id() -> str:

@@ -22,6 +22,21 @@ class HubError(Exception):
         self.status = status
 
 
+class DownloadRefused(Exception):
+    """A download that is not started; ``code`` for the API (``insufficient_disk``,
+    ``gated``, ``not_found``, ``offline``, ``bad_request``...), the message for a person."""
+
+    def __init__(self, message: str, code: str = "bad_request", status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def refused(e: HubError) -> DownloadRefused:
+    status = {"gated": 403, "not_found": 404, "missing_file": 404, "offline": 503}.get(e.kind)
+    return DownloadRefused(str(e), e.kind, status or e.status or 502)
+
+
 def endpoint() -> str:
     """``HF_ENDPOINT`` as set now (the library reads it once, at import)."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")

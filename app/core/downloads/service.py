@@ -15,18 +15,14 @@ at most a few times a second.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import os
-import shutil
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from app.config import Settings
-from app.core.discovery.folders import HUGGING_FACE, default_folders, model_dirs
+from app.config import SettingsSource
+from app.core.discovery.folders import model_dirs
 from app.core.discovery.gguf_header import GgufHeader
 from app.core.downloads.files import RemoteModel, RepoFiles
 from app.core.downloads.fit import Fit, judge, need_for
@@ -39,19 +35,26 @@ from app.core.downloads.jobs import (
     QUEUED,
     VERIFYING,
     DownloadJob,
-    JobFile,
     JobStore,
     new_job_id,
+    summary_line,
 )
-from app.core.downloads.refs import HubError, ModelRef, RepoHit, parse_ref
-from app.core.downloads.transfer import (
-    Cancel,
-    Cancelled,
-    ChecksumError,
-    copy_from_cache,
-    fetch,
-    sha256_file,
+from app.core.downloads.refs import DownloadRefused, HubError, ModelRef, RepoHit, parse_ref, refused
+from app.core.downloads.staging import (
+    DiskFree,
+    disk_free,
+    existing_folder,
+    in_place,
+    margin_for,
+    place,
+    plan_files,
+    remaining,
+    remove_parts,
 )
+from app.core.downloads.threads import in_thread
+from app.core.downloads.transfer import Cancel, Cancelled, ChecksumError
+from app.core.downloads.worker import get_files
+from app.core.events import Listeners
 from app.core.lifecycle.placement import Free
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.units import size_text
@@ -60,64 +63,9 @@ if TYPE_CHECKING:
     from app.core.downloads.hub import HubClient
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-STAGING = ".downloads"  # hidden: the model scan skips it, and a .part is no .gguf anyway
 NOTIFY_EVERY = 0.25  # seconds between progress notices to listeners
-DiskFree = Callable[[Path], int]
 Completed = Callable[[DownloadJob], Awaitable[str | None]]  # -> the model's catalogue key
-
-
-class DownloadRefused(Exception):
-    """A download that is not started; ``code`` for the API (``insufficient_disk``,
-    ``gated``, ``not_found``, ``offline``, ``bad_request``...), the message for a person."""
-
-    def __init__(self, message: str, code: str = "bad_request", status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def disk_free(path: Path) -> int:
-    return shutil.disk_usage(path).free
-
-
-def margin_for(size: int) -> int:
-    """Room kept free beside a download: 2 % of it, at least 256 MiB."""
-    return max(256 << 20, size // 50)
-
-
-def _existing(path: Path) -> Path:
-    """``path``, or its nearest ancestor that exists (a folder not made yet)."""
-    return next((p for p in (path, *path.parents) if p.exists()), path)
-
-
-def _run_in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """``fn(*args)`` in a daemon thread of its own (a quit never waits for a stalled read);
-    its result as a future of the running loop."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if fut.done():
-            return
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-
-    def run() -> None:
-        try:
-            result = (True, fn(*args))
-        except BaseException as e:
-            result = (False, e)
-        try:
-            loop.call_soon_threadsafe(settle, *result)
-        except RuntimeError:  # the loop is closed: the app quit meanwhile
-            pass
-
-    threading.Thread(target=run, name=f"hub-{getattr(fn, '__name__', 'call')}", daemon=True).start()
-    return fut
 
 
 class Downloads:
@@ -125,7 +73,7 @@ class Downloads:
 
     def __init__(
         self,
-        settings: Callable[[], Settings],
+        settings: SettingsSource,
         state_file: Path,
         *,
         hub: HubClient | None = None,
@@ -146,7 +94,7 @@ class Downloads:
         self._reclaimable = reclaimable
         self._backoff = retry_backoff
         self._jobs: list[DownloadJob] = []
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: Listeners[[]] = Listeners("downloads")
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._current: tuple[DownloadJob, Cancel] | None = None
@@ -162,12 +110,12 @@ class Downloads:
         if self._hub is None:
             from app.core.downloads.hub import HubClient
 
-            self._hub = HubClient(lambda: _token(self._settings()))
+            self._hub = HubClient(lambda: self._settings().HF_TOKEN.get_secret_value())
         return self._hub
 
     def _hub_call(self, method: str, *args: Any) -> asyncio.Future[Any]:
         """``self.hub.<method>(*args)`` in a thread (where the library is imported too)."""
-        return _run_in_thread(lambda: getattr(self.hub, method)(*args))
+        return in_thread(lambda: getattr(self.hub, method)(*args))
 
     # ── Service life cycle ────────────────────────────────────────────────────
     async def start(self) -> None:
@@ -182,7 +130,7 @@ class Downloads:
                 continue
             if job.active:
                 job.state = QUEUED
-                job.downloaded = job.total - sum(_remaining(f) for f in job.files)
+                job.downloaded = job.total - sum(remaining(f) for f in job.files)
                 resumed += 1
             self._jobs.append(job)
         if resumed:
@@ -222,16 +170,11 @@ class Downloads:
 
     def subscribe(self, cb: Callable[[], None]) -> Callable[[], None]:
         """``cb()`` after a job changes (state, and progress a few times a second)."""
-        self._listeners.append(cb)
-        return lambda: self._listeners.remove(cb) if cb in self._listeners else None
+        return self._listeners.add(cb)
 
     def summary(self) -> str | None:
         """One line for the tray's tooltip while something downloads, else None."""
-        running = [j for j in self._jobs if j.state in (DOWNLOADING, VERIFYING)]
-        waiting = [j for j in self._jobs if j.state in (QUEUED, PAUSED)]
-        if not running:
-            return f"{len(waiting)} download(s) waiting" if waiting else None
-        return describe_progress(running[0]) + (f" (+{len(waiting)} queued)" if waiting else "")
+        return summary_line(self._jobs)
 
     def model_dir(self) -> Path:
         """Where downloads go: the first ``MODEL_DIRS`` folder (LM Studio's by default)."""
@@ -327,22 +270,14 @@ class Downloads:
         job marked ``already`` when its files are in place. Checks access (a gated
         repository) and free disk space before anything starts."""
         base = self.model_dir()
-        publisher, name = files.repo.split("/", 1)
-        dest_dir = base / publisher / name
-        stage = base / STAGING / publisher / name
         queued = self._queued_for(files.repo, model.name, role)
         if queued is not None:
             return queued
-        plan = [
-            JobFile(
-                f.path, f.size, f.sha256, str(dest_dir / f.name), str(stage / (f.name + ".part"))
-            )
-            for f in model.all_files
-        ]
+        plan = plan_files(base, files.repo, model)
         job = DownloadJob(
             new_job_id(), files.repo, files.commit, model.name, model.quant, plan, role=role
         )
-        if all(_in_place(f) for f in plan):
+        if all(in_place(f) for f in plan):
             job.state, job.already, job.completed_at = COMPLETED, True, time.time()
             job.downloaded = job.total
             await self._completed(job, tell=False)
@@ -356,9 +291,8 @@ class Downloads:
             return queued
         self._check_disk(base, job)
         self._jobs.append(job)
-        log.info(
-            "Queued %s from %s (%s) into %s", job.model, job.repo, size_text(job.total), dest_dir
-        )
+        where = job.model_path.parent
+        log.info("Queued %s from %s (%s) into %s", job.model, job.repo, size_text(job.total), where)
         self._changed(save=True)
         if self._wake is not None:
             self._wake.set()
@@ -375,19 +309,19 @@ class Downloads:
         return None
 
     def _check_disk(self, base: Path, job: DownloadJob) -> None:
-        folder = _existing(base)
+        folder = existing_folder(base)
         try:
             free = self._disk_free(folder)
         except OSError as e:
             raise DownloadRefused(f"Cannot read the free space of {folder}: {e}", "disk") from None
-        remaining = sum(_remaining(f) for f in job.files)
-        queued = sum(_remaining(f) for j in self.active() for f in j.files)
-        need = remaining + queued + margin_for(remaining)
+        left = sum(remaining(f) for f in job.files)
+        queued = sum(remaining(f) for j in self.active() for f in j.files)
+        need = left + queued + margin_for(left)
         if free < need:
             also = f", {size_text(queued)} more for the downloads already queued" if queued else ""
             raise DownloadRefused(
-                f"Not enough disk space for {job.model}: it needs {size_text(remaining)}{also} and "
-                f"{size_text(margin_for(remaining))} to spare, but {folder} has {size_text(free)} free. Free "
+                f"Not enough disk space for {job.model}: it needs {size_text(left)}{also} and "
+                f"{size_text(margin_for(left))} to spare, but {folder} has {size_text(free)} free. Free "
                 "some space, or put a folder on a bigger disk first in MODEL_DIRS (Settings).",
                 "insufficient_disk",
                 507,
@@ -405,7 +339,7 @@ class Downloads:
             self._changed()
             return True
         job.state, job.error = CANCELLED, "Cancelled."
-        _remove_parts(job)
+        remove_parts(job)
         self._changed(save=True)
         return True
 
@@ -427,8 +361,15 @@ class Downloads:
         job.started_at = job.started_at or time.time()
         self._changed(save=True)
         try:
-            await self._fetch_all(job, cancel)
-            self._place(job)
+            await get_files(
+                job,
+                lambda: self.hub,
+                cancel,
+                lambda save: self._changed(save=save),
+                self._notify_soon,
+                self._backoff,
+            )
+            place(job)
             job.completed_at = time.time()
             await self._completed(job, tell=True)  # listed (and its role set) first
             job.state = COMPLETED
@@ -441,7 +382,7 @@ class Downloads:
                     size_text(job.downloaded),
                 )
             else:
-                await asyncio.get_running_loop().run_in_executor(None, _remove_parts, job)
+                await asyncio.get_running_loop().run_in_executor(None, remove_parts, job)
                 job.state = CANCELLED
                 log.info("Download of %s cancelled", job.model)
         except (HubError, ChecksumError, OSError) as e:
@@ -452,78 +393,6 @@ class Downloads:
         finally:
             self._current = None
             self._changed(save=True)
-
-    async def _fetch_all(self, job: DownloadJob, cancel: Cancel) -> None:
-        offsets = []
-        before = 0
-        for f in job.files:
-            offsets.append(before)
-            before += f.size
-        cache = _hf_cache()
-        for f, offset in zip(job.files, offsets, strict=True):
-            part = Path(f.part)
-            if f.verified and part.is_file() and part.stat().st_size == f.size:
-                job.progressed(offset + f.size)
-                continue
-            if _in_place(f):  # placed by an earlier run, which stopped before the end
-                f.verified = True
-                job.progressed(offset + f.size)
-                continue
-            cached = _cached(cache, job.repo, f.path, job.commit)
-            if cached is not None:
-                log.info("%s is in the Hugging Face cache: copying it", f.path)
-                await _run_in_thread(copy_from_cache, cached, part)
-                job.state = VERIFYING
-                self._changed()
-                digest = await _run_in_thread(sha256_file, part, cancel)
-            else:
-                meta = await self._hub_call("metadata", job.repo, job.commit, f.path)
-                if meta.size is not None and meta.size != f.size:
-                    f.size = meta.size
-                digest = await _run_in_thread(  # hashed as the bytes arrive
-                    functools.partial(
-                        fetch,
-                        self.hub,
-                        meta,
-                        part,
-                        f.size,
-                        self._progress_cb(job, offset),
-                        cancel,
-                        backoff=self._backoff,
-                    )
-                )
-            expected = (f.sha256 or "").lower()
-            if expected and digest != expected:
-                part.unlink(missing_ok=True)
-                raise ChecksumError(
-                    f"{Path(f.dest).name} arrived with the wrong SHA-256 (the hub publishes "
-                    f"{expected[:12]}…, the bytes are {digest[:12]}…), so it was removed and "
-                    "is not listed. Get it again; if this repeats, the file on the hub or the "
-                    "connection is at fault."
-                )
-            f.verified = True
-            job.state = DOWNLOADING
-            self._changed(save=True)
-
-    def _progress_cb(self, job: DownloadJob, offset: int) -> Callable[[int], None]:
-        def progress(done: int) -> None:  # in the download thread
-            job.progressed(offset + done)
-            self._notify_soon()
-
-        return progress
-
-    def _place(self, job: DownloadJob) -> None:
-        """Move the verified files into place: the projector first, then the shards from
-        the last, so the scan finds nothing half there."""
-        projectors = [f for f in job.files if "mmproj" in Path(f.dest).name.lower()]
-        shards = [f for f in job.files if f not in projectors]
-        for f in projectors + list(reversed(shards)):
-            dest, part = Path(f.dest), Path(f.part)
-            if _in_place(f) and not part.exists():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, dest)
-        _tidy(Path(job.files[0].part).parent)
 
     async def _completed(self, job: DownloadJob, *, tell: bool) -> None:
         if self.on_complete is not None:
@@ -558,11 +427,7 @@ class Downloads:
         if save:
             self._save()
         self._last_notify = time.monotonic()
-        for cb in list(self._listeners):
-            try:
-                cb()
-            except Exception:
-                log.exception("A downloads listener failed")
+        self._listeners.emit()
 
     def _notify_soon(self) -> None:
         """From the download thread: tell the listeners on the loop, throttled."""
@@ -580,82 +445,3 @@ class Downloads:
             loop.call_soon_threadsafe(lambda: loop.call_later(delay, fire))
         except RuntimeError:
             self._notify_pending = False
-
-
-def describe_progress(job: DownloadJob) -> str:
-    """``Downloading Qwen3-8B-Q4_K_M.gguf: 1.2 of 5.0 GB, 45.1 MB/s, 1:24 left``."""
-    if job.state == VERIFYING:
-        return f"Checking {job.model} ({size_text(job.total)})"
-    text = f"Downloading {job.model}: {size_text(job.downloaded)} of {size_text(job.total)}"
-    if job.speed > 0:
-        text += f", {job.speed / 1e6:.1f} MB/s"
-        left = job.seconds_left()
-        if left is not None:
-            m, s = divmod(int(left), 60)
-            h, m = divmod(m, 60)
-            text += f", {h}:{m:02d}:{s:02d} left" if h else f", {m}:{s:02d} left"
-    return text
-
-
-def refused(e: HubError) -> DownloadRefused:
-    status = {"gated": 403, "not_found": 404, "missing_file": 404, "offline": 503}.get(e.kind)
-    return DownloadRefused(str(e), e.kind, status or e.status or 502)
-
-
-def _token(settings: Settings) -> str | None:
-    secret = getattr(settings, "HF_TOKEN", None)
-    value = secret.get_secret_value() if secret is not None else ""
-    return value or None
-
-
-def _remaining(f: JobFile) -> int:
-    if f.verified or _in_place(f):
-        return 0
-    try:
-        return max(0, f.size - Path(f.part).stat().st_size)
-    except OSError:
-        return f.size
-
-
-def _in_place(f: JobFile) -> bool:
-    try:
-        return Path(f.dest).stat().st_size == f.size
-    except OSError:
-        return False
-
-
-def _remove_parts(job: DownloadJob) -> None:
-    for f in job.files:
-        Path(f.part).unlink(missing_ok=True)
-    _tidy(Path(job.files[0].part).parent)
-
-
-def _tidy(folder: Path) -> None:
-    """Remove the staging folders a job leaves empty, up to ``.downloads`` itself."""
-    for p in (folder, *folder.parents):
-        if p.name == "" or not p.is_dir():
-            break
-        try:
-            p.rmdir()
-        except OSError:
-            break
-        if p.name == STAGING:
-            break
-
-
-def _hf_cache() -> Path | None:
-    """The Hugging Face hub cache as the environment names it now."""
-    found = [f.path for f in default_folders() if f.source == HUGGING_FACE]
-    return found[0] if found and found[0].is_dir() else None
-
-
-def _cached(cache: Path | None, repo: str, path: str, commit: str) -> Path | None:
-    if cache is None:
-        return None
-    from huggingface_hub.file_download import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo, path, cache_dir=cache, revision=commit)
-    except Exception:
-        return None
-    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
