@@ -13,7 +13,7 @@ from typing import TextIO
 from app.cli.app_api import NotRunning, app_url, call, error_message
 from app.cli.exit_codes import ExitCode
 from app.config import Settings
-from app.core.units import size_text
+from app.core.units import elapsed_text, size_text
 
 POLL_SECONDS = 0.5
 LINE_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
@@ -30,9 +30,7 @@ def progress_line(job: dict) -> str:
         text += f"  {speed / 1e6:.1f} MB/s"
         left = _seconds_left(job)
         if left is not None:
-            m, s = divmod(int(left), 60)
-            h, m = divmod(m, 60)
-            text += f"  {h}:{m:02d}:{s:02d} left" if h else f"  {m}:{s:02d} left"
+            text += f"  {elapsed_text(left)} left"
     elif job.get("state") == "queued":
         text += "  waiting for the download before it"
     return text

@@ -1,5 +1,5 @@
-"""Sizes and memory in words, one way for the whole app: file sizes in decimal units (as
-file managers and browsers show them), memory as the GPU panel shows it."""
+"""Sizes, memory and durations in words, one way for the whole app: file sizes in decimal
+units (as file managers and browsers show them), memory as the GPU panel shows it."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def mib_text(mib: float) -> str:
 def memory_text(n_bytes: int | float) -> str:
     """``mib_text`` of a byte count: memory a model needs or a machine has free."""
     return mib_text(n_bytes / 2**20)
+
+
+def elapsed_text(seconds: float) -> str:
+    """ "1:24", "1:02:03": a time taken or left."""
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

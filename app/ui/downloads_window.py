@@ -32,7 +32,7 @@ from app.core.downloads.fit import FITS, NO_FIT, TIGHT, Fit
 from app.core.downloads.jobs import DOWNLOADING, VERIFYING, DownloadJob, describe_progress
 from app.core.downloads.refs import DownloadRefused, HubError, RepoHit
 from app.core.downloads.service import Downloads
-from app.core.units import size_text
+from app.core.units import elapsed_text, size_text
 from app.ui.first_run_table import read_only_item
 from app.ui.tasks import spawn
 
@@ -66,11 +66,7 @@ def fit_text(fit: Fit | None, problem: str | None = None) -> tuple[str, str]:
 
 def left_text(job: DownloadJob) -> str:
     left = job.seconds_left()
-    if left is None:
-        return ""
-    m, s = divmod(int(left), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    return "" if left is None else elapsed_text(left)
 
 
 class GetModelsWindow(QWidget):

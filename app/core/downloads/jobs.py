@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_atomic
-from app.core.units import size_text
+from app.core.units import elapsed_text, size_text
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,7 @@ def describe_progress(job: DownloadJob) -> str:
         text += f", {job.speed / 1e6:.1f} MB/s"
         left = job.seconds_left()
         if left is not None:
-            m, s = divmod(int(left), 60)
-            h, m = divmod(m, 60)
-            text += f", {h}:{m:02d}:{s:02d} left" if h else f", {m}:{s:02d} left"
+            text += f", {elapsed_text(left)} left"
     return text
 
 
