@@ -4,7 +4,8 @@ The tray speaks in models: ports and PIDs appear in the models window's details 
 
 - ``overall_state``: the one state the tray icon shows.
 - ``status_line``: "LLM ready · 4.3 GB VRAM" (or "Nothing loaded").
-- ``tooltip``: the status line, a run in progress and the GPU's memory, in words.
+- ``tooltip``: the status line, a run in progress, the GPU's memory and a download in
+  progress, in words.
 - ``model_view``: a model's state line and its one action in the menu.
 - ``other_models``: the catalogue's models that are not FamilyLog's, loaded first.
 - ``speed_line``: "LLM 54.8 t/s", each loaded model's generation speed (tooltip).
@@ -159,6 +160,9 @@ def tooltip(
         lines.append(snapshot.vram_text())
     if core.external:
         lines.append(EXTERNAL_WARNING)
+    downloading = core.downloads.summary() if core.downloads is not None else None
+    if downloading:
+        lines.append(downloading)
     return "\n".join(lines)
 
 

@@ -107,3 +107,29 @@ def test_a_refusal_is_one_line_in_the_window(window, arun):
     arun(window.get_selected())
     assert window.message.text().startswith("Not enough disk space for Qwen3-8B-Q8_0.gguf")
     assert window.downloads.jobs() == []
+
+
+def test_tray_menu_opens_get_models_and_the_tooltip_shows_the_download(
+    make_app, arun, wait, qtbot, tmp_path: Path, hub: StandInHub, hub_files
+):
+    serve_pair(hub, hub_files)
+    app = make_app(MODEL_DIRS=str(tmp_path / "models"))
+    app.menu.rebuild()
+    assert app.menu.act_get_models.isEnabled()
+    app.menu.act_get_models.trigger()
+    window = app.get_models_window
+    assert window is not None and window.isVisible()
+    assert window.downloads is app.core.downloads
+
+    half = hub_files["llm_q8"].stat().st_size // 2
+    held = hub.hold("Qwen3-8B-Q8_0.gguf", at=half)
+    job = arun(app.core.downloads.request(LLM_REPO, quant="Q8_0"))
+    wait(lambda: held.is_set() and job.downloaded == half)
+    # Told through the service's listeners (a few times a second), not asked for.
+    wait(lambda: "Downloading Qwen3-8B-Q8_0.gguf: 192 KB of 383 KB" in app.tray.icon.toolTip())
+    hub.release("Qwen3-8B-Q8_0.gguf")
+    wait(lambda: job.state == COMPLETED)
+    wait(lambda: "Downloading" not in app.tray.icon.toolTip())
+    # Listed: the menu offers it under Other models.
+    app.menu.rebuild()
+    assert "qwen/qwen3-8b" in app.menu.other_actions
