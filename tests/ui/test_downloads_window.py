@@ -133,3 +133,12 @@ def test_tray_menu_opens_get_models_and_the_tooltip_shows_the_download(
     # Listed: the menu offers it under Other models.
     app.menu.rebuild()
     assert "qwen/qwen3-8b" in app.menu.other_actions
+
+
+def test_the_models_window_offers_get_models(make_app, qtbot):
+    app = make_app()
+    app.show_models()
+    button = app.models_window.get_models_button
+    assert button.isEnabled()
+    button.click()
+    assert app.get_models_window is not None and app.get_models_window.isVisible()
