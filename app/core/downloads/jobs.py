@@ -3,11 +3,13 @@ interrupted by a quit, a crash or a reboot resumes at the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,25 @@ class JobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer: ThreadPoolExecutor | None = None  # one thread: written in order
+
+    def save(
+        self, jobs: list[DownloadJob], loop: asyncio.AbstractEventLoop | None = None
+    ) -> asyncio.Future[None] | None:
+        """Keep ``jobs`` on disk: off ``loop`` when given (an fsync can take a while), by
+        one writer thread, so the last state written is the last one asked for."""
+        text = self.text(jobs)
+        if loop is None or loop.is_closed():
+            self.write(text)
+            return None
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="downloads-state")
+        return loop.run_in_executor(self._writer, self.write, text)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def load(self) -> list[DownloadJob]:
         try:
@@ -160,8 +181,17 @@ class JobStore:
                 log.warning("Skipping an unreadable download record in %s: %s", self.path, e)
         return jobs
 
-    def save(self, jobs: list[DownloadJob]) -> None:
+    @staticmethod
+    def text(jobs: list[DownloadJob]) -> str:
+        """What ``write`` puts on disk for ``jobs``: the active ones and the newest finished."""
         finished = [j for j in jobs if not j.active and not j.already]
         keep = {id(j) for j in finished[-FINISHED_KEPT:]}
         kept = [j.to_json() for j in jobs if (j.active or id(j) in keep) and not j.already]
-        write_atomic(self.path, json.dumps({"jobs": kept}, indent=1))
+        return json.dumps({"jobs": kept}, indent=1)
+
+    def write(self, text: str) -> None:
+        """Atomically, with an fsync (blocking: the service calls it off the loop)."""
+        try:
+            write_atomic(self.path, text)
+        except OSError as e:
+            log.warning("Cannot write %s: %s", self.path, e)

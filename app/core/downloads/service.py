@@ -156,7 +156,10 @@ class Downloads:
         for job in self._jobs:
             if job.state in (DOWNLOADING, VERIFYING):
                 job.state = PAUSED
-        self._save()
+        saved = self._save()
+        if saved is not None:
+            await saved
+        self._store.close()
 
     # ── Reading ───────────────────────────────────────────────────────────────
     def jobs(self) -> list[DownloadJob]:
@@ -417,11 +420,8 @@ class Downloads:
             self._notices.emit(Notice(Level.ERROR, f"Download of {job.model} failed", message))
 
     # ── Telling ───────────────────────────────────────────────────────────────
-    def _save(self) -> None:
-        try:
-            self._store.save(self._jobs)
-        except OSError as e:
-            log.warning("Cannot write %s: %s", self._store.path, e)
+    def _save(self) -> asyncio.Future[None] | None:
+        return self._store.save(self._jobs, self._loop)
 
     def _changed(self, *, save: bool = False) -> None:
         if save:
