@@ -11,9 +11,9 @@ import time
 from typing import TextIO
 
 from app.cli.app_api import NotRunning, app_url, call, error_message
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.units import elapsed_text, size_text
+from app.exit_codes import ExitCode
 
 POLL_SECONDS = 0.5
 LINE_EVERY = 5.0  # seconds between progress lines when the output is not a terminal

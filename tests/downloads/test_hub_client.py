@@ -10,7 +10,7 @@ import pytest
 from app.core.downloads.files import RemoteFile, group_files
 from app.core.downloads.hub import HubClient
 from app.core.downloads.refs import HubError, parse_ref
-from tests.desktop.gguf_tree import write_gguf
+from tests.support.gguf_tree import write_gguf
 from tests.support.hub import LLM_REPO, VISION_REPO, StandInHub, serve_pair
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.desktop.gguf_tree import write_gguf, write_mmproj
+from tests.support.gguf_tree import write_gguf, write_mmproj
 from tests.support.tiny_model import write_tiny_model
 
 CHUNK = 64 * 1024
