@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx2
@@ -25,7 +26,6 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url
-from huggingface_hub.hf_api import HfApi, ModelInfo
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from app import __version__
@@ -125,8 +125,18 @@ class HubClient:
         value = self._token_source() if self._token_source else None
         return value or None
 
-    def _api(self) -> HfApi:
-        return HfApi(endpoint=endpoint(), token=self.token(), **AGENT)
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        """``GET {HF_ENDPOINT}{path}``: its JSON, through the library's session, headers
+        and errors. (``HfApi`` would do the same; importing it costs the UI thread about a
+        second more than the rest of the library, measured on the set-up window.)"""
+        r = get_session().get(
+            f"{endpoint()}{path}",
+            params=params,
+            headers=build_hf_headers(token=self.token(), **AGENT),
+            timeout=constants.HF_HUB_ETAG_TIMEOUT,
+        )
+        hf_raise_for_status(r)
+        return r.json()
 
     def _guard(self) -> None:
         if offline():
@@ -136,51 +146,49 @@ class HubClient:
 
     # ── Finding ───────────────────────────────────────────────────────────────
     def search(self, query: str, limit: int = 40) -> list[RepoHit]:
-        """GGUF repositories whose name contains ``query``, most downloaded first. One page
-        of ``GET /api/models`` through the library's session (``HfApi.list_models`` retries
-        a failed connection for ~20 s before saying there is no network)."""
+        """GGUF repositories whose name contains ``query``, most downloaded first: one page of
+        ``GET /api/models`` (``HfApi.list_models`` retries a failed connection for ~20 s
+        before saying there is no network)."""
         self._guard()
         params = {"filter": "gguf", "sort": "downloads", "direction": "-1", "limit": str(limit)}
         if query.strip():
             params["search"] = query.strip()
         try:
-            r = get_session().get(
-                f"{endpoint()}/api/models",
-                params=params,
-                headers=build_hf_headers(token=self.token(), **AGENT),
-                timeout=constants.HF_HUB_ETAG_TIMEOUT,
-            )
-            hf_raise_for_status(r)
-            found = [ModelInfo(**item) for item in r.json()]
+            found = self._get("/api/models", params)
+            return [
+                RepoHit(
+                    repo=str(m["id"]),
+                    downloads=int(m.get("downloads") or 0),
+                    likes=int(m.get("likes") or 0),
+                    gated=bool(m.get("gated")),
+                    last_modified=m.get("lastModified"),
+                )
+                for m in found[:limit]
+            ]
         except Exception as e:
             raise translate(e, query) from None
-        return [
-            RepoHit(
-                repo=m.id,
-                downloads=m.downloads or 0,
-                likes=m.likes or 0,
-                gated=bool(m.gated),
-                last_modified=str(m.last_modified) if m.last_modified else None,
-            )
-            for m in found[:limit]
-        ]
 
     def repo_files(self, repo: str) -> RepoFiles:
         """``repo``'s GGUF models at its newest commit, with sizes and SHA-256s."""
         self._guard()
-        try:
-            info = self._api().model_info(repo, files_metadata=True)
+        try:  # HfApi.model_info(repo, files_metadata=True)'s request
+            info = self._get(f"/api/models/{repo}", {"blobs": "true"})
+            files = [
+                RemoteFile(
+                    path=str(s["rfilename"]),
+                    size=int((s.get("lfs") or {}).get("size") or s.get("size") or 0),
+                    sha256=(s.get("lfs") or {}).get("sha256"),
+                )
+                for s in info.get("siblings") or []
+            ]
+            return group_files(
+                str(info.get("id") or repo),
+                str(info.get("sha") or "main"),
+                files,
+                bool(info.get("gated")),
+            )
         except Exception as e:
             raise translate(e, repo) from None
-        files = [
-            RemoteFile(
-                path=s.rfilename,
-                size=(s.lfs.size if s.lfs else s.size) or 0,
-                sha256=s.lfs.sha256 if s.lfs else None,
-            )
-            for s in info.siblings or []
-        ]
-        return group_files(info.id or repo, info.sha or "main", files, bool(info.gated))
 
     # ── One file ──────────────────────────────────────────────────────────────
     def metadata(self, repo: str, commit: str, path: str) -> FileMeta:
