@@ -127,8 +127,8 @@ class HubClient:
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         """``GET {HF_ENDPOINT}{path}``: its JSON, through the library's session, headers
-        and errors. (``HfApi`` would do the same; importing it costs the UI thread about a
-        second more than the rest of the library, measured on the set-up window.)"""
+        and errors. (``HfApi`` would do the same; importing it costs most of a second more of
+        CPU than the rest of the library, while the set-up window is open.)"""
         r = get_session().get(
             f"{endpoint()}{path}",
             params=params,
