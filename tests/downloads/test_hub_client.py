@@ -4,6 +4,7 @@ the ranged header read, and what each failure says."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +173,21 @@ def test_model_names_are_read_like_lm_studio_and_llama_server_read_them(text, re
 def test_a_name_that_is_no_repository_says_how_to_write_one():
     with pytest.raises(ValueError, match="publisher/name"):
         parse_ref("just-a-name")
+
+
+def test_the_stand_in_answers_huggingface_hubs_own_calls(hub: StandInHub, hub_files, tmp_path):
+    """Other tests may use the stand-in with the library itself: its repository info at a
+    revision, its tree listing and its own download all work against it."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    serve_pair(hub, hub_files)
+    api = HfApi(endpoint=hub.url)
+    commit = hub.repos[VISION_REPO].commit
+    info = api.model_info(VISION_REPO, revision=commit, files_metadata=True)
+    assert info.sha == commit
+    sizes = {s.rfilename: s.lfs.size for s in info.siblings if s.lfs}
+    assert sizes["Qwen3VL-8B-Instruct-Q4_K_M.gguf"] == hub_files["vl_q4"].stat().st_size
+    tree = {f.path for f in api.list_repo_tree(VISION_REPO, recursive=True)}
+    assert "mmproj-Qwen3VL-8B-Instruct-F16.gguf" in tree
+    got = hf_hub_download(LLM_REPO, "Qwen3-8B-Q8_0.gguf", local_dir=tmp_path, endpoint=hub.url)
+    assert Path(got).read_bytes() == hub_files["llm_q8"].read_bytes()
