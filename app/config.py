@@ -289,6 +289,14 @@ class Settings(BaseSettings):
         ),
         json_schema_extra=_in(PLACEMENT, NOW),
     )
+    HF_TOKEN: SecretStr = Field(
+        default=SecretStr(""),
+        title="Hugging Face token",
+        description="Downloads of gated or private models (Get models…): a read token from "
+        "huggingface.co/settings/tokens, once the model's licence is accepted there; empty: "
+        "huggingface_hub's own (HF_TOKEN in the environment, or `hf auth login`)",
+        json_schema_extra=_in(PLACEMENT, NOW),
+    )
     API_ALLOWED_HOSTS: CommaList = Field(
         default="",
         title="Allowed host names",

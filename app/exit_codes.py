@@ -13,4 +13,5 @@ class ExitCode(IntEnum):
     FAILED = 1  # the command ran and failed: a benchmark broke off, start at login failed
     USAGE = 2  # bad arguments or settings (argparse exits 2 too)
     NO_DISPLAY = 2  # the tray has no display to show on (`--headless` needs none)
-    NOT_RUNNING = 3  # --load, --unload, --ps or --benchmark found no running app
+    NOT_RUNNING = 3  # --load, --unload, --ps, --benchmark or --download found no running app
+    INTERRUPTED = 130  # Ctrl+C: --download stops watching (the download goes on in the app)

@@ -14,6 +14,10 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers
   (``app.cli.ps``).
+- ``--download REPO [--file NAME | --quant QUANT]``: the running app gets a model from the
+  Hugging Face Hub, through its API (LM Studio's ``POST /api/v1/models/download``); the
+  progress is printed until the catalogue lists it; exit 3 when no app answers
+  (``app.cli.download``).
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
   FILE]``: the speed benchmark against the running app's API (``app.cli.benchmark``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM (``app.cli.headless``).
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY|all",
         help="ask the running app to unload this model, or every model with 'all'",
     )
+    _add_download_args(p)
     _add_benchmark_args(p)
     p.add_argument(
         "--ps",
@@ -69,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn starting at login on or off, or show its state",
     )
     return p
+
+
+def _add_download_args(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("getting models")
+    d.add_argument(
+        "--download",
+        metavar="REPO",
+        help="ask the running app to get a model from the Hugging Face Hub (publisher/name, "
+        "publisher/name:QUANT or a huggingface.co link) and wait until it is listed",
+    )
+    which = d.add_mutually_exclusive_group()
+    which.add_argument(
+        "--file", metavar="NAME", help="with --download: this file of the repository"
+    )
+    which.add_argument(
+        "--quant", metavar="QUANT", help="with --download: this quantization (default: Q4_K_M)"
+    )
 
 
 def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
@@ -139,6 +161,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.headless or args.benchmark or args.load is not None or args.unload is not None
     ):
         p.error("--ps asks the running app; it goes alone (or with --json)")
+    if (args.file or args.quant) and args.download is None:
+        p.error("--file and --quant go with --download")
+    if args.download is not None and (
+        args.headless
+        or args.ps
+        or args.benchmark
+        or args.load is not None
+        or args.unload is not None
+    ):
+        p.error("--download asks the running app; it goes alone (with --file or --quant)")
     if (args.load is not None or args.unload is not None) and args.headless:
         p.error("--load and --unload ask the running tray app; they do not go with --headless")
     return args
@@ -177,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.load_unload import model_command
 
         return model_command(args, settings, paths)
+
+    if args.download is not None:
+        from app.cli.download import download_command
+
+        return download_command(settings, args.download, file=args.file, quant=args.quant)
 
     if args.ps:
         from app.cli.ps import ps_command

@@ -51,6 +51,11 @@ class AppPaths:
         return self.state_dir / "servers.json"
 
     @property
+    def downloads_file(self) -> Path:
+        """The download jobs, kept so an interrupted download resumes at the next start."""
+        return self.state_dir / "downloads.json"
+
+    @property
     def history_file(self) -> Path:
         return self.state_dir / "runs.json"
 

@@ -41,6 +41,11 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # every setting the app reads from the environment: a developer's own must not leak in
     for var in Settings.model_fields:
         monkeypatch.delenv(var, raising=False)
+    # The Hugging Face Hub is never reached: a test that needs it starts the stand-in
+    # (tests/support/hub.py); anything else finds no network, at once.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
     return home
 
 

@@ -32,6 +32,7 @@ from app.platform.processes import ProcessPlatform
 
 if TYPE_CHECKING:
     from app.core.api.server import ApiServer
+    from app.core.downloads.service import Downloads
     from app.core.gpu.probe import GpuProber
     from app.core.lifecycle.idle import IdleUnloader
     from app.core.lifecycle.prefetch import Prefetcher
@@ -91,6 +92,7 @@ class AppCore:
         self.idle: IdleUnloader | None = None  # set by build_core
         self.prefetch: Prefetcher | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
+        self.downloads: Downloads | None = None  # models from the hub, set by build_core
         # Ports held by a process the app did not start: shown as "external", never killed.
         self.external: dict[int, ExternalServer] = {}
         self._started = False

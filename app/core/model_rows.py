@@ -16,9 +16,9 @@ from app.core.summary import (
     instance_memory,
     instance_of,
     model_view,
-    size_text,
     stats_of,
 )
+from app.core.units import elapsed_text, size_text
 
 # ── The models window's rows ───────────────────────────────────────────────────
 TYPE_WORDS = {"llm": "LLM", "embedding": "Embedding", "reranker": "Reranker"}
@@ -28,13 +28,6 @@ def type_text(entry: ModelEntry) -> str:
     if entry.vision:
         return "Vision"
     return TYPE_WORDS.get(entry.type, entry.type)
-
-
-def elapsed_text(seconds: float) -> str:
-    s = max(0, int(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 @dataclass(frozen=True)

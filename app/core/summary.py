@@ -4,7 +4,8 @@ The tray speaks in models: ports and PIDs appear in the models window's details 
 
 - ``overall_state``: the one state the tray icon shows.
 - ``status_line``: "LLM ready · 4.3 GB VRAM" (or "Nothing loaded").
-- ``tooltip``: the status line, a run in progress and the GPU's memory, in words.
+- ``tooltip``: the status line, a run in progress, the GPU's memory and a download in
+  progress, in words.
 - ``model_view``: a model's state line and its one action in the menu.
 - ``other_models``: the catalogue's models that are not FamilyLog's, loaded first.
 - ``speed_line``: "LLM 54.8 t/s", each loaded model's generation speed (tooltip).
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 
 from app.core.app_core import AppCore
 from app.core.gpu.server_memory import ServerMemory
-from app.core.gpu.snapshot import GpuSnapshot, gb
+from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import Instance
 from app.core.models.entry import ModelEntry
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
 from app.core.servers.states import ServerState, ServerStatus
 from app.core.tray_state import TrayState
+from app.core.units import mib_text
 
 MemoryByPid = Mapping[int, ServerMemory]
 
@@ -60,22 +62,7 @@ def external_text(ext: ExternalServer) -> str:
     return f"{what} on :{ext.port}: external ({pid})"
 
 
-# ── Sizes and memory ───────────────────────────────────────────────────────────
-def size_text(n_bytes: int | float) -> str:
-    """ "4.3 GB", "512 MB", "354 KB" (decimal units, as file managers show them)."""
-    n = float(n_bytes)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            v = n / scale
-            return f"{v:.1f} {unit}" if v < 10 else f"{v:.0f} {unit}"
-    return f"{n:.0f} B"
-
-
-def mib_text(mib: float) -> str:
-    """ "4.3 GB" from 4.3 GiB, "120 MB" under one GiB (the GPU panel's units)."""
-    return f"{gb(mib)} GB" if mib >= 1024 else f"{max(mib, 0.1):.0f} MB" if mib >= 1 else "<1 MB"
-
-
+# ── Memory ───────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Memory:
     """What one model process holds: on the GPU (VRAM) or, without one, in RAM."""
@@ -173,6 +160,9 @@ def tooltip(
         lines.append(snapshot.vram_text())
     if core.external:
         lines.append(EXTERNAL_WARNING)
+    downloading = core.downloads.summary() if core.downloads is not None else None
+    if downloading:
+        lines.append(downloading)
     return "\n".join(lines)
 
 

@@ -32,12 +32,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings
+from app.core.bootstrap import setup_downloads
 from app.core.discovery.familylog_env import EnvImportError, read_familylog_env
 from app.core.discovery.folders import ModelFolder, default_folders, user_folder
 from app.core.discovery.scan import FoundModel, ModelScanner
 from app.core.discovery.server import ServerCandidate, find_servers, resolve_server_path
+from app.core.downloads.jobs import COMPLETED, DownloadJob
+from app.core.downloads.service import Downloads
 from app.core.settings.first_run import FirstRunChoice, first_run_reasons, write_first_run_settings
 from app.paths import AppPaths
+from app.ui.first_run_offer import StarterPanel
 from app.ui.first_run_table import COLUMNS, ModelTable  # noqa: F401  (COLUMNS re-exported)
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class FirstRunDialog(QDialog):
         *,
         folders: list[ModelFolder] | None = None,
         parent: QWidget | None = None,
+        downloads: Downloads | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Set up FamilyLog Tray")
@@ -64,6 +69,11 @@ class FirstRunDialog(QDialog):
         self.servers: list[ServerCandidate] = []
         self.choice = FirstRunChoice()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Models from the hub when none are found (the seed's pair); the set-up window's
+        # own service unless one is given, paused when it closes (the core resumes it).
+        self.owns_downloads = downloads is None
+        self.downloads = downloads or setup_downloads(settings, paths)
+        self.starter: StarterPanel | None = None
         self._prefill(settings)
         # File pickers, replaceable in tests.
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
@@ -122,6 +132,8 @@ class FirstRunDialog(QDialog):
         buttons.addStretch(1)
         ml.addLayout(buttons)
         root.addWidget(models_box, 1)
+        self.starter_slot = QVBoxLayout()
+        root.addLayout(self.starter_slot)
 
         self.vision_label = QLabel()
         self.llm_label = QLabel()
@@ -190,6 +202,32 @@ class FirstRunDialog(QDialog):
         self.scan_label.setText("\n".join(lines))
         self._default_picks()
         self._update_buttons()
+        if not self.models and self.starter is None:
+            self.offer_starter()
+
+    # ── No models: the seed's pair from the hub ───────────────────────────────
+    def offer_starter(self) -> StarterPanel:
+        """Show the pair to get (its sizes and fit are looked up on the hub)."""
+        self.starter = StarterPanel(self.downloads, self._downloads_moved)
+        self.starter_slot.addWidget(self.starter)
+        self.spawn(self.starter.load())
+        self._downloads_moved(self.starter.jobs)
+        return self.starter
+
+    def _downloads_moved(self, jobs: list[DownloadJob]) -> None:
+        """A model of the pair is queued, moves, or has arrived: Save is allowed while
+        they download, and an arrived one becomes the pick."""
+        c = self.choice
+        c.downloading = sorted({j.role for j in jobs if j.role and j.active})
+        for job in jobs:
+            if job.state != COMPLETED:
+                continue
+            if job.role == "vision" and not c.vision_model:
+                c.vision_model = str(job.model_path)
+                c.vision_mmproj = str(job.mmproj_path or "")
+            elif job.role == "llm" and not c.llm_model:
+                c.llm_model = str(job.model_path)
+        self._show_picks()
 
     def _fill_servers(self) -> None:
         self.server_combo.blockSignals(True)
@@ -259,7 +297,7 @@ class FirstRunDialog(QDialog):
 
     def _show_picks(self) -> None:
         c = self.choice
-        vision = c.vision_model or "none"
+        vision = c.vision_model or ("downloading" if "vision" in c.downloading else "none")
         if c.vision_model:
             vision += (
                 f"\n    + {c.vision_mmproj}"
@@ -267,7 +305,8 @@ class FirstRunDialog(QDialog):
                 else " (no mmproj found: images will fail)"
             )
         self.vision_label.setText(f"Vision model: {vision}")
-        self.llm_label.setText(f"LLM model: {c.llm_model or 'none'}")
+        llm = c.llm_model or ("downloading" if "llm" in c.downloading else "none")
+        self.llm_label.setText(f"LLM model: {llm}")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -339,6 +378,13 @@ class FirstRunDialog(QDialog):
             self.choice.server_path = path
             self.spawn(self.scan())
 
+    async def close_downloads(self) -> None:
+        """The window is closing: its downloads pause (the core resumes them)."""
+        if self.starter is not None:
+            self.starter.close_panel()
+        if self.owns_downloads:
+            await self.downloads.stop()
+
     # ── Saving ────────────────────────────────────────────────────────────────
     def save(self) -> bool:
         problems = self.choice.problems()
@@ -367,6 +413,7 @@ async def run_first_run(
     ``on_open(dialog)`` once it is shown, ``on_open(None)`` once it is closed (the launcher
     brings it to the front when the app is launched again meanwhile)."""
     dialog = FirstRunDialog(settings, paths, parent=parent)
+    await dialog.downloads.start()  # resumes the pair if an earlier set-up began it
     closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     dialog.finished.connect(lambda code: closed.done() or closed.set_result(code))
     dialog.show()
@@ -376,5 +423,6 @@ async def run_first_run(
     dialog.spawn(dialog.scan())
     code = await closed
     await dialog.wait_idle()
+    await dialog.close_downloads()
     dialog.deleteLater()
     return code == QDialog.DialogCode.Accepted

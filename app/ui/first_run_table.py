@@ -30,7 +30,8 @@ def human_size(n: int) -> str:
     return f"{value:.1f} GiB"  # pragma: no cover
 
 
-def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
+def read_only_item(text: str, tooltip: str = "") -> QTableWidgetItem:
+    """A table cell that shows ``text`` (and ``tooltip``) and cannot be edited."""
     item = QTableWidgetItem(text)
     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
     if tooltip:
@@ -65,14 +66,14 @@ class ModelTable(QTableWidget):
             shards = f" ({i.shards} files)" if i.shards > 1 else ""
             name = m.key if m.key != m.path.stem else (i.name or m.path.stem)
             cells = (
-                _item(name, str(m.path)),
-                _item(i.architecture or "?"),
-                _item(i.params_label, f"{i.n_params:,} parameters"),
-                _item(m.quant or "?"),
-                _item(ctx),
-                _item(human_size(i.size_bytes) + shards),
-                _item(m.mmproj.name if m.mmproj else "", str(m.mmproj or "")),
-                _item(m.source),
+                read_only_item(name, str(m.path)),
+                read_only_item(i.architecture or "?"),
+                read_only_item(i.params_label, f"{i.n_params:,} parameters"),
+                read_only_item(m.quant or "?"),
+                read_only_item(ctx),
+                read_only_item(human_size(i.size_bytes) + shards),
+                read_only_item(m.mmproj.name if m.mmproj else "", str(m.mmproj or "")),
+                read_only_item(m.source),
             )
             for col, cell in enumerate(cells):
                 self.setItem(row, col, cell)

@@ -1,7 +1,7 @@
 """The models window: every catalogue model in one list (loaded ones first) with a filter,
 Load / Unload / Cancel per row, the memory each holds, its speed (t/s and a sparkline of
 its last replies), its port and PID in the details column (the only place they appear), the
-GPU panel, "Rescan folders" and "Reset speeds".
+GPU panel, "Rescan folders", "Get models…" and "Reset speeds".
 
 Its default size comes from the columns' text and the screen (``fit_to``): where the
 screen is too narrow (1280 pixels), the key, the name and the memory give up width and are
@@ -85,6 +85,7 @@ class ModelsHost(Protocol):
     def unload(self, key: str) -> object: ...
     def cancel(self, key: str) -> object: ...
     def rescan(self) -> asyncio.Task | None: ...
+    def show_get_models(self) -> None: ...
 
 
 class ModelsWindow(QWidget):
@@ -107,6 +108,12 @@ class ModelsWindow(QWidget):
         self.rescan_button.setAutoDefault(False)
         self.rescan_button.clicked.connect(self.rescan)
         top.addWidget(self.rescan_button)
+        self.get_models_button = QPushButton("Get models…")
+        self.get_models_button.setAutoDefault(False)
+        self.get_models_button.setToolTip("Search the Hugging Face Hub and download GGUF models")
+        self.get_models_button.setEnabled(host.core.downloads is not None)
+        self.get_models_button.clicked.connect(host.show_get_models)
+        top.addWidget(self.get_models_button)
         self.reset_speeds_button = QPushButton("Reset speeds")
         self.reset_speeds_button.setAutoDefault(False)
         self.reset_speeds_button.setToolTip("Forget every model's speed figures")

@@ -27,6 +27,7 @@ from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
 from app.ui.benchmark_window import BenchmarkWindow
+from app.ui.downloads_window import GetModelsWindow
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
 from app.ui.model_verbs import model_verbs
@@ -92,6 +93,7 @@ class TrayApp(QObject):
         self.notifier: Notifier = TrayNotifier(self.tray.icon, self)
         self.models_window: ModelsWindow | None = None
         self.benchmark_window: BenchmarkWindow | None = None
+        self.get_models_window: GetModelsWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.verbs = {
             "show": self._verb_show,
@@ -128,6 +130,8 @@ class TrayApp(QObject):
             core.notices.subscribe(self._on_notice),
             core.stats.subscribe(self._on_speed),
         ]
+        if core.downloads is not None:  # progress in the tooltip
+            self._unsubs.append(core.downloads.subscribe(self._render_state))
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
@@ -172,7 +176,8 @@ class TrayApp(QObject):
         await self.core.stop()
         self.instance.close()
         self.tray.hide()
-        for w in (self.models_window, self.settings_dialog, self.benchmark_window):
+        windows = (self.models_window, self.settings_dialog, self.benchmark_window)
+        for w in (*windows, self.get_models_window):
             if w is not None and shiboken6.isValid(w):
                 w.close()
 
@@ -345,6 +350,16 @@ class TrayApp(QObject):
         self.benchmark_window.show()
         self.benchmark_window.raise_()
         self.benchmark_window.activateWindow()
+
+    def show_get_models(self) -> None:
+        """The Get models… window (search the Hugging Face Hub, fit, download, the queue)."""
+        if self.core.downloads is None:
+            return
+        if self.get_models_window is None:
+            self.get_models_window = GetModelsWindow(self.core.downloads)
+        self.get_models_window.show()
+        self.get_models_window.raise_()
+        self.get_models_window.activateWindow()
 
     def show_settings(self) -> None:
         if self.settings_dialog is None:

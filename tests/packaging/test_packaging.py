@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from app import __version__
+from tests.support import hub as hub_support
+
+hub = hub_support.hub  # the fixtures
+hub_files = hub_support.hub_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "packaging"
@@ -75,3 +79,33 @@ def test_bundle_smoke(llama_server_bin) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "smoke test passed" in r.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("FLT_BUNDLE"), reason="set FLT_BUNDLE to a built bundle")
+def test_bundle_downloads_a_model(llama_server_bin, tiny_model, tmp_path, hub, hub_files) -> None:
+    """huggingface_hub is in the bundle: its --headless app gets a model from the stand-in
+    hub when its --download asks."""
+    from tests.conftest import free_port
+    from tests.support.hub import LLM_REPO, serve_pair
+
+    serve_pair(hub, hub_files)
+    exe = str(Path(os.environ["FLT_BUNDLE"]) / "familylog-tray")
+    env = {
+        **os.environ,
+        "LLAMA_SERVER_PATH": llama_server_bin,
+        "LLM_MODEL_GGUF": str(tiny_model),
+        "API_PORT": str(free_port()),
+        "MODEL_DIRS": str(tmp_path / "models"),
+    }
+    app = subprocess.Popen([exe, "--headless"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "running headless" in app.stdout.readline()
+        r = subprocess.run(
+            [exe, "--download", LLM_REPO, "--quant", "Q8_0"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert 'listed as "qwen/qwen3-8b"' in r.stdout
+    finally:
+        app.terminate()
+        assert app.wait(30) == 0

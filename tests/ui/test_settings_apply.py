@@ -377,6 +377,7 @@ CASES: dict[str, Case] = {
         const("0.3"), vram_settle, base={"RUN_MODE": "switch", "VRAM_SETTLE_SECONDS": 0.1}, gpu=True
     ),
     "MODEL_DIRS": Case(lambda w: str(w.files["extra"].parent), rescanned),
+    "HF_TOKEN": Case(const("hf_tray_token"), lambda w, v: w.core.downloads.hub.token() == v),
     # ── API ──
     "API_HOST": Case(const("127.0.0.2"), lambda w, v: w.connects(v, w.core.settings.API_PORT)),
     "API_PORT": Case(lambda w: str(free_port()), lambda w, v: w.core.api.port == int(v)),

@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import SettingsSource
+from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
@@ -143,6 +144,7 @@ class ApiContext:
     upstream: aiohttp.ClientSession | None = None
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
+    downloads: Downloads | None = None  # models from the Hugging Face Hub
 
     @property
     def catalogue(self) -> Catalogue:

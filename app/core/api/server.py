@@ -18,9 +18,10 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings, SettingsSource
-from app.core.api import chat_v1, clients, lmstudio, proxy, ps, rest_v0, stats
+from app.core.api import chat_v1, clients, downloads, lmstudio, proxy, ps, rest_v0, stats
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
+from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
@@ -54,7 +55,7 @@ async def is_loopback(host: str) -> bool:
 
 
 # The modules whose ``add_routes`` make up the API, in the order their routes are listed.
-ROUTE_MODULES = (lmstudio, proxy, clients, rest_v0, chat_v1, ps, stats)
+ROUTE_MODULES = (lmstudio, downloads, proxy, clients, rest_v0, chat_v1, ps, stats)
 
 
 def add_routes(app: web.Application) -> None:
@@ -133,8 +134,10 @@ class ApiServer:
         *,
         stats: SpeedStats | None = None,
         gpu_probe: GpuProbe | None = None,
+        downloads: Downloads | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self.downloads = downloads
         self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
@@ -199,6 +202,7 @@ class ApiServer:
             upstream=upstream,
             stats=self.stats,
             gpu_probe=self._gpu_probe,
+            downloads=self.downloads,
         )
         app[CONTEXT] = self._ctx
         add_routes(app)

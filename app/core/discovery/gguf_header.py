@@ -80,6 +80,11 @@ class GgufReadError(ValueError):
     """The file is not a readable GGUF; the message names the file and the problem."""
 
 
+class GgufTruncatedError(GgufReadError):
+    """The header goes on past the bytes given: the file is cut short, or (for
+    ``parse_header``) more of its beginning is needed."""
+
+
 @dataclass(frozen=True)
 class TensorShape:
     name: str
@@ -108,7 +113,7 @@ class GgufHeader:
 class _Cursor:
     """Reads from the file mapped into memory: only the pages touched are read from disk."""
 
-    def __init__(self, buf: mmap.mmap, path: Path) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, path: Path | str) -> None:
         self.buf = buf
         self.path = path
         self.size = len(buf)
@@ -116,7 +121,7 @@ class _Cursor:
         self.order = "<"
 
     def truncated(self) -> GgufReadError:
-        return GgufReadError(f"{self.path} is truncated: the GGUF header ends early.")
+        return GgufTruncatedError(f"{self.path} is truncated: the GGUF header ends early.")
 
     def read(self, n: int) -> bytes:
         end = self.pos + n
@@ -193,12 +198,18 @@ def read_header(path: Path | str) -> GgufHeader:
         try:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # an empty file cannot be mapped
-            raise GgufReadError(f"{path} is truncated: the GGUF header ends early.") from None
+            raise GgufTruncatedError(f"{path} is truncated: the GGUF header ends early.") from None
     with buf:
         return _parse(_Cursor(buf, path), path)
 
 
-def _parse(c: _Cursor, path: Path) -> GgufHeader:
+def parse_header(data: bytes, name: str) -> GgufHeader:
+    """The header at the start of ``data``, the first bytes of a GGUF named ``name`` (a
+    ranged read of a remote file); ``GgufTruncatedError`` when more bytes are needed."""
+    return _parse(_Cursor(data, name), name)
+
+
+def _parse(c: _Cursor, path: Path | str) -> GgufHeader:
     magic = struct.unpack("<I", c.read(4))[0]
     if magic != GGUF_MAGIC:
         raise GgufReadError(f"{path} is not a GGUF file (wrong magic number).")

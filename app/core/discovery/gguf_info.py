@@ -226,6 +226,13 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         if not f.is_file():
             raise GgufReadError(f"{path} is split in {len(files)} files but {f.name} is missing.")
     headers = [read_header(f) for f in files]
+    return info_from_headers(path, headers, sum(f.stat().st_size for f in files))
+
+
+def info_from_headers(path: str | Path, headers: list[GgufHeader], size_bytes: int) -> GGUFInfo:
+    """The ``GGUFInfo`` of a model whose headers (its first shard's first) are read, and
+    whose files hold ``size_bytes`` together: a file on disk, or one on the hub whose
+    header was read with a ranged request."""
     first = headers[0]
     arch = _str(first, "general.architecture")
 
@@ -235,7 +242,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
     by_type = _weights_by_type(headers)
     return GGUFInfo(
         path=str(path),
-        size_bytes=sum(f.stat().st_size for f in files),
+        size_bytes=size_bytes,
         architecture=arch,
         name=_str(first, "general.name"),
         file_type=_int(first, "general.file_type"),
@@ -253,7 +260,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         general_type=_str(first, "general.type"),
         size_label=_str(first, "general.size_label"),
         tensor_type=_type_name(max(by_type, key=by_type.__getitem__)) if by_type else None,
-        shards=len(files),
+        shards=len(headers),
     )
 
 

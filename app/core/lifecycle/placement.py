@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.core.discovery.gguf_info import GGUFInfo
 from app.core.models.entry import ModelEntry
 
 Mode = Literal["switch", "parallel", "auto"]
@@ -26,10 +27,15 @@ OVERHEAD_BYTES = 512 * 1024**2  # compute buffers, CUDA/Vulkan context
 
 def estimate_need(entry: ModelEntry, ctx_size: int) -> int:
     """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size``, with a margin."""
-    info = entry.info
+    return estimate_bytes(entry.size_bytes, entry.info, ctx_size)
+
+
+def estimate_bytes(size_bytes: int, info: GGUFInfo | None, ctx_size: int) -> int:
+    """``estimate_need`` for files of ``size_bytes`` (the model's, with its projector) whose
+    header says ``info``: also for a model not downloaded yet."""
     ctx = ctx_size or (info.context_length if info else 0) or 4096
     kv = info.kv_cache_bytes(ctx) if info else 0
-    return int((entry.size_bytes + kv) * SAFETY_FACTOR) + OVERHEAD_BYTES
+    return int((size_bytes + kv) * SAFETY_FACTOR) + OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)

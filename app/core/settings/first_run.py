@@ -111,13 +111,14 @@ class FirstRunChoice:
     llm_model: str = ""
     familylog_dir: str = ""
     imported: dict[str, str] = field(default_factory=dict)  # other keys from FamilyLog's .env
+    downloading: list[str] = field(default_factory=list)  # roles whose model is on its way
 
     def problems(self) -> list[str]:
         out = []
         if not _usable_file(self.server_path):
             out.append("Choose a llama-server binary.")
-        if not self.vision_model and not self.llm_model:
-            out.append("Choose at least one model (vision or LLM).")
+        if not self.vision_model and not self.llm_model and not self.downloading:
+            out.append("Choose at least one model (vision or LLM), or get one.")
         for label, value in (
             ("vision model", self.vision_model),
             ("mmproj", self.vision_mmproj),

@@ -1,0 +1,1 @@
+"""Get models from the Hugging Face Hub: find them, see whether they fit, download, verify, resume."""
