@@ -184,6 +184,11 @@ class ApiServer:
     def running(self) -> bool:
         return self._runner is not None
 
+    @property
+    def app(self) -> web.Application | None:
+        """The aiohttp application while serving (its state: ``app[lmstudio_ws.SDK]``)."""
+        return self._runner.app if self._runner is not None else None
+
     # ── Service life cycle ─────────────────────────────────────────────────────
     async def start(self) -> None:
         """Serve, or tell the user why not; the app keeps running either way."""
