@@ -299,13 +299,18 @@ async def test_load_with_config_ttl_identifier_and_unload(start_api) -> None:
                 LLM,
                 "my-llm",
                 ttl=30,
-                config={"contextLength": 1024, "flashAttention": False, "evalBatchSize": 64},
+                config={
+                    "contextLength": 1024,
+                    "flashAttention": False,
+                    "evalBatchSize": 64,
+                    "gpu": {"ratio": 0.5},  # of the tiny model's 2 layers: 1
+                },
                 on_load_progress=progress.append,
             )
             assert llm.identifier == "my-llm"
             config = llm.get_load_config()
             assert config.context_length == 1024 and config.flash_attention is False
-            assert config.eval_batch_size == 64
+            assert config.eval_batch_size == 64 and config.gpu.ratio == 0.5
             assert [m.identifier for m in c.llm.list_loaded()] == ["my-llm"]
             assert llm.respond("Hi", config={"maxTokens": 2}).content
             info = llm.get_info()
@@ -319,6 +324,7 @@ async def test_load_with_config_ttl_identifier_and_unload(start_api) -> None:
     assert progress and progress[-1] == 1.0
     spec = inst_seen[-1].status.spec
     assert spec.ctx_size == 1024 and "-b" in spec.extra_args and "off" in spec.extra_args
+    assert spec.n_gpu_layers == 1
     assert any(i.ttl == 30 for i in inst_seen)
     assert core.lifecycle.ready(LLM) is None
 

@@ -4,12 +4,14 @@ read into the app's load config, and a running instance's config written back.""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from app.core.api.common import ApiError
 from app.core.api.lmstudio_ws.errors import SdkError
 from app.core.api.load_config import config_json, parse_load_config
 from app.core.lifecycle.instance import Instance
+from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ _LOAD_KEYS = {
     "offloadKVCacheToGpu": "offload_kv_cache_to_gpu",
     "numParallelSessions": "parallel",
 }
+_OFFLOAD = "llama.acceleration.offloadRatio"  # 0..1, "max" or "off": → llama-server's -ngl
 _QUIET = {"load.gpuSplitConfig"}  # the Python SDK sends it with any GPU setting
 
 
@@ -61,24 +64,47 @@ def checked(value: Any) -> Any:
     return value
 
 
-def load_config(stack: Any, domain: str, model: str) -> LoadConfig:
+def gpu_layers(ratio: Any, blocks: int | None, model: str) -> int:
+    """LM Studio's GPU offload ratio as llama-server's layer count (-1: all)."""
+    if ratio == "max" or ratio == 1:
+        return -1
+    if ratio == "off" or ratio == 0:
+        return 0
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
+        raise SdkError(
+            f'Bad load config for {model}: the GPU offload ratio must be "max", "off" or a '
+            f"number from 0 to 1, not {ratio!r:.50}"
+        )
+    return round(ratio * blocks) if blocks else -1
+
+
+def load_config(stack: Any, domain: str, entry: ModelEntry) -> LoadConfig:
     """The load config a stack asks for, checked as the REST load checks it."""
     values = collapse(stack)
     prefix = f"{domain}.load."
     body: dict[str, Any] = {}
     ignored = []
+    ratio = None
     for key, value in values.items():
-        ours = _LOAD_KEYS.get(key.removeprefix(prefix)) if key.startswith(prefix) else None
-        if ours is not None:
-            body[ours] = value
+        short = key.removeprefix(prefix) if key.startswith(prefix) else None
+        if short == _OFFLOAD:
+            ratio = value
+        elif short in _LOAD_KEYS:
+            body[_LOAD_KEYS[short]] = value
         elif key not in _QUIET:
             ignored.append(key)
     if ignored:
-        log.info("Loading %s for an SDK client: not applied here: %s", model, ", ".join(ignored))
+        log.info(
+            "Loading %s for an SDK client: not applied here: %s", entry.key, ", ".join(ignored)
+        )
     try:
-        return parse_load_config(body)
+        config = parse_load_config(body)
     except ApiError as e:
-        raise SdkError(f"Bad load config for {model}: {e.message}") from None
+        raise SdkError(f"Bad load config for {entry.key}: {e.message}") from None
+    if ratio is None:
+        return config
+    blocks = entry.info.block_count if entry.info else None
+    return replace(config, gpu_layers=gpu_layers(ratio, blocks, entry.key))
 
 
 def fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +114,15 @@ def fields(values: dict[str, Any]) -> dict[str, Any]:
 
 def running_fields(inst: Instance, domain: str) -> dict[str, Any]:
     """The load config an instance runs with, as LM Studio's KV config."""
-    shown = config_json(inst.config, domain == "llm")
+    config = inst.config
+    shown = config_json(config, domain == "llm")
     back = {ours: key for key, ours in _LOAD_KEYS.items()}
-    return fields({f"{domain}.load.{back[k]}": v for k, v in shown.items() if k in back})
+    values = {f"{domain}.load.{back[k]}": v for k, v in shown.items() if k in back}
+    blocks = inst.entry.info.block_count if inst.entry and inst.entry.info else None
+    ngl = config.gpu_layers
+    if ngl is not None:
+        ratio: Any = "off" if ngl == 0 else "max"
+        if blocks and 0 < ngl < blocks:
+            ratio = round(ngl / blocks, 3)
+        values[f"{domain}.load.{_OFFLOAD}"] = ratio
+    return fields(values)

@@ -83,7 +83,7 @@ async def load_model(s: Session, ch: Channel, param: Any) -> None:
     """``loadModel``: load ``modelKey`` with the config (again, if loaded otherwise)."""
     p = _param(param)
     entry = entry_named(s, p.get("modelKey"))
-    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry.key)
+    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry)
     ttl = _ttl(p.get("ttlMs"), "ttlMs")
     name = p.get("identifier")
     if name is not None:
@@ -114,7 +114,7 @@ async def get_or_load(s: Session, ch: Channel, param: Any) -> None:
     if inst is not None:
         await ch.send({"type": "alreadyLoaded", "info": instance_info(s, inst)})
         return
-    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry.key)
+    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry)
     ttl = _ttl(p.get("loadTtlMs"), "loadTtlMs")
     await ch.send(
         {
