@@ -23,10 +23,10 @@ from app.core.api.lmstudio_ws import SDK
 from app.core.app_core import AppCore
 from app.core.servers.keys import auth_headers
 from tests.api.conftest import CTX, base_url, client
-from tests.support.tiny_model import write_tiny_bert
+from tests.support.tiny_model import TOOLS_TEMPLATE, write_tiny_bert, write_tiny_model
 from tests.support.wait import until
 
-VISION, LLM, EMBED = "qwen/qwen3-vl-8b", "google/gemma-3-12b", "tiny-embed"
+VISION, LLM, EMBED, TOOLS = "qwen/qwen3-vl-8b", "google/gemma-3-12b", "tiny-embed", "tiny-tools"
 # A grammar that never lets the tiny model stop: it generates until told to (cancel) or to
 # maxTokens, a few ms per token, so "still generating" lasts seconds.
 ENDLESS = {"type": "gbnf", "gbnfGrammar": "root ::= [a-z] root"}
@@ -41,6 +41,13 @@ pytestmark = pytest.mark.filterwarnings(
 def embed_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sdk-models")
     write_tiny_bert(root / f"{EMBED}.gguf", name=EMBED)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tools_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sdk-tools")
+    write_tiny_model(root / f"{TOOLS}.gguf", seed=5, name=TOOLS, chat_template=TOOLS_TEMPLATE)
     return root
 
 
@@ -256,8 +263,8 @@ async def test_two_clients_at_once(start_api) -> None:
     await idle(core)
 
 
-async def test_structured_output_and_tools(start_api) -> None:
-    core = await start_api()
+async def test_structured_output_and_tools(start_api, tools_models) -> None:
+    core = await start_api(MODEL_DIRS=str(tools_models))
     schema = {
         "type": "object",
         "properties": {"ok": {"type": "boolean"}},
@@ -279,11 +286,16 @@ async def test_structured_output_and_tools(start_api) -> None:
             r = llm.respond("Answer", response_format=schema, config={"maxTokens": 40})
             assert r.structured and isinstance(r.parsed, dict)
             assert isinstance(r.parsed["ok"], bool)
-            # tool definitions go to llama-server as they are (it accepts them)
-            r = llm.respond(
-                "Hi", config={"maxTokens": 3, "rawTools": {"type": "toolArray", "tools": [tool]}}
-            )
+            # tool definitions reach llama-server: the model's template shows them
+            (listed,) = [m for m in c.llm.list_downloaded() if m.model_key == TOOLS]
+            assert listed.info.trained_for_tool_use is True
+            model = c.llm.model(TOOLS)
+            plain = model.respond("Hi", config={"maxTokens": 2})
+            tools = {"type": "toolArray", "tools": [tool]}
+            r = model.respond("Hi", config={"maxTokens": 2, "rawTools": tools})
             assert r.prediction_config.raw_tools is not None
+            shown = model.count_tokens(json.dumps([tool], separators=(",", ":")))
+            assert r.stats.prompt_tokens_count >= plain.stats.prompt_tokens_count + shown
 
     await asyncio.to_thread(work)
 

@@ -46,6 +46,16 @@ def model_v1(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     }
 
 
+def capabilities(entry: ModelEntry) -> list[str]:
+    """``tool_use`` when the chat template takes tools, ``vision`` with an mmproj paired."""
+    out = []
+    if entry.type == "llm" and entry.info is not None and entry.info.tool_use:
+        out.append("tool_use")
+    if entry.vision:
+        out.append("vision")
+    return out
+
+
 def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     info = entry.info
     kind = "vlm" if entry.vision else V0_TYPES.get(entry.type, "llm")
@@ -59,6 +69,8 @@ def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
         "quantization": entry.quant,
         "state": "loaded" if inst is not None else "not-loaded",
         "max_context_length": entry.max_context_length,
+        # LM Studio's: some editors send tools or images only to a model that lists them
+        "capabilities": capabilities(entry),
     }
     if inst is not None:
         out["loaded_context_length"] = inst.context_length
