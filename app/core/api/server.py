@@ -26,6 +26,7 @@ from app.core.api import (
     lmstudio_ws,
     proxy,
     ps,
+    responses,
     rest_v0,
     stats,
 )
@@ -66,7 +67,18 @@ async def is_loopback(host: str) -> bool:
 
 
 # The modules whose ``add_routes`` make up the API, in the order their routes are listed.
-ROUTE_MODULES = (lmstudio, lmstudio_ws, downloads, proxy, clients, rest_v0, chat_v1, ps, stats)
+ROUTE_MODULES = (
+    lmstudio,
+    lmstudio_ws,
+    downloads,
+    proxy,
+    clients,
+    responses,
+    rest_v0,
+    chat_v1,
+    ps,
+    stats,
+)
 
 
 def add_routes(app: web.Application) -> None:
