@@ -100,9 +100,9 @@ def authenticate(packet: Any, key: str, headers: CIMultiDictProxy[str]) -> Clien
             "sk-lm-<8 letters or digits>:<20 letters or digits>.",
             suggestion="Set API_KEY to such a token (for example "
             f"{example_token()}) and give the same token to the client: lmstudio-python "
-            "1.6 or later: lms.Client(api_token=...) or LMSTUDIO_API_TOKEN; lmstudio-js: "
-            "new LMStudioClient({apiToken}) or LM_API_TOKEN. lmstudio-python 1.5 cannot "
-            "send a token.",
+            "1.6 or later: lms.Client(api_token=...) or LMSTUDIO_API_TOKEN; lmstudio-js 2: "
+            "new LMStudioClient({apiToken}) or LM_API_TOKEN (1.x: its two parts as "
+            "clientIdentifier and clientPasskey). lmstudio-python 1.5 cannot send a token.",
         )
     )
 
