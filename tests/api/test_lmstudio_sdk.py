@@ -12,6 +12,7 @@ import asyncio
 import gc
 import json
 import threading
+import time
 from pathlib import Path
 
 import aiohttp
@@ -101,6 +102,25 @@ async def test_greeting_probe_and_guard(start_api) -> None:
         with pytest.raises(aiohttp.WSServerHandshakeError) as e:
             await s.ws_connect(f"ws://{host(core)}/llm", headers={"Host": "evil.example"})
         assert e.value.status == 403
+
+
+async def test_idle_client_stays_connected(start_api, monkeypatch) -> None:
+    """The server pings every HEARTBEAT seconds; the SDK answers, so an idle client is kept
+    (and one that stops answering would be dropped, not left open)."""
+    import app.core.api.lmstudio_ws as ws_module
+
+    monkeypatch.setattr(ws_module, "HEARTBEAT", 0.1)
+    core = await start_api()
+
+    def work() -> None:
+        with lms.Client(host(core)) as c:
+            assert len(c.list_downloaded_models()) == 2
+            (conn,) = sdk_state(core).connections
+            time.sleep(1.0)  # idle through ten heartbeats (the scenario, not a wait)
+            assert sdk_state(core).connections == {conn}
+            assert len(c.list_downloaded_models()) == 2
+
+    await asyncio.to_thread(work)
 
 
 # ── Listing ────────────────────────────────────────────────────────────────────
@@ -503,3 +523,20 @@ async def test_protocol_answers_bad_input(start_api) -> None:
             answer = await ws.receive_json(timeout=10)
             assert answer["type"] == "channelError" and "context_length" in answer["error"]["title"]
     assert core.lifecycle.loaded() == []  # nothing was loaded by a bad request
+
+
+async def test_readme_example_runs(start_api, tmp_path, capsys) -> None:
+    """The README's Python example, as written, against the app."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Using LM Studio's SDKs", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    embed_key = "nomic-embed-text-v1.5"
+    assert embed_key in code and f'"{LLM}"' in code
+    write_tiny_bert(tmp_path / f"{embed_key}.gguf", name=embed_key)
+    core = await start_api(MODEL_DIRS=str(tmp_path))
+    code = code.replace("127.0.0.1:1234", host(core))
+    await asyncio.to_thread(exec, compile(code, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    assert f"{LLM} llm 2048" in out and f"{embed_key} embedding 512" in out
+    assert "{'yes': " in out
+    assert core.lifecycle.ready(embed_key) is not None

@@ -34,6 +34,7 @@ GREETING = "/lmstudio-greeting"
 # here) and the websockets (they authenticate in their first packet).
 OPEN_PATHS = frozenset({GREETING, *(f"/{name}" for name in NAMESPACES)})
 MIB = 1024 * 1024
+HEARTBEAT = 30.0  # seconds between pings; a client that does not answer is dropped
 UNSUBSCRIBE: web.AppKey[Callable[[], None]] = web.AppKey("familylog_sdk_unsubscribe")
 
 
@@ -45,7 +46,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ns = NAMESPACES[request.path.strip("/")]
     c = request.app[CONTEXT]
     ws = web.WebSocketResponse(
-        heartbeat=30.0, max_msg_size=max(MIB, int(c.settings().API_MAX_BODY_MB * MIB))
+        heartbeat=HEARTBEAT, max_msg_size=max(MIB, int(c.settings().API_MAX_BODY_MB * MIB))
     )
     if not ws.can_prepare(request).ok:
         return error_response(
