@@ -3,23 +3,29 @@ chose; per connection, the session a handler is given."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sized
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
 from app.core.api.common import ApiContext
 from app.core.api.lmstudio_ws.auth import Client
 
-if TYPE_CHECKING:
-    from app.core.api.lmstudio_ws.connection import Connection
+
+class Open(Protocol):
+    """An open connection, as the shared state sees it."""
+
+    tasks: Sized  # its calls and channels being answered
+
+    def shut(self) -> Awaitable[None]: ...
 
 
 @dataclass
 class SdkState:
     """Shared by every connection of one API server."""
 
-    connections: set[Connection] = field(default_factory=set)
+    connections: set[Open] = field(default_factory=set)
     # An instance identifier a client chose at load (``load_new_instance(key, "name")``),
     # by catalogue key; it names the instance until it is unloaded or loaded again.
     names: dict[str, str] = field(default_factory=dict)
