@@ -123,6 +123,17 @@ async def test_idle_client_stays_connected(start_api, monkeypatch) -> None:
     await asyncio.to_thread(work)
 
 
+async def test_app_stop_closes_sdk_connections(start_api) -> None:
+    core = await start_api()
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"ws://{host(core)}/llm") as ws:
+        await ws.send_json({"authVersion": 1, "clientIdentifier": "a", "clientPasskey": "b"})
+        assert (await ws.receive_json(timeout=10))["success"] is True
+        assert core.api is not None
+        await core.api.stop()
+        msg = await ws.receive(timeout=10)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.GOING_AWAY
+
+
 # ── Listing ────────────────────────────────────────────────────────────────────
 async def test_list_downloaded_and_loaded(start_api, embed_models) -> None:
     core = await start_api(MODEL_DIRS=str(embed_models))

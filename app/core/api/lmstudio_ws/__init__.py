@@ -11,6 +11,7 @@ first packet), ``connection`` (calls and channels), ``loading``, ``instances``, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
@@ -34,6 +35,7 @@ GREETING = "/lmstudio-greeting"
 # here) and the websockets (they authenticate in their first packet).
 OPEN_PATHS = frozenset({GREETING, *(f"/{name}" for name in NAMESPACES)})
 MIB = 1024 * 1024
+SHUTDOWN_WAIT = 2.0  # seconds the clients get to answer the close when the app stops
 HEARTBEAT = 30.0  # seconds between pings; a client that does not answer is dropped
 UNSUBSCRIBE: web.AppKey[Callable[[], None]] = web.AppKey("familylog_sdk_unsubscribe")
 
@@ -79,8 +81,11 @@ async def _start(app: web.Application) -> None:
 
 
 async def _shutdown(app: web.Application) -> None:
-    for conn in list(app[SDK].connections):
-        await conn.shut()
+    """Close every SDK websocket (the clients see the server go), all at once and bounded:
+    a client that does not answer the close is cut when the runner stops."""
+    closing = [asyncio.ensure_future(conn.shut()) for conn in app[SDK].connections]
+    if closing:
+        await asyncio.wait(closing, timeout=SHUTDOWN_WAIT)
 
 
 async def _cleanup(app: web.Application) -> None:

@@ -26,6 +26,7 @@ from app.core.models.entry import ModelEntry
 
 PROGRESS_EVERY = 0.5  # seconds between progress messages while a model loads
 READ_RATE = 1e9  # bytes/s assumed for the progress estimate
+MAX_NAME = 256  # an instance name's length, as LM Studio's identifiers
 
 
 def _ttl(value: Any, field: str) -> float | None:
@@ -88,10 +89,15 @@ async def load_model(s: Session, ch: Channel, param: Any) -> None:
     name = p.get("identifier")
     if name is not None:
         other = find(s, name) if isinstance(name, str) and name else None
-        if not isinstance(name, str) or not name or (other is not None and other != entry):
+        bad = not isinstance(name, str) or not name or len(name) > MAX_NAME
+        if bad or (other is not None and other != entry):
             raise SdkError(
-                f"Cannot name the instance {name!r}: "
-                + ("that names another model" if other else "a name is a non-empty string"),
+                f"Cannot name the instance {name!r:.100}: "
+                + (
+                    "that names another model"
+                    if other
+                    else f"a name is a string of 1 to {MAX_NAME} characters"
+                ),
                 suggestion="Choose another identifier, or leave it out to use the model key.",
             )
     refuse_busy_reload(s.c.lifecycle.ready(entry), entry, config)
