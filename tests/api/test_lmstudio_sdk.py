@@ -431,6 +431,11 @@ async def test_unserved_endpoints_and_unknown_models(start_api, caplog) -> None:
     await asyncio.to_thread(work)
     assert "opened the 'repository' namespace, which the app does not serve" in caplog.text
     assert "rpc 'searchModels' failed" in caplog.text
+    async with aiohttp.ClientSession() as s:  # a namespace LM Studio does not have either
+        with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+            await s.ws_connect(f"ws://{host(core)}/nonsense")
+        assert e.value.status == 404
+    assert "Refused GET /nonsense (a websocket: LM Studio's SDK namespaces are" in caplog.text
 
     # an endpoint no SDK version of ours knows gets an answer, never silence
     async with aiohttp.ClientSession() as s, s.ws_connect(f"ws://{host(core)}/system") as ws:

@@ -65,7 +65,10 @@ def describe(request: web.Request, status: int, reason: str) -> str:
     peer = request.remote or "?"
     why = f": {reason}" if reason else ""
     word = "Failed" if status >= 500 else "Refused"
-    return f"{word} {request.method} {request.path[:200]} → {status}{why} (client {peer}, {agent})"
+    what = f"{request.method} {request.path[:200]}"
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        what += " (a websocket: LM Studio's SDK namespaces are /system, /llm, /embedding)"
+    return f"{word} {what} → {status}{why} (client {peer}, {agent})"
 
 
 @web.middleware
