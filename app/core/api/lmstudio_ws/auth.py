@@ -31,10 +31,6 @@ class Client:
     identifier: str
     user_agent: str
 
-    @property
-    def python(self) -> bool:
-        return self.user_agent.lower().startswith("python-httpx")
-
     def __str__(self) -> str:
         return f"{self.identifier} ({self.user_agent or 'no user agent'})"
 
@@ -45,6 +41,11 @@ class Refused(Exception):
     def __init__(self, error: SdkError) -> None:
         super().__init__(error.title)
         self.error = error
+
+
+def python_sdk(user_agent: str) -> bool:
+    """Whether the client is lmstudio-python (its websockets are httpx-ws's)."""
+    return user_agent.lower().startswith("python-httpx")
 
 
 def example_token() -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from app.core.api.common import ApiContext, ApiError
-from app.core.api.lmstudio_ws.auth import Client, Refused, authenticate, refusal
+from app.core.api.lmstudio_ws.auth import Client, Refused, authenticate, python_sdk, refusal
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError, not_served
 from app.core.api.lmstudio_ws.state import SdkState, Session
@@ -100,7 +100,7 @@ class Connection:
 
     async def _authenticate(self) -> Client | None:
         headers = self.request.headers
-        python = headers.get("User-Agent", "").lower().startswith("python-httpx")
+        python = python_sdk(headers.get("User-Agent", ""))
         try:
             msg = await self.ws.receive(timeout=AUTH_TIMEOUT)
         except TimeoutError:
