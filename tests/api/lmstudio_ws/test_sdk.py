@@ -543,7 +543,7 @@ async def test_protocol_answers_bad_input(start_api) -> None:
 
 async def test_readme_example_runs(start_api, tmp_path, capsys) -> None:
     """The README's Python example, as written, against the app."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("## Using LM Studio's SDKs", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     embed_key = "nomic-embed-text-v1.5"
