@@ -505,6 +505,15 @@ async def test_protocol_answers_bad_input(start_api) -> None:
             assert (await ws.receive_json(timeout=10))["success"] is True
             await ws.send_str("[1, 2")
             assert (await ws.receive_json(timeout=10))["type"] == "communicationWarning"
+            # NaN (Python's json.dumps writes it; llama-server would answer 500) and deep
+            # nesting: the call still gets its answer, the connection lives on
+            nan = '{"type": "rpcCall", "endpoint": "tokenize", "callId": 90, "parameter": NaN}'
+            deep = '{"type": "rpcCall", "callId": 91, "parameter": ' + "[" * 300 + "]" * 300 + "}"
+            for n, text, why in ((90, nan, "NaN is not a JSON value"), (91, deep, "deeper")):
+                await ws.send_str(text)
+                answer = await ws.receive_json(timeout=10)
+                assert answer["type"] == "rpcError" and answer["callId"] == n, answer
+                assert why in answer["error"]["title"]
             bad = [
                 ("getModelInfo", None),
                 ("getModelInfo", {"specifier": {"type": "query", "query": {"identifier": 5}}}),

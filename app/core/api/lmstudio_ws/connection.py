@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from app.core.api.common import ApiContext, ApiError
+from app.core.api.common import ApiContext, ApiError, parse_json_object
 from app.core.api.lmstudio_ws.auth import Client, Refused, authenticate, python_sdk, refusal
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError, not_served
@@ -148,12 +148,12 @@ class Connection:
         self._spawn(self.send({"type": "communicationWarning", "warning": warning}))
 
     def _dispatch(self, s: Session, raw: str) -> None:
-        try:
-            m = json.loads(raw)
-        except ValueError:
-            self._warn("a message that is not JSON")
+        try:  # checked as the REST bodies are: no NaN, no deep nesting, no lone surrogate
+            m = parse_json_object(raw.encode())
+        except ApiError as e:
+            self._unusable(raw, e.message)
             return
-        kind = m.get("type") if isinstance(m, dict) else None
+        kind = m.get("type")
         if kind == "rpcCall" and isinstance(m.get("callId"), int):
             self._spawn(self._rpc(s, m["callId"], str(m.get("endpoint")), m.get("parameter")))
         elif kind == "channelCreate" and isinstance(m.get("channelId"), int):
@@ -172,6 +172,25 @@ class Connection:
             log.info("SDK client %s warns: %s", self.client, str(m.get("warning"))[:300])
         else:
             self._warn(f"a message the server does not know: type {kind!r}")
+
+    def _unusable(self, raw: str, why: str) -> None:
+        """A message that cannot be used: the call or channel it opens (if that can be read
+        from it) gets the error, so the client does not wait; anything else a warning."""
+        try:
+            m = json.loads(raw)
+        except (ValueError, RecursionError):
+            m = None
+        kind = m.get("type") if isinstance(m, dict) else None
+        error = SdkError(f"The message is not usable: {why}")
+        if kind == "rpcCall" and isinstance(m.get("callId"), int):
+            answer = {"type": "rpcError", "callId": m["callId"], "error": error.wire()}
+        elif kind == "channelCreate" and isinstance(m.get("channelId"), int):
+            answer = {"type": "channelError", "channelId": m["channelId"], "error": error.wire()}
+        else:
+            self._warn(f"a message that is not usable JSON ({why})")
+            return
+        self._note(f"{kind} refused: {why}")
+        self._spawn(self.send(answer))
 
     def _busy(self) -> SdkError | None:
         if len(self.tasks) < MAX_WORK:
