@@ -420,8 +420,8 @@ async def test_unserved_endpoints_and_unknown_models(start_api, caplog) -> None:
             with pytest.raises(LMStudioServerError) as e:
                 c.repository.search_models("qwen")
             text = str(e.value)
-            assert "does not serve searching and downloading models" in text
-            assert "MODEL_DIRS" in text  # what to do instead
+            assert "does not serve searching and downloading models through the SDK" in text
+            assert "--download" in text and "MODEL_DIRS" in text  # what to do instead
             with pytest.raises(LMStudioServerError, match="image_url"):
                 c.prepare_image(b"\x89PNG\r\n\x1a\n", "x.png")
             with pytest.raises(LMStudioModelNotFoundError) as e:

@@ -70,9 +70,10 @@ INSTEAD = {
         "/v1/chat/completions with an image_url content part (a data: URL).",
     ),
     "repository": (
-        "searching and downloading models",
-        "Put GGUF files in a folder of MODEL_DIRS (LM Studio's models folder is one by "
-        "default); the app lists them at start and on Rescan.",
+        "searching and downloading models through the SDK",
+        "Get models with the app: 'Get models…' in the tray, familylog-tray --download "
+        "<repo>, or POST /api/v1/models/download; or put GGUF files in a folder of "
+        "MODEL_DIRS (LM Studio's models folder is one by default).",
     ),
     "plugins": (
         "LM Studio plugins",
