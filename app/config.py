@@ -219,7 +219,9 @@ class Settings(BaseSettings):
     API_KEY: SecretStr = Field(
         default=SecretStr(""),
         title="API key",
-        description="When set, requests need 'Authorization: Bearer <key>'; empty = no key",
+        description="When set, requests need 'Authorization: Bearer <key>' or 'x-api-key'; "
+        "LM Studio's SDKs send it as an API token, so use that form (sk-lm-<8>:<20> letters "
+        "or digits); empty = no key",
         json_schema_extra=_in(API, RESTART),
     )
     API_ENABLED: bool = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import shutil
 import socket
 import sys
@@ -90,10 +91,26 @@ def corrupt_model(models_dir: Path, tiny_model: Path) -> Path:
     return write_corrupt_model(models_dir / "corrupt.gguf", tiny_model)
 
 
+# Ports for the servers a test starts come from below the range every OS hands out to
+# outgoing connections (Linux 32768-60999, macOS and Windows 49152-65535). A port the OS
+# picked (bind to 0) is one of those: between the pick and the server's bind, a client
+# socket of the test (an SDK's websockets, the proxy's upstream connections) can be given
+# the same port, and the server then finds it taken (seen 1 run in 4 under load).
+_PORTS = range(20000, 32768)
+_pick = random.Random(os.urandom(16))  # not the global random, which hypothesis seeds
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, that no outgoing connection can be given."""
+    for _ in range(200):
+        port = _pick.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"No free port on 127.0.0.1 in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 @pytest.fixture

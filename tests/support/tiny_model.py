@@ -21,6 +21,14 @@ N_CTX_TRAIN = 2048
 
 
 FIM = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+# A ChatML template that shows the tools it is given (the model "takes tools").
+TOOLS_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\nTools: {{ tools | tojson }}<|im_end|>\n{% endif -%}"
+    "{%- for message in messages -%}"
+    "<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif -%}"
+)
 
 
 def _vocab(fim: bool = False) -> tuple[list[str], list[int], list[str]]:
@@ -45,10 +53,11 @@ def write_tiny_model(
     name: str = "tiny-llama",
     pooling: int | None = None,
     fim: bool = False,
+    chat_template: str | None = None,
 ) -> Path:
     """Write a tiny llama GGUF to ``path`` and return it (``pooling``: llama.cpp's pooling
     type in the header, e.g. 4 for a reranker, which the catalogue then serves as one;
-    ``fim``: with fill-in-the-middle tokens)."""
+    ``fim``: with fill-in-the-middle tokens; ``chat_template``: a Jinja chat template)."""
     rng = np.random.default_rng(seed)
     tokens, types, merges = _vocab(fim)
     n_vocab = len(tokens)
@@ -77,6 +86,8 @@ def write_tiny_model(
     w.add_add_bos_token(False)
     if pooling is not None:
         w.add_uint32("llama.pooling_type", pooling)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
     if fim:
         for i, key in enumerate(("fim_pre", "fim_suf", "fim_mid")):
             w.add_uint32(f"tokenizer.ggml.{key}_token_id", tokens.index(FIM[i]))

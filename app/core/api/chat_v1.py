@@ -50,9 +50,10 @@ class ChatStore:
             self._chats.move_to_end(response_id)
         return msgs
 
-    def put(self, messages: list[dict[str, Any]]) -> str:
-        rid = "resp_" + uuid.uuid4().hex
+    def put(self, messages: list[dict[str, Any]], response_id: str | None = None) -> str:
+        rid = response_id or "resp_" + uuid.uuid4().hex
         self._chats[rid] = messages
+        self._chats.move_to_end(rid)
         while len(self._chats) > self.limit:
             self._chats.popitem(last=False)
         return rid
@@ -151,7 +152,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     ctx = body.get("context_length")
     if ctx is not None and (isinstance(ctx, bool) or not isinstance(ctx, int) or ctx < 0):
         raise _bad('"context_length" must be a whole number >= 0', "context_length")
-    entry = pick_model(c, body["model"])
+    entry = pick_model(c, body["model"], request.path)
     check_kind(entry, request.path)
     stream = body.get("stream") is True
     keep = body.get("store", True) is not False

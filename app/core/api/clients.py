@@ -1,9 +1,9 @@
 """The other clients LM Studio serves, forwarded by model to llama-server (which answers
 them itself): Anthropic's ``/v1/messages`` (and ``count_tokens``), OpenAI's
-``/v1/responses``, and llama-server's own ``/tokenize``, ``/detokenize``,
-``/apply-template``, ``/infill`` and ``/v1/rerank``, named by a ``model`` field or query
-parameter. Each answers errors in its client's shape; a request a model's type cannot
-serve (a chat to an embedding model) is refused with a 400 that says why.
+``/v1/responses`` (its conversations kept here: ``responses.py``), and llama-server's own
+``/tokenize``, ``/detokenize``, ``/apply-template``, ``/infill`` and ``/v1/rerank``, named by
+a ``model`` field or query parameter. Each answers errors in its client's shape; a request a
+model's type cannot serve (a chat to an embedding model) is refused with a 400 that says why.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from aiohttp import web
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
-from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 
 ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
 OPENAI = ("/v1/responses",)
@@ -64,21 +63,13 @@ async def forward_by_model(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     payload = parse_json_object(raw)
     ttl = parse_ttl(payload)
-    entry = proxy.pick_model(c, model_name(request, payload))
+    entry = proxy.pick_model(c, model_name(request, payload), request.path)
     check_kind(entry, request.path)
-    try:
-        async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
-            if ttl is not None:
-                c.lifecycle.set_ttl(inst.port, ttl)
-            return await proxy._relay(c, request, raw, inst.port, key=inst.key)
-    except ModelNotLoadedError as e:
-        raise ApiError(400, str(e), code="model_not_loaded") from None
-    except LoadFailedError as e:
-        raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
+    return await proxy.relay_to(c, request, raw, entry, ttl)
 
 
 def add_routes(app: web.Application) -> None:
     for path in ANTHROPIC:
         app.router.add_post(path, anthropic_errors(forward_by_model))
-    for path in OPENAI + LLAMA:
+    for path in LLAMA:
         app.router.add_post(path, forward_by_model)

@@ -5,7 +5,8 @@ In order (``Guard.middlewares``):
 
 1. **Connection cap** (``API_MAX_CONNECTIONS``): more requests being answered at once get
    503. aiohttp answers one request at a time per connection, so this is the number of
-   connections busy with a request; idle keep-alive connections do not count.
+   connections busy with a request; idle keep-alive connections do not count. LM Studio
+   SDK websockets are capped apart, at the same number.
 2. **Host** (DNS rebinding): while ``API_ALLOW_REMOTE`` is false only a loopback ``Host``
    is answered (``localhost``, ``127.0.0.0/8``, ``[::1]``, any port); with remote access,
    the names in ``API_ALLOWED_HOSTS`` as well (empty: any name, with a warning).
@@ -99,6 +100,7 @@ class Guard:
         self.body_timeout = s.API_BODY_TIMEOUT_SECONDS
         self.max_connections = s.API_MAX_CONNECTIONS
         self.active = 0
+        self.sockets = 0  # open SDK websockets
         if self.any_host:
             log.warning(
                 "API_ALLOW_REMOTE=true and API_ALLOWED_HOSTS is empty: the API answers any "
@@ -116,21 +118,31 @@ class Guard:
     # ── 1. Connections ────────────────────────────────────────────────────────
     @web.middleware
     async def connection_cap(self, request: web.Request, handler) -> web.StreamResponse:
-        if self.active >= self.max_connections:
+        # An SDK websocket lasts as long as its client: counted apart, against the same cap,
+        # so open SDK clients never use up the requests the other clients need.
+        socket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        if (self.sockets if socket else self.active) >= self.max_connections:
             n = self.max_connections
+            what = "LM Studio SDK connections" if socket else "requests"
             return error_response(
                 503,
-                f"The API is already answering {n} requests at once (API_MAX_CONNECTIONS={n}); "
+                f"The API is already answering {n} {what} at once (API_MAX_CONNECTIONS={n}); "
                 "try again when one has finished, or raise API_MAX_CONNECTIONS.",
                 type_="server_error",
                 code="too_many_connections",
                 headers={"Retry-After": "1"},
             )
-        self.active += 1
+        if socket:
+            self.sockets += 1
+        else:
+            self.active += 1
         try:
             return await handler(request)
         finally:
-            self.active -= 1
+            if socket:
+                self.sockets -= 1
+            else:
+                self.active -= 1
 
     # ── 2. Host ───────────────────────────────────────────────────────────────
     def host_allowed(self, value: str | None) -> bool:

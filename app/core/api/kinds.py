@@ -27,16 +27,21 @@ _SERVES = {"llm": "chats and completions", "embedding": "embeddings", "reranker"
 _USE = {"llm": "/v1/chat/completions", "embedding": "/v1/embeddings", "reranker": "/v1/rerank"}
 
 
-def check_kind(entry: ModelEntry, path: str) -> None:
-    """A 400 when ``entry``'s type cannot serve ``path``."""
+def serves(entry: ModelEntry, path: str) -> bool:
+    """Whether a model of ``entry``'s type can answer ``path``."""
     kind = entry.type if entry.type in _SERVES else "llm"
-    ok = (
+    return (
         (kind == "llm" and path not in EMBED_PATHS | RERANK_PATHS)
         or (kind == "embedding" and path in EMBED_PATHS)
         or (kind == "reranker" and path in RERANK_PATHS)
         or path in ("/tokenize", "/detokenize")  # every model has a tokenizer
     )
-    if not ok:
+
+
+def check_kind(entry: ModelEntry, path: str) -> None:
+    """A 400 when ``entry``'s type cannot serve ``path``."""
+    kind = entry.type if entry.type in _SERVES else "llm"
+    if not serves(entry, path):
         raise ApiError(
             400,
             f"{entry.key} is a{'n' if kind[0] in 'ae' else ''} {kind} model: it serves "

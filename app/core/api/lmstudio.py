@@ -12,6 +12,7 @@ from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
+from app.core.models.launch_args import LoadConfig
 
 V0_TYPES = {"llm": "llm", "embedding": "embeddings", "reranker": "embeddings"}
 
@@ -45,6 +46,16 @@ def model_v1(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     }
 
 
+def capabilities(entry: ModelEntry) -> list[str]:
+    """``tool_use`` when the chat template takes tools, ``vision`` with an mmproj paired."""
+    out = []
+    if entry.type == "llm" and entry.info is not None and entry.info.tool_use:
+        out.append("tool_use")
+    if entry.vision:
+        out.append("vision")
+    return out
+
+
 def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     info = entry.info
     kind = "vlm" if entry.vision else V0_TYPES.get(entry.type, "llm")
@@ -58,6 +69,8 @@ def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
         "quantization": entry.quant,
         "state": "loaded" if inst is not None else "not-loaded",
         "max_context_length": entry.max_context_length,
+        # LM Studio's: some editors send tools or images only to a model that lists them
+        "capabilities": capabilities(entry),
     }
     if inst is not None:
         out["loaded_context_length"] = inst.context_length
@@ -95,6 +108,22 @@ async def get_v0(request: web.Request) -> web.Response:
     return web.json_response(model_v0(entry, c.lifecycle.ready(entry)))
 
 
+def refuse_busy_reload(was: Instance | None, entry: ModelEntry, config: LoadConfig) -> None:
+    """A 409 when ``entry`` is busy and loaded with another config: LM Studio cannot load a
+    model in use again either, so say so rather than wait."""
+    if was is None or not (was.in_flight or was.held_by):
+        return
+    differs = config_differs(was.status, config)
+    if differs:
+        why = f"serving {was.in_flight} request(s)" if was.in_flight else "held by a run"
+        raise ApiError(
+            409,
+            f"{entry.key} is loaded with another {', '.join(differs)} and is busy ({why}); "
+            "it can be loaded again with the new config once it is idle.",
+            code="model_busy",
+        )
+
+
 def _named(body: dict[str, Any], field: str, missing: str, code: str) -> str:
     """The non-empty string ``body[field]``, or a 400 saying ``missing``."""
     name = body.get(field)
@@ -118,16 +147,7 @@ async def load_v1(request: web.Request) -> web.Response:
         raise _unknown(e) from None
     start = time.monotonic()
     was = c.lifecycle.ready(entry)
-    if was is not None and (was.in_flight or was.held_by):
-        differs = config_differs(was.status, config)
-        if differs:  # LM Studio cannot reload a model in use either: say so, do not wait
-            why = f"serving {was.in_flight} request(s)" if was.in_flight else "held by a run"
-            raise ApiError(
-                409,
-                f"{entry.key} is loaded with another {', '.join(differs)} and is busy ({why}); "
-                "it can be loaded again with the new config once it is idle.",
-                code="model_busy",
-            )
+    refuse_busy_reload(was, entry, config)
     try:
         inst = await c.lifecycle.ensure(entry, config)
     except BusyError as e:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
-from app.core.api.kinds import check_kind
+from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream
@@ -45,36 +46,59 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+def openai_model(entry: ModelEntry) -> dict[str, str]:
+    return {"id": entry.key, "object": "model", "owned_by": entry.publisher}
+
+
 async def list_models(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
-    data = [
-        {"id": e.key, "object": "model", "owned_by": e.publisher} for e in c.catalogue.entries()
-    ]
+    data = [openai_model(e) for e in c.catalogue.entries()]
     return web.json_response({"object": "list", "data": data})
 
 
-def pick_model(c: ApiContext, name: object) -> ModelEntry:
-    """The model a request is for: its key or alias; else the only loaded one (as LM Studio)."""
+async def get_model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{id}``: one model, by key or alias (OpenAI's retrieve)."""
+    c: ApiContext = request.app[CONTEXT]
+    name = request.match_info["model"]
+    try:
+        entry = c.catalogue.resolve(name)
+    except UnknownModelError as e:
+        raise ApiError(
+            404, str(e), code="model_not_found", param="model", known_models=e.known
+        ) from None
+    return web.json_response(openai_model(entry))
+
+
+def pick_model(c: ApiContext, name: object, path: str | None = None) -> ModelEntry:
+    """The model a request is for: its key or alias; else the only loaded model that can
+    serve ``path`` (as LM Studio uses its one loaded model)."""
     if name is not None and not isinstance(name, str):
         raise ApiError(400, f'"model" must be a string, not {name!r}', code="bad_model")
     found = c.catalogue.find(name)
     if found is not None:
         return found
     loaded = [i.entry for i in c.lifecycle.loaded() if i.entry is not None]
-    if len(loaded) == 1:
-        return loaded[0]
+    fits = [e for e in loaded if path is None or serves(e, path)]
+    if len(fits) == 1:
+        return fits[0]
     known = c.catalogue.known_keys()
+    now = ""
+    if loaded:
+        now = ". Loaded now: " + ", ".join(f"{e.key} ({e.type})" for e in loaded)
+        now += f", none of which serves {path}." if path and not fits else "."
     if not name:
         if len(known) == 1:
             return c.catalogue.resolve(known[0])
         raise ApiError(
             400,
-            'The request names no model; set "model" to one of: ' + (", ".join(known) or "none"),
+            'The request names no model; set "model" to one of: '
+            + (", ".join(known) or "none")
+            + now,
             code="missing_model",
             known_models=known,
         )
     e = UnknownModelError(name, known)
-    raise ApiError(404, str(e), code="model_not_found", known_models=known)
+    raise ApiError(404, str(e) + now, code="model_not_found", known_models=known)
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
@@ -82,13 +106,26 @@ async def forward(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     payload = parse_json_object(raw)
     ttl = parse_ttl(payload)
-    entry = pick_model(c, payload.get("model"))
+    entry = pick_model(c, payload.get("model"), request.path)
     check_kind(entry, request.path)  # a chat to an embedding model: 400, with why
+    return await relay_to(c, request, raw, entry, ttl)
+
+
+async def relay_to(
+    c: ApiContext,
+    request: web.Request,
+    raw: bytes,
+    entry: ModelEntry,
+    ttl: float | None,
+    observe: Callable[[bytes], None] | None = None,
+) -> web.StreamResponse:
+    """Relay ``raw`` to ``entry``'s llama-server, holding it through the lifecycle (loaded
+    first when JIT_LOAD is on; ``ttl``: its idle unload from now on)."""
     try:
         async with c.lifecycle.holding(entry, jit=c.settings().JIT_LOAD) as inst:
             if ttl is not None:
                 c.lifecycle.set_ttl(inst.port, ttl)
-            return await _relay(c, request, raw, inst.port, key=inst.key)
+            return await _relay(c, request, raw, inst.port, key=inst.key, observe=observe)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
     except LoadFailedError as e:
@@ -105,8 +142,15 @@ def upstream_message(body: bytes) -> str:
 
 
 async def _relay(
-    c: ApiContext, request: web.Request, raw: bytes, port: int, key: str | None = None
+    c: ApiContext,
+    request: web.Request,
+    raw: bytes,
+    port: int,
+    key: str | None = None,
+    observe: Callable[[bytes], None] | None = None,
 ) -> web.StreamResponse:
+    """Send ``raw`` to llama-server on ``port`` and its answer back as it comes; ``observe``
+    sees the body of a successful answer (each chunk of a stream) after it went out."""
     meter = Meter(c.stats, key)  # speed statistics from llama-server's timings (speed.py)
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
@@ -128,12 +172,16 @@ async def _relay(
                 )
             if up.status < 400:
                 meter.body(body)
+                if observe is not None:
+                    observe(body)
             return web.Response(status=up.status, body=body, headers=out_headers)
         resp = web.StreamResponse(status=up.status, headers=out_headers)
         await resp.prepare(request)
         async for chunk in up.content.iter_any():
             await resp.write(chunk)
             meter.chunk(chunk)
+            if observe is not None and up.status < 400:
+                observe(chunk)
         await resp.write_eof()
         if up.status < 400:
             meter.done()
@@ -160,5 +208,6 @@ async def _relay(
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
     for path in FORWARDED:
         app.router.add_post(path, forward)

@@ -89,7 +89,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     payload = parse_json_object(await request.read())
     ttl = parse_ttl(payload)
-    entry = pick_model(c, payload.get("model"))
+    entry = pick_model(c, payload.get("model"), request.path)
     check_kind(entry, request.path)
     path = "/v1" + request.path.removeprefix("/api/v0")
     body = {k: v for k, v in payload.items() if k != "ttl"}

@@ -18,9 +18,21 @@ import aiohttp
 from aiohttp import web
 
 from app.config import Settings, SettingsSource
-from app.core.api import chat_v1, clients, downloads, lmstudio, proxy, ps, rest_v0, stats
+from app.core.api import (
+    chat_v1,
+    clients,
+    downloads,
+    lmstudio,
+    lmstudio_ws,
+    proxy,
+    ps,
+    responses,
+    rest_v0,
+    stats,
+)
 from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
 from app.core.api.guard import Guard
+from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
@@ -55,7 +67,18 @@ async def is_loopback(host: str) -> bool:
 
 
 # The modules whose ``add_routes`` make up the API, in the order their routes are listed.
-ROUTE_MODULES = (lmstudio, downloads, proxy, clients, rest_v0, chat_v1, ps, stats)
+ROUTE_MODULES = (
+    lmstudio,
+    lmstudio_ws,
+    downloads,
+    proxy,
+    clients,
+    responses,
+    rest_v0,
+    chat_v1,
+    ps,
+    stats,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -104,16 +127,23 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
 
 
 def auth_middleware(key: str):
+    """``Authorization: Bearer <API_KEY>`` (OpenAI's clients) or ``x-api-key: <API_KEY>``
+    (Anthropic's) on every route but the LM Studio SDK's probe and websockets, which check
+    the key in their first packet."""
     expected = f"Bearer {key}".encode()
 
     @web.middleware
     async def check_key(request: web.Request, handler) -> web.StreamResponse:
+        if request.path in lmstudio_ws.OPEN_PATHS:
+            return await handler(request)
         given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        other = request.headers.get("x-api-key", "").encode()
+        if not (hmac.compare_digest(given, expected) | hmac.compare_digest(other, key.encode())):
             raise ApiError(
                 401,
                 "Missing or wrong API key: send the header 'Authorization: Bearer <API_KEY>' "
-                "with the key set in the app's settings (API_KEY).",
+                "(or 'x-api-key: <API_KEY>') with the key set in the app's settings "
+                "(API_KEY).",
                 type_="authentication_error",
                 code="invalid_api_key",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -166,6 +196,11 @@ class ApiServer:
     def running(self) -> bool:
         return self._runner is not None
 
+    @property
+    def app(self) -> web.Application | None:
+        """The aiohttp application while serving (its state: ``app[lmstudio_ws.SDK]``)."""
+        return self._runner.app if self._runner is not None else None
+
     # ── Service life cycle ─────────────────────────────────────────────────────
     async def start(self) -> None:
         """Serve, or tell the user why not; the app keeps running either way."""
@@ -187,8 +222,14 @@ class ApiServer:
             )
         key = s.API_KEY.get_secret_value()
         guard = Guard(s)  # Host, Origin/CORS, connection and body limits: before all else
-        middlewares = guard.middlewares() + [json_errors] + ([auth_middleware(key)] if key else [])
+        middlewares = (
+            [log_refusals]  # outermost: one log line for every refusal, the guard's too
+            + guard.middlewares()
+            + [json_errors]
+            + ([auth_middleware(key)] if key else [])
+        )
         app = web.Application(middlewares=middlewares, client_max_size=guard.max_body)
+        app[REFUSALS] = RefusalLog()
         guard.install(app)
         upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),

@@ -43,7 +43,7 @@ class Instance:
         if spec is None:
             return LoadConfig()
         ctx = self.context_length or 0
-        return running_config(ctx, spec.extra_args)
+        return running_config(ctx, spec.extra_args, spec.n_gpu_layers)
 
     @property
     def port(self) -> int:
@@ -83,4 +83,5 @@ def config_differs(st: ServerStatus, config: LoadConfig | None) -> list[str]:
     """The fields of ``config`` the server on ``st`` runs with other values of."""
     if config is None or st.spec is None:
         return []
-    return config.differs(running_config(st.spec.ctx_size, st.spec.extra_args))
+    spec = st.spec
+    return config.differs(running_config(spec.ctx_size, spec.extra_args, spec.n_gpu_layers))

@@ -20,6 +20,7 @@ class LoadConfig:
     eval_batch_size: int | None = None  # -b
     offload_kv_cache_to_gpu: bool | None = None  # False: --no-kv-offload
     parallel: int | None = None  # -np
+    gpu_layers: int | None = None  # -ngl (-1: all); None: LLAMA_GPU_LAYERS
 
     def args(self) -> list[str]:
         """llama-server's arguments for the fields set (the context length is ``ctx_size``)."""
@@ -55,10 +56,13 @@ FIELDS = (
     "eval_batch_size",
     "offload_kv_cache_to_gpu",
     "parallel",
+    "gpu_layers",
 )
 
 
-def running_config(ctx_size: int, extra_args: tuple[str, ...] | list[str]) -> LoadConfig:
+def running_config(
+    ctx_size: int, extra_args: tuple[str, ...] | list[str], gpu_layers: int | None = None
+) -> LoadConfig:
     """The load config a server runs with, read from its arguments (the last one wins, as
     in llama-server)."""
     fa = batch = par = None
@@ -82,6 +86,7 @@ def running_config(ctx_size: int, extra_args: tuple[str, ...] | list[str]) -> Lo
         eval_batch_size=batch,
         offload_kv_cache_to_gpu=kv,
         parallel=par,
+        gpu_layers=gpu_layers,
     )
 
 
@@ -108,8 +113,9 @@ def launch_kwargs(
     entry: ModelEntry, s: Settings, config: LoadConfig | None = None
 ) -> dict[str, Any]:
     ctx = config.context_length if config and config.context_length is not None else None
+    ngl = config.gpu_layers if config and config.gpu_layers is not None else None
     return {
-        "n_gpu_layers": s.LLAMA_GPU_LAYERS,
+        "n_gpu_layers": s.LLAMA_GPU_LAYERS if ngl is None else ngl,
         "ctx_size": s.LLAMA_CTX_SIZE if ctx is None else ctx,
         "mmproj": entry.mmproj,
         # the client's load config last: llama-server takes the last of a repeated flag
