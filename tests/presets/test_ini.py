@@ -82,7 +82,9 @@ def test_removing_a_section_keeps_its_neighbours_and_comments() -> None:
     text = doc.text()
     assert "qwen" not in text and "roomy" not in text
     assert "\n\n\n" not in text
-    assert text.endswith("LLAMA_ARG_CACHE_RAM = 0\n\n[custom_model]\nmodel = /Users/abc/my-awesome-model-Q4_K_M.gguf\n")
+    assert text.endswith(
+        "LLAMA_ARG_CACHE_RAM = 0\n\n[custom_model]\nmodel = /Users/abc/my-awesome-model-Q4_K_M.gguf\n"
+    )
     doc.remove_section("custom_model")
     assert doc.text().endswith("LLAMA_ARG_CACHE_RAM = 0\n")
 

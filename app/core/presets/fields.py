@@ -407,9 +407,7 @@ class ModelPreset(BaseModel):
             raise ValueError("'auto' is not supported here; give a number (-1 or 'all' = all)")
         return v
 
-    @field_validator(
-        "kv_offload", "mmap", "mlock", "load_on_startup", "pinned", mode="before"
-    )
+    @field_validator("kv_offload", "mmap", "mlock", "load_on_startup", "pinned", mode="before")
     @classmethod
     def _llama_bool(cls, v: object) -> object:
         if isinstance(v, str):

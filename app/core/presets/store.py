@@ -136,8 +136,7 @@ class PresetStore:
                 self._error = PresetError(str(e))
             except (OSError, UnicodeDecodeError) as e:
                 self._error = PresetError(
-                    f"Cannot read the per-model settings {self.path}: {e}. Fix or remove the "
-                    "file."
+                    f"Cannot read the per-model settings {self.path}: {e}. Fix or remove the file."
                 )
             if self._error is not None:
                 log.warning("%s", self._error)
@@ -238,10 +237,11 @@ class PresetStore:
 
 def _ordered(preset: ModelPreset) -> Sequence[tuple[str, object]]:
     """The fields ``preset`` sets, in the model's order."""
-    return [(n, getattr(preset, n)) for n in ModelPreset.model_fields if n in preset.model_fields_set]
+    return [
+        (n, getattr(preset, n)) for n in ModelPreset.model_fields if n in preset.model_fields_set
+    ]
 
 
 def _canonical_key(key: str) -> str | None:
     found = field_for_key(key)
     return key_of(found[0]) if found else None
-
