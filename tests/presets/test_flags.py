@@ -186,7 +186,7 @@ def test_a_request_over_a_preset() -> None:
 @pytest.mark.parametrize("name", list(ModelPreset.model_fields))
 def test_every_field_says_how_it_maps(name: str) -> None:
     meta = extra(name)
-    assert meta["applies"] in ("next load", "now", "app start")
+    assert meta["applies"] in ("next load", "now", "restart")
     field = ModelPreset.model_fields[name]
     assert field.title and field.description and key_of(name) == field.alias
     server = is_server_option(name) or meta["spec"]

@@ -36,7 +36,7 @@ PRESET_GROUPS = (LOAD, DRAFT, SAMPLING, APP)
 
 NEXT_LOAD = "next load"
 NOW = "now"
-APP_START = "app start"
+APP_START = "restart"  # read when the app starts
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
