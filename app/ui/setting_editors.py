@@ -139,6 +139,12 @@ class SettingEditor(QWidget):
             combo.setMinimumWidth(160)
             combo.currentTextChanged.connect(self.edited)
             return combo
+        if field.suggest:  # typed, or chosen from what ``set_suggestions`` offers
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            combo.currentTextChanged.connect(self.edited)
+            return combo
         line = QLineEdit()
         if field.kind is Kind.SECRET:
             line.setEchoMode(QLineEdit.EchoMode.Password)
@@ -153,7 +159,7 @@ class SettingEditor(QWidget):
         if isinstance(w, QSpinBox | QDoubleSpinBox):
             return to_text(w.value())
         if isinstance(w, QComboBox):
-            return w.currentText()
+            return w.currentText().strip() if w.isEditable() else w.currentText()
         assert isinstance(w, QLineEdit)
         return w.text().strip()
 
@@ -170,6 +176,18 @@ class SettingEditor(QWidget):
         else:
             assert isinstance(w, QLineEdit)
             w.setText(text)
+
+    def set_suggestions(self, items: list[str] | tuple[str, ...]) -> None:
+        """What an editor with suggestions offers to choose (its text is kept)."""
+        w = self.input
+        if not isinstance(w, QComboBox) or not w.isEditable():
+            return
+        text = w.currentText()
+        w.blockSignals(True)
+        w.clear()
+        w.addItems(list(items))
+        w.setCurrentText(text)
+        w.blockSignals(False)
 
     # ── State ────────────────────────────────────────────────────────────────
     def set_read_only(self, note: str | None) -> None:

@@ -9,7 +9,7 @@ imports nothing of the model lifecycle that uses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +18,16 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.core.presets.draft import draft_problem
-from app.core.presets.fields import ModelPreset, extra, field_errors, key_of
+from app.core.presets.fields import (
+    APP_START,
+    KEYS,
+    NEXT_LOAD,
+    NOW,
+    ModelPreset,
+    extra,
+    field_errors,
+    key_of,
+)
 from app.core.presets.store import PresetError, PresetStore, value_text
 
 log = logging.getLogger(__name__)
@@ -78,6 +87,22 @@ _FROM_SETTINGS = {
     "n_gpu_layers": ("LLAMA_GPU_LAYERS", lambda s: s.LLAMA_GPU_LAYERS),
     "ttl": ("IDLE_UNLOAD_MINUTES", lambda s: round(s.IDLE_UNLOAD_MINUTES * 60)),
 }
+
+
+_WHEN = {
+    NEXT_LOAD: "from the next load of the model",
+    NOW: "at once",
+    APP_START: "when the app starts",
+}
+
+
+def applies_words(keys: Iterable[str]) -> str:
+    """When changes of ``keys`` (the file's keys) take effect, in words."""
+    by: dict[str, list[str]] = {when: [] for when in _WHEN}
+    for name in (KEYS[k] for k in keys if k in KEYS):
+        title = ModelPreset.model_fields[name].title or name
+        by[extra(name)["applies"]].append(title)
+    return " ".join(f"{', '.join(titles)}: {_WHEN[when]}." for when, titles in by.items() if titles)
 
 
 class Presets:
