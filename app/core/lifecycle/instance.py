@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, running_config
+from app.core.presets.fields import ModelPreset
+from app.core.presets.flags import read_args
 from app.core.servers.states import ServerState, ServerStatus
 
 
@@ -35,6 +37,13 @@ class Instance:
     stale: str | None = None  # "restart to apply" and why
     ttl: float | None = None  # its own idle unload in seconds (a client's "ttl"); None: default
     requests: int = 0  # requests served since it started
+
+    @property
+    def settings(self) -> ModelPreset:
+        """What it actually runs with: its whole command line read back (the context size
+        and GPU layers the manager passed, the model's preset and the client's options)."""
+        spec = self.status.spec
+        return read_args(spec.command("llama-server")) if spec is not None else ModelPreset()
 
     @property
     def config(self) -> LoadConfig:

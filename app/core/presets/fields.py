@@ -472,6 +472,15 @@ class ModelPreset(BaseModel):
     def is_empty(self) -> bool:
         return not self.model_fields_set
 
+    def by_key(self) -> dict[str, Any]:
+        """What this preset sets, by the preset file's keys (``ctx-size``), in the model's
+        order: for the API and ``--ps``."""
+        return {
+            key_of(n): getattr(self, n)
+            for n in ModelPreset.model_fields
+            if n in self.model_fields_set
+        }
+
 
 def extra(name: str) -> dict[str, Any]:
     """The ``json_schema_extra`` of field ``name``."""
