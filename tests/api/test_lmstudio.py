@@ -96,7 +96,7 @@ async def test_list_v0_shows_state(start_api, tiny_model) -> None:
         data = {m["id"]: m for m in (await c.get("/api/v0/models")).json()["data"]}
         assert data[VISION]["state"] == "loaded"
         assert data[VISION]["loaded_context_length"] == CTX
-        # what it runs with, read from the real process's command line
+        # what it runs with, read from the command line it was started with
         assert data[VISION]["loaded_settings"]["ctx-size"] == CTX
         assert data[VISION]["loaded_settings"]["n-gpu-layers"] == core.settings.LLAMA_GPU_LAYERS
         assert data[LLM]["state"] == "not-loaded" and "loaded_settings" not in data[LLM]
