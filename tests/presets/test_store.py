@@ -160,3 +160,17 @@ def test_llama_cpps_spellings_are_read(store: PresetStore) -> None:
         "load_on_startup": True,
         "draft_max": 12,
     }
+
+
+def test_a_failed_write_changes_nothing(store: PresetStore, monkeypatch) -> None:
+    write(store, HAND_WRITTEN)
+    assert store.own(QWEN).ctx_size == 16384
+
+    def full_disk(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("app.core.presets.store.write_atomic", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store.save(QWEN, ModelPreset(ctx_size=1))
+    assert store.path.read_text() == HAND_WRITTEN
+    assert store.own(QWEN).ctx_size == 16384  # what the app reads is still the file

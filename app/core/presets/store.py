@@ -211,7 +211,8 @@ class PresetStore:
         self._write(GLOBAL, preset)
 
     def _write(self, name: str, preset: ModelPreset) -> None:
-        doc = self.document()
+        read = self.document()
+        doc = IniDocument(list(read.lines), self.path, read.newline)  # the read one stays as is
         values = {key_of(n): value_text(v) for n, v in _ordered(preset)}
         if not doc.lines and values:
             doc.lines += [*HEADER, f"{RESERVED} = 1"]
