@@ -28,15 +28,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.config import Applies
+
 LOAD = "Load"
 DRAFT = "Speculative decoding"
 SAMPLING = "Sampling"
 APP = "This app"
 PRESET_GROUPS = (LOAD, DRAFT, SAMPLING, APP)
 
-NEXT_LOAD = "next load"
-NOW = "now"
-APP_START = "restart"  # read when the app starts
+# when a change takes effect, as the app's settings say it (``Applies``)
+NEXT_LOAD, NOW, APP_START = Applies.NEXT_LOAD, Applies.NOW, Applies.RESTART
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
@@ -55,7 +56,7 @@ def _opt(
     negative: tuple[str, ...] = (),
     spec: str | None = None,
     load_config: str | None = None,
-    applies: str = NEXT_LOAD,
+    applies: Applies = NEXT_LOAD,
     default_text: str = "llama-server's default",
     suggest: str | None = None,
 ) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def _opt(
         "negative": list(negative),
         "spec": spec,
         "load_config": load_config,
-        "applies": applies,
+        "applies": Applies(applies).value,
         "default_text": default_text,
         "suggest": suggest,
     }
