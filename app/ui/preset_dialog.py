@@ -17,10 +17,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QFrame,
-    QGridLayout,
     QLabel,
-    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -29,7 +26,7 @@ from PySide6.QtWidgets import (
 from app.core.presets.fields import ModelPreset, field_errors
 from app.core.presets.service import DRAFT_KEY, Model, PresetForm, Presets, applies_words
 from app.core.settings import form
-from app.ui.setting_editors import ERROR_COLOR, SettingEditor
+from app.ui.setting_editors import ERROR_COLOR, SettingEditor, add_form_tabs, tab_of
 
 MIN_WIDTH = 720
 
@@ -60,8 +57,9 @@ class PresetDialog(QDialog):
         self.problem.setStyleSheet(f"color: {ERROR_COLOR};")
         layout.addWidget(self.problem)
         self.tabs = QTabWidget()
-        for group, fields in form.tabs(form.form_fields(ModelPreset)):
-            self.tabs.addTab(self._page(fields), group)
+        self.editors = add_form_tabs(
+            self.tabs, form.form_fields(ModelPreset), self._check, label=self._own_box
+        )
         layout.addWidget(self.tabs, 1)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -79,30 +77,15 @@ class PresetDialog(QDialog):
         self.show_form(self.data)
         self.resize(MIN_WIDTH, min(self.sizeHint().height(), 720))
 
-    def _page(self, fields: list[form.FormField]) -> QScrollArea:
-        page = QWidget()
-        grid = QGridLayout(page)
-        grid.setVerticalSpacing(2)
-        grid.setColumnStretch(1, 1)
-        for i, field in enumerate(fields):
-            editor = SettingEditor(field)
-            editor.help.setContentsMargins(0, 0, 0, 8)
-            editor.edited.connect(partial(self._check, field.name))
-            own = QCheckBox(field.title)
-            own.setObjectName(f"own:{field.name}")
-            own.setToolTip(field.tooltip)
-            own.toggled.connect(partial(self._own_toggled, field.name))
-            self.editors[field.name] = editor
-            self.own[field.name] = own
-            grid.addWidget(own, 2 * i, 0)
-            grid.addWidget(editor, 2 * i, 1)
-            grid.addWidget(editor.help, 2 * i + 1, 1)
-        grid.setRowStretch(2 * len(fields), 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(page)
-        return scroll
+    def _own_box(self, editor: SettingEditor) -> QCheckBox:
+        """The row's label: a check box, ticked when the model has its own value."""
+        key = editor.field.name
+        own = QCheckBox(editor.field.title)
+        own.setObjectName(f"own:{key}")
+        own.setToolTip(editor.field.tooltip)
+        own.toggled.connect(partial(self._own_toggled, key))
+        self.own[key] = own
+        return own
 
     # ── Values ───────────────────────────────────────────────────────────────
     def show_form(self, data: PresetForm) -> None:
@@ -192,11 +175,7 @@ class PresetDialog(QDialog):
         return True
 
     def tab_of(self, key: str) -> int:
-        return next(
-            i
-            for i in range(self.tabs.count())
-            if self.tabs.widget(i).isAncestorOf(self.editors[key])
-        )
+        return tab_of(self.tabs, self.editors[key])
 
     def _ok(self) -> None:
         if self.apply():

@@ -5,6 +5,9 @@ description, a validation message (red) or why it is read-only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtWidgets import (
@@ -13,11 +16,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QTabWidget,
     QWidget,
 )
 
@@ -31,6 +38,7 @@ from app.core.settings.form import (
     add_folder,
     to_text,
 )
+from app.core.settings.form import tabs as form_tabs
 
 ERROR_COLOR = "#b00020"
 ERROR_BACKGROUND = "#fde3e6"
@@ -236,3 +244,48 @@ class SettingEditor(QWidget):
         if self.field.browse is Browse.FOLDERS:
             chosen = add_folder(current, chosen)
         self.set_text(chosen)
+
+
+def add_form_tabs(
+    tabs: QTabWidget,
+    fields: list[FormField],
+    on_edit: Callable[[str], None],
+    label: Callable[[SettingEditor], QWidget] | None = None,
+) -> dict[str, SettingEditor]:
+    """One tab per group of ``fields`` (``form.tabs``), each a scrolling grid of rows: the
+    label (``label(editor)``, else the editor's own), the editor, its help line under it;
+    ``on_edit(name)`` on every change. The editors by field name. Settings… and a model's
+    Settings… are both built by it."""
+    editors: dict[str, SettingEditor] = {}
+    for group, group_fields in form_tabs(fields):
+        page = QWidget()
+        grid = QGridLayout(page)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(1, 1)
+        for i, field in enumerate(group_fields):
+            editor = SettingEditor(field)
+            editor.help.setContentsMargins(0, 0, 0, 8)
+            editor.edited.connect(partial(on_edit, field.name))
+            editors[field.name] = editor
+            grid.addWidget(label(editor) if label else editor.label, 2 * i, 0)
+            grid.addWidget(editor, 2 * i, 1)
+            grid.addWidget(editor.help, 2 * i + 1, 1)
+        grid.setRowStretch(2 * len(group_fields), 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(page)
+        tabs.addTab(scroll, group)
+    return editors
+
+
+def tab_page(tabs: QTabWidget, index: int) -> QWidget:
+    """The form inside tab ``index`` (its scroll area's widget)."""
+    scroll = tabs.widget(index)
+    assert isinstance(scroll, QScrollArea)
+    return scroll.widget()
+
+
+def tab_of(tabs: QTabWidget, widget: QWidget) -> int:
+    """The tab that holds ``widget``."""
+    return next(i for i in range(tabs.count()) if tab_page(tabs, i).isAncestorOf(widget))
