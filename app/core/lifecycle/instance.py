@@ -35,8 +35,10 @@ class Instance:
     held_by: tuple[str, ...] = ()
     last_used: float = 0.0
     stale: str | None = None  # "restart to apply" and why
-    ttl: float | None = None  # its own idle unload in seconds (a client's "ttl"); None: default
+    # its own idle unload in seconds (a client's "ttl", else its preset's); None: the default
+    ttl: float | None = None
     requests: int = 0  # requests served since it started
+    pinned: bool = False  # its preset pins it: placement and idle unload never unload it
 
     @property
     def settings(self) -> ModelPreset:

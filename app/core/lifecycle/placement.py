@@ -17,26 +17,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from app.core.discovery.gguf_info import GGUFInfo
 from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
 
 Mode = Literal["switch", "parallel", "auto"]
 SAFETY_FACTOR = 1.15
 OVERHEAD_BYTES = 512 * 1024**2  # compute buffers, CUDA/Vulkan context
 
 
-def estimate_need(entry: ModelEntry, ctx_size: int) -> int:
-    """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size``, with a margin."""
-    return estimate_bytes(entry.size_bytes, entry.info, ctx_size)
+# bytes per cached value of llama.cpp's KV cache types (a block's scale included)
+KV_BYTES = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "iq4_nl": 18 / 32,
+}
 
 
-def estimate_bytes(size_bytes: int, info: GGUFInfo | None, ctx_size: int) -> int:
+def estimate_need(entry: ModelEntry, ctx_size: int, settings: ModelPreset | None = None) -> int:
+    """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size`` (of the cache types its
+    ``settings`` choose) + its draft model's file, with a margin."""
+    draft = 0
+    if settings is not None and settings.model_draft:
+        try:
+            draft = Path(settings.model_draft).stat().st_size
+        except OSError:
+            pass  # the load says what is wrong with it
+    k = KV_BYTES.get((settings.cache_type_k if settings else None) or "f16", 2.0)
+    v = KV_BYTES.get((settings.cache_type_v if settings else None) or "f16", 2.0)
+    return estimate_bytes(entry.size_bytes + draft, entry.info, ctx_size, (k + v) / 2)
+
+
+def estimate_bytes(
+    size_bytes: int, info: GGUFInfo | None, ctx_size: int, kv_bytes_per_value: float = 2.0
+) -> int:
     """``estimate_need`` for files of ``size_bytes`` (the model's, with its projector) whose
-    header says ``info``: also for a model not downloaded yet."""
+    header says ``info``: also for a model not downloaded yet. ``kv_bytes_per_value``: of
+    the KV cache's type (f16: 2)."""
     ctx = ctx_size or (info.context_length if info else 0) or 4096
-    kv = info.kv_cache_bytes(ctx) if info else 0
+    kv = info.kv_cache_bytes(ctx, kv_bytes_per_value) if info else 0
     return int((size_bytes + kv) * SAFETY_FACTOR) + OVERHEAD_BYTES
 
 

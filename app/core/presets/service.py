@@ -121,18 +121,20 @@ class Presets:
         """``[*]``, then the model's own section (``PresetError`` when one cannot be used)."""
         return self.store.effective(model)
 
-    def for_load(self, model: Model, request: ModelPreset | None = None) -> ModelPreset:
+    def for_load(
+        self, model: Model, request: ModelPreset | None = None, *, check_draft: bool = True
+    ) -> ModelPreset:
         """What loading ``model`` uses: ``[*]``, its own section, then the request's load
-        config on top; ``model_draft`` as a file, checked against the model. Raises
-        ``PresetError`` (a section cannot be used) or ``DraftRefusedError``, before
-        anything starts. Blocking (reads GGUF headers once per file version): call it off
-        the event loop."""
+        config on top; ``model_draft`` as a file, checked against the model (unless not
+        ``check_draft``: only to compare with a running server). Raises ``PresetError`` (a
+        section cannot be used) or ``DraftRefusedError``, before anything starts. Blocking
+        (reads GGUF headers once per file version): call it off the event loop."""
         preset = self.effective(model)
         if request is not None:
             preset = request.over(preset)
         if preset.model_draft:
             draft = self.draft_path(preset.model_draft)
-            why = draft_problem(model.path, draft)
+            why = draft_problem(model.path, draft) if check_draft else None
             if why is not None:
                 raise DraftRefusedError(f"Cannot use the draft model for {model.key}: {why}.")
             preset = preset.model_copy(update={"model_draft": str(draft)})
