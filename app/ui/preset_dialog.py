@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.presets.fields import ModelPreset, field_errors
+from app.core.presets.fields import ModelPreset
+from app.core.presets.keys import field_errors
 from app.core.presets.service import DRAFT_KEY, Model, PresetForm, Presets, applies_words
 from app.core.settings import form
 from app.ui.setting_editors import ERROR_COLOR, SettingEditor, add_form_tabs, tab_of

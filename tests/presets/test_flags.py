@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.presets.fields import ModelPreset, extra, key_of
+from app.core.presets.fields import ModelPreset
 from app.core.presets.flags import (
     SPEC_TYPE_FLAG,
     from_load_config,
@@ -18,6 +18,7 @@ from app.core.presets.flags import (
     preset_args,
     read_args,
 )
+from app.core.presets.keys import extra, key_of
 from app.core.servers.options import known_options, parse_help
 
 # an older llama-server's help (before the speculative options were renamed)

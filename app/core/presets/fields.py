@@ -19,16 +19,18 @@ without the dashes, as llama.cpp's ``--models-preset`` names it) and says, in
   to choose from (``models``: the catalogue).
 
 Every field is optional: a key not set falls back to the ``[*]`` section, then to the app's
-settings (``LLAMA_CTX_SIZE``, ``LLAMA_GPU_LAYERS``) or llama-server's own default.
+settings (``LLAMA_CTX_SIZE``, ``LLAMA_GPU_LAYERS``) or llama-server's own default. The forms a
+value takes are ``values.py``'s; the keys' spellings and lookups are ``keys.py``'s.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import Applies
+from app.core.presets.values import CacheType, Layers, Names, OneLine, OnOffAuto, Switch
 
 LOAD = "Load"
 DRAFT = "Speculative decoding"
@@ -38,13 +40,6 @@ PRESET_GROUPS = (LOAD, DRAFT, SAMPLING, APP)
 
 # when a change takes effect, as the app's settings say it (``Applies``)
 NEXT_LOAD, NOW, APP_START = Applies.NEXT_LOAD, Applies.NOW, Applies.RESTART
-
-CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
-
-TRUE_WORDS = ("true", "on", "enabled", "1", "yes")  # llama.cpp's is_truthy, and "yes"
-FALSE_WORDS = ("false", "off", "disabled", "0", "no")
-# what a value cannot hold: llama.cpp's reader ends a value at ; or # (a comment)
-FORBIDDEN_IN_VALUE = (";", "#", "\n", "\r")
 
 
 def _opt(
@@ -96,7 +91,7 @@ class ModelPreset(BaseModel):
             default_text="Settings: LLAMA_CTX_SIZE",
         ),
     )
-    n_gpu_layers: int | None = Field(
+    n_gpu_layers: Layers = Field(
         default=None,
         alias="n-gpu-layers",
         ge=-1,
@@ -109,7 +104,7 @@ class ModelPreset(BaseModel):
             default_text="Settings: LLAMA_GPU_LAYERS",
         ),
     )
-    flash_attn: Literal["on", "off", "auto"] | None = Field(
+    flash_attn: OnOffAuto = Field(
         default=None,
         alias="flash-attn",
         title="Flash attention",
@@ -122,7 +117,7 @@ class ModelPreset(BaseModel):
             default_text="auto",
         ),
     )
-    cache_type_k: CacheType | None = Field(
+    cache_type_k: CacheType = Field(
         default=None,
         alias="cache-type-k",
         title="KV cache type (K)",
@@ -134,7 +129,7 @@ class ModelPreset(BaseModel):
             default_text="f16",
         ),
     )
-    cache_type_v: CacheType | None = Field(
+    cache_type_v: CacheType = Field(
         default=None,
         alias="cache-type-v",
         title="KV cache type (V)",
@@ -202,7 +197,7 @@ class ModelPreset(BaseModel):
             default_text="automatic",
         ),
     )
-    kv_offload: bool | None = Field(
+    kv_offload: Switch = Field(
         default=None,
         alias="kv-offload",
         title="KV cache on the GPU",
@@ -217,7 +212,7 @@ class ModelPreset(BaseModel):
             default_text="on",
         ),
     )
-    mmap: bool | None = Field(
+    mmap: Switch = Field(
         default=None,
         alias="mmap",
         title="Map the file into memory",
@@ -232,7 +227,7 @@ class ModelPreset(BaseModel):
             default_text="on",
         ),
     )
-    mlock: bool | None = Field(
+    mlock: Switch = Field(
         default=None,
         alias="mlock",
         title="Lock in RAM",
@@ -246,7 +241,7 @@ class ModelPreset(BaseModel):
     )
 
     # ── Speculative decoding ─────────────────────────────────────────────────
-    model_draft: str | None = Field(
+    model_draft: OneLine = Field(
         default=None,
         alias="model-draft",
         min_length=1,
@@ -289,7 +284,7 @@ class ModelPreset(BaseModel):
             default_text="0",
         ),
     )
-    n_gpu_layers_draft: int | None = Field(
+    n_gpu_layers_draft: Layers = Field(
         default=None,
         alias="n-gpu-layers-draft",
         ge=-1,
@@ -364,7 +359,7 @@ class ModelPreset(BaseModel):
     )
 
     # ── The app's own (llama-server never sees them) ─────────────────────────
-    alias: str | None = Field(
+    alias: Names = Field(
         default=None,
         alias="alias",
         min_length=1,
@@ -381,7 +376,7 @@ class ModelPreset(BaseModel):
         "A client's own ttl wins",
         json_schema_extra=_opt(APP, applies=NOW, default_text="Settings: IDLE_UNLOAD_MINUTES"),
     )
-    load_on_startup: bool | None = Field(
+    load_on_startup: Switch = Field(
         default=None,
         alias="load-on-startup",
         title="Load at start",
@@ -390,7 +385,7 @@ class ModelPreset(BaseModel):
             APP, names=("load-on-start",), applies=APP_START, default_text="off"
         ),
     )
-    pinned: bool | None = Field(
+    pinned: Switch = Field(
         default=None,
         alias="pinned",
         title="Pinned",
@@ -398,64 +393,6 @@ class ModelPreset(BaseModel):
         "an explicit unload stops it",
         json_schema_extra=_opt(APP, applies=NOW, default_text="off"),
     )
-
-    @field_validator("n_gpu_layers", "n_gpu_layers_draft", mode="before")
-    @classmethod
-    def _all_layers(cls, v: object) -> object:
-        if isinstance(v, str) and v.strip().lower() == "all":
-            return -1
-        if isinstance(v, str) and v.strip().lower() == "auto":
-            raise ValueError("'auto' is not supported here; give a number (-1 or 'all' = all)")
-        return v
-
-    @field_validator("kv_offload", "mmap", "mlock", "load_on_startup", "pinned", mode="before")
-    @classmethod
-    def _llama_bool(cls, v: object) -> object:
-        if isinstance(v, str):
-            word = v.strip().lower()
-            if word in TRUE_WORDS:
-                return True
-            if word in FALSE_WORDS:
-                return False
-            raise ValueError(f"'{v}' is not true or false (on/off, 1/0 also work)")
-        return v
-
-    @field_validator("flash_attn", mode="before")
-    @classmethod
-    def _on_off_auto(cls, v: object) -> object:
-        if isinstance(v, bool):
-            return "on" if v else "off"
-        if isinstance(v, str):
-            word = v.strip().lower()
-            if word in TRUE_WORDS:
-                return "on"
-            if word in FALSE_WORDS:
-                return "off"
-            return word
-        return v
-
-    @field_validator("model_draft", "alias", mode="before")
-    @classmethod
-    def _one_line(cls, v: object) -> object:
-        if isinstance(v, str):
-            v = v.strip()
-            bad = [c for c in FORBIDDEN_IN_VALUE if c in v]
-            if bad:
-                raise ValueError(
-                    f"cannot hold {' or '.join(map(repr, bad))} (the preset file reads "
-                    "; and # as the start of a comment)"
-                )
-        return v
-
-    @field_validator("alias")
-    @classmethod
-    def _names(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        names = [n.strip() for n in v.split(",") if n.strip()]
-        if not names:
-            raise ValueError("give at least one name")
-        return ",".join(names)
 
     # ── Reading ──────────────────────────────────────────────────────────────
     @property
@@ -476,61 +413,7 @@ class ModelPreset(BaseModel):
     def by_key(self) -> dict[str, Any]:
         """What this preset sets, by the preset file's keys (``ctx-size``), in the model's
         order: for the API and ``--ps``."""
+        fields = ModelPreset.model_fields
         return {
-            key_of(n): getattr(self, n)
-            for n in ModelPreset.model_fields
-            if n in self.model_fields_set
+            fields[n].alias or n: getattr(self, n) for n in fields if n in self.model_fields_set
         }
-
-
-def extra(name: str) -> dict[str, Any]:
-    """The ``json_schema_extra`` of field ``name``."""
-    found = ModelPreset.model_fields[name].json_schema_extra
-    assert isinstance(found, dict)
-    return found
-
-
-def key_of(name: str) -> str:
-    """The preset file's key of field ``name`` (``ctx_size`` -> ``ctx-size``)."""
-    return ModelPreset.model_fields[name].alias or name
-
-
-KEYS: dict[str, str] = {key_of(name): name for name in ModelPreset.model_fields}
-
-
-def _spellings() -> dict[str, tuple[str, bool]]:
-    """Every key the preset file may use -> (field name, negated)."""
-    out: dict[str, tuple[str, bool]] = {}
-    for name in ModelPreset.model_fields:
-        out[key_of(name)] = (name, False)
-        for other in extra(name)["names"]:
-            out[other] = (name, False)
-        for neg in extra(name)["negative"]:
-            out[neg] = (name, True)
-    return out
-
-
-SPELLINGS = _spellings()
-
-
-def field_for_key(key: str) -> tuple[str, bool] | None:
-    """(field name, negated) for a key of the preset file; None for an unknown key."""
-    return SPELLINGS.get(key)
-
-
-def known_keys() -> list[str]:
-    """The canonical keys, in the model's order (for messages)."""
-    return list(KEYS)
-
-
-def field_errors(values: dict[str, str]) -> list[tuple[str, object, str]]:
-    """(key, value, pydantic's message) for each value ``ModelPreset`` refuses (keys as the
-    preset file names them); empty when all are valid. The per-model form checks with it."""
-    try:
-        ModelPreset.model_validate(values)
-    except ValidationError as e:
-        return [
-            (str(err["loc"][0]) if err["loc"] else "?", err.get("input"), err["msg"].rstrip("."))
-            for err in e.errors()
-        ]
-    return []

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from app.core.presets.fields import ModelPreset, extra, key_of
+from app.core.presets.fields import ModelPreset
+from app.core.presets.keys import extra, key_of
 
 # llama.cpp's speculative type for a draft model; builds before it chose by ``-md`` alone
 SPEC_TYPE_FLAG = "--spec-type"

@@ -18,16 +18,8 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.core.presets.draft import draft_problem
-from app.core.presets.fields import (
-    APP_START,
-    KEYS,
-    NEXT_LOAD,
-    NOW,
-    ModelPreset,
-    extra,
-    field_errors,
-    key_of,
-)
+from app.core.presets.fields import APP_START, NEXT_LOAD, NOW, ModelPreset
+from app.core.presets.keys import KEYS, extra, field_errors, key_of
 from app.core.presets.store import PresetError, PresetStore, value_text
 
 log = logging.getLogger(__name__)

@@ -22,15 +22,10 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from app.atomic import write_atomic
-from app.core.presets.fields import (
-    FALSE_WORDS,
-    TRUE_WORDS,
-    ModelPreset,
-    field_for_key,
-    key_of,
-    known_keys,
-)
+from app.core.presets.fields import ModelPreset
 from app.core.presets.ini import IniDocument, PresetSyntaxError, Section
+from app.core.presets.keys import field_for_key, key_of, known_keys
+from app.core.presets.values import FALSE_WORDS, TRUE_WORDS
 
 log = logging.getLogger(__name__)
 
