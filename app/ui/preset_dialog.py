@@ -101,23 +101,31 @@ class PresetDialog(QDialog):
             if key == DRAFT_KEY:
                 editor.set_suggestions(data.drafts)
             own = key in data.values
-            text = data.values.get(key) or data.defaults.get(key)
-            if text is not None:
-                try:
-                    editor.set_text(text)
-                except ValueError:  # a value the editor cannot show (the line says why)
-                    pass
+            self._show_value(key, data.values.get(key) or data.defaults.get(key))
             self.own[key].blockSignals(True)
             self.own[key].setChecked(own)
             self.own[key].blockSignals(False)
             self._show_own(key)
             editor.show_error(None)
 
+    def _show_value(self, key: str, text: str | None) -> None:
+        """``text`` in the editor; none: the default's words, where no value says it."""
+        editor = self.editors[key]
+        if text is None:
+            editor.set_placeholder(self.data.notes.get(key) or "default")
+            return
+        try:
+            editor.set_text(text)
+        except ValueError:  # a value the editor cannot show (the help line says why)
+            pass
+
     def _own_toggled(self, key: str, checked: bool) -> None:
+        editor = self.editors[key]
         if not checked:  # back to the default: show it
-            default = self.data.defaults.get(key)
-            if default is not None:
-                self.editors[key].set_text(default)
+            self._show_value(key, self.data.defaults.get(key))
+        elif editor.showing_placeholder():  # a value to start from: the lowest allowed
+            low = editor.field.minimum
+            editor.set_text(form.number_text(low if low is not None else 0))
         self._show_own(key)
         self._check(key)
 

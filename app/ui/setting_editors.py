@@ -171,8 +171,31 @@ class SettingEditor(QWidget):
         assert isinstance(w, QLineEdit)
         return w.text().strip()
 
+    def set_placeholder(self, text: str) -> None:
+        """Show ``text`` instead of a value (a per-model setting left to a default that is no
+        value of its own: "auto"); ``set_text`` shows a value again. Spin boxes and editable
+        boxes only."""
+        w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setSpecialValueText(text)
+            w.setValue(w.minimum())
+        elif isinstance(w, QLineEdit):
+            w.clear()
+            w.setPlaceholderText(text)
+        elif isinstance(w, QComboBox) and w.isEditable():
+            w.setCurrentText("")
+            w.lineEdit().setPlaceholderText(text)
+
+    def showing_placeholder(self) -> bool:
+        w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            return bool(w.specialValueText()) and w.value() == w.minimum()
+        return False
+
     def set_text(self, text: str) -> None:
         w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setSpecialValueText("")
         if isinstance(w, QCheckBox):
             w.setChecked(text == "true")
         elif isinstance(w, QSpinBox):

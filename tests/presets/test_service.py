@@ -121,6 +121,9 @@ def test_the_form_shows_own_values_defaults_and_draft_choices(presets: Presets) 
     assert form.defaults["ttl"] == "300"
     assert form.defaults["load-on-startup"] == "true"  # the role's LLM_LOAD_AT_START
     assert form.notes["flash-attn"] == "auto"
+    # llama-server's default, where it is a value of its own
+    assert form.defaults["flash-attn"] == "auto" and form.defaults["cache-type-k"] == "f16"
+    assert form.defaults["mmap"] == "true" and "threads" not in form.defaults
     # drafts: the other LLMs, not the model itself nor an embedding model
     assert set(form.drafts) == {"small-Q8_0", "other-vocab-Q8_0"}
     assert form.problem is None

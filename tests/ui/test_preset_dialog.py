@@ -98,6 +98,18 @@ def test_own_values_are_ticked_and_defaults_shown(dialog: PresetDialog) -> None:
     assert ctx.is_read_only() and ctx.text() == "8192"
     assert "Not set: 8192 (Settings: LLAMA_CTX_SIZE)." in ctx.help.text()
     assert "[family/llm]" in dialog.intro.text()
+    # a default that is a value is shown as one; one that is not ("automatic"), in words
+    assert dialog.editors["flash-attn"].text() == "auto"
+    threads = dialog.editors["threads"]
+    assert threads.showing_placeholder() and threads.input.text() == "automatic"
+
+
+def test_ticking_a_setting_without_a_value_starts_from_the_lowest(qtbot, dialog) -> None:
+    tick(qtbot, dialog, "threads")
+    assert dialog.editors["threads"].text() == "-1" and not dialog.editors["threads"].is_read_only()
+    assert dialog.values()["threads"] == "-1"
+    tick(qtbot, dialog, "threads")  # and back
+    assert dialog.editors["threads"].showing_placeholder() and "threads" not in dialog.values()
 
 
 def test_save_writes_the_models_section_and_keeps_the_rest(qtbot, dialog, presets) -> None:

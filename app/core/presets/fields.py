@@ -267,7 +267,7 @@ class ModelPreset(BaseModel):
             DRAFT,
             flags=("--spec-draft-n-max", "--draft-max"),
             names=("draft", "draft-n", "spec-draft-n-max", "LLAMA_ARG_SPEC_DRAFT_N_MAX"),
-            default_text="llama-server's default (3 or 16)",
+            default_text="3 (16 in older builds)",
         ),
     )
     draft_min: int | None = Field(

@@ -97,6 +97,15 @@ def applies_words(keys: Iterable[str]) -> str:
     return " ".join(f"{', '.join(titles)}: {_WHEN[when]}." for when, titles in by.items() if titles)
 
 
+def _as_value(key: str, words: str) -> str | None:
+    """``words`` as the file's text for ``key`` when it is a valid value ("f16", "on")."""
+    try:
+        value = getattr(ModelPreset.model_validate({key: words}), KEYS[key])
+    except ValidationError:
+        return None
+    return value_text(value)
+
+
 class Presets:
     def __init__(
         self,
@@ -219,7 +228,11 @@ class Presets:
                 defaults[key] = value_text(model.load_at_start)
                 notes[key] = f"{'on' if model.load_at_start else 'off'} (Settings)"
             else:
-                notes[key] = extra(name)["default_text"]
+                words = extra(name)["default_text"]
+                notes[key] = words
+                value = _as_value(key, words)  # llama-server's default, where it is one
+                if value is not None:
+                    defaults[key] = value
         drafts = tuple(
             e.key
             for e in self._catalogue.entries()
