@@ -108,6 +108,8 @@ def model_row(
         tips.append(inst.status.error)
     own, settings_tips = own_settings(core, entry)
     tips += settings_tips
+    if inst is not None and inst.state.alive:  # what the process was started with
+        tips.append(f"Runs with: {settings_text(inst.settings.by_key())}")
     return ModelRow(
         key=entry.key,
         name=(OWN_MARK if own else "") + entry.display_name,
@@ -142,9 +144,13 @@ def own_settings(core: AppCore, entry: ModelEntry) -> tuple[bool, list[str]]:
         return own, [problem]
     if not own:
         return False, []
-    values = presets.store.own(entry).by_key()
-    text = ", ".join(f"{k} = {value_text(v)}" for k, v in values.items())
-    return True, [f"Own settings (models.ini): {text or 'none'}"]
+    text = settings_text(presets.store.own(entry).by_key())
+    return True, [f"Own settings (models.ini): {text}"]
+
+
+def settings_text(values: dict) -> str:
+    """Settings by models.ini's keys, in words: ``ctx-size = 4096, pinned = true``."""
+    return ", ".join(f"{k} = {value_text(v)}" for k, v in values.items()) or "none"
 
 
 def row_order(core: AppCore) -> list[ModelEntry]:

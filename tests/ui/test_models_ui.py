@@ -271,6 +271,9 @@ def test_a_rows_settings_are_edited_there_and_the_row_is_marked(tree_app, wait, 
     top = table_rows(window)[0]
     assert top["Key"] == "gamma-loose" and top["Context"] == "1,024"
     assert app.core.lifecycle.ready("gamma-loose").pinned
+    # what the process runs with, in the row's tooltip
+    row = next(r for r in window.model.rows if r.key == "gamma-loose")
+    assert "Runs with: ctx-size = 1024, n-gpu-layers = -1" in row.tip
 
     # a change while it runs: saved, and the dialog says it applies at the next load
     dlg.editors["ctx-size"].set_text("2048")
