@@ -166,3 +166,24 @@ def test_the_reasons_name_the_pinned_model() -> None:
     )
     d = place(Target("x"), [PA], None, Policy("parallel", max_loaded=1))
     assert d.reason.endswith("MAX_LOADED_MODELS=1, exceeded: the pinned a stays")
+
+
+def test_the_estimate_weighs_the_kv_cache_type_and_the_draft_model(tmp_path) -> None:
+    from app.core.discovery.gguf_info import read_gguf_info
+    from app.core.lifecycle.placement import SAFETY_FACTOR, estimate_need
+    from app.core.models.entry import ModelEntry
+    from app.core.presets.fields import ModelPreset
+    from tests.support.tiny_model import write_tiny_model
+
+    path = write_tiny_model(tmp_path / "m.gguf")
+    draft = write_tiny_model(tmp_path / "d.gguf", seed=1)
+    info = read_gguf_info(path)
+    entry = ModelEntry(key="m", path=str(path), info=info)
+    f16 = estimate_need(entry, 2048)
+    kv_f16 = info.kv_cache_bytes(2048)
+    q8 = estimate_need(entry, 2048, ModelPreset(cache_type_k="q8_0", cache_type_v="q8_0"))
+    kv_q8 = info.kv_cache_bytes(2048, 34 / 32)  # q8_0: 34 bytes a block of 32
+    assert kv_q8 < kv_f16 and abs((f16 - q8) - (kv_f16 - kv_q8) * SAFETY_FACTOR) <= 2
+    assert estimate_need(entry, 2048, ModelPreset()) == f16
+    with_draft = estimate_need(entry, 2048, ModelPreset(model_draft=str(draft)))
+    assert abs(with_draft - f16 - draft.stat().st_size * SAFETY_FACTOR) <= 2
