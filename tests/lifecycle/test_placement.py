@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.lifecycle.placement import Decision, Free, Policy, Running, Target, place
+from app.core.discovery.gguf_info import read_gguf_info
+from app.core.lifecycle.placement import (
+    SAFETY_FACTOR,
+    Decision,
+    Free,
+    Policy,
+    Running,
+    Target,
+    estimate_need,
+    place,
+)
+from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
+from tests.support.tiny_model import write_tiny_model
 
 GB = 1024**3
 
@@ -169,12 +182,6 @@ def test_the_reasons_name_the_pinned_model() -> None:
 
 
 def test_the_estimate_weighs_the_kv_cache_type_and_the_draft_model(tmp_path) -> None:
-    from app.core.discovery.gguf_info import read_gguf_info
-    from app.core.lifecycle.placement import SAFETY_FACTOR, estimate_need
-    from app.core.models.entry import ModelEntry
-    from app.core.presets.fields import ModelPreset
-    from tests.support.tiny_model import write_tiny_model
-
     path = write_tiny_model(tmp_path / "m.gguf")
     draft = write_tiny_model(tmp_path / "d.gguf", seed=1)
     info = read_gguf_info(path)
