@@ -39,6 +39,11 @@ class AppPaths:
         return self.config_dir / "settings.env"
 
     @property
+    def presets_file(self) -> Path:
+        """Each model's own settings, in llama.cpp's preset format (``models.ini``)."""
+        return self.config_dir / "models.ini"
+
+    @property
     def app_log_file(self) -> Path:
         return self.log_dir / "familylog-tray.log"
 

@@ -21,6 +21,7 @@ COLUMNS = (
     "MEMORY",
     "IDLE UNLOAD",
     "REQUESTS",
+    "SETTINGS",
     "SPEED",
 )
 
@@ -46,6 +47,21 @@ def _left(sec: float | None) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def _settings(settings: dict | None) -> str:
+    """What it runs with besides the context (its own column), as models.ini's keys: a
+    draft model by its file name."""
+    parts = []
+    for key, value in (settings or {}).items():
+        if key == "ctx-size":
+            continue
+        if key == "model-draft":
+            value = str(value).replace("\\", "/").rsplit("/", 1)[-1]
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        parts.append(f"{key}={value}")
+    return ",".join(parts) or "-"
+
+
 def table(models: list[dict]) -> str:
     rows = [COLUMNS] + [
         (
@@ -59,6 +75,7 @@ def table(models: list[dict]) -> str:
             _size(m.get("memory_bytes")),
             _left(m.get("idle_unload_in_seconds")),
             str(m.get("requests_served", 0)),
+            _settings(m.get("settings")),
             _speed((m.get("speed") or {}).get("generation_tokens_per_second")),
         )
         for m in models

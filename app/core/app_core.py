@@ -18,8 +18,11 @@ from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
+from app.core.models.entry import ModelEntry
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.presets.service import Presets
+from app.core.presets.store import PresetError, PresetStore
 from app.core.servers.address import client_url
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
@@ -74,7 +77,11 @@ class AppCore:
         )
         # the app's own log (when installed) rotates at the limits in force
         follow_log_limits(lambda: (self.settings.LOG_MAX_BYTES, self.settings.LOG_BACKUPS))
-        self.catalogue = Catalogue(self.live)
+        # each model's own settings (models.ini); its other names reach the catalogue
+        self.preset_store = PresetStore(paths.presets_file)
+        self.catalogue = Catalogue(self.live, more_names=self._preset_names)
+        self.presets = Presets(self.preset_store, self.catalogue, self.live)
+        self.preset_store.subscribe(self.catalogue.refresh)  # a save: names, marks
         self.lifecycle = ModelLifecycle(
             self.manager,
             self.catalogue,
@@ -82,6 +89,7 @@ class AppCore:
             self.notices,
             free_memory=lambda: free_memory(self.live(), gpu_free),
             gpu_probe=gpu_probe,
+            presets=self.presets,
         )
         self.manager.subscribe(self._on_state)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
@@ -182,13 +190,20 @@ class AppCore:
         )
 
     async def load_at_start(self) -> None:
-        """Load the roles marked "load at start"; a failure is reported, not fatal."""
-        for entry in self.catalogue.roles().values():
-            if entry.load_at_start and entry.configured:
-                try:
-                    await self.lifecycle.ensure(entry)
-                except Exception as e:  # the lifecycle has told the user already
-                    log.warning("Loading %s at start failed: %s", entry.title, e)
+        """Load the roles marked "load at start" and the models whose preset says
+        ``load-on-startup``; a failure is reported, not fatal."""
+        for entry in self.presets.to_load_at_start():
+            try:
+                await self.lifecycle.ensure(entry)
+            except Exception as e:  # the lifecycle has told the user already
+                log.warning("Loading %s at start failed: %s", entry.title, e)
+
+    def _preset_names(self, entry: ModelEntry) -> tuple[str, ...]:
+        """A model's other names from its preset (``alias``); none while it cannot be read."""
+        try:
+            return self.preset_store.own(entry).aliases
+        except PresetError:
+            return ()
 
     async def stop(self) -> None:
         """Stop the services (newest first), then every server the app started."""

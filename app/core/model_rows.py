@@ -10,6 +10,7 @@ from app.core.app_core import AppCore
 from app.core.gpu.snapshot import GpuSnapshot
 from app.core.models.entry import ROLE_TITLES, ModelEntry
 from app.core.models.stats import ModelStats, speed_text
+from app.core.presets.store import value_text
 from app.core.servers.states import ServerState
 from app.core.summary import (
     MemoryByPid,
@@ -21,6 +22,7 @@ from app.core.summary import (
 from app.core.units import elapsed_text, size_text
 
 # ── The models window's rows ───────────────────────────────────────────────────
+OWN_MARK = "\u2699 "  # ⚙ before the name of a model with settings of its own
 TYPE_WORDS = {"llm": "LLM", "embedding": "Embedding", "reranker": "Reranker"}
 
 
@@ -53,6 +55,7 @@ class ModelRow:
     speed: str = ""  # "54.8 t/s": rolling generation speed
     speed_tip: str = ""  # prompt speed, time to first token, requests, tokens
     speed_history: tuple[float, ...] = ()  # generation t/s of the last replies (sparkline)
+    own_settings: bool = False  # a section of its own in models.ini (the name is marked)
 
 
 def _speed_tip(st: ModelStats | None) -> str:
@@ -103,9 +106,13 @@ def model_row(
         tips.append(f"Runs stale: {inst.stale}")
     if inst is not None and inst.status.error:
         tips.append(inst.status.error)
+    own, settings_tips = own_settings(core, entry)
+    tips += settings_tips
+    if inst is not None and inst.state.alive:  # what the process was started with
+        tips.append(f"Runs with: {settings_text(inst.settings.by_key())}")
     return ModelRow(
         key=entry.key,
-        name=entry.display_name,
+        name=(OWN_MARK if own else "") + entry.display_name,
         role=ROLE_TITLES.get(entry.role or "", ""),
         type=type_text(entry),
         size=size_text(entry.size_bytes) if entry.size_bytes else "",
@@ -123,7 +130,27 @@ def model_row(
         speed=speed_text(st),
         speed_tip=_speed_tip(st),
         speed_history=tuple(st.history()) if st is not None else (),
+        own_settings=own,
     )
+
+
+def own_settings(core: AppCore, entry: ModelEntry) -> tuple[bool, list[str]]:
+    """Whether ``entry`` has settings of its own in models.ini, and the tooltip lines: what
+    they set, or why they cannot be used."""
+    presets = core.presets
+    own = presets.has_own(entry)
+    problem = presets.problem(entry)
+    if problem:
+        return own, [problem]
+    if not own:
+        return False, []
+    text = settings_text(presets.store.own(entry).by_key())
+    return True, [f"Own settings (models.ini): {text}"]
+
+
+def settings_text(values: dict) -> str:
+    """Settings by models.ini's keys, in words: ``ctx-size = 4096, pinned = true``."""
+    return ", ".join(f"{k} = {value_text(v)}" for k, v in values.items()) or "none"
 
 
 def row_order(core: AppCore) -> list[ModelEntry]:

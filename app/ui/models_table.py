@@ -27,6 +27,7 @@ class RowHost(Protocol):
     def load(self, key: str) -> object: ...
     def unload(self, key: str) -> object: ...
     def cancel(self, key: str) -> object: ...
+    def model_settings(self, key: str) -> object: ...
 
 COLUMNS = (
     "Name",
@@ -186,7 +187,8 @@ class SpeedDelegate(QStyledItemDelegate):
 
 
 class RowActions(QWidget):
-    """Load (Cancel instead while the model loads) and Unload, for the row of ``key``."""
+    """Load (Cancel instead while the model loads), Unload and Settings… (the model's own
+    settings), for the row of ``key``."""
 
     def __init__(self, host: RowHost, key: str) -> None:
         super().__init__()
@@ -197,7 +199,9 @@ class RowActions(QWidget):
         self.load = QPushButton("Load")
         self.unload = QPushButton("Unload")
         self.cancel = QPushButton("Cancel")
-        for b in (self.load, self.unload, self.cancel):
+        self.settings = QPushButton("Settings…")
+        self.settings.setToolTip("This model's own settings (models.ini)")
+        for b in (self.load, self.unload, self.cancel, self.settings):
             b.setAutoDefault(False)
             b.setFixedWidth(b.fontMetrics().horizontalAdvance(b.text()) + 20)
             lay.addWidget(b)
@@ -205,6 +209,7 @@ class RowActions(QWidget):
         self.load.clicked.connect(lambda: host.load(self.key))
         self.unload.clicked.connect(lambda: host.unload(self.key))
         self.cancel.clicked.connect(lambda: host.cancel(self.key))
+        self.settings.clicked.connect(lambda: host.model_settings(self.key))
 
     def show_row(self, row: ModelRow) -> None:
         self.key = row.key

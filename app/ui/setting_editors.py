@@ -5,6 +5,9 @@ description, a validation message (red) or why it is read-only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtWidgets import (
@@ -13,11 +16,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QTabWidget,
     QWidget,
 )
 
@@ -31,6 +38,7 @@ from app.core.settings.form import (
     add_folder,
     to_text,
 )
+from app.core.settings.form import tabs as form_tabs
 
 ERROR_COLOR = "#b00020"
 ERROR_BACKGROUND = "#fde3e6"
@@ -139,6 +147,12 @@ class SettingEditor(QWidget):
             combo.setMinimumWidth(160)
             combo.currentTextChanged.connect(self.edited)
             return combo
+        if field.suggest:  # typed, or chosen from what ``set_suggestions`` offers
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            combo.currentTextChanged.connect(self.edited)
+            return combo
         line = QLineEdit()
         if field.kind is Kind.SECRET:
             line.setEchoMode(QLineEdit.EchoMode.Password)
@@ -153,12 +167,35 @@ class SettingEditor(QWidget):
         if isinstance(w, QSpinBox | QDoubleSpinBox):
             return to_text(w.value())
         if isinstance(w, QComboBox):
-            return w.currentText()
+            return w.currentText().strip() if w.isEditable() else w.currentText()
         assert isinstance(w, QLineEdit)
         return w.text().strip()
 
+    def set_placeholder(self, text: str) -> None:
+        """Show ``text`` instead of a value (a per-model setting left to a default that is no
+        value of its own: "auto"); ``set_text`` shows a value again. Spin boxes and editable
+        boxes only."""
+        w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setSpecialValueText(text)
+            w.setValue(w.minimum())
+        elif isinstance(w, QLineEdit):
+            w.clear()
+            w.setPlaceholderText(text)
+        elif isinstance(w, QComboBox) and w.isEditable():
+            w.setCurrentText("")
+            w.lineEdit().setPlaceholderText(text)
+
+    def showing_placeholder(self) -> bool:
+        w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            return bool(w.specialValueText()) and w.value() == w.minimum()
+        return False
+
     def set_text(self, text: str) -> None:
         w = self.input
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setSpecialValueText("")
         if isinstance(w, QCheckBox):
             w.setChecked(text == "true")
         elif isinstance(w, QSpinBox):
@@ -170,6 +207,18 @@ class SettingEditor(QWidget):
         else:
             assert isinstance(w, QLineEdit)
             w.setText(text)
+
+    def set_suggestions(self, items: list[str] | tuple[str, ...]) -> None:
+        """What an editor with suggestions offers to choose (its text is kept)."""
+        w = self.input
+        if not isinstance(w, QComboBox) or not w.isEditable():
+            return
+        text = w.currentText()
+        w.blockSignals(True)
+        w.clear()
+        w.addItems(list(items))
+        w.setCurrentText(text)
+        w.blockSignals(False)
 
     # ── State ────────────────────────────────────────────────────────────────
     def set_read_only(self, note: str | None) -> None:
@@ -218,3 +267,48 @@ class SettingEditor(QWidget):
         if self.field.browse is Browse.FOLDERS:
             chosen = add_folder(current, chosen)
         self.set_text(chosen)
+
+
+def add_form_tabs(
+    tabs: QTabWidget,
+    fields: list[FormField],
+    on_edit: Callable[[str], None],
+    label: Callable[[SettingEditor], QWidget] | None = None,
+) -> dict[str, SettingEditor]:
+    """One tab per group of ``fields`` (``form.tabs``), each a scrolling grid of rows: the
+    label (``label(editor)``, else the editor's own), the editor, its help line under it;
+    ``on_edit(name)`` on every change. The editors by field name. Settings… and a model's
+    Settings… are both built by it."""
+    editors: dict[str, SettingEditor] = {}
+    for group, group_fields in form_tabs(fields):
+        page = QWidget()
+        grid = QGridLayout(page)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(1, 1)
+        for i, field in enumerate(group_fields):
+            editor = SettingEditor(field)
+            editor.help.setContentsMargins(0, 0, 0, 8)
+            editor.edited.connect(partial(on_edit, field.name))
+            editors[field.name] = editor
+            grid.addWidget(label(editor) if label else editor.label, 2 * i, 0)
+            grid.addWidget(editor, 2 * i, 1)
+            grid.addWidget(editor.help, 2 * i + 1, 1)
+        grid.setRowStretch(2 * len(group_fields), 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(page)
+        tabs.addTab(scroll, group)
+    return editors
+
+
+def tab_page(tabs: QTabWidget, index: int) -> QWidget:
+    """The form inside tab ``index`` (its scroll area's widget)."""
+    scroll = tabs.widget(index)
+    assert isinstance(scroll, QScrollArea)
+    return scroll.widget()
+
+
+def tab_of(tabs: QTabWidget, widget: QWidget) -> int:
+    """The tab that holds ``widget``."""
+    return next(i for i in range(tabs.count()) if tab_page(tabs, i).isAncestorOf(widget))

@@ -13,15 +13,11 @@ Applying never restarts a running server. A setting the environment sets is read
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFrame,
-    QGridLayout,
     QLabel,
-    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,7 +28,7 @@ from app.core.settings import form
 from app.core.settings.settings_file import update_settings_file, validate_changes
 from app.paths import AppPaths
 from app.settings_load import load_settings
-from app.ui.setting_editors import SettingEditor
+from app.ui.setting_editors import SettingEditor, add_form_tabs, tab_of, tab_page
 
 MIN_WIDTH = 780
 
@@ -54,8 +50,7 @@ class SettingsDialog(QDialog):
         self._loaded: dict[str, str] = {}
         layout = QVBoxLayout(self)
         self.tabs = QTabWidget()
-        for title, fields in form.tabs(form.form_fields()):
-            self.tabs.addTab(self._page(fields), title)
+        self.editors = add_form_tabs(self.tabs, form.form_fields(), self._check)
         layout.addWidget(self.tabs, 1)
         note = QLabel(f"Saved to {paths.settings_file}")
         note.setWordWrap(True)
@@ -76,26 +71,6 @@ class SettingsDialog(QDialog):
         self.load_values(settings)
         self._initial_size()
 
-    def _page(self, fields: list[form.FormField]) -> QScrollArea:
-        page = QWidget()
-        grid = QGridLayout(page)
-        grid.setVerticalSpacing(2)
-        grid.setColumnStretch(1, 1)
-        for i, field in enumerate(fields):
-            editor = SettingEditor(field)
-            editor.help.setContentsMargins(0, 0, 0, 8)
-            editor.edited.connect(partial(self._check, field.name))
-            self.editors[field.name] = editor
-            grid.addWidget(editor.label, 2 * i, 0)
-            grid.addWidget(editor, 2 * i, 1)
-            grid.addWidget(editor.help, 2 * i + 1, 1)
-        grid.setRowStretch(2 * len(fields), 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(page)
-        return scroll
-
     def _initial_size(self) -> None:
         """Tall enough for the longest tab where the screen allows; the tabs scroll."""
         pages = [self.tab_page(i) for i in range(self.tabs.count())]
@@ -109,15 +84,11 @@ class SettingsDialog(QDialog):
         self.resize(width, height)
 
     def tab_page(self, index: int) -> QWidget:
-        """The form inside tab ``index`` (its scroll area's widget)."""
-        scroll = self.tabs.widget(index)
-        assert isinstance(scroll, QScrollArea)
-        return scroll.widget()
+        """The form inside tab ``index``."""
+        return tab_page(self.tabs, index)
 
     def tab_of(self, name: str) -> int:
-        return next(
-            i for i in range(self.tabs.count()) if self.tab_page(i).isAncestorOf(self.editors[name])
-        )
+        return tab_of(self.tabs, self.editors[name])
 
     # ── Values ───────────────────────────────────────────────────────────────
     def load_values(self, s: Settings) -> None:

@@ -33,6 +33,7 @@ from app.ui.log_window import LogWindowController
 from app.ui.model_verbs import model_verbs
 from app.ui.models_window import ModelsWindow
 from app.ui.notifications import Notifier, TrayNotifier
+from app.ui.preset_dialog import PresetDialog
 from app.ui.runs_ui import RunsUi
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.single_instance import InstanceServer
@@ -95,6 +96,7 @@ class TrayApp(QObject):
         self.benchmark_window: BenchmarkWindow | None = None
         self.get_models_window: GetModelsWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.preset_dialogs: dict[str, PresetDialog] = {}  # a model's Settings…, by key
         self.verbs = {
             "show": self._verb_show,
             "logs": self._verb_logs,
@@ -177,7 +179,7 @@ class TrayApp(QObject):
         self.instance.close()
         self.tray.hide()
         windows = (self.models_window, self.settings_dialog, self.benchmark_window)
-        for w in (*windows, self.get_models_window):
+        for w in (*windows, self.get_models_window, *self.preset_dialogs.values()):
             if w is not None and shiboken6.isValid(w):
                 w.close()
 
@@ -372,6 +374,28 @@ class TrayApp(QObject):
         self.settings_dialog.show()
         self.settings_dialog.raise_()
         self.settings_dialog.activateWindow()
+
+    def model_settings(self, key: str) -> None:
+        """A model's Settings… (its own section of models.ini), one window per model."""
+        entry = self.core.catalogue.resolve(key)
+        dlg = self.preset_dialogs.get(key)
+        if dlg is None or not shiboken6.isValid(dlg):
+            title = entry.title if entry.title == entry.key else f"{entry.title} ({entry.key})"
+            dlg = PresetDialog(
+                self.core.presets, entry, title, on_saved=lambda: self._preset_saved(key)
+            )
+            self.preset_dialogs[key] = dlg
+        dlg.show()
+        dlg.raise_()
+        dlg.activateWindow()
+
+    def _preset_saved(self, key: str) -> list[str]:
+        """A model's settings were saved: say whether its running server has the old ones."""
+        inst = self.core.lifecycle.instance(key)
+        self._after_action()
+        if inst is not None and inst.stale:
+            return ["It runs with the old settings until it is unloaded and loaded again."]
+        return []
 
     def apply_settings(self, new: Settings) -> list[str]:
         """Settings… saved ``new``: the core applies them; the log window's length too."""

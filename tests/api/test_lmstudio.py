@@ -96,7 +96,10 @@ async def test_list_v0_shows_state(start_api, tiny_model) -> None:
         data = {m["id"]: m for m in (await c.get("/api/v0/models")).json()["data"]}
         assert data[VISION]["state"] == "loaded"
         assert data[VISION]["loaded_context_length"] == CTX
-        assert data[LLM]["state"] == "not-loaded"
+        # what it runs with, read from the command line it was started with
+        assert data[VISION]["loaded_settings"]["ctx-size"] == CTX
+        assert data[VISION]["loaded_settings"]["n-gpu-layers"] == core.settings.LLAMA_GPU_LAYERS
+        assert data[LLM]["state"] == "not-loaded" and "loaded_settings" not in data[LLM]
         assert data[LLM]["object"] == "model" and data[LLM]["max_context_length"] == 2048
         one = (await c.get(f"/api/v0/models/{LLM}")).json()
         assert one["id"] == LLM and one["type"] == "llm"

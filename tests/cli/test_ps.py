@@ -64,12 +64,15 @@ def test_ps_lists_loaded_models_as_table_and_json(app_home, tiny_model, llama_se
         assert row["requests_served"] == 1 and row["memory_bytes"] > 0
         assert 0 < row["idle_unload_in_seconds"] <= 1800 and row["ttl_seconds"] == 1800
         assert row["speed"]["requests"] == 1 and row["speed"]["generation_tokens_per_second"] > 0
+        # what it runs with, by models.ini's keys (no section: the app's settings)
+        assert row["settings"]["ctx-size"] == 512 and row["settings"]["n-gpu-layers"] == -1
 
         code, out, err = _ps(env)
         assert code == 0, err
         header, line = out.splitlines()
         assert header.split()[:3] == ["KEY", "ROLE", "TYPE"] and line.endswith(" t/s")
         assert line.split()[:6] == [LLM, "llm", "llm", "ready", str(row["port"]), str(pid)]
+        assert "SETTINGS" in header and " n-gpu-layers=-1 " in line
 
         wrong = {**env, "API_KEY": "wrong"}
         code, _, err = _ps(wrong)

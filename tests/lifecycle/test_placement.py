@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.lifecycle.placement import Decision, Free, Policy, Running, Target, place
+from app.core.discovery.gguf_info import read_gguf_info
+from app.core.lifecycle.placement import (
+    SAFETY_FACTOR,
+    Decision,
+    Free,
+    Policy,
+    Running,
+    Target,
+    estimate_need,
+    place,
+)
+from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
+from tests.support.tiny_model import write_tiny_model
 
 GB = 1024**3
 
 
-def run(key: str, port: int, need: float = 1, used: float = 0, flying: int = 0, held=False):
-    return Running(key, port, int(need * GB), flying, held, used)
+def run(
+    key: str, port: int, need: float = 1, used: float = 0, flying: int = 0, held=False, pin=False
+):
+    return Running(key, port, int(need * GB), flying, held, used, pinned=pin)
 
 
 A = run("a", 9001, need=4, used=10)
 B = run("b", 9002, need=6, used=20)
 C = run("c", 9003, need=2, used=30)
+PA = run("a", 9001, need=4, used=10, pin=True)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +109,46 @@ C = run("c", 9003, need=2, used=30)
         ),
         # the target's own running instance is never counted as another model
         (Target("a", GB), [A], None, Policy("switch", 8080), 8080, set(), set()),
+        # pinned (its preset): never evicted, never waited for
+        (Target("x", GB), [PA, B], None, Policy("switch", 8080), 8080, {"b"}, set()),
+        # switch: a pinned model holds the one port: load beside it on a free port
+        (
+            Target("x", GB),
+            [run("p", 8080, pin=True), B],
+            None,
+            Policy("switch", 8080),
+            None,
+            {"b"},
+            set(),
+        ),
+        # parallel: a pinned model on the role's port stays; the role loads on a free port
+        (Target("x", GB, 9001), [PA, B], None, Policy("parallel"), None, set(), set()),
+        # auto: the least recently used one is pinned: the next idle one goes
+        (Target("x", 8 * GB), [PA, B, C], 5, Policy("auto"), None, {"b"}, set()),
+        # auto: only the pinned one could make room: load anyway, no wait
+        (Target("x", 9 * GB), [PA, C], 5, Policy("auto"), None, {"c"}, set()),
+        (
+            Target("x", 9 * GB),
+            [run("a", 9001, 4, 10, held=True, pin=True), C],
+            5,
+            Policy("auto"),
+            None,
+            {"c"},
+            set(),
+        ),
+        # cap: a pinned one is never the one to go: over the cap rather than evict it;
+        # a busy one that is not pinned is waited for
+        (Target("x", GB), [PA], None, Policy("parallel", max_loaded=1), None, set(), set()),
+        (Target("x", GB), [PA, B], None, Policy("parallel", max_loaded=2), None, {"b"}, set()),
+        (
+            Target("x", GB),
+            [PA, run("b", 2, flying=1)],
+            None,
+            Policy("parallel", max_loaded=2),
+            None,
+            set(),
+            {"b"},
+        ),
     ],
 )
 def test_place(target, running, free_gb, policy, port, evict, wait) -> None:
@@ -113,3 +169,28 @@ def test_busy_reasons_say_who_and_how_many() -> None:
 def test_auto_reason_names_the_memory() -> None:
     d = place(Target("x", GB), [], Free(4 * GB, "available RAM"), Policy("auto"))
     assert "available RAM" in d.reason and not d.evict
+
+
+def test_the_reasons_name_the_pinned_model() -> None:
+    d = place(Target("x"), [run("p", 8080, pin=True)], None, Policy("switch", 8080))
+    assert (
+        d.reason
+        == "RUN_MODE=switch: one model at a time besides the pinned p, which holds port 8080"
+    )
+    d = place(Target("x"), [PA], None, Policy("parallel", max_loaded=1))
+    assert d.reason.endswith("MAX_LOADED_MODELS=1, exceeded: the pinned a stays")
+
+
+def test_the_estimate_weighs_the_kv_cache_type_and_the_draft_model(tmp_path) -> None:
+    path = write_tiny_model(tmp_path / "m.gguf")
+    draft = write_tiny_model(tmp_path / "d.gguf", seed=1)
+    info = read_gguf_info(path)
+    entry = ModelEntry(key="m", path=str(path), info=info)
+    f16 = estimate_need(entry, 2048)
+    kv_f16 = info.kv_cache_bytes(2048)
+    q8 = estimate_need(entry, 2048, ModelPreset(cache_type_k="q8_0", cache_type_v="q8_0"))
+    kv_q8 = info.kv_cache_bytes(2048, 34 / 32)  # q8_0: 34 bytes a block of 32
+    assert kv_q8 < kv_f16 and abs((f16 - q8) - (kv_f16 - kv_q8) * SAFETY_FACTOR) <= 2
+    assert estimate_need(entry, 2048, ModelPreset()) == f16
+    with_draft = estimate_need(entry, 2048, ModelPreset(model_draft=str(draft)))
+    assert abs(with_draft - f16 - draft.stat().st_size * SAFETY_FACTOR) <= 2

@@ -160,3 +160,29 @@ def test_add_folder_appends_once() -> None:
     assert form.add_folder(f"/m/a{sep}", "/m/b") == f"/m/a{sep}/m/b"
     assert form.add_folder(f"/m/a{sep}/m/b", "/m/a") == f"/m/a{sep}/m/b"
     assert form.add_folder("/m/a", "") == "/m/a"
+
+
+def test_the_per_model_form_comes_from_the_preset_model() -> None:
+    """A model's Settings… is made by the same form data from ``ModelPreset``: each field
+    named by its key in models.ini, optional (its default applies while unset)."""
+    from app.core.presets.fields import PRESET_GROUPS, ModelPreset
+    from app.core.presets.keys import field_errors
+
+    fields = {f.name: f for f in form.form_fields(ModelPreset)}
+    assert list(fields) == [ModelPreset.model_fields[n].alias for n in ModelPreset.model_fields]
+    assert [g for g, _ in form.tabs(list(fields.values()))] == list(PRESET_GROUPS)
+    assert all(f.optional and f.applies is not None for f in fields.values())
+    assert fields["ctx-size"].kind is Kind.INT and fields["ctx-size"].minimum == 0
+    assert fields["flash-attn"].kind is Kind.CHOICE
+    assert fields["flash-attn"].choices == ("on", "off", "auto")
+    assert fields["mmap"].kind is Kind.BOOL and fields["temp"].kind is Kind.FLOAT
+    assert fields["top-p"].maximum == 1
+    draft = fields["model-draft"]
+    assert draft.kind is Kind.PATH and draft.browse is Browse.FILE and draft.suggest == "models"
+    assert fields["pinned"].applies is Applies.NOW
+    assert fields["ctx-size"].applies is Applies.NEXT_LOAD
+    assert "ctx-size" in fields["ctx-size"].tooltip
+    assert form.field_error("ctx-size", "-1", field_errors) == (
+        "Input should be greater than or equal to 0."
+    )
+    assert form.field_error("n-gpu-layers", "all", field_errors) is None

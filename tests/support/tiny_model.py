@@ -190,3 +190,32 @@ def write_tiny_bert(path: Path, *, seed: int = 0, name: str = "tiny-bert") -> Pa
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_vocab_only(
+    path: Path,
+    tokens: list[str],
+    *,
+    tokenizer: str = "gpt2",
+    bos: int | None = None,
+    eos: int | None = None,
+    add_bos: bool | None = None,
+) -> Path:
+    """A GGUF with a tokenizer and no tensors (llama.cpp's vocab-only files): enough for a
+    check that reads vocabularies from headers, at any vocabulary size."""
+    w = GGUFWriter(str(path), "llama")
+    w.add_name(path.stem)
+    w.add_tokenizer_model(tokenizer)
+    w.add_token_list(tokens)
+    w.add_token_types([int(TokenType.NORMAL)] * len(tokens))
+    if bos is not None:
+        w.add_bos_token_id(bos)
+    if eos is not None:
+        w.add_eos_token_id(eos)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

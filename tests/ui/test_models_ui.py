@@ -238,3 +238,49 @@ def test_rescan_picks_up_a_new_gguf_and_tells_the_problems(tree_app, wait, qtbot
     assert len(keys) == 6 and "newpub/delta-3b" in keys
     app.menu.rebuild()
     assert "newpub/delta-3b" in app.menu.other_actions
+
+
+def test_a_rows_settings_are_edited_there_and_the_row_is_marked(tree_app, wait, qtbot) -> None:
+    app = tree_app()
+    app.show_models()
+    window = app.models_window
+    gamma = next(r for r in table_rows(window) if r["Key"] == "gamma-loose")
+    assert gamma["Name"] == "gamma-loose"  # no settings of its own: no mark
+
+    qtbot.mouseClick(window.row_actions["gamma-loose"].settings, Qt.MouseButton.LeftButton)
+    dlg = app.preset_dialogs["gamma-loose"]
+    assert dlg.isVisible() and dlg.windowTitle() == "Settings of gamma-loose"
+    dlg.own["ctx-size"].setChecked(True)
+    dlg.editors["ctx-size"].set_text("1024")
+    dlg.own["pinned"].setChecked(True)
+    dlg.editors["pinned"].set_text("true")
+    assert dlg.apply()
+    assert app.core.paths.presets_file.read_text().endswith(
+        "[gamma-loose]\nctx-size = 1024\npinned = true\n"
+    )
+    # the row is marked, its tooltip says what it sets
+    row = next(r for r in window.model.rows if r.key == "gamma-loose")
+    assert row.name == "\u2699 gamma-loose" and row.own_settings
+    assert "Own settings (models.ini): ctx-size = 1024, pinned = true" in row.tip
+    others = [r for r in window.model.rows if r.key != "gamma-loose"]
+    assert not any(r.own_settings or r.name.startswith("\u2699") for r in others)
+
+    # loaded from its row, it runs with them
+    qtbot.mouseClick(window.row_actions["gamma-loose"].load, Qt.MouseButton.LeftButton)
+    wait(lambda: table_rows(window)[0]["State"] == "ready")
+    top = table_rows(window)[0]
+    assert top["Key"] == "gamma-loose" and top["Context"] == "1,024"
+    assert app.core.lifecycle.ready("gamma-loose").pinned
+    # what the process runs with, in the row's tooltip
+    row = next(r for r in window.model.rows if r.key == "gamma-loose")
+    assert "Runs with: ctx-size = 1024, n-gpu-layers = -1" in row.tip
+
+    # a change while it runs: saved, and the dialog says it applies at the next load
+    dlg.editors["ctx-size"].set_text("2048")
+    assert dlg.apply()
+    assert "Context size: from the next load of the model." in dlg.message.text()
+    assert "runs with the old settings" in dlg.message.text()
+    wait(lambda: "Runs stale" in next(r for r in window.model.rows if r.key == "gamma-loose").tip)
+    dlg.close()
+    app.unload("gamma-loose")
+    wait(lambda: app.core.lifecycle.instance("gamma-loose") is None)

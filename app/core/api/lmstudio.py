@@ -74,6 +74,8 @@ def model_v0(entry: ModelEntry, inst: Instance | None) -> dict[str, Any]:
     }
     if inst is not None:
         out["loaded_context_length"] = inst.context_length
+        # not LM Studio's: what the instance actually runs with, by models.ini's keys
+        out["loaded_settings"] = inst.settings.by_key()
     return out
 
 

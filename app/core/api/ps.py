@@ -65,6 +65,8 @@ def row(
         "in_flight": inst.in_flight,
         "held_by": list(inst.held_by),
         "requests_served": inst.requests,
+        # what it actually runs with (its command line read back), by models.ini's keys
+        "settings": inst.settings.by_key(),
     }
 
 

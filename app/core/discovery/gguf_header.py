@@ -15,6 +15,7 @@ import importlib.util
 import mmap
 import struct
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -191,8 +192,10 @@ class _Cursor:
             self.skip(_struct("<" + _SCALARS[vtype]).size * n)
 
 
-def read_header(path: Path | str) -> GgufHeader:
-    """The metadata and tensor shapes of ``path``; raises ``GgufReadError`` or ``OSError``."""
+def read_header(path: Path | str, keep: Collection[str] = ()) -> GgufHeader:
+    """The metadata and tensor shapes of ``path``; raises ``GgufReadError`` or ``OSError``.
+    Arrays longer than ``SMALL_ARRAY`` are only counted, except those named in ``keep``
+    (``tokenizer.ggml.tokens`` for the draft model check)."""
     path = Path(path)
     with path.open("rb") as f:
         try:
@@ -200,7 +203,7 @@ def read_header(path: Path | str) -> GgufHeader:
         except ValueError:  # an empty file cannot be mapped
             raise GgufTruncatedError(f"{path} is truncated: the GGUF header ends early.") from None
     with buf:
-        return _parse(_Cursor(buf, path), path)
+        return _parse(_Cursor(buf, path), path, keep)
 
 
 def parse_header(data: bytes, name: str) -> GgufHeader:
@@ -209,7 +212,7 @@ def parse_header(data: bytes, name: str) -> GgufHeader:
     return _parse(_Cursor(data, name), name)
 
 
-def _parse(c: _Cursor, path: Path | str) -> GgufHeader:
+def _parse(c: _Cursor, path: Path | str, keep: Collection[str] = ()) -> GgufHeader:
     magic = struct.unpack("<I", c.read(4))[0]
     if magic != GGUF_MAGIC:
         raise GgufReadError(f"{path} is not a GGUF file (wrong magic number).")
@@ -229,7 +232,7 @@ def _parse(c: _Cursor, path: Path | str) -> GgufHeader:
             item = c.value_type()
             n = c.count("array length", _MAX_COUNT)
             header.array_lengths[key] = n
-            if n <= SMALL_ARRAY and item is not GGUFValueType.ARRAY:
+            if (n <= SMALL_ARRAY or key in keep) and item is not GGUFValueType.ARRAY:
                 header.metadata[key] = [c.scalar(item) for _ in range(n)]
             else:
                 c.skip_items(item, n)

@@ -163,14 +163,14 @@ class GGUFInfo:
             or is_mmproj_name(Path(self.path))
         )
 
-    def kv_cache_bytes(self, ctx: int, bytes_per_value: int = 2) -> int:
-        """K and V for every layer at context ``ctx`` (f16 by default)."""
+    def kv_cache_bytes(self, ctx: int, bytes_per_value: float = 2) -> int:
+        """K and V for every layer at context ``ctx`` (f16 by default; q8_0: 34/32)."""
         if not (self.block_count and self.head_count_kv):
             return 0
         head = self.embedding_length // self.head_count if self.head_count else 0
         k = self.key_length or head
         v = self.value_length or head
-        return self.block_count * ctx * self.head_count_kv * (k + v) * bytes_per_value
+        return int(self.block_count * ctx * self.head_count_kv * (k + v) * bytes_per_value)
 
 
 def _int(header: GgufHeader, key: str) -> int | None:

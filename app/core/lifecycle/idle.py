@@ -1,6 +1,6 @@
 """Idle unload: a model with no request for ``IDLE_UNLOAD_MINUTES`` (or for its own ``ttl``,
-set by a client as in LM Studio) is unloaded through the lifecycle (a model a run holds,
-or one serving a request, never is)."""
+set by a client as in LM Studio, else by its preset) is unloaded through the lifecycle (a
+model a run holds, one serving a request, or a pinned one never is)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class IdleUnloader:
         out = {}
         for inst in self._lifecycle.loaded():
             idle = inst.ttl if inst.ttl is not None else default
-            if idle <= 0:
+            if idle <= 0 or inst.pinned:
                 continue
             if inst.in_flight or inst.held_by:
                 out[inst.port] = idle

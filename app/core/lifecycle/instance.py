@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, running_config
+from app.core.presets.fields import ModelPreset
+from app.core.presets.flags import read_args
 from app.core.servers.states import ServerState, ServerStatus
 
 
@@ -33,8 +35,17 @@ class Instance:
     held_by: tuple[str, ...] = ()
     last_used: float = 0.0
     stale: str | None = None  # "restart to apply" and why
-    ttl: float | None = None  # its own idle unload in seconds (a client's "ttl"); None: default
+    # its own idle unload in seconds (a client's "ttl", else its preset's); None: the default
+    ttl: float | None = None
     requests: int = 0  # requests served since it started
+    pinned: bool = False  # its preset pins it: placement and idle unload never unload it
+
+    @property
+    def settings(self) -> ModelPreset:
+        """What it actually runs with: its whole command line read back (the context size
+        and GPU layers the manager passed, the model's preset and the client's options)."""
+        spec = self.status.spec
+        return read_args(spec.command("llama-server")) if spec is not None else ModelPreset()
 
     @property
     def config(self) -> LoadConfig:

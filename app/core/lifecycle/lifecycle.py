@@ -33,6 +33,8 @@ from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
 from app.core.notices import NoticeBus
+from app.core.presets.service import Presets
+from app.core.presets.store import PresetError
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.states import ServerState, ServerStatus, StateEvent
 
@@ -50,8 +52,10 @@ class ModelLifecycle:
         free_memory: planner.FreeMemory | None = None,
         gpu_probe: GpuProbe | None = None,
         clock: Callable[[], float] = time.time,
+        presets: Presets | None = None,
     ) -> None:
         self.manager = manager
+        self.presets = presets
         self.catalogue = catalogue
         self._settings = settings
         self._records = ModelRecords(clock)
@@ -65,6 +69,7 @@ class ModelLifecycle:
             self.snapshot,
             free_memory=free_memory,
             gpu_probe=gpu_probe,
+            presets=presets,
         )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
@@ -88,6 +93,9 @@ class ModelLifecycle:
     def _view(
         self, st: ServerStatus, key: str, entry: ModelEntry | None, rec: ModelRecord | None
     ) -> Instance:
+        ttl = rec.ttl if rec else None  # a client's
+        if ttl is None and entry is not None and self.presets is not None:
+            ttl = self.presets.ttl(entry)
         return Instance(
             key=key,
             entry=entry,
@@ -96,8 +104,9 @@ class ModelLifecycle:
             held_by=tuple(sorted(rec.holders)) if rec else (),
             last_used=max(rec.last_used if rec else 0.0, st.ready_at or 0.0),
             stale=self._stale(st, entry, rec),
-            ttl=rec.ttl if rec else None,
+            ttl=ttl,
             requests=rec.served if rec else 0,
+            pinned=bool(entry and self.presets and self.presets.pinned(entry)),
         )
 
     def snapshot(self) -> list[Instance]:
@@ -165,7 +174,19 @@ class ModelLifecycle:
             return "its file is no longer in the catalogue; unload it when you no longer need it"
         spec = st.spec
         assert spec is not None
-        wanted = launch_kwargs(entry, self._settings(), rec.config if rec else None)
+        preset = None
+        if self.presets is not None:
+            try:
+                preset = self.presets.for_load(entry, check_draft=False)
+            except PresetError as e:
+                return f"its settings in models.ini cannot be used now ({e}); it runs as started"
+        wanted = launch_kwargs(
+            entry,
+            self._settings(),
+            rec.config if rec else None,
+            preset=preset,
+            known=self._loader.known,
+        )
         have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj or None, spec.extra_args)
         if have != launch_key(wanted):
             return "runs with the old settings: restart to apply"

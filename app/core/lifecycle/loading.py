@@ -18,6 +18,10 @@ from app.core.lifecycle.settle import settle
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig, launch_kwargs
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.presets.fields import ModelPreset
+from app.core.presets.flags import Known, from_load_config
+from app.core.presets.service import Presets
+from app.core.presets.store import PresetError
 from app.core.servers.launch import ServerExitedError
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ports import PortInUseError
@@ -55,8 +59,11 @@ class Loader:
         *,
         free_memory: planner.FreeMemory | None = None,
         gpu_probe: GpuProbe | None = None,
+        presets: Presets | None = None,
     ) -> None:
         self.manager = manager
+        self._presets = presets
+        self.known: Known = None  # the options the binary took at the last load
         self._records = records
         self._settings = settings
         self._notices = notices
@@ -126,14 +133,39 @@ class Loader:
         if problem:
             self._tell_failed(entry, problem, None)
             raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
+        preset, known = await self._load_settings(entry, config)
         async with self._lock:
-            st = await self._load_locked(rec, entry, config, beside)
+            st = await self._load_locked(rec, entry, config, beside, preset, known)
         if reserve:
             rec.enter()
         return st
 
+    async def _load_settings(
+        self, entry: ModelEntry, config: LoadConfig | None
+    ) -> tuple[ModelPreset, Known]:
+        """What the load uses: the model's preset (``[*]`` and its section in
+        ``models.ini``) with the client's config over it, its draft model checked; and the
+        options the binary takes. Refused (``LoadFailedError``, the user told) before
+        anything starts. Off the loop: GGUF headers and ``--help`` are read once per file."""
+        loop = asyncio.get_running_loop()
+        preset = from_load_config(config)
+        if self._presets is not None:
+            try:
+                preset = await loop.run_in_executor(None, self._presets.for_load, entry, preset)
+            except PresetError as e:  # a line of models.ini, a draft model that cannot draft
+                self._tell_failed(entry, str(e), None)
+                raise LoadFailedError(f"Cannot load {entry.key}: {e}") from None
+        self.known = await loop.run_in_executor(None, self.manager.known_options)
+        return preset, self.known
+
     async def _load_locked(
-        self, rec: ModelRecord, entry: ModelEntry, config: LoadConfig | None, beside: bool
+        self,
+        rec: ModelRecord,
+        entry: ModelEntry,
+        config: LoadConfig | None,
+        beside: bool,
+        preset: ModelPreset,
+        known: Known,
     ) -> ServerStatus:
         s = self._settings()
         loop = asyncio.get_running_loop()
@@ -146,12 +178,13 @@ class Loader:
                 continue
             if own is not None and config_ok(own, config):
                 return own
-            kw = launch_kwargs(entry, s, config)
+            kw = launch_kwargs(entry, s, preset=preset, known=known)  # the config is in it
             running = planner.running(self._instances(), s.LLAMA_CTX_SIZE)
             mine = next((r for r in running if own is not None and r.port == own.port), None)
             plan = planner.plan_load(
                 entry,
                 kw["ctx_size"],
+                settings=preset,
                 beside=beside,
                 own=mine,
                 others=[r for r in running if r is not mine],

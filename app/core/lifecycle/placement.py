@@ -9,32 +9,62 @@ policy) to a decision (port, instances to evict, or wait), tested on tables.
 
 An instance with requests in flight, or one a run holds, is never evicted: the decision
 is then to wait for it (the caller waits up to ``EVICT_WAIT_SECONDS`` and decides again).
+A pinned instance (its preset says ``pinned``) is never evicted and never waited for: a
+load that would need its room loads beside it, on another port if it holds the one wanted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from app.core.discovery.gguf_info import GGUFInfo
 from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
 
 Mode = Literal["switch", "parallel", "auto"]
 SAFETY_FACTOR = 1.15
 OVERHEAD_BYTES = 512 * 1024**2  # compute buffers, CUDA/Vulkan context
 
 
-def estimate_need(entry: ModelEntry, ctx_size: int) -> int:
-    """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size``, with a margin."""
-    return estimate_bytes(entry.size_bytes, entry.info, ctx_size)
+# bytes per cached value of llama.cpp's KV cache types (a block's scale included)
+KV_BYTES = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "iq4_nl": 18 / 32,
+}
 
 
-def estimate_bytes(size_bytes: int, info: GGUFInfo | None, ctx_size: int) -> int:
+def estimate_need(entry: ModelEntry, ctx_size: int, settings: ModelPreset | None = None) -> int:
+    """Bytes a model needs loaded: file(s) + KV cache at ``ctx_size`` (of the cache types its
+    ``settings`` choose) + its draft model's file, with a margin."""
+    draft = 0
+    if settings is not None and settings.model_draft:
+        try:
+            draft = Path(settings.model_draft).stat().st_size
+        except OSError:
+            pass  # the load says what is wrong with it
+    k = KV_BYTES.get((settings.cache_type_k if settings else None) or "f16", 2.0)
+    v = KV_BYTES.get((settings.cache_type_v if settings else None) or "f16", 2.0)
+    return estimate_bytes(entry.size_bytes + draft, entry.info, ctx_size, (k + v) / 2)
+
+
+def estimate_bytes(
+    size_bytes: int, info: GGUFInfo | None, ctx_size: int, kv_bytes_per_value: float = 2.0
+) -> int:
     """``estimate_need`` for files of ``size_bytes`` (the model's, with its projector) whose
-    header says ``info``: also for a model not downloaded yet."""
+    header says ``info``: also for a model not downloaded yet. ``kv_bytes_per_value``: of
+    the KV cache's type (f16: 2)."""
     ctx = ctx_size or (info.context_length if info else 0) or 4096
-    kv = info.kv_cache_bytes(ctx) if info else 0
+    kv = info.kv_cache_bytes(ctx, kv_bytes_per_value) if info else 0
     return int((size_bytes + kv) * SAFETY_FACTOR) + OVERHEAD_BYTES
 
 
@@ -54,6 +84,7 @@ class Running:
     in_flight: int = 0
     held: bool = False  # a FamilyLog run holds it
     last_used: float = 0.0
+    pinned: bool = False  # its preset pins it: never evicted
 
     @property
     def busy(self) -> bool:
@@ -102,15 +133,26 @@ def place(
     """Decide where ``target`` loads. ``running``: the other instances (not the target's
     own); ``free``: the measured free memory (needed in ``auto`` only)."""
     others = [r for r in running if r.key != target.key]
+    pinned = [r for r in others if r.pinned]
+    movable = [r for r in others if not r.pinned]
     if policy.mode == "switch" and not target.beside:
-        port = policy.llama_port
-        return _decide(policy.llama_port, others, "RUN_MODE=switch: one model at a time")
+        port: int | None = policy.llama_port
+        reason = "RUN_MODE=switch: one model at a time"
+        if pinned:
+            reason += f" besides the pinned {_keys(pinned)}"
+        if any(r.port == port for r in pinned):
+            port, reason = None, reason + f", which holds port {policy.llama_port}"
+        return _decide(port, movable, reason)
     port = target.port
-    must: list[Running] = [r for r in others if port is not None and r.port == port]
     reason = f"RUN_MODE={policy.mode}"
     if target.beside:
         reason = "a FamilyLog run needs it beside the others"
-    rest = sorted((r for r in others if r not in must), key=lambda r: r.last_used)
+    holding = [r for r in pinned if port is not None and r.port == port]
+    if holding:
+        reason += f"; the pinned {_keys(holding)} holds port {port}"
+        port = None
+    must: list[Running] = [r for r in movable if port is not None and r.port == port]
+    rest = sorted((r for r in movable if r not in must), key=lambda r: r.last_used)
     if policy.mode == "auto" and not target.beside:
         if free is None:
             reason = "auto: free memory unknown, loading beside the others"
@@ -133,6 +175,8 @@ def place(
                     f"auto: {_gb(target.need)} needed, at most {_gb(room)} can be freed; "
                     "loading anyway (the estimate may be high)"
                 )
+                if pinned:
+                    reason += f"; the pinned {_keys(pinned)} stays"
             else:
                 reason = f"auto: {_gb(free.bytes)} {free.what}, {_gb(target.need)} needed"
             must = chosen
@@ -140,13 +184,21 @@ def place(
         staying = [r for r in others if r not in must]
         over = len(staying) + 1 - policy.max_loaded
         if over > 0:
-            idle = [r for r in sorted(staying, key=lambda r: r.last_used) if not r.busy]
+            idle = [
+                r for r in sorted(staying, key=lambda r: r.last_used) if not r.busy and not r.pinned
+            ]
             must = must + idle[:over]
             reason += f"; MAX_LOADED_MODELS={policy.max_loaded}"
             if len(idle) < over:
-                busy = [r for r in staying if r.busy]
-                return _decide(port, must, reason, busy)
+                busy = [r for r in staying if r.busy and not r.pinned]
+                if busy:
+                    return _decide(port, must, reason, busy)
+                reason += f", exceeded: the pinned {_keys(pinned)} stays"
     return _decide(port, must, reason)
+
+
+def _keys(instances: Sequence[Running]) -> str:
+    return ", ".join(r.key for r in instances)
 
 
 def _decide(

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.core.lifecycle.instance import Instance
 from app.core.lifecycle.placement import Free, Policy, Running, Target, estimate_need, place
 from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
 
 FreeMemory = Callable[[], Free]
 
@@ -42,10 +43,11 @@ def running(instances: Iterable[Instance], ctx_default: int) -> list[Running]:
             Running(
                 key=inst.key,
                 port=inst.port,
-                need=estimate_need(inst.entry, ctx) if inst.entry else 0,
+                need=estimate_need(inst.entry, ctx, inst.settings) if inst.entry else 0,
                 in_flight=inst.in_flight,
                 held=bool(inst.held_by),
                 last_used=inst.last_used,
+                pinned=inst.pinned,
             )
         )
     return out
@@ -63,16 +65,18 @@ def plan_load(
     entry: ModelEntry,
     ctx_size: int,
     *,
+    settings: ModelPreset | None = None,
     beside: bool,
     own: Running | None,
     others: Sequence[Running],
     free: Free | None,
     policy: Policy,
 ) -> Plan:
-    """Where ``entry`` loads (``own``: its process with another config, loaded again)."""
+    """Where ``entry`` loads (``own``: its process with another config, loaded again;
+    ``settings``: what it loads with, for its memory)."""
     target = Target(
         key=entry.key,
-        need=estimate_need(entry, ctx_size),
+        need=estimate_need(entry, ctx_size, settings),
         port=own.port if own is not None else entry.port,
         beside=beside,
     )

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from app.config import Settings, SettingsSource
@@ -74,8 +75,14 @@ class Catalogue:
     """Every model the app can load. Roles follow the settings live; the folders are read by
     ``rescan`` (at start and on request), headers only, cached by path, size and mtime."""
 
-    def __init__(self, settings: SettingsSource) -> None:
+    def __init__(
+        self,
+        settings: SettingsSource,
+        more_names: Callable[[ModelEntry], tuple[str, ...]] | None = None,
+    ) -> None:
+        """``more_names(entry)``: other names clients may use for it (its preset's ``alias``)."""
         self._settings = settings
+        self._more_names = more_names
         self._infos = InfoCache()  # the roles' headers and the scans' (one cache)
         self._scanner = ModelScanner(self._infos)
         self._found: list[FoundModel] = []  # the last scan's models
@@ -149,6 +156,8 @@ class Catalogue:
                     quant=m.quant,
                 )
             )
+        if self._more_names is not None:
+            entries = [self._with_names(e) for e in entries]
         index: dict[str, ModelEntry] = {}
         folded: dict[str, ModelEntry] = {}
         for e in entries:
@@ -159,6 +168,11 @@ class Catalogue:
                 folded.setdefault(a.casefold(), e)
         self._entries, self._index, self._folded = entries, index, folded
         self._listeners.emit()
+
+    def _with_names(self, entry: ModelEntry) -> ModelEntry:
+        assert self._more_names is not None
+        more = [n for n in self._more_names(entry) if n not in entry.aliases]
+        return replace(entry, aliases=(*entry.aliases, *more)) if more else entry
 
     def scan(self) -> list[str]:
         """Walk ``MODEL_DIRS`` (blocking: call it off the event loop); returns the problems."""

@@ -1,5 +1,7 @@
-"""How a catalogue model is started: the manager's arguments from the entry, the settings
-and the load config. The lifecycle loads with them and compares running servers to them."""
+"""How a catalogue model is started: the manager's arguments from the entry, the settings,
+the model's preset (``models.ini``) and the load config. The lifecycle loads with them and
+compares running servers to them. The options come from the one mapping of
+``app/core/presets/flags.py``, both ways."""
 
 from __future__ import annotations
 
@@ -9,31 +11,28 @@ from typing import Any
 
 from app.config import Settings
 from app.core.models.entry import ModelEntry
+from app.core.presets.fields import ModelPreset
+from app.core.presets.flags import (
+    Known,
+    from_load_config,
+    load_config_values,
+    preset_args,
+    read_args,
+)
 
 
 @dataclass(frozen=True)
 class LoadConfig:
     """What a client may choose when it loads a model (LM Studio's load config)."""
 
-    context_length: int | None = None  # -c
-    flash_attention: bool | None = None  # -fa on|off (None: llama-server's auto)
-    eval_batch_size: int | None = None  # -b
-    offload_kv_cache_to_gpu: bool | None = None  # False: --no-kv-offload
-    parallel: int | None = None  # -np
-    gpu_layers: int | None = None  # -ngl (-1: all); None: LLAMA_GPU_LAYERS
-
-    def args(self) -> list[str]:
-        """llama-server's arguments for the fields set (the context length is ``ctx_size``)."""
-        out: list[str] = []
-        if self.flash_attention is not None:
-            out += ["-fa", "on" if self.flash_attention else "off"]
-        if self.eval_batch_size is not None:
-            out += ["-b", str(self.eval_batch_size)]
-        if self.offload_kv_cache_to_gpu is False:
-            out += ["--no-kv-offload"]
-        if self.parallel is not None:
-            out += ["-np", str(self.parallel)]
-        return out
+    # each is a field of the preset model too (its ``load_config`` metadata), which maps
+    # it to llama-server's option
+    context_length: int | None = None  # ctx-size
+    flash_attention: bool | None = None  # flash-attn on|off (None: llama-server's auto)
+    eval_batch_size: int | None = None  # batch-size
+    offload_kv_cache_to_gpu: bool | None = None  # kv-offload
+    parallel: int | None = None  # parallel
+    gpu_layers: int | None = None  # n-gpu-layers (-1: all); None: LLAMA_GPU_LAYERS
 
     def differs(self, running: LoadConfig) -> list[str]:
         """The fields set here that ``running`` has another value for."""
@@ -65,29 +64,8 @@ def running_config(
 ) -> LoadConfig:
     """The load config a server runs with, read from its arguments (the last one wins, as
     in llama-server)."""
-    fa = batch = par = None
-    kv = None
-    args = list(extra_args)
-    for i, a in enumerate(args):
-        nxt = args[i + 1] if i + 1 < len(args) else ""
-        if a in ("-fa", "--flash-attn") and nxt in ("on", "off"):
-            fa = nxt == "on"
-        elif a in ("-b", "--batch-size") and nxt.isdigit():
-            batch = int(nxt)
-        elif a in ("-np", "--parallel") and nxt.lstrip("-").isdigit():
-            par = int(nxt)
-        elif a in ("-nkvo", "--no-kv-offload"):
-            kv = False
-        elif a in ("-kvo", "--kv-offload"):
-            kv = True
-    return LoadConfig(
-        context_length=ctx_size,
-        flash_attention=fa,
-        eval_batch_size=batch,
-        offload_kv_cache_to_gpu=kv,
-        parallel=par,
-        gpu_layers=gpu_layers,
-    )
+    values = load_config_values(read_args(extra_args))
+    return LoadConfig(**{**values, "context_length": ctx_size, "gpu_layers": gpu_layers})
 
 
 def extra_args_for(entry: ModelEntry, s: Settings) -> list[str]:
@@ -110,16 +88,23 @@ def extra_args_for(entry: ModelEntry, s: Settings) -> list[str]:
 
 
 def launch_kwargs(
-    entry: ModelEntry, s: Settings, config: LoadConfig | None = None
+    entry: ModelEntry,
+    s: Settings,
+    config: LoadConfig | None = None,
+    *,
+    preset: ModelPreset | None = None,
+    known: Known = None,
 ) -> dict[str, Any]:
-    ctx = config.context_length if config and config.context_length is not None else None
-    ngl = config.gpu_layers if config and config.gpu_layers is not None else None
+    """The manager's arguments: the app's settings, the model's ``preset`` over them (its
+    ``[*]`` and own section, ``model_draft`` a file), then the client's ``config`` over that;
+    ``known``: the options the binary takes (None: the newest spellings)."""
+    p = from_load_config(config).over(preset or ModelPreset())
     return {
-        "n_gpu_layers": s.LLAMA_GPU_LAYERS if ngl is None else ngl,
-        "ctx_size": s.LLAMA_CTX_SIZE if ctx is None else ctx,
+        "n_gpu_layers": s.LLAMA_GPU_LAYERS if p.n_gpu_layers is None else p.n_gpu_layers,
+        "ctx_size": s.LLAMA_CTX_SIZE if p.ctx_size is None else p.ctx_size,
         "mmproj": entry.mmproj,
-        # the client's load config last: llama-server takes the last of a repeated flag
-        "extra_args": extra_args_for(entry, s) + (config.args() if config else []),
+        # the model's own options last: llama-server takes the last of a repeated option
+        "extra_args": extra_args_for(entry, s) + preset_args(p, known),
         "timeout": s.LLAMA_READY_TIMEOUT,
     }
 

@@ -28,6 +28,7 @@ from app.core.servers.launch import (
     exit_message,
     signal_words,
 )
+from app.core.servers.options import known_options
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.port_table import PortSlot, PortTable
 from app.core.servers.ports import ensure_port_free, wait_port_free
@@ -85,6 +86,11 @@ class LlamaServerManager(PortTable):
     @property
     def server_path(self) -> str:
         return self._server_path
+
+    def known_options(self) -> frozenset[str] | None:
+        """The options its llama-server takes (``--help``, once per binary file; None when
+        it cannot say). Blocking: call it off the event loop."""
+        return known_options(self._server_path, self._platform.spawn_kwargs())
 
     def log_path(self, port: int) -> Path:
         return self.log_dir / f"llama-server-{port}.log"

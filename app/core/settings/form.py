@@ -14,11 +14,13 @@ file is checked with when it is saved and read.
 from __future__ import annotations
 
 import os
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from app.config import GROUPS, Applies, Settings
@@ -70,6 +72,9 @@ class FormField:
     browse: Browse | None = None
     file_filter: str = ""
     applies: Applies | None = None  # when a change takes effect (every model field says)
+    optional: bool = False  # may be left unset (a per-model setting: the default applies)
+    suggest: str | None = None  # what the editor offers to choose from ("models")
+    default_text: str = ""  # what applies while an optional field is unset
 
     @property
     def step_limits(self) -> tuple[float, float]:
@@ -110,6 +115,15 @@ class FormField:
         return "\n".join(line for line in lines if line)
 
 
+def _unwrap_optional(annotation: object) -> tuple[object, bool]:
+    """``X | None`` -> (X, True); anything else -> (itself, False)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
+
+
 def _kind(name: str, annotation: object) -> tuple[Kind, tuple[str, ...]]:
     if typing.get_origin(annotation) is typing.Literal:
         return Kind.CHOICE, tuple(str(a) for a in typing.get_args(annotation))
@@ -127,7 +141,7 @@ def _kind(name: str, annotation: object) -> tuple[Kind, tuple[str, ...]]:
 
 
 def _browse(name: str) -> tuple[Browse, str] | None:
-    if name.endswith(("_GGUF", "_MMPROJ")):
+    if name.endswith(("_GGUF", "_MMPROJ", "model-draft")):
         return Browse.FILE, GGUF_FILTER
     if name.endswith("_PATH"):
         return Browse.FILE, ANY_FILTER
@@ -139,8 +153,10 @@ def _browse(name: str) -> tuple[Browse, str] | None:
 
 
 def form_field(name: str, info: FieldInfo) -> FormField:
-    """The editor for one field of the settings model."""
-    kind, choices = _kind(name, info.annotation)
+    """The editor for one field of a settings model (its alias names it, if it has one)."""
+    name = info.alias or name
+    annotation, optional = _unwrap_optional(info.annotation)
+    kind, choices = _kind(name, annotation)
     limits: dict[str, float] = {}
     for m in info.metadata:
         for attr in ("ge", "gt", "le", "lt"):
@@ -163,11 +179,14 @@ def form_field(name: str, info: FieldInfo) -> FormField:
         browse=browse,
         file_filter=file_filter,
         applies=Applies(str(extra["applies"])) if "applies" in extra else None,
+        optional=optional,
+        suggest=extra.get("suggest") or None,
+        default_text=str(extra.get("default_text") or ""),
     )
 
 
-def form_fields(model: type[Settings] = Settings) -> list[FormField]:
-    """Every field of the settings model, in the model's order."""
+def form_fields(model: type[BaseModel] = Settings) -> list[FormField]:
+    """Every field of a settings model (``Settings``, a model's preset), in its order."""
     return [form_field(name, info) for name, info in model.model_fields.items()]
 
 
@@ -200,9 +219,13 @@ def to_text(value: object) -> str:
     return str(value)
 
 
-def field_error(name: str, text: str) -> str | None:
-    """Pydantic's message for ``text`` as the value of ``name``; None when it is valid."""
-    for where, _value, msg in field_errors({name: text}):
+Checker = Callable[[dict[str, str]], list[tuple[str, object, str]]]
+
+
+def field_error(name: str, text: str, check: Checker = field_errors) -> str | None:
+    """Pydantic's message for ``text`` as the value of ``name``; None when it is valid.
+    ``check``: the model's own (``field_errors`` for ``Settings``)."""
+    for where, _value, msg in check({name: text}):
         if where == name:
             return f"{msg}."
     return None
