@@ -124,16 +124,25 @@ class LoadConfig:  # the shape of launch_args.LoadConfig
     eval_batch_size: int | None = None
     offload_kv_cache_to_gpu: bool | None = None
     parallel: int | None = None
+    gpu_layers: int | None = None
 
 
 def test_lm_studios_load_config_is_a_preset() -> None:
-    config = LoadConfig(context_length=2048, flash_attention=True, offload_kv_cache_to_gpu=False)
+    config = LoadConfig(
+        context_length=2048, flash_attention=True, offload_kv_cache_to_gpu=False, gpu_layers=20
+    )
     preset = from_load_config(config)
-    assert preset.set_fields() == {"ctx_size": 2048, "flash_attn": "on", "kv_offload": False}
+    assert preset.set_fields() == {
+        "ctx_size": 2048,
+        "flash_attn": "on",
+        "kv_offload": False,
+        "n_gpu_layers": 20,
+    }
     assert load_config_values(preset) == {
         "context_length": 2048,
         "flash_attention": True,
         "offload_kv_cache_to_gpu": False,
+        "gpu_layers": 20,
     }
     assert from_load_config(None).is_empty()
     assert load_config_values(ModelPreset(flash_attn="auto")) == {}

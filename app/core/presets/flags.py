@@ -34,6 +34,7 @@ class LoadConfigLike(Protocol):
     eval_batch_size: int | None
     offload_kv_cache_to_gpu: bool | None
     parallel: int | None
+    gpu_layers: int | None
 
 
 def _pick(flags: Sequence[str], known: Known) -> str | None:

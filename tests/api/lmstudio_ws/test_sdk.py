@@ -369,7 +369,10 @@ async def test_load_with_config_ttl_identifier_and_unload(start_api) -> None:
     await asyncio.to_thread(work)
     assert progress and progress[-1] == 1.0
     spec = inst_seen[-1].status.spec
-    assert spec.ctx_size == 1024 and "-b" in spec.extra_args and "off" in spec.extra_args
+    args = list(spec.extra_args)
+    assert spec.ctx_size == 1024
+    assert args[args.index("--batch-size") + 1] == "64"
+    assert args[args.index("--flash-attn") + 1] == "off"
     assert spec.n_gpu_layers == 1
     assert any(i.ttl == 30 for i in inst_seen)
     assert core.lifecycle.ready(LLM) is None
