@@ -31,6 +31,7 @@ SEND_INSTEAD = "Send it as JPEG or PNG instead (most photo apps can export or sh
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _ORIENTATION = 0x0112
 _HEAD = 64  # base64 characters decoded to tell the format: 48 bytes
+_EXIF_HEAD = 87_384  # base64 characters of a JPEG's first 64 KiB, where its EXIF block is
 
 
 @dataclass
@@ -231,10 +232,9 @@ async def check_images(body: Any, *, allow_urls: bool) -> bool:
             )
         if fmt != "JPEG":
             continue
-        raw = _decode(ref, data)
-        if b"Exif" not in raw[:65536]:  # the EXIF block sits at the start, if anywhere
+        if b"Exif" not in _decode(ref, data, _EXIF_HEAD):  # EXIF sits at the start, if anywhere
             continue
-        turned = await asyncio.to_thread(upright_jpeg, raw)
+        turned = await asyncio.to_thread(upright_jpeg, _decode(ref, data))
         if turned is not None:
             encoded = base64.b64encode(turned).decode("ascii")
             ref.holder[ref.field] = encoded if ref.base64_only else f"{header},{encoded}"
