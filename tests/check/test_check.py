@@ -107,8 +107,8 @@ async def test_models_loaded_before_stay_loaded_and_come_back(start_check) -> No
     assert rows_of(report, LLM)["put back"][0] == PASS
     assert loaded(core) == {LLM}
 
-    # a model loaded before and checked itself: checked in place, not unloaded
-    report = await run(LLM)
+    # a model loaded before and checked itself (named by its file): checked in place
+    report = await run(Path(core.catalogue.resolve(LLM).path).name)
     llm = rows_of(report, LLM)
     assert llm["load"][0] == PASS and "loaded before the check" in llm["load"][1]
     assert llm["unload"] == (SKIP, "left loaded, as it was before the check")
@@ -196,3 +196,13 @@ async def test_a_cancelled_check_leaves_nothing_loaded(start_check) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not loaded(core)
+
+
+async def test_an_unknown_model_fails_naming_the_known_ones(start_check) -> None:
+    core, run = await start_check()
+    report = await run("no/such-model")
+    assert [(r.subject, r.check, r.result) for r in report.rows] == [
+        ("no/such-model", "model", FAIL)
+    ]
+    assert VLM in report.rows[0].detail and LLM in report.rows[0].detail
+    assert not report.ok and not loaded(core)

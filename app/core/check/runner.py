@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 
@@ -104,10 +105,11 @@ class ModelCheck:
         self.before = set(ps)
         self._see(ps)
         try:
-            for key in keys:
-                if key not in models:
+            for name in keys:
+                key = await self._resolve(name, models)
+                if key is None:
                     known = ", ".join(models) or "none"
-                    self._row(key, "model", FAIL, f"unknown model (known: {known})")
+                    self._row(name, "model", FAIL, f"unknown model (known: {known})")
                     continue
                 await self._stop_if_held()
                 await self._model(key, models[key].get("type") or "llm")
@@ -119,6 +121,16 @@ class ModelCheck:
         finally:
             await self._put_back()
         return Report(self.rows)
+
+    async def _resolve(self, name: str, models: dict[str, dict[str, Any]]) -> str | None:
+        """The key of ``name`` (a key, or an alias such as the file name); None if unknown."""
+        if name in models:
+            return name
+        try:
+            found = await self.api.call(f"/api/v0/models/{quote(name, safe='/')}")
+        except ApiAnswerError:
+            return None
+        return found.get("id") if found.get("id") in models else None
 
     # ── One model ─────────────────────────────────────────────────────────────
     async def _model(self, key: str, kind: str) -> None:
@@ -307,9 +319,7 @@ class ModelCheck:
             except OSError:
                 ok = False
             if not ok:
-                raise _Failed(
-                    f"no log file for the {role} model ({path or 'it never ran'})"
-                )
+                raise _Failed(f"no log file for the {role} model ({path or 'it never ran'})")
             paths[role] = path  # type: ignore[assignment]
         if paths["vision"] == paths["LLM"]:
             return f"both in {paths['vision']} (one port, switched)"
