@@ -347,7 +347,7 @@ class Settings(BaseSettings):
         "downloads them. Off: such requests get a 400 asking for the image inline (a data: "
         "URL). Risk: anyone who may call the API can make this computer fetch addresses on "
         "your network and learn which of them answer",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, NOW),
     )
     API_CHAT_STORE_MB: float = Field(
         default=256.0,
@@ -356,7 +356,7 @@ class Settings(BaseSettings):
         description="/api/v1/chat keeps conversations (images included) in memory so a client "
         "can continue them (previous_response_id) until the app quits; past this size the "
         "least recently used are dropped. 0 = keep none",
-        json_schema_extra=_in(API),
+        json_schema_extra=_in(API, NOW),
     )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
