@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.bench.prompts import sample_image
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.snapshot import GpuSnapshot
@@ -27,6 +28,7 @@ from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
 from app.ui.benchmark_window import BenchmarkWindow
+from app.ui.check_window import CheckWindow
 from app.ui.downloads_window import GetModelsWindow
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
@@ -94,6 +96,7 @@ class TrayApp(QObject):
         self.models_window: ModelsWindow | None = None
         self.benchmark_window: BenchmarkWindow | None = None
         self.get_models_window: GetModelsWindow | None = None
+        self.check_window: CheckWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.verbs = {
             "show": self._verb_show,
@@ -177,7 +180,7 @@ class TrayApp(QObject):
         self.instance.close()
         self.tray.hide()
         windows = (self.models_window, self.settings_dialog, self.benchmark_window)
-        for w in (*windows, self.get_models_window):
+        for w in (*windows, self.get_models_window, self.check_window):
             if w is not None and shiboken6.isValid(w):
                 w.close()
 
@@ -341,6 +344,22 @@ class TrayApp(QObject):
         self.models_window.show()
         self.models_window.raise_()
         self.models_window.activateWindow()
+
+    def show_check(self) -> None:
+        """The Check models window (each model and FamilyLog's pair, through the app's API)."""
+        if self.check_window is None:
+            core = self.core
+            self.check_window = CheckWindow(
+                api_url=lambda: core.api.url if core.api is not None else None,
+                settings=lambda: core.settings,
+                models=lambda: [e.key for e in core.catalogue.entries() if e.configured],
+                image=lambda: sample_image().read_bytes(),
+                server_log=self.paths.server_log,
+            )
+        self.check_window.fill_models()
+        self.check_window.show()
+        self.check_window.raise_()
+        self.check_window.activateWindow()
 
     def show_benchmark(self) -> None:
         """The Benchmark window (the prompt set against the app's API, and another server)."""

@@ -1,4 +1,4 @@
-"""The "Check models" window over a real app (its API, real llama-servers, the tiny vision
+"""The "Check models…" window, opened from the tray menu of a real app (its API, real llama-servers, the tiny vision
 pair): Start shows what runs, then the table with pass/fail coloured; Cancel leaves
 nothing loaded; a FamilyLog run holding a model is named instead of a table."""
 
@@ -9,22 +9,20 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from app.core.check.report import PASS
-from app.paths import AppPaths
 from app.ui.check_window import ALL, COLORS, FAMILYLOG, CheckWindow
 
-SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "bench" / "sample.png"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def _window(app) -> CheckWindow:
-    core = app.core
-    return CheckWindow(
-        api_url=lambda: core.api.url if core.api else None,
-        settings=lambda: core.settings,
-        models=lambda: [e.key for e in core.catalogue.entries()],
-        image=SAMPLE.read_bytes,
-        server_log=AppPaths.resolve().server_log,
-    )
+def _open(app, qtbot) -> CheckWindow:
+    """The window as the user opens it: "Check models…" in the tray menu."""
+    app.menu.rebuild()
+    assert app.menu.act_check.text() == "Check models…"
+    app.menu.act_check.trigger()
+    w = app.check_window
+    assert w is not None
+    qtbot.waitExposed(w)
+    return w
 
 
 def test_check_window_runs_shows_and_cancels(
@@ -41,10 +39,7 @@ def test_check_window_runs_shows_and_cancels(
         API_PORT=0,
         RUN_MODE="switch",
     )
-    w = _window(app)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = _open(app, qtbot)
     offered = [w.which_box.itemData(i) for i in range(w.which_box.count())]
     assert offered[:2] == [FAMILYLOG, ALL] and "tiny/vision" in offered
 
@@ -76,8 +71,7 @@ def test_check_window_names_a_run_that_holds_a_model(make_app, arun, wait, qtbot
     app = make_app(LLM_MODEL_GGUF=str(tiny_model), API_ENABLED=True, API_PORT=0)
     inst = arun(app.core.lifecycle.ensure(app.core.catalogue.role("llm")))
     app.core.lifecycle.hold(inst, "familylog-run")
-    w = _window(app)
-    qtbot.addWidget(w)
+    w = _open(app, qtbot)
     w.start()
     wait(w.task.done, timeout=60)
     assert w.status.text().startswith("Not checked: a FamilyLog run is using")
