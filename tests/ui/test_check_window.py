@@ -1,6 +1,6 @@
-"""The "Check models…" window, opened from the tray menu of a real app (its API, real llama-servers, the tiny vision
-pair): Start shows what runs, then the table with pass/fail coloured; Cancel leaves
-nothing loaded; a FamilyLog run holding a model is named instead of a table."""
+"""The "Check models…" window, opened from the tray menu of a real app (its API, real
+llama-servers, the tiny vision pair): Start shows what runs, then the table with pass/fail
+coloured; Cancel leaves nothing loaded; a FamilyLog run holding a model is named instead."""
 
 from __future__ import annotations
 
