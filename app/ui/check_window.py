@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 
 from app.config import Settings
 from app.core.check.client import ApiAnswerError, AppApi, AppNotRunningError
+from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import FAIL, HEADS, PASS, Report, table_text
-from app.core.check.runner import ModelCheck, choose, familylog_roles
+from app.core.check.runner import ModelCheck
 from app.ui.tasks import spawn
 
 log = logging.getLogger(__name__)

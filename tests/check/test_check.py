@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from app.core.check.client import AppApi
+from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import FAIL, PAIR, PASS, SKIP, table_text
-from app.core.check.runner import ModelCheck, choose, familylog_roles
+from app.core.check.runner import ModelCheck
 from app.paths import AppPaths
 from tests.api.conftest import base_url
 from tests.support.tiny_model import write_tiny_bert, write_tiny_model
@@ -150,7 +151,11 @@ async def test_a_model_that_does_not_load_fails_with_the_reason_in_words(
     assert all(r == PASS for r, _ in rows_of(report, LLM).values())  # the LLM is fine
     pair = rows_of(report, PAIR)
     assert pair[f"load the vision model ({VLM})"][0] == FAIL
+    assert pair["the switch to the LLM works"][1].endswith(f"{VLM} was not loaded")
     assert pair["the LLM answers"][0] == PASS
+    logs = pair["each has its log file"]
+    assert logs[0] == PASS  # a start that failed has its log too; a missing file never starts
+    assert logs[1].endswith("the vision model never started") == (problem == "missing mmproj")
     assert not report.ok and f"{len(report.failures)} checks failed." in table_text(report)
     assert not loaded(core)
 

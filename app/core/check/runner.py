@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,18 +24,16 @@ from urllib.parse import quote
 
 import psutil
 
-from app.config import Settings
 from app.core.check.client import ApiAnswerError, AppApi
 from app.core.check.reasons import reason_words
 from app.core.check.report import FAIL, PAIR, PASS, SKIP, CheckRow, Report, size_words
-from app.core.models.catalogue import role_entries
 from app.core.servers.server_log import START_MARK
 
 Progress = Callable[[str], None]
 CHAT = "Say hello to the family in one short sentence."
 PHOTO = "Describe this photo in one sentence."
 CHAT_TOKENS = 16
-KINDS = ("llm", "vlm", "embeddings")  # /api/v0/models' types; a reranker is "embeddings"
+_LOG_NAMED = re.compile(r"Read (\S+\.log)\b")  # a failed load's message names its log
 
 
 class HeldByRunError(RuntimeError):
@@ -167,6 +166,8 @@ class ModelCheck:
             took = await self.api.load(key)
         except ApiAnswerError as e:
             self._row(subject, check, FAIL, reason_words(e.message))
+            if found := _LOG_NAMED.search(e.message):  # the log of the start that failed
+                self.logs[key] = Path(found[1])
             return False
         self.loaded.add(key)
         ps = await self.api.ps()
@@ -274,11 +275,17 @@ class ModelCheck:
         ps = await self.api.ps()
         if llm in ps:
             return f"{llm} was already loaded"
+        vision_was_loaded = vision in ps
         took = await self.api.load(llm)
         self.loaded.add(llm)
         ps = await self.api.ps()
         self._see(ps)
-        room = f"{vision} was unloaded to make room" if vision not in ps else "both stay loaded"
+        if not vision_was_loaded:
+            room = f"{vision} was not loaded"
+        elif vision in ps:
+            room = "both stay loaded"
+        else:
+            room = f"{vision} was unloaded to make room"
         memory = size_words(
             (ps.get(llm) or {}).get("memory_bytes"), (ps.get(llm) or {}).get("memory_kind")
         )
@@ -312,18 +319,27 @@ class ModelCheck:
 
     async def _log_files(self, vision: str, llm: str) -> str:
         paths: dict[str, Path] = {}
+        never = []
         for role, key in (("vision", vision), ("LLM", llm)):
             path = self.logs.get(key)
+            if path is None:  # it never started (a missing file): there is no log to have
+                never.append(f"the {role} model never started")
+                continue
             try:
-                ok = path is not None and START_MARK in path.read_text(errors="replace")
+                ok = START_MARK in path.read_text(errors="replace")
             except OSError:
                 ok = False
             if not ok:
-                raise _Failed(f"no log file for the {role} model ({path or 'it never ran'})")
-            paths[role] = path  # type: ignore[assignment]
-        if paths["vision"] == paths["LLM"]:
-            return f"both in {paths['vision']} (one port, switched)"
-        return f"vision: {paths['vision']}; LLM: {paths['LLM']}"
+                raise _Failed(f"no log file for the {role} model: {path} is missing")
+            paths[role] = path
+        if not paths:
+            raise _Skipped("not run: neither model started")
+        logs = list(dict.fromkeys(paths.values()))
+        if len(paths) == 2 and len(logs) == 1:
+            found = f"both in {logs[0]} (one port, switched)"
+        else:
+            found = "; ".join(f"{role}: {path}" for role, path in paths.items())
+        return "; ".join([found, *never])
 
     # ── Helpers ───────────────────────────────────────────────────────────────
     def _row(self, subject: str, check: str, result: str, detail: str) -> None:
@@ -335,6 +351,9 @@ class ModelCheck:
             detail = await work
         except _Failed as e:
             self._row(subject, check, FAIL, str(e))
+            return False
+        except _Skipped as e:
+            self._row(subject, check, SKIP, str(e))
             return False
         except ApiAnswerError as e:
             self._row(subject, check, FAIL, reason_words(e.message))
@@ -380,25 +399,5 @@ class _Failed(Exception):
     """A check failed; the message says why, in words."""
 
 
-def choose(
-    models: list[dict[str, Any]], which: str | None, roles: dict[str, str]
-) -> tuple[list[str], tuple[str, str] | None]:
-    """(the models to check, FamilyLog's pair to check after them or None).
-
-    ``which``: None checks FamilyLog's models (``roles``: role -> key of the configured
-    ones) and their pair, or every model when none is configured; "all" every model and
-    the pair; a key that model alone."""
-    every = [m["id"] for m in models if m.get("type") in KINDS]
-    pair = (roles["vision"], roles["llm"]) if "vision" in roles and "llm" in roles else None
-    if which == "all":
-        return every, pair
-    if which:
-        return [which], None
-    if roles:
-        return list(dict.fromkeys(roles.values())), pair
-    return every, None
-
-
-def familylog_roles(settings: Settings) -> dict[str, str]:
-    """FamilyLog's configured models by role ("vision", "llm"): their keys."""
-    return {role: e.key for role, e in role_entries(settings).items() if e.configured}
+class _Skipped(Exception):
+    """A check could not run; the message says why."""
