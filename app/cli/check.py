@@ -16,13 +16,13 @@ import json
 import sys
 
 from app.cli.app_api import app_url
-from app.cli.exit_codes import ExitCode
 from app.config import Settings
 from app.core.bench.prompts import sample_image
 from app.core.check.client import ApiAnswerError, AppApi, AppNotRunningError
 from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import Report, table_text
 from app.core.check.runner import ModelCheck
+from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 
