@@ -174,6 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or args.benchmark
         or args.load is not None
         or args.unload is not None
+        or args.download is not None
     ):
         p.error("--check asks the running app; it goes alone (or with --json)")
     if args.ps and (

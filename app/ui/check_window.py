@@ -23,10 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings
+from app.core.app_core import AppCore
+from app.core.bench.prompts import sample_image
 from app.core.check.client import ApiAnswerError, AppApi, AppNotRunningError
 from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import FAIL, HEADS, PASS, Report, table_text
 from app.core.check.runner import ModelCheck
+from app.paths import AppPaths
 from app.ui.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,17 @@ class CheckWindow(QWidget):
         lay.addWidget(self.table, 1)
         self.resize(980, 560)
         self.fill_models()
+
+    @classmethod
+    def of(cls, core: AppCore, paths: AppPaths) -> CheckWindow:
+        """The window for the running app: its API, settings, catalogue and server logs."""
+        return cls(
+            api_url=lambda: core.api.url if core.api is not None else None,
+            settings=lambda: core.settings,
+            models=lambda: [e.key for e in core.catalogue.entries() if e.configured],
+            image=lambda: sample_image().read_bytes(),
+            server_log=paths.server_log,
+        )
 
     def fill_models(self) -> None:
         current = self.which_box.currentData()

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.config import Settings
 from app.core.app_core import AppCore
-from app.core.bench.prompts import sample_image
 from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.snapshot import GpuSnapshot
@@ -348,14 +347,7 @@ class TrayApp(QObject):
     def show_check(self) -> None:
         """The Check models window (each model and FamilyLog's pair, through the app's API)."""
         if self.check_window is None:
-            core = self.core
-            self.check_window = CheckWindow(
-                api_url=lambda: core.api.url if core.api is not None else None,
-                settings=lambda: core.settings,
-                models=lambda: [e.key for e in core.catalogue.entries() if e.configured],
-                image=lambda: sample_image().read_bytes(),
-                server_log=self.paths.server_log,
-            )
+            self.check_window = CheckWindow.of(self.core, self.paths)
         self.check_window.fill_models()
         self.check_window.show()
         self.check_window.raise_()

@@ -89,7 +89,12 @@ def test_check_names_a_broken_projector_and_exits_1(headless, tmp_path: Path) ->
 def test_check_arguments() -> None:
     assert parse_args(["--check"]).check == ""
     assert parse_args(["--check", "all", "--json"]).check == "all"
-    for bad in (["--check", "--ps"], ["--check", "--json", "x.json"], ["--check", "--headless"]):
+    for bad in (
+        ["--check", "--ps"],
+        ["--check", "--json", "x.json"],
+        ["--check", "--headless"],
+        ["--check", "--download", "org/repo"],
+    ):
         with pytest.raises(SystemExit) as e:
             parse_args(bad)
         assert e.value.code == 2
