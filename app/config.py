@@ -342,6 +342,24 @@ class Settings(BaseSettings):
         "(RUN_PRELOAD set, CONNECTION_TYPE=offline, FAMILYLOG_MANAGES_MODELS off)",
         json_schema_extra=_in(API, NEXT_LOAD),
     )
+    API_ALLOW_IMAGE_URLS: bool = Field(
+        default=False,
+        title="Let llama-server fetch image URLs",
+        description="Pass http(s):// and file:// image URLs on to llama-server, which then "
+        "downloads them. Off: such requests get a 400 asking for the image inline (a data: "
+        "URL). Risk: anyone who may call the API can make this computer fetch addresses on "
+        "your network and learn which of them answer",
+        json_schema_extra=_in(API, NOW),
+    )
+    API_CHAT_STORE_MB: float = Field(
+        default=256.0,
+        ge=0,
+        title="Memory for stored chats (MiB)",
+        description="/api/v1/chat keeps conversations (images included) in memory so a client "
+        "can continue them (previous_response_id) until the app quits; past this size the "
+        "least recently used are dropped. 0 = keep none",
+        json_schema_extra=_in(API, NOW),
+    )
 
     # ── Logs ──────────────────────────────────────────────────────────────────
     LOG_VIEW_MAX_LINES: int = Field(

@@ -20,6 +20,8 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
   (``app.cli.download``).
 - ``--benchmark [--model KEY] [--runs N] [--against URL] [--against-model NAME] [--json
   FILE]``: the speed benchmark against the running app's API (``app.cli.benchmark``).
+- ``--check [KEY|all] [--json]``: check my models (load, chat, image, embedding, unload;
+  then FamilyLog's pair) through the running app's API (``app.cli.check``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM (``app.cli.headless``).
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
@@ -63,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_download_args(p)
     _add_benchmark_args(p)
+    p.add_argument(
+        "--check",
+        metavar="KEY|all",
+        nargs="?",
+        const="",
+        help="check models through the running app: load each, ask it, unload it, then "
+        "FamilyLog's vision → LLM switch (default: FamilyLog's two models; 'all': every model)",
+    )
     p.add_argument(
         "--ps",
         action="store_true",
@@ -126,7 +136,7 @@ def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const="-",
         help="also write the results as JSON to FILE (alone: print JSON instead of the table; "
-        "with --ps: print JSON)",
+        "with --ps or --check: print JSON)",
     )
     b.add_argument(
         "--prompt-tokens", metavar="N", type=_positive_int, default=2000, help=argparse.SUPPRESS
@@ -153,10 +163,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--load and --unload cannot be combined; run them one after the other")
     if args.ctx is not None and args.load is None:
         p.error("--ctx goes with --load")
-    if args.json is not None and not (args.ps or args.benchmark):
-        p.error("--json goes with --ps or --benchmark")
-    if args.ps and args.json not in (None, "-"):
-        p.error("with --ps, --json takes no file: it prints JSON")
+    checking = args.check is not None
+    if args.json is not None and not (args.ps or args.benchmark or checking):
+        p.error("--json goes with --ps, --benchmark or --check")
+    if (args.ps or checking) and args.json not in (None, "-"):
+        p.error(f"with {'--ps' if args.ps else '--check'}, --json takes no file: it prints JSON")
+    if checking and (
+        args.ps
+        or args.headless
+        or args.benchmark
+        or args.load is not None
+        or args.unload is not None
+        or args.download is not None
+    ):
+        p.error("--check asks the running app; it goes alone (or with --json)")
     if args.ps and (
         args.headless or args.benchmark or args.load is not None or args.unload is not None
     ):
@@ -224,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.benchmark import run as run_benchmark
 
         return run_benchmark(args, settings, paths)
+
+    if args.check is not None:
+        from app.cli.check import check_command
+
+        return check_command(settings, paths, args.check, as_json=args.json is not None)
 
     verb = forwarded_verb(args)
     if verb and not args.headless:

@@ -15,6 +15,7 @@ import pytest
 
 from app.config import Settings
 from tests.support.tiny_model import write_corrupt_model, write_tiny_model
+from tests.support.tiny_vision import write_tiny_vision_pair
 from tests.support.transitions import logged_illegal_transitions
 from tests.support.wait import wait_until
 
@@ -84,6 +85,12 @@ def tiny_model(models_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_b(models_dir: Path) -> Path:
     return write_tiny_model(models_dir / "tiny-other-F32.gguf", seed=1, name="tiny-other")
+
+
+@pytest.fixture(scope="session")
+def tiny_vision(models_dir: Path) -> tuple[Path, Path]:
+    """A tiny vision pair: (model, mmproj) with a real projector; an image is 16 tokens."""
+    return write_tiny_vision_pair(models_dir / "vision")
 
 
 @pytest.fixture(scope="session")

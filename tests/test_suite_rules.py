@@ -84,10 +84,14 @@ def mirrored() -> set[str]:
     """The test folders the code asks for: one per subpackage of ``app/core`` and of ``app``
     (``cli``, ``ui``, ``platform``), ``core`` for the core's top modules, ``packaging``."""
     packages = {p.parent.name for p in APP.glob("*/__init__.py")} - {"core"}
-    return {p.parent.name for p in (APP / "core").glob("*/__init__.py")} | packages | {
-        "core",
-        "packaging",
-    }
+    return (
+        {p.parent.name for p in (APP / "core").glob("*/__init__.py")}
+        | packages
+        | {
+            "core",
+            "packaging",
+        }
+    )
 
 
 def test_the_tests_mirror_the_code() -> None:
@@ -103,7 +107,9 @@ def test_the_tests_mirror_the_code() -> None:
 
 
 def test_the_readme_names_every_test_folder() -> None:
-    development = (TESTS.parent / "README.md").read_text(encoding="utf-8").split("## Development")[1]
+    development = (
+        (TESTS.parent / "README.md").read_text(encoding="utf-8").split("## Development")[1]
+    )
     named = set(re.findall(r"`tests/([a-z_]+)/?`", development))
     folders = {p.parent.name for p in TESTS.glob("*/__init__.py")}
     assert named - HELPERS == folders - HELPERS, (sorted(named), sorted(folders - HELPERS))

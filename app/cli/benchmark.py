@@ -97,6 +97,7 @@ async def benchmark_command(args, settings, paths) -> int:
         print(f"familylog-tray: {e}", file=sys.stderr)
         return ExitCode.FAILED
     rows = summarize(measurements)
+    code = ExitCode.FAILED if any(r.failed for r in rows) else ExitCode.OK  # the table shows which
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path, csv_path = save_results(paths.bench_dir, rows, measurements, stamp)
     chart = paths.bench_dir / f"benchmark-{stamp}.png"
@@ -109,7 +110,7 @@ async def benchmark_command(args, settings, paths) -> int:
         chart = None
     if quiet:
         print(json.dumps({"results": [r.json() for r in rows]}, indent=2))
-        return ExitCode.OK
+        return code
     if args.json:
         write_json(Path(args.json), rows, measurements)
     print()
@@ -117,7 +118,7 @@ async def benchmark_command(args, settings, paths) -> int:
     print()
     print("Medians over the runs, (min–max) where they differ.")
     print(f"Saved {json_path}, {csv_path}" + (f" and {chart}" if chart else ""))
-    return ExitCode.OK
+    return code
 
 
 def run(args, settings, paths) -> int:

@@ -29,6 +29,7 @@ class RowHost(Protocol):
     def cancel(self, key: str) -> object: ...
     def model_settings(self, key: str) -> object: ...
 
+
 COLUMNS = (
     "Name",
     "Key",

@@ -27,6 +27,7 @@ from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
 from app.ui.benchmark_window import BenchmarkWindow
+from app.ui.check_window import CheckWindow
 from app.ui.downloads_window import GetModelsWindow
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
@@ -95,6 +96,7 @@ class TrayApp(QObject):
         self.models_window: ModelsWindow | None = None
         self.benchmark_window: BenchmarkWindow | None = None
         self.get_models_window: GetModelsWindow | None = None
+        self.check_window: CheckWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.preset_dialogs: dict[str, PresetDialog] = {}  # a model's Settings…, by key
         self.verbs = {
@@ -179,7 +181,8 @@ class TrayApp(QObject):
         self.instance.close()
         self.tray.hide()
         windows = (self.models_window, self.settings_dialog, self.benchmark_window)
-        for w in (*windows, self.get_models_window, *self.preset_dialogs.values()):
+        windows = (*windows, self.get_models_window, self.check_window)
+        for w in (*windows, *self.preset_dialogs.values()):
             if w is not None and shiboken6.isValid(w):
                 w.close()
 
@@ -343,6 +346,15 @@ class TrayApp(QObject):
         self.models_window.show()
         self.models_window.raise_()
         self.models_window.activateWindow()
+
+    def show_check(self) -> None:
+        """The Check models window (each model and FamilyLog's pair, through the app's API)."""
+        if self.check_window is None:
+            self.check_window = CheckWindow.of(self.core, self.paths)
+        self.check_window.fill_models()
+        self.check_window.show()
+        self.check_window.raise_()
+        self.check_window.activateWindow()
 
     def show_benchmark(self) -> None:
         """The Benchmark window (the prompt set against the app's API, and another server)."""

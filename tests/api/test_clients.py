@@ -11,7 +11,6 @@ import openai
 import psutil
 import pytest
 
-from app.core.api.chat_v1 import ChatStore
 from app.core.presets.flags import read_args
 from tests.api.conftest import base_url, client
 from tests.support.tiny_model import write_tiny_bert, write_tiny_model
@@ -233,15 +232,6 @@ async def test_v1_chat_two_stateful_turns_and_stream(start_api) -> None:
             "/api/v1/chat", json={"model": LLM, "input": "x", "previous_response_id": "resp_nope"}
         )
         assert r.status_code == 404 and r.json()["error"]["code"] == "response_not_found"
-
-
-def test_chat_store_drops_the_least_recently_used() -> None:
-    store = ChatStore(limit=2)
-    a = store.put([{"role": "user", "content": "a"}])
-    b = store.put([{"role": "user", "content": "b"}])
-    assert store.get(a) is not None  # a is used again: b is now the oldest
-    store.put([{"role": "user", "content": "c"}])
-    assert store.get(b) is None and store.get(a) is not None and len(store) == 2
 
 
 # ── llama-server's endpoints, embedding and reranker models ───────────────────

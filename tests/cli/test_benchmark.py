@@ -14,6 +14,7 @@ import pytest
 
 from app.cli.benchmark import benchmark_command
 from app.paths import AppPaths
+from tests.api.conftest import CTX
 from tests.conftest import free_port
 from tests.support.app import start_foreign_server
 from tests.support.wait import until, wait_until
@@ -106,3 +107,60 @@ async def test_benchmark_against_two_real_servers(start_api, other_server, tmp_p
     # the app's own speed statistics saw the same replies
     await until(lambda: core.stats.get(LLM) is not None)
     assert core.stats.get(LLM).requests == 9
+
+
+async def test_benchmark_fits_a_vision_model_and_one_failure_hides_nothing(
+    start_api, other_server, tiny_vision, tmp_path
+) -> None:
+    """A vision model with a 512-token context: the long prompt (2,000 tokens of words) is
+    shortened to fit and the table says so; the image prompt runs; the other server (a text
+    model without a projector) fails the image prompt, which shows in its row while all its
+    other prompts still run, and the command exits 1."""
+    url, other_log = other_server
+    model, mmproj = tiny_vision
+    core = await start_api(VISION_MODEL_GGUF=str(model), VISION_MMPROJ=str(mmproj))
+    vlm = "qwen/qwen3-vl-8b"
+    import httpx
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=5, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(healthy, 60), other_log.read_text()
+    out_json = tmp_path / "bench.json"
+    args = argparse.Namespace(
+        model=vlm,
+        runs=2,
+        against=f"{url}/v1",
+        against_model=None,
+        json=str(out_json),
+        prompt_tokens=2000,
+        gen_tokens=48,
+    )
+    code = await benchmark_command(args, core.settings, AppPaths.resolve().ensure())
+    assert code == 1
+    rows = {(r["server"], r["prompt"]): r for r in json.loads(out_json.read_text())["results"]}
+    other = f"{url}/v1"
+    prompts = ("short chat", "long prompt", "generate", "image")
+    assert set(rows) == {(s, p) for s in ("app", other) for p in prompts}
+    for server in ("app", other):
+        long = rows[(server, "long prompt")]
+        assert long["runs"] == 2 and long["generation_tokens_per_second"] > 0
+        assert "to fit the model's context" in long["note"], long
+        fitted_tokens = int(re.search(r"shortened to ([\d,]+) prompt", long["note"])[1])
+        assert 64 < fitted_tokens <= CTX - 32
+    image = rows[("app", "image")]
+    assert image["runs"] == 2 and image["generation_tokens_per_second"] > 0 and not image["note"]
+    failed = rows[(other, "image")]
+    assert failed["runs"] == 0 and failed["failed"] and failed["note"].startswith("failed: ")
+    assert "image" in failed["note"] or "mmproj" in failed["note"], failed["note"]
+    for p in ("short chat", "generate"):
+        assert rows[(other, p)]["runs"] == 2 and not rows[(other, p)]["failed"]
+    # the app's llama-server evaluated the shortened prompt: its log shows that many tokens
+    log = core.log_path(core.settings.LLAMA_VISION_PORT).read_text(errors="replace")
+    evaluated = [
+        int(n) for n in re.findall(r"prompt eval time =\s+[\d.]+ ms /\s+(\d+) tokens", log)
+    ]
+    assert max(evaluated) <= CTX

@@ -46,7 +46,7 @@ def test_environment_and_familylog_env_alone_need_no_first_run(
     text = settings_origin(s, paths)
     assert f"llama-server ({llama_server_bin}) from the environment" in text, text
     assert f"the LLM model from FamilyLog's .env ({fl / '.env'})" in text, text
-    assert "vision" not in text and str(paths.settings_file) in text
+    assert "the vision model" not in text and str(paths.settings_file) in text
 
 
 def test_complete_settings_need_no_first_run(paths, llama_server_bin, tiny_model) -> None:

@@ -54,13 +54,16 @@ def write_tiny_model(
     pooling: int | None = None,
     fim: bool = False,
     chat_template: str | None = None,
+    n_embd: int = N_EMBD,
 ) -> Path:
     """Write a tiny llama GGUF to ``path`` and return it (``pooling``: llama.cpp's pooling
     type in the header, e.g. 4 for a reranker, which the catalogue then serves as one;
-    ``fim``: with fill-in-the-middle tokens; ``chat_template``: a Jinja chat template)."""
+    ``fim``: with fill-in-the-middle tokens; ``chat_template``: a Jinja chat template;
+    ``n_embd``: another width)."""
     rng = np.random.default_rng(seed)
     tokens, types, merges = _vocab(fim)
     n_vocab = len(tokens)
+    N_EMBD = n_embd  # noqa: N806 - the module's width, overridden
     head_dim = N_EMBD // N_HEAD
 
     w = GGUFWriter(str(path), "llama")

@@ -165,7 +165,9 @@ def test_load_and_unload_are_forwarded(running_app, llama_server_bin, tiny_model
     assert out.startswith(f"Loaded {key} in ") or out.startswith(f"Loaded LLM ({key}) in "), out
     assert f"(context {CTX} tokens)" in out, out
     # where clients ask for it: the API's bound address, not the text of a method
-    assert re.search(rf'; clients ask for "{re.escape(key)}" at http://127\.0\.0\.1:\d+\.$', out), out
+    assert re.search(rf'; clients ask for "{re.escape(key)}" at http://127\.0\.0\.1:\d+\.$', out), (
+        out
+    )
     assert len(servers_of(running_app, llama_server_bin)) == 1
 
     code, out, err = cli("--load", key)

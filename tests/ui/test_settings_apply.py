@@ -316,6 +316,21 @@ def connection_cap(w: World, v: str) -> bool:
     return f"API_MAX_CONNECTIONS={n})" in w.arun(go())
 
 
+def image_url_passes(w: World, v: str) -> bool:
+    """An image URL gets past the image check (to the unknown model's 404), not its 400."""
+    part = {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/photo.png"}}
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": [part]}]}
+    return w.http("POST", "/v1/chat/completions", json=body).status_code == 404
+
+
+def chat_not_kept(w: World, v: str) -> bool:
+    """With API_CHAT_STORE_MB=0 a chat is answered but not kept: no ``response_id``."""
+    key = w.core.catalogue.role("llm").key
+    r = w.http("POST", "/api/v1/chat", json={"model": key, "input": "Hi", "max_output_tokens": 1})
+    assert r.status_code == 200, r.text
+    return "response_id" not in r.json()
+
+
 def third_model(w: World) -> str:
     return str(w.files["third"])
 
@@ -406,6 +421,8 @@ CASES: dict[str, Case] = {
     ),
     "API_MAX_CONNECTIONS": Case(const("2"), connection_cap, base={"API_MAX_CONNECTIONS": 1}),
     "LLAMA_PORTS_OPEN": Case(const("true"), answers_without_key),
+    "API_ALLOW_IMAGE_URLS": Case(const("true"), image_url_passes),
+    "API_CHAT_STORE_MB": Case(const("0"), chat_not_kept),
     # ── FamilyLog runs ──
     "CONNECTION_TYPE": Case(const("online"), lambda w, v: run_env(w)["CONNECTION_TYPE"] == v),
     "OPENROUTER_URL": Case(

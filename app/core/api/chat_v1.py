@@ -5,20 +5,24 @@ Inputs: ``model``, ``input`` (a string, or message/text/image items), ``system_p
 ``max_output_tokens``, ``context_length``, ``stream``, ``store``, ``previous_response_id``.
 Answer: ``model_instance_id``, ``output`` (one message), ``stats`` and ``response_id``. A
 stream sends LM Studio's events (``chat.start`` … ``message.delta`` … ``chat.end``).
-Chats are kept in memory, the most recent ``MAX_CHATS`` of them (least recently used go).
+Chats are kept in memory within ``API_CHAT_STORE_MB`` (images included; least recently used
+go first) until the app quits.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
+from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
@@ -26,7 +30,10 @@ from app.core.api.speed import Meter
 from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 from app.core.models.launch_args import LoadConfig
 
-MAX_CHATS = 256
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MESSAGE_OVERHEAD = 256  # bytes a kept message costs beyond its JSON (dicts, list slots)
 _PASSED = {
     "temperature": "temperature",
     "top_p": "top_p",
@@ -37,12 +44,28 @@ _PASSED = {
 }
 
 
-class ChatStore:
-    """Conversations by response id, least recently used dropped past ``limit``."""
+def message_bytes(message: dict[str, Any]) -> int:
+    """What keeping one message costs: its JSON (an image's base64 included) and overhead."""
+    return len(json.dumps(message)) + MESSAGE_OVERHEAD
 
-    def __init__(self, limit: int = MAX_CHATS) -> None:
-        self.limit = limit
+
+class ChatStore:
+    """Conversations by response id within a byte budget (read live, so a new setting counts
+    at the next turn); the least recently used are dropped first.
+
+    A turn keeps the very message objects of the chat it continues, so a message (and its
+    image) is counted once however many stored chats hold it, as it is held once in memory.
+    """
+
+    def __init__(self, budget: Callable[[], int]) -> None:
+        self._budget = budget
         self._chats: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._held: dict[int, list[int]] = {}  # id(message) -> [bytes, chats holding it]
+        self.bytes = 0
+
+    @property
+    def budget(self) -> int:
+        return self._budget()
 
     def get(self, response_id: str) -> list[dict[str, Any]] | None:
         msgs = self._chats.get(response_id)
@@ -50,13 +73,41 @@ class ChatStore:
             self._chats.move_to_end(response_id)
         return msgs
 
-    def put(self, messages: list[dict[str, Any]], response_id: str | None = None) -> str:
+    def put(self, messages: list[dict[str, Any]], response_id: str | None = None) -> str | None:
+        """Keep a conversation under ``response_id`` (a new one when None) and return the id;
+        None when it alone is larger than the budget (it is not kept)."""
+        sizes = {
+            id(m): self._held[id(m)][0] if id(m) in self._held else message_bytes(m)
+            for m in messages
+        }
+        budget = self.budget
+        if sum(sizes.values()) > budget:
+            log.info(
+                "A chat of %.1f MiB is not kept: API_CHAT_STORE_MB is %.1f MiB",
+                sum(sizes.values()) / MIB,
+                budget / MIB,
+            )
+            return None
         rid = response_id or "resp_" + uuid.uuid4().hex
+        if rid in self._chats:
+            self._drop(rid)
         self._chats[rid] = messages
-        self._chats.move_to_end(rid)
-        while len(self._chats) > self.limit:
-            self._chats.popitem(last=False)
+        for key, size in sizes.items():
+            held = self._held.setdefault(key, [size, 0])
+            if held[1] == 0:
+                self.bytes += size
+            held[1] += 1
+        while self.bytes > budget:
+            self._drop(next(iter(self._chats)))
         return rid
+
+    def _drop(self, rid: str) -> None:
+        for m in {id(m) for m in self._chats.pop(rid)}:
+            held = self._held[m]
+            held[1] -= 1
+            if held[1] == 0:
+                self.bytes -= held[0]
+                del self._held[m]
 
     def __len__(self) -> int:
         return len(self._chats)
@@ -128,6 +179,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     store = request.app[STORE]
     body = parse_json_object(await request.read())
+    await check_images(body, allow_urls=c.settings().API_ALLOW_IMAGE_URLS)
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise _bad('"model" is required', "model")
     ttl = parse_ttl(body)
@@ -138,8 +190,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
         if found is None:
             raise ApiError(
                 404,
-                f"No stored response {prev!r}: it never was, or it was dropped "
-                f"(the last {store.limit} chats are kept, in memory, until the app quits)",
+                f"No stored response {prev!r}: it never was, or it was dropped (chats are "
+                f"kept in memory until the app quits, up to API_CHAT_STORE_MB="
+                f"{store.budget / MIB:g} MiB; the least recently used go first)",
                 code="response_not_found",
                 param="previous_response_id",
             )
@@ -192,8 +245,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
         "output": [{"type": "message", "content": text}],
         "stats": _stats(data.get("usage") or {}, data.get("timings") or {}, load_time),
     }
-    if keep:
-        out["response_id"] = store.put([*messages, {"role": "assistant", "content": text}])
+    if keep and (rid := store.put([*messages, {"role": "assistant", "content": text}])):
+        out["response_id"] = rid
     return web.json_response(out)
 
 
@@ -263,10 +316,10 @@ async def _stream(
             "output": [{"type": "message", "content": whole}],
             "stats": _stats(usage, timings, load_time),
         }
-        if keep:
-            result["response_id"] = request.app[STORE].put(
-                [*messages, {"role": "assistant", "content": whole}]
-            )
+        if keep and (
+            rid := request.app[STORE].put([*messages, {"role": "assistant", "content": whole}])
+        ):
+            result["response_id"] = rid
         await resp.write(_sse("chat.end", {"result": result}))
         await resp.write_eof()
         meter.done()
@@ -276,5 +329,5 @@ async def _stream(
 
 
 def add_routes(app: web.Application) -> None:
-    app[STORE] = ChatStore()
+    app[STORE] = ChatStore(lambda: int(app[CONTEXT].settings().API_CHAT_STORE_MB * MIB))
     app.router.add_post("/api/v1/chat", chat)

@@ -8,12 +8,14 @@ model's type cannot serve (a chat to an embedding model) is refused with a 400 t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 
@@ -62,6 +64,8 @@ async def forward_by_model(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     raw = await request.read()
     payload = parse_json_object(raw)
+    if await check_images(payload, allow_urls=c.settings().API_ALLOW_IMAGE_URLS):
+        raw = json.dumps(payload).encode()  # an image was turned upright
     ttl = parse_ttl(payload)
     entry = proxy.pick_model(c, model_name(request, payload), request.path)
     check_kind(entry, request.path)

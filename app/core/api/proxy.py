@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
@@ -105,6 +106,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     c: ApiContext = request.app[CONTEXT]
     raw = await request.read()
     payload = parse_json_object(raw)
+    if await check_images(payload, allow_urls=c.settings().API_ALLOW_IMAGE_URLS):
+        raw = json.dumps(payload).encode()  # an image was turned upright
     ttl = parse_ttl(payload)
     entry = pick_model(c, payload.get("model"), request.path)
     check_kind(entry, request.path)  # a chat to an embedding model: 400, with why

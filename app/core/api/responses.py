@@ -1,7 +1,8 @@
 """OpenAI's ``POST /v1/responses``, answered by llama-server, with the conversation kept here:
 llama-server is stateless and refuses ``previous_response_id``, so the app keeps each
-response's input and output items by its id (as ``/api/v1/chat`` keeps its chats, the last
-``MAX_CHATS``, in memory) and sends the whole conversation on. ``store: false`` keeps nothing.
+response's input and output items by its id (as ``/api/v1/chat`` keeps its chats, in memory
+within ``API_CHAT_STORE_MB``) and sends the whole conversation on. ``store: false`` keeps
+nothing. Images are checked as on every route (``images.check_images``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from app.core.api import proxy
-from app.core.api.chat_v1 import ChatStore
+from app.core.api.chat_v1 import MIB, ChatStore
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 
@@ -90,13 +92,14 @@ async def responses(request: web.Request) -> web.StreamResponse:
             raise ApiError(
                 400,
                 f"Previous response with id {prev!r} not found: it never was, was sent with "
-                f'"store": false, or was dropped (the last {store.limit} are kept, in memory, '
-                "until the app quits).",
+                '"store": false, or was dropped (kept in memory until the app quits, the least '
+                "recently used dropped past API_CHAT_STORE_MB).",
                 code="previous_response_not_found",
                 param="previous_response_id",
             )
         history = found
     items = _items(payload.get("input"))
+    await check_images(items, allow_urls=c.settings().API_ALLOW_IMAGE_URLS)
     payload["input"] = history + items
     entry = proxy.pick_model(c, payload.get("model"), request.path)
     check_kind(entry, request.path)
@@ -110,5 +113,5 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app[RESPONSES] = ChatStore()
+    app[RESPONSES] = ChatStore(lambda: int(app[CONTEXT].settings().API_CHAT_STORE_MB * MIB))
     app.router.add_post(PATH, responses)

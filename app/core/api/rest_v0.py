@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
+from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
@@ -88,6 +89,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
     c: ApiContext = request.app[CONTEXT]
     payload = parse_json_object(await request.read())
+    await check_images(payload, allow_urls=c.settings().API_ALLOW_IMAGE_URLS)
     ttl = parse_ttl(payload)
     entry = pick_model(c, payload.get("model"), request.path)
     check_kind(entry, request.path)

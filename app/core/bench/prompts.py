@@ -1,12 +1,14 @@
 """The benchmark's fixed prompt set: a short chat, a long prompt (~2,000 tokens), 256
 generated tokens, and with a vision model one image. Sizes are parameters so tests can
-shrink them for the tiny model's context."""
+shrink them for the tiny model's context; the long prompt can be shortened to fit a
+model's context (``Prompt.shortened``)."""
 
 from __future__ import annotations
 
 import base64
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,17 @@ class Prompt:
     name: str  # "short chat", "long prompt", "generate", "image"
     messages: list[dict[str, Any]] = field(hash=False)
     max_tokens: int = 32
+    # a prompt whose text can be shortened: its text's size in tokens, and how to build it
+    # with fewer (the long prompt); None: it runs as it is or not at all
+    text_tokens: int = 0
+    build: Callable[[int], list[dict[str, Any]]] | None = field(
+        default=None, compare=False, hash=False, repr=False
+    )
+
+    def shortened(self, tokens: int) -> Prompt:
+        """The same prompt with about ``tokens`` tokens of text."""
+        assert self.build is not None
+        return replace(self, messages=self.build(tokens), text_tokens=tokens)
 
     def body(self, model: str) -> dict[str, Any]:
         return {
@@ -66,6 +79,10 @@ def image_data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _summarise(tokens: int) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": "Summarise this text in one line:\n\n" + long_text(tokens)}]
+
+
 def prompt_set(sizes: PromptSizes = PromptSizes(), *, image: Path | None = None) -> list[Prompt]:
     """The set, in the order it runs; with ``image`` (a vision model) one image prompt."""
     out = [
@@ -79,14 +96,10 @@ def prompt_set(sizes: PromptSizes = PromptSizes(), *, image: Path | None = None)
         ),
         Prompt(
             "long prompt",
-            [
-                {
-                    "role": "user",
-                    "content": "Summarise this text in one line:\n\n"
-                    + long_text(sizes.long_prompt_tokens),
-                }
-            ],
+            _summarise(sizes.long_prompt_tokens),
             sizes.short_tokens,
+            text_tokens=sizes.long_prompt_tokens,
+            build=_summarise,
         ),
         Prompt(
             "generate",

@@ -6,6 +6,10 @@ API and llama-server do), prompt and generation speed are the server's own; else
 (LM Studio, others) they are measured here from the stream: prompt tokens over the time to
 the first token, and the tokens after the first over the time they took. Time to first
 token and total time are always measured here, as a client sees them.
+
+The set fits each model: a prompt longer than the model's context (llama-server says so,
+with both sizes) is shortened to fit when its text can be, else skipped with the reason; a
+prompt that fails is recorded with why and the others still run.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,40 @@ async def get_json(url: str, key: str = "") -> dict:
         return await r.json(content_type=None)
 
 
+class TooLongError(BenchmarkError):
+    """The prompt does not fit the model's context (llama-server's
+    ``exceed_context_size_error``, which names both sizes)."""
+
+    def __init__(self, message: str, prompt_tokens: int, context: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context = context
+
+
+def error_text(text: str) -> str:
+    """The message of an error answer (OpenAI's, Anthropic's or LM Studio's shape), else the
+    text as it came."""
+    try:
+        err = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        return text
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    return err if isinstance(err, str) else text
+
+
+def too_long(status: int, text: str) -> TooLongError | None:
+    """llama-server's answer that a prompt exceeds the context, read; None for any other."""
+    try:
+        err = json.loads(text).get("error") or {}
+        if status == 400 and err.get("type") == "exceed_context_size_error":
+            n, ctx = int(err["n_prompt_tokens"]), int(err["n_ctx"])
+            return TooLongError(err.get("message", ""), n, ctx)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
+
+
 @dataclass(frozen=True)
 class Target:
     server: str  # "app", or the URL of the other server
@@ -64,6 +102,8 @@ class Measurement:
     time_to_first_token_ms: float
     total_ms: float
     source: str  # "server" (llama-server's timings) or "client" (measured from the stream)
+    note: str = ""  # what the table says of it: shortened to fit, answer cut short
+    error: str = ""  # why it did not run (skipped, failed): then it has no figures
 
 
 async def measure(
@@ -83,8 +123,10 @@ async def measure(
         target.url.rstrip("/") + "/chat/completions", data=body, headers=headers
     ) as r:
         if r.status != 200:
-            text = (await r.text())[:300]
-            raise BenchmarkError(f"{target.server} answered {r.status} for {prompt.name}: {text}")
+            text = await r.text()
+            raise too_long(r.status, text) or BenchmarkError(
+                f"{target.server} answered {r.status}: {error_text(text)[:300]}"
+            )
         buf = b""
         async for chunk in r.content.iter_any():
             buf += chunk
@@ -134,7 +176,76 @@ async def measure(
         time_to_first_token_ms=ttft_ms,
         total_ms=total * 1000,
         source=source,
+        note=(
+            f"answer ended after {tokens} of {prompt.max_tokens} tokens"
+            if tokens < prompt.max_tokens
+            else ""
+        ),
     )
+
+
+FIT_MARGIN = 16  # tokens left free when a prompt is shortened to fit (template, rounding)
+MIN_FIT_TOKENS = 64  # a long prompt cut below this is no long prompt: skipped instead
+
+
+def fitted(prompt: Prompt, err: TooLongError) -> Prompt | None:
+    """``prompt`` shortened to fit the context ``err`` names, with room for its answer; None
+    when its text cannot be shortened or would be cut to almost nothing."""
+    if prompt.build is None or not prompt.text_tokens:
+        return None
+    room = err.context - prompt.max_tokens - FIT_MARGIN
+    tokens = int(prompt.text_tokens * room / err.prompt_tokens) if room > 0 else 0
+    if tokens < min(MIN_FIT_TOKENS, prompt.text_tokens) or tokens >= prompt.text_tokens:
+        return None
+    return prompt.shortened(tokens)
+
+
+def _failed(target: Target, prompt: Prompt, run: int, error: str) -> Measurement:
+    return Measurement(
+        server=target.server,
+        model=target.model,
+        prompt=prompt.name,
+        run=run,
+        prompt_tokens=0,
+        tokens=0,
+        prompt_tokens_per_second=None,
+        generation_tokens_per_second=None,
+        time_to_first_token_ms=0.0,
+        total_ms=0.0,
+        source="",
+        error=error,
+    )
+
+
+async def measure_fitted(
+    session: aiohttp.ClientSession, target: Target, prompt: Prompt, run: int
+) -> tuple[Measurement, Prompt]:
+    """Measure ``prompt``, shortened (up to three times) while the server says it does not
+    fit; (the measurement, the prompt that ran). One that cannot run comes back with its
+    ``error`` in words, never raised."""
+    asked = prompt
+    for _ in range(4):
+        try:
+            m = await measure(session, target, prompt, run)
+        except TooLongError as e:
+            shorter = fitted(prompt, e)
+            if shorter is None:
+                why = (
+                    f"skipped: it needs {e.prompt_tokens:,} tokens and the model's context "
+                    f"holds {e.context:,}"
+                )
+                return _failed(target, asked, run, why), prompt
+            prompt = shorter
+            continue
+        except (BenchmarkError, TimeoutError, aiohttp.ClientError) as e:
+            why = f"failed: {e or type(e).__name__}"
+            return _failed(target, asked, run, why), prompt
+        if prompt is not asked:
+            fit = f"shortened to {m.prompt_tokens:,} prompt tokens to fit the model's context"
+            m = replace(m, note="; ".join(filter(None, (fit, m.note))))
+        return m, prompt
+    why = "skipped: it could not be shortened to fit the model's context"
+    return _failed(target, asked, run, why), prompt
 
 
 async def run_benchmark(
@@ -145,10 +256,16 @@ async def run_benchmark(
     progress: Progress | None = None,
     timeout: float = 600.0,
 ) -> list[Measurement]:
-    """Every prompt ``runs`` times on every target, interleaved; cancel the task to stop."""
+    """Every prompt ``runs`` times on every target, interleaved; cancel the task to stop.
+
+    A prompt shortened to fit a target runs shortened from then on; one that could not run
+    (skipped, failed) is recorded once with why (``Measurement.error``) and not tried again
+    on that target, while the other prompts go on."""
     total = runs * len(prompts) * len(targets)
     done = 0
     out: list[Measurement] = []
+    running: dict[tuple[str, str], Prompt] = {}  # (server, prompt): the version that fits
+    given_up: set[tuple[str, str]] = set()
     session = aiohttp.ClientSession(
         # a connection per request: llama-server closes one after a streamed answer
         connector=aiohttp.TCPConnector(force_close=True),
@@ -161,17 +278,20 @@ async def run_benchmark(
                 for prompt in prompts:
                     order = targets if run % 2 else targets[::-1]  # alternate who goes first
                     for target in order:
+                        key = (target.server, prompt.name)
+                        if key in given_up:
+                            done += 1
+                            continue
                         if progress is not None:
                             progress(
                                 done, total, f"run {run}/{runs}: {prompt.name} on {target.server}"
                             )
-                        try:
-                            out.append(await measure(session, target, prompt, run))
-                        except (TimeoutError, aiohttp.ClientError) as e:
-                            raise BenchmarkError(
-                                f"{target.server} ({target.url}) failed on {prompt.name}: "
-                                f"{e or type(e).__name__}"
-                            ) from None
+                        m, running[key] = await measure_fitted(
+                            session, target, running.get(key, prompt), run
+                        )
+                        out.append(m)
+                        if m.error:
+                            given_up.add(key)
                         done += 1
     finally:
         if progress is not None:
@@ -202,6 +322,8 @@ class ResultRow:
     total_ms: float | None
     spread: dict[str, tuple[float, float] | None]
     source: str
+    note: str = ""  # shortened to fit, skipped or failed and why
+    failed: bool = False  # it did not run for a reason other than the model's size
 
     def json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -218,7 +340,10 @@ def summarize(measurements: list[Measurement]) -> list[ResultRow]:
     for m in measurements:
         groups.setdefault((m.server, m.model, m.prompt), []).append(m)
     rows = []
-    for (server, model, prompt), ms in groups.items():
+    for (server, model, prompt), every in groups.items():
+        ms = [m for m in every if not m.error]
+        errors = [m.error for m in every if m.error]
+        notes = list(dict.fromkeys(m.note for m in ms if m.note))
         med: dict[str, float | None] = {}
         spread: dict[str, tuple[float, float] | None] = {}
         for f in FIELDS:
@@ -232,7 +357,9 @@ def summarize(measurements: list[Measurement]) -> list[ResultRow]:
                 prompt=prompt,
                 runs=len(ms),
                 spread=spread,
-                source=ms[0].source,
+                source=ms[0].source if ms else "",
+                note="; ".join(errors[:1] + notes),
+                failed=any(e.startswith("failed") for e in errors),
                 **med,  # type: ignore[arg-type]
             )
         )
@@ -245,7 +372,15 @@ def _cell(v: float | None, sp: tuple[float, float] | None) -> str:
     return f"{v:,.1f} ({sp[0]:,.1f}–{sp[1]:,.1f})" if sp and sp[0] != sp[1] else f"{v:,.1f}"
 
 
-TABLE_HEADS = ("server", "prompt", "prompt t/s", "generation t/s", "first token ms", "total ms")
+TABLE_HEADS = (
+    "server",
+    "prompt",
+    "prompt t/s",
+    "generation t/s",
+    "first token ms",
+    "total ms",
+    "note",
+)
 
 
 def table_cells(row: ResultRow) -> list[str]:
@@ -253,18 +388,22 @@ def table_cells(row: ResultRow) -> list[str]:
         f"{row.server} ({row.model})",
         row.prompt,
         *(_cell(getattr(row, f), row.spread.get(f)) for f in FIELDS),
+        row.note,
     ]
 
 
 def table_text(rows: list[ResultRow]) -> str:
-    """The results as a plain-text table: medians, with (min–max) over the runs."""
-    cells = [list(TABLE_HEADS)] + [table_cells(r) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(TABLE_HEADS))]
+    """The results as a plain-text table: medians, with (min–max) over the runs; the note
+    column only when a row has one."""
+    heads = TABLE_HEADS if any(r.note for r in rows) else TABLE_HEADS[:-1]
+    cells = [list(heads)] + [table_cells(r)[: len(heads)] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(heads))]
     lines = []
     for n, c in enumerate(cells):
         lines.append(
             "  ".join(
-                c[i].ljust(widths[i]) if i < 2 else c[i].rjust(widths[i]) for i in range(len(c))
+                c[i].ljust(widths[i]) if i < 2 or i == 6 else c[i].rjust(widths[i])
+                for i in range(len(c))
             ).rstrip()
         )
         if n == 0:

@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from app.core.servers.server_log import last_output
+from app.core.servers.server_log import NOTE_PREFIX, START_MARK, last_output, tail_lines
 from app.core.servers.states import LaunchSpec
 
 
@@ -62,11 +62,23 @@ _SIGNAL_MEANING = {
     "SIGBUS": "the model file changed or went away while it was being read",
 }
 _KILLED_WHILE_LOADING = "most likely the system ran out of memory while loading the model"
+# llama-server loads the text model, then the projector, and logs this line when both are in.
+PROJECTOR_LOADED = "loaded multimodal model"
 
 
-def signal_words(code: int | None, *, loading: bool) -> str:
+def broken_projector(mmproj: str) -> str:
+    """What a crash while loading a model with a projector most likely means: a projector file
+    that lacks tensors crashes llama-server without a word (its buffered log is lost)."""
+    return (
+        f"the projector file {mmproj} is most likely broken (incomplete, or made for another "
+        "model or llama.cpp version); download the model's mmproj file again"
+    )
+
+
+def signal_words(code: int | None, *, loading: bool, mmproj: str | None = None) -> str:
     """For an exit code that is a signal (-4): `` (SIGILL: <what it usually means>)``;
-    else ``""``."""
+    else ``""``. ``mmproj``: the projector being loaded, blamed for a crash (SIGSEGV, SIGBUS,
+    SIGABRT) while loading."""
     if code is None or code >= 0:
         return ""
     try:
@@ -76,7 +88,16 @@ def signal_words(code: int | None, *, loading: bool) -> str:
     meaning = _SIGNAL_MEANING.get(name)
     if name == "SIGKILL" and loading:
         meaning = _KILLED_WHILE_LOADING
+    if mmproj and loading and name in ("SIGSEGV", "SIGBUS", "SIGABRT"):
+        meaning = broken_projector(mmproj)
     return f" ({name}: {meaning})" if meaning else f" ({name})"
+
+
+def projector_loaded(log_path: Path) -> bool:
+    """Whether the latest start's log says the projector was loaded."""
+    lines = tail_lines(log_path, 400)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith(NOTE_PREFIX) and START_MARK in ln]
+    return any(PROJECTOR_LOADED in ln for ln in lines[starts[-1] if starts else 0 :])
 
 
 def exit_message(what: str, log_path: Path) -> str:

@@ -26,6 +26,7 @@ from app.core.servers.launch import (
     check_launch_files,
     child_env,
     exit_message,
+    projector_loaded,
     signal_words,
 )
 from app.core.servers.options import known_options
@@ -291,9 +292,11 @@ class LlamaServerManager(PortTable):
                 log=health.LogWatch(log_path, slot.log_offset),
             )
         except health.ProcessExited as e:
+            mmproj = spec.mmproj if spec.mmproj and not projector_loaded(log_path) else None
             msg = exit_message(
                 f"llama-server on port {slot.port} exited with code {e.code}"
-                f"{signal_words(e.code, loading=True)} while loading {spec.model_path}",
+                f"{signal_words(e.code, loading=True, mmproj=mmproj)} while loading "
+                f"{spec.model_path}",
                 log_path,
             )
             self._set(slot, state=ServerState.FAILED, exit_code=e.code, error=msg)
