@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import ipaddress
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 
 from app.config import Settings, SettingsSource
 from app.core.api import chat_v1, clients, downloads, lmstudio, proxy, ps, rest_v0, stats
-from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, clip, error_response
+from app.core.api.connections import (
+    ConnectionTable,
+    GuardedSite,
+    connection_table,
+    handler_args,
+    watch_accept_errors,
+)
 from app.core.api.guard import Guard
+from app.core.api.refusals import RefusalLog
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.platform.open_files import open_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +94,16 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         if e.status == 404:
             return error_response(
                 404,
-                f"No such endpoint: {request.method} {request.path}. This server answers "
+                f"No such endpoint: {clip(request.method, 20)} {clip(request.path)}. This "
+                "server answers "
                 + ", ".join(dict.fromkeys(path for _, path in routes(request.app))),
                 code="not_found",
             )
         if e.status == 405:
             return error_response(
-                405, f"{request.method} is not allowed on {request.path}", code="bad_method"
+                405,
+                f"{clip(request.method, 20)} is not allowed on {clip(request.path)}",
+                code="bad_method",
             )
         if e.status >= 400:
             return error_response(e.status, e.reason, code="http_error")
@@ -101,26 +113,6 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception as e:
         log.exception("API request %s %s failed", request.method, request.path)
         return error_response(500, f"Internal error: {e}", type_="server_error")
-
-
-def auth_middleware(key: str):
-    expected = f"Bearer {key}".encode()
-
-    @web.middleware
-    async def check_key(request: web.Request, handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise ApiError(
-                401,
-                "Missing or wrong API key: send the header 'Authorization: Bearer <API_KEY>' "
-                "with the key set in the app's settings (API_KEY).",
-                type_="authentication_error",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return await handler(request)
-
-    return check_key
 
 
 class ApiServer:
@@ -146,6 +138,8 @@ class ApiServer:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._ctx: ApiContext | None = None
+        self.connections: ConnectionTable | None = None
+        self._restore_loop: Callable[[], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -186,9 +180,11 @@ class ApiServer:
                 "or set API_ALLOW_REMOTE=true (with an API_KEY) to allow it."
             )
         key = s.API_KEY.get_secret_value()
-        guard = Guard(s)  # Host, Origin/CORS, connection and body limits: before all else
-        middlewares = guard.middlewares() + [json_errors] + ([auth_middleware(key)] if key else [])
-        app = web.Application(middlewares=middlewares, client_max_size=guard.max_body)
+        refusals = RefusalLog()
+        guard = Guard(s, refusals)  # Host, Origin/CORS, key, body limits: before all else
+        app = web.Application(
+            middlewares=[*guard.middlewares(), json_errors], client_max_size=guard.max_body
+        )
         guard.install(app)
         upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
@@ -206,18 +202,11 @@ class ApiServer:
         )
         app[CONTEXT] = self._ctx
         add_routes(app)
-        runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            access_log=None,
-            shutdown_timeout=2.0,
-            # after a refusal (413, 408, 403), the rest of a body is read and dropped for at
-            # most this long, so the client can read the answer, then the connection closes
-            lingering_time=min(10.0, s.API_BODY_TIMEOUT_SECONDS),
-        )
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
+        self.connections = connection_table(s, refusals)
         try:
-            site = web.TCPSite(runner, s.API_HOST, s.API_PORT)
+            site = GuardedSite(runner, s.API_HOST, s.API_PORT, self.connections, **handler_args(s))
             await site.start()
         except OSError as e:
             await runner.cleanup()
@@ -232,6 +221,9 @@ class ApiServer:
             raise ApiServerError(
                 f"Cannot serve the API on {where}: {e.strerror or e}. {hint}"
             ) from None
+        self._restore_loop = watch_accept_errors(
+            asyncio.get_running_loop(), refusals, open_file_limit
+        )
         self._runner = runner
         self.port = runner.addresses[0][1]
         self.error = None
@@ -244,6 +236,9 @@ class ApiServer:
         )
 
     async def stop(self) -> None:
+        if self._restore_loop is not None:
+            self._restore_loop()
+            self._restore_loop = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
