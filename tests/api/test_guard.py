@@ -29,12 +29,11 @@ def load_body(model: str = LLM) -> str:
 
 async def slots(core, port: int) -> list:
     """What llama-server's slots say (its last task id changes with every completion)."""
-    from app.core.servers.keys import auth_headers
+    from app.core.servers.keys import auth_headers, server_url
 
+    st = core.manager.status(port)
     async with httpx.AsyncClient(trust_env=False, timeout=30) as c:
-        r = await c.get(
-            f"http://127.0.0.1:{port}/slots", headers=auth_headers(core.manager.status(port))
-        )
+        r = await c.get(server_url(port, "/slots", st), headers=auth_headers(st))
     assert r.status_code == 200, r.text
     return r.json()
 

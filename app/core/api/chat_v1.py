@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
+from app.core.api.common import (
+    CONTEXT,
+    ApiContext,
+    ApiError,
+    parse_json_object,
+    shown,
+    upstream_object,
+)
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.rest_v0 import upstream_post
@@ -137,7 +144,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         if found is None:
             raise ApiError(
                 404,
-                f"No stored response {prev!r}: it never was, or it was dropped "
+                f"No stored response {shown(prev)}: it never was, or it was dropped "
                 f"(the last {store.limit} chats are kept, in memory, until the app quits)",
                 code="response_not_found",
                 param="previous_response_id",

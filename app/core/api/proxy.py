@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
@@ -56,7 +56,7 @@ async def list_models(request: web.Request) -> web.Response:
 def pick_model(c: ApiContext, name: object) -> ModelEntry:
     """The model a request is for: its key or alias; else the only loaded one (as LM Studio)."""
     if name is not None and not isinstance(name, str):
-        raise ApiError(400, f'"model" must be a string, not {name!r}', code="bad_model")
+        raise ApiError(400, f'"model" must be a string, not {shown(name)}', code="bad_model")
     found = c.catalogue.find(name)
     if found is not None:
         return found

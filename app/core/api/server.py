@@ -138,6 +138,7 @@ class ApiServer:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._ctx: ApiContext | None = None
+        self.guard: Guard | None = None  # the checks and limits in force (tests read them)
         self.connections: ConnectionTable | None = None
         self._restore_loop: Callable[[], None] | None = None
 
@@ -181,7 +182,7 @@ class ApiServer:
             )
         key = s.API_KEY.get_secret_value()
         refusals = RefusalLog()
-        guard = Guard(s, refusals)  # Host, Origin/CORS, key, body limits: before all else
+        guard = self.guard = Guard(s, refusals)  # Host, Origin/CORS, key, body limits first
         app = web.Application(
             middlewares=[*guard.middlewares(), json_errors], client_max_size=guard.max_body
         )

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.core.servers import health
-from app.core.servers.keys import auth_headers, new_key
+from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
     LogWriteError,
     ServerExitedError,
@@ -208,7 +208,11 @@ class LlamaServerManager(PortTable):
             exited = asyncio.get_running_loop().create_future()
         try:
             await health.poll_until_ready(
-                port, exited, timeout, headers=auth_headers(slot.status if slot else None)
+                port,
+                exited,
+                timeout,
+                headers=auth_headers(slot.status if slot else None),
+                prefix=slot.status.prefix if slot else "",
             )
         except health.ProcessExited as e:
             raise ServerExitedError(
@@ -282,6 +286,7 @@ class LlamaServerManager(PortTable):
                 slot.watcher,
                 timeout,
                 headers=auth_headers(slot.status),
+                prefix=slot.status.prefix,
                 log=health.LogWatch(log_path, slot.log_offset),
             )
         except health.ProcessExited as e:
@@ -312,15 +317,16 @@ class LlamaServerManager(PortTable):
         )
         return slot.status
 
-    def _server_key(self, spec: LaunchSpec) -> str | None:
+    def _server_key(self, spec: LaunchSpec) -> tuple[str | None, str]:
+        """The key of this start, and the path prefix it serves under (``keys``)."""
         private = self._private_ports
         if private() if callable(private) else private:
-            return new_key()
-        return spec.api_key
+            return new_key(), PRIVATE_PREFIX
+        return spec.api_key, ""
 
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
-        key = self._server_key(spec)
+        key, prefix = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
             logf = open_server_log(log_path, cmd, *self.log_limits())
@@ -339,7 +345,7 @@ class LlamaServerManager(PortTable):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                env=child_env(self._env, key),
+                env=child_env(self._env, key, prefix),
                 **self._platform.spawn_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as e:
@@ -367,6 +373,7 @@ class LlamaServerManager(PortTable):
             exit_code=None,
             error=None,
             key=key,
+            prefix=prefix,
         )
 
     async def _watch(self, slot: PortSlot, proc: asyncio.subprocess.Process) -> int:
