@@ -8,6 +8,7 @@ per-process limit on sockets: both answer None there.
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -57,4 +58,26 @@ def raise_open_file_limit(wanted: int = WANTED, res: Any = _resource) -> OpenFil
         soft=int(new_soft) if new_soft != res.RLIM_INFINITY else wanted,
         hard=None if unlimited else int(hard),
         was=int(soft) if soft != res.RLIM_INFINITY else wanted,
+    )
+
+
+def out_of_files(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is the system saying it is out of open files."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def out_of_files_words(res: Any = _resource) -> str:
+    """What to tell a person when something failed for want of descriptors."""
+    limit = open_file_limit(res)
+    said = f" (the limit is {limit:,})" if limit else ""
+    return (
+        f"the app has run out of open files{said}. This is not the model's fault: close "
+        "idle connections to the API or programs holding many files, or raise the limit "
+        "(ulimit -n), then try again."
     )

@@ -67,10 +67,19 @@ class TooLarge(Exception):
 def inflate(data: bytes, encoding: str, cap: int) -> bytes:
     """``data`` inflated, a step at a time; ``TooLarge`` past ``cap`` bytes, ``ValueError``
     when it is not valid gzip or deflate. Runs in a thread: zlib lets go of the GIL."""
+    out = bytearray()
+    try:
+        _inflate_into(out, data, encoding, cap)
+    except (TooLarge, ValueError):
+        out.clear()  # the error's traceback keeps this frame alive a while: hold nothing
+        raise
+    return bytes(out)
+
+
+def _inflate_into(out: bytearray, data: bytes, encoding: str, cap: int) -> None:
     wbits = ENCODINGS[encoding]
     if wbits == 0:  # deflate: zlib-wrapped as the RFC says, or raw as some clients send it
         wbits = zlib.MAX_WBITS if data[:1] and data[0] & 0x0F == 8 else -zlib.MAX_WBITS
-    out = bytearray()
     rest = data
     while True:
         d = zlib.decompressobj(wbits)
@@ -81,14 +90,13 @@ def inflate(data: bytes, encoding: str, cap: int) -> bytes:
                 out += chunk
                 if len(out) > cap:
                     raise TooLarge
-                if not chunk and not rest:
+                if not chunk and not rest and not d.eof:
                     raise ValueError("the compressed body ends early")
         except zlib.error as e:
             raise ValueError(str(e)) from None
         rest = d.unused_data
         if not rest or wbits != ENCODINGS["gzip"]:
-            break  # gzip may hold several members, one after the other
-    return bytes(out)
+            return  # gzip may hold several members, one after the other
 
 
 def _cache_body(request: web.BaseRequest, body: bytes) -> None:
@@ -262,3 +270,7 @@ class BodyReader:
                     f"The request body is not valid {encoding} ({str(e)[:80]}); send it "
                     "uncompressed or compressed correctly.",
                 ) from None
+            finally:
+                # the task keeps its error, whose traceback keeps this frame: without this
+                # the two hold each other (and the body) until a garbage collection
+                del work

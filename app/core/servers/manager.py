@@ -33,6 +33,7 @@ from app.core.servers.port_table import PortSlot, PortTable
 from app.core.servers.ports import ensure_port_free, wait_port_free
 from app.core.servers.server_log import append_note, open_server_log, redact
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus
+from app.platform.open_files import out_of_files, out_of_files_words
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
@@ -332,10 +333,12 @@ class LlamaServerManager(PortTable):
             logf = open_server_log(log_path, cmd, *self.log_limits())
             slot.log_offset = logf.tell()
         except OSError as e:
-            msg = (
-                f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
-                "Free disk space or fix the folder's permissions, then load the model again."
+            hint = (
+                out_of_files_words()
+                if out_of_files(e)
+                else "Free disk space or fix the folder's permissions, then load the model again."
             )
+            msg = f"Cannot write the llama-server log {log_path}: {e.strerror or e}. {hint}"
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise LogWriteError(msg) from e
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
@@ -350,6 +353,8 @@ class LlamaServerManager(PortTable):
             )
         except (OSError, subprocess.SubprocessError) as e:
             msg = f"Cannot start llama-server {self._server_path}: {getattr(e, 'strerror', None) or e}"
+            if out_of_files(e):
+                msg += f": {out_of_files_words()}"
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise RuntimeError(msg) from e
         finally:
