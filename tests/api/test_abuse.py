@@ -19,10 +19,10 @@ import asyncio
 import json
 import logging
 import os
-import resource
 import signal
 import socket
 import struct
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -301,9 +301,12 @@ async def test_compressed_bodies_are_inflated_or_refused_by_name(start_api) -> N
 
 
 # ── 3. Connections and open files ─────────────────────────────────────────────
+@pytest.mark.skipif(sys.platform == "win32", reason="open-file limits are POSIX")
 def test_idle_connections_under_an_open_file_limit(app_home, tiny_model, llama_server_bin) -> None:
     """1,100 silent connections against an app held to 1,024 open files: a new client is
     answered, a model still loads (the app kept descriptors for it), no traceback."""
+    import resource
+
     limit, conns = 1024, 1100
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < conns + 300:
@@ -348,6 +351,8 @@ def test_idle_connections_under_an_open_file_limit(app_home, tiny_model, llama_s
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists descriptors in /proc")
 async def test_a_load_without_descriptors_says_so(start_api) -> None:
+    import resource
+
     from app.core.lifecycle.instance import LoadFailedError
     from app.core.models.entry import LLM as LLM_PROFILE
 
@@ -482,3 +487,24 @@ def test_throttle_logs_once_per_key_and_window() -> None:
     assert t.due("a") == 2  # two held back since the last line
     assert t.due("c") == 0  # "b" is forgotten: at most two keys kept
     assert t.due("b") == 0
+
+
+async def test_out_of_descriptors_at_accept_is_one_warning(start_api, caplog) -> None:
+    """What asyncio reports when ``accept()`` fails for want of descriptors (once a second
+    while it lasts, with a traceback) becomes one warning a minute; other errors still
+    reach the loop's handler."""
+    core = await start_api()
+    loop = asyncio.get_running_loop()
+    err = OSError(24, "Too many open files")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            loop.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": err}
+            )
+        loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
+    said = [r for r in caplog.records if "out of open files" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is None and "ulimit -n" in said[0].getMessage()
+    assert any("something else" in r.getMessage() for r in caplog.records)
+    assert core.api is not None
+    await core.api.stop()  # puts the loop's handler back
+    assert loop.get_exception_handler() is None

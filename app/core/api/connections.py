@@ -18,7 +18,9 @@ traceback in the log. ``GuardedHandler`` is the smallest subclass that adds thos
 
 ``GuardedSite`` is a TCP site that makes these handlers; ``watch_accept_errors`` turns
 asyncio's traceback for a failed ``accept()`` (out of descriptors) into one warning a
-minute. Everything else is aiohttp's own.
+minute. Everything else is aiohttp's own. The subclass reads one of aiohttp's internals,
+``_request_count`` (request heads parsed on the connection); tests/api/test_abuse.py
+fails if its meaning changes.
 """
 
 from __future__ import annotations

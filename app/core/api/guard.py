@@ -123,6 +123,11 @@ class Guard:
         self.json_limits = JsonLimits(keys=s.API_JSON_MAX_KEYS, items=s.API_JSON_MAX_ITEMS)
         self.max_connections = s.API_MAX_CONNECTIONS
         self.active = 0
+        if self.null_origin:
+            log.warning(
+                "API_CORS_ORIGINS lists 'null': any web page can send 'Origin: null' (from a "
+                "sandboxed frame), so every page on the web may now use the API."
+            )
         if self.any_host:
             log.warning(
                 "API_ALLOW_REMOTE=true and API_ALLOWED_HOSTS is empty: the API answers any "
