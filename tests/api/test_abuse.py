@@ -466,11 +466,14 @@ async def test_malformed_http_gets_json_and_one_log_line(start_api, caplog) -> N
             assert r.status_code == 403
             r = await c.get("/api/v1/models", headers={"Origin": "http://evil.example"})
             assert r.status_code == 403
+            r = await c.post("/v1/chat/completions", content=b'{"temperature": NaN}')
+            assert r.status_code == 400
     lines = [x.getMessage() for x in caplog.records if x.name == "app.core.api.refused"]
     bad = [x for x in lines if "bad_http" in x]
     assert len(bad) == 1 and "127.0.0.1" in bad[0], lines  # once per client and reason
     assert len([x for x in lines if "host_not_allowed from 127.0.0.1" in x]) == 1, lines
     assert len([x for x in lines if "origin_not_allowed from 127.0.0.1" in x]) == 1, lines
+    assert len([x for x in lines if "bad_json from 127.0.0.1" in x]) == 1, lines
     assert "Traceback" not in caplog.text
     assert all(x.exc_info is None for x in caplog.records)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,10 +89,12 @@ def shown(value: object) -> str:
 
 @dataclass(frozen=True)
 class JsonLimits:
-    """How wide a request body's JSON may be (``API_JSON_MAX_KEYS``/``_ITEMS``)."""
+    """How wide a request body's JSON may be (``API_JSON_MAX_KEYS``/``_ITEMS``), and where
+    a body refused for its JSON is recorded (the guard's refusal log, for its client)."""
 
     keys: int = 1000
     items: int = 1_000_000
+    refused: Callable[[str, str], None] | None = None  # (code, message)
 
 
 JSON_LIMITS: ContextVar[JsonLimits | None] = ContextVar("json_limits", default=None)
@@ -204,8 +207,14 @@ def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str,
     """The request body as a JSON object, or a 400 that says what is wrong. ``limits``:
     the width limits (default: those of the request being answered)."""
     limits = limits or JSON_LIMITS.get() or JsonLimits()
+
+    def refuse(message: str, code: str = "bad_json") -> ApiError:
+        if limits.refused is not None:
+            limits.refused(code, message)
+        return ApiError(400, message, code=code)
+
     if not raw.strip():
-        raise ApiError(400, "The request body is empty; send a JSON object.", code="bad_json")
+        raise refuse("The request body is empty; send a JSON object.")
 
     def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         # counted as sent (duplicates too), before llama-server reads them in quadratic time
@@ -216,16 +225,13 @@ def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str,
     try:
         data = json.loads(raw, object_pairs_hook=members)
     except _TooWide as e:
-        raise ApiError(
-            400,
+        raise refuse(
             f"The request body has an object with {e.members:,} members; at most "
             f"{limits.keys:,} are accepted (API_JSON_MAX_KEYS).",
-            code="json_too_wide",
+            "json_too_wide",
         ) from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(
-            400, f"The request body is not valid JSON: {clip(str(e), 200)}", code="bad_json"
-        ) from None
+        raise refuse(f"The request body is not valid JSON: {clip(str(e), 200)}") from None
     except RecursionError:
         data = _TOO_DEEP  # nested deeper than Python parses
     if data is _TOO_DEEP:
@@ -233,13 +239,9 @@ def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str,
     else:
         problem = _json_problem(data, limits)
     if problem:
-        raise ApiError(400, f"The request body {problem}.", code="bad_json")
+        raise refuse(f"The request body {problem}.")
     if not isinstance(data, dict):
-        raise ApiError(
-            400,
-            f"The request body must be a JSON object, not {type(data).__name__}.",
-            code="bad_json",
-        )
+        raise refuse(f"The request body must be a JSON object, not {type(data).__name__}.")
     return data
 
 

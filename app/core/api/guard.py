@@ -33,6 +33,7 @@ import hmac
 import ipaddress
 import logging
 import re
+from dataclasses import replace
 
 from aiohttp import hdrs, web
 
@@ -175,7 +176,12 @@ class Guard:
         refused = self.check_key(request)
         if refused is not None:
             return refused
-        JSON_LIMITS.set(self.json_limits)  # this request's task only
+        client = request.remote
+
+        def refused(code: str, message: str) -> None:
+            self.refusals.refused(client, code, message, 400)
+
+        JSON_LIMITS.set(replace(self.json_limits, refused=refused))  # this request's task only
         return await handler(request)
 
     # ── Host ──────────────────────────────────────────────────────────────────
