@@ -113,12 +113,9 @@ class BodyReader:
 
     def __init__(self, limits: BodyLimits) -> None:
         self.limits = limits
-        self._pending: Counter[str] = Counter()
+        self._pending: Counter[str] = Counter()  # per client address
+        self.pending = 0  # over all clients
         self._inflating = asyncio.Semaphore(INFLATING)
-
-    @property
-    def pending(self) -> int:
-        return sum(self._pending.values())
 
     def too_large(self) -> Refusal:
         return Refusal(
@@ -134,6 +131,8 @@ class BodyReader:
         length = request.content_length
         if length is not None and length > self.limits.max_bytes:
             raise self.too_large()
+        if not request.body_exists:
+            return None
         encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
         if not encoding or encoding == "identity":
             return None
@@ -170,11 +169,13 @@ class BodyReader:
                 body = await self._take(request)
             else:
                 self._pending[client] += 1
+                self.pending += 1
                 mark_receiving(request, True)
                 try:
                     body = await self._take(request)
                 finally:
                     mark_receiving(request, False)
+                    self.pending -= 1
                     self._pending[client] -= 1
                     if not self._pending[client]:
                         del self._pending[client]
