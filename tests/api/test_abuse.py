@@ -299,7 +299,7 @@ async def test_compressed_bodies_are_inflated_or_refused_by_name(start_api) -> N
 
 
 # ── 3. Connections and open files ─────────────────────────────────────────────
-@pytest.mark.skipif(sys.platform == "win32", reason="open-file limits are POSIX")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="limits read with psutil")
 def test_idle_connections_under_an_open_file_limit(app_home, tiny_model, llama_server_bin) -> None:
     """1,100 silent connections against an app held to 1,024 open files: a new client is
     answered, a model still loads (the app kept descriptors for it), no traceback."""
@@ -341,7 +341,8 @@ def test_idle_connections_under_an_open_file_limit(app_home, tiny_model, llama_s
         p.wait(timeout=30)
     log = (app_home / "logs" / "familylog-tray.log").read_text()
     assert "Traceback" not in log and "out of system resource" not in log, log[-3000:]
-    assert log.count("closing the longest idle ones for new clients") == 1
+    # one warning a minute, not one per connection
+    assert log.count("closing the longest idle ones for new clients") in (1, 2)
     assert "allows 768 open API connections" in log  # 1,024 less the reserve
     stderr = p.stderr.read()
     assert "Traceback" not in stderr, stderr[-3000:]
