@@ -28,6 +28,7 @@ class RowHost(Protocol):
     def unload(self, key: str) -> object: ...
     def cancel(self, key: str) -> object: ...
 
+
 COLUMNS = (
     "Name",
     "Key",

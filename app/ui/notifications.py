@@ -44,6 +44,7 @@ class Notifier(QObject):
         # No tray: the notice is already in the app log (NoticeBus logs it).
         pass
 
+
 class TrayNotifier(Notifier):
     def __init__(self, tray: QSystemTrayIcon, parent: QObject | None = None) -> None:
         super().__init__(parent)

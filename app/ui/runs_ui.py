@@ -31,6 +31,7 @@ class RunsHost(Protocol):
     def refresh_tooltip(self) -> None: ...
     def after_run_change(self) -> None: ...
 
+
 _OUTCOME_MARK = {
     "succeeded": "✓",
     "failed": "✗",

@@ -173,6 +173,7 @@ async def test_deadlines_for_heads_bodies_and_idle_connections(start_api) -> Non
             said in body["error"]["message"]
             and "API_BODY_STALL_SECONDS" in body["error"]["message"]
         )
+        assert await closed(r) < PROMPT_BOUND  # at once: no lingering for the rest of it
         w.close()
 
     # Kept alive between requests for API_KEEPALIVE_SECONDS, then closed; a next request

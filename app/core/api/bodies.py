@@ -54,9 +54,12 @@ class BodyLimits:
 class Refusal(Exception):
     """A body that cannot be taken: status, code, message; the connection is closed after."""
 
-    def __init__(self, status: int, code: str, message: str, **headers: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, stalled: bool = False, **headers: str
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.stalled = stalled  # the body stopped coming: close at once, drain nothing
         self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
 
 
@@ -197,6 +200,7 @@ class BodyReader:
                     f"bodies (API_MAX_PENDING_PER_CLIENT={self.limits.per_client}), and this "
                     f"one's did not arrive within {NO_PLACE_GRACE:g} s. Send whole requests, "
                     "or try again when those have finished.",
+                    stalled=True,
                     Retry_After="1",
                 ) from None
             raise Refusal(
@@ -205,6 +209,7 @@ class BodyReader:
                 f"{self.pending} requests are still sending their bodies (as many as "
                 f"API_MAX_CONNECTIONS={self.limits.pending} allows), and this one's did not "
                 f"arrive within {NO_PLACE_GRACE:g} s. Try again in a moment.",
+                stalled=True,
                 Retry_After="1",
             ) from None
 
@@ -232,6 +237,7 @@ class BodyReader:
                             "body_stalled",
                             f"The request body {what} for API_BODY_STALL_SECONDS="
                             f"{limits.stall:g} s.",
+                            stalled=True,
                         ) from None
                     if not chunk:
                         return bytes(body)
@@ -244,6 +250,7 @@ class BodyReader:
                 "body_timeout",
                 f"The request body did not arrive within API_BODY_TIMEOUT_SECONDS="
                 f"{limits.timeout:g} s.",
+                stalled=True,
             ) from None
 
     async def _inflate(self, body: bytes, encoding: str) -> bytes:

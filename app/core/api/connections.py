@@ -152,7 +152,15 @@ class GuardedHandler(RequestHandler):
     """aiohttp's protocol for one connection, with a head deadline, a place in the
     connection table, and JSON answers for HTTP it cannot parse."""
 
-    __slots__ = ("_table", "_head_timer", "_head_at", "_head_sent", "_answered", "receiving")
+    __slots__ = (
+        "_table",
+        "_head_timer",
+        "_head_at",
+        "_head_sent",
+        "_answered",
+        "receiving",
+        "linger",
+    )
 
     def __init__(self, manager: web.Server, table: ConnectionTable, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -162,6 +170,7 @@ class GuardedHandler(RequestHandler):
         self._head_sent = False  # bytes of that head have arrived
         self._answered = 0  # responses finished; aiohttp counts heads parsed
         self.receiving = False  # the guard is reading this connection's request body
+        self.linger = True  # after a refusal, drain the rest of the body before closing
 
     @property
     def client(self) -> str | None:
@@ -214,6 +223,8 @@ class GuardedHandler(RequestHandler):
         finally:
             self._answered += 1
             self._table.touch(self)
+            if not self.linger:
+                self.force_close()  # once the answer is out: nothing more will be read
 
     # ── The head deadline ─────────────────────────────────────────────────────
     def _set_head_deadline(self, *, sent: bool) -> None:
@@ -278,6 +289,15 @@ def mark_receiving(request: web.BaseRequest, receiving: bool) -> None:
     proto = request.protocol
     if isinstance(proto, GuardedHandler):
         proto.receiving = receiving
+
+
+def close_after_answer(request: web.BaseRequest) -> None:
+    """Close the connection as soon as the answer is out, instead of aiohttp's lingering
+    (reading and dropping the rest of a refused body for up to 10 s, so a client still
+    sending can read the answer): for a body that stalled, nothing more is coming."""
+    proto = request.protocol
+    if isinstance(proto, GuardedHandler):
+        proto.linger = False
 
 
 class GuardedSite(web.BaseSite):

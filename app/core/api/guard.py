@@ -40,6 +40,7 @@ from aiohttp import hdrs, web
 from app.config import Settings
 from app.core.api.bodies import BodyLimits, BodyReader, Refusal
 from app.core.api.common import JSON_LIMITS, JsonLimits, error_response
+from app.core.api.connections import close_after_answer
 from app.core.api.refusals import RefusalLog
 
 log = logging.getLogger(__name__)
@@ -309,6 +310,8 @@ class Guard:
         try:
             await self.bodies.read(request)
         except Refusal as r:
+            if r.stalled:
+                close_after_answer(request)
             return self.refuse(
                 request, r.status, r.message, code=r.code, headers=r.headers or None, close=True
             )

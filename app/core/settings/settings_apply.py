@@ -35,9 +35,7 @@ def how_they_apply(names: list[str]) -> list[str]:
     (RUN_MODE)."; nothing for no names."""
     lines = []
     for how, text in HOW.items():
-        shown = [
-            f"{Settings.model_fields[n].title or n} ({n})" for n in names if applies(n) is how
-        ]
+        shown = [f"{Settings.model_fields[n].title or n} ({n})" for n in names if applies(n) is how]
         if shown:
             lines.append(text.format(", ".join(shown)))
     return lines
