@@ -159,11 +159,14 @@ def _json_problem(data: Any, limits: JsonLimits, depth_limit: int = MAX_JSON_DEP
                     return "contains an unpaired surrogate escape (\\ud800-\\udfff)"
             continue
         if isinstance(value, float):
-            if not math.isfinite(value):
+            if isinstance(value, _Constant):
+                where = _path_to(data, value)
                 return (
-                    f"has a number JSON cannot carry at {_path_to(data, value)} (NaN, Infinity "
-                    "or beyond ±1.8e308); send a finite number"
+                    f"has {value.name} at {where}: {value.name} is not a JSON value; send a number"
                 )
+            if not math.isfinite(value):
+                where = _path_to(data, value)
+                return f"has a number beyond ±1.8e308 at {where}; send a finite number"
             continue
         if isinstance(value, int):
             if not -_DOUBLE_MAX < value < _DOUBLE_MAX:
@@ -186,6 +189,18 @@ def _json_problem(data: Any, limits: JsonLimits, depth_limit: int = MAX_JSON_DEP
             return f"nests deeper than {depth_limit} levels"
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+class _Constant(float):
+    """NaN, Infinity or -Infinity as written: Python's json reads them, JSON and
+    llama-server do not; kept as read so the error can name them and where they are."""
+
+    name: str
+
+    def __new__(cls, name: str) -> _Constant:
+        value = super().__new__(cls, name)
+        value.name = name
+        return value
 
 
 _DOUBLE_MAX = 2**1024  # the first integer a double cannot hold (llama-server: "number overflow")
@@ -223,7 +238,7 @@ def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str,
         return dict(pairs)
 
     try:
-        data = json.loads(raw, object_pairs_hook=members)
+        data = json.loads(raw, object_pairs_hook=members, parse_constant=_Constant)
     except _TooWide as e:
         raise refuse(
             f"The request body has an object with {e.members:,} members; at most "
