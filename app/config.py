@@ -331,7 +331,69 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         title="Requests at once",
-        description="Requests answered at once; more get 503 until one ends",
+        description="Requests answered at once; more get 503 until one ends. A request "
+        "counts once its body has arrived",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_MAX_PENDING_PER_CLIENT: int = Field(
+        default=8,
+        ge=1,
+        title="Unfinished requests per client",
+        description="Requests one client address may have whose body is still arriving; "
+        "beyond it a body must arrive within 2 s (429 after)",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_MAX_OPEN_CONNECTIONS: int = Field(
+        default=512,
+        ge=16,
+        title="Open connections",
+        description="Connections kept open, idle ones included (also capped by the open-file "
+        "limit less a reserve); at the cap the longest-idle one is closed for a new one",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_HEADER_TIMEOUT_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        title="Request head timeout (seconds)",
+        description="Time a client has to send a request's headers; a connection that sends "
+        "nothing is closed after it",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_BODY_STALL_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        title="Body stall timeout (seconds)",
+        description="Longest wait for the first byte of a request body and between its bytes "
+        "(408 after)",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_KEEPALIVE_SECONDS: float = Field(
+        default=60.0,
+        gt=0,
+        title="Keep-alive (seconds)",
+        description="An idle connection between two requests is closed after this",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_ACCEPT_COMPRESSED: bool = Field(
+        default=True,
+        title="Accept compressed requests",
+        description="Accept request bodies sent with Content-Encoding gzip or deflate "
+        "(inflated off the event loop, at most the largest request size); off: 415",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_JSON_MAX_KEYS: int = Field(
+        default=1000,
+        ge=16,
+        title="Most members per JSON object",
+        description="Members one object of a request body may have (400 above it): "
+        "llama-server reads wide objects in quadratic time",
+        json_schema_extra=_in(API, RESTART),
+    )
+    API_JSON_MAX_ITEMS: int = Field(
+        default=1_000_000,
+        ge=16,
+        title="Most items per JSON array",
+        description="Items one array of a request body may have (400 above it)",
         json_schema_extra=_in(API, RESTART),
     )
     LLAMA_PORTS_OPEN: PortsOpen = Field(

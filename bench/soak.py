@@ -31,7 +31,7 @@ from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.logs.app_logging import setup_logging
 from app.core.models.entry import LLM, VISION
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 from app.paths import AppPaths
 
 
@@ -109,7 +109,7 @@ async def soak(args: argparse.Namespace) -> dict:
             url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM profile
         else:
             st = await core.load_profile(LLM)
-            url = f"http://127.0.0.1:{st.port}/v1/chat/completions"
+            url = server_url(st.port, "/v1/chat/completions", st)
             direct_headers = auth_headers(st)
         body = {
             "model": core.profile(LLM).model_id,

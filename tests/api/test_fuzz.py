@@ -1,7 +1,8 @@
 """Fuzzing the real API server: hypothesis sends every route random methods, JSON of wrong
 types or nested too deeply, huge strings, invalid UTF-8, bodies over the limit, garbage
 keys, page origins and foreign Host names, and raw-socket requests that are truncated,
-slow or not HTTP at all.
+slow or not HTTP at all, heads that stop halfway, and bodies compressed (validly, as bombs,
+as garbage) under every Content-Encoding.
 
 After every example: no 500 and no traceback in any answer, JSON errors from the app, the
 API still answers, and a request that was refused (any status but 2xx) changed nothing:
@@ -17,6 +18,7 @@ import json
 import os
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +37,7 @@ VISION, LLM = "qwen/qwen3-vl-8b", "google/gemma-3-12b"
 MAX_BODY_MB = 0.25
 MAX_BODY = int(MAX_BODY_MB * 1024 * 1024)
 BODY_TIMEOUT = 0.3
+HEADER_TIMEOUT = 0.3
 
 
 def route_methods() -> dict[str, str]:
@@ -201,6 +204,51 @@ raw_requests = st.fixed_dictionaries(
 )
 
 
+def compress(data: bytes, how: str) -> bytes:
+    wbits = {"gzip": 31, "zlib": 15, "raw": -15}[how]
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return c.compress(data) + c.flush()
+
+
+@st.composite
+def head_stalls(draw) -> dict:
+    """A request head cut anywhere (nothing at all included), then silence."""
+    path = draw(st.sampled_from(sorted(MUTATING | FORWARDED) + ["/api/v1/models"]))
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n".encode()
+    return {"kind": "head_stall", "path": path, "sent": head[: draw(st.integers(0, len(head) - 1))]}
+
+
+@st.composite
+def compressed_bodies(draw) -> dict:
+    """A body under a Content-Encoding: compressed right, a bomb past the size limit, cut
+    short, garbage, or not compressed at all."""
+    inner = draw(
+        st.one_of(
+            lmstudio_bodies().map(lambda b: json.dumps(b).encode()),
+            st.binary(max_size=100),
+            st.integers(MAX_BODY - 10, MAX_BODY * 8).map(lambda n: b" " * n),  # bombs
+        )
+    )
+    how = draw(st.sampled_from(["gzip", "zlib", "raw", "none", "cut", "garbage"]))
+    if how in ("gzip", "zlib", "raw"):
+        body = compress(inner, how)
+    elif how == "cut":
+        body = compress(inner, "gzip")[: draw(st.integers(0, 20))]
+    elif how == "garbage":
+        body = b"\x1f\x8b" + draw(st.binary(max_size=60))
+    else:
+        body = inner[: 2 * MAX_BODY]
+    encoding = draw(
+        st.sampled_from(["gzip", "deflate", "x-gzip", "br", "zstd", "identity", "gzip, gzip", "?"])
+    )
+    return {
+        "kind": "compressed",
+        "path": draw(st.sampled_from(sorted(MUTATING | FORWARDED))),
+        "encoding": encoding,
+        "body": body,
+    }
+
+
 @contextmanager
 def running_core(make_settings) -> Iterator[tuple]:
     """The core with its API on its own event loop in a thread; stopped at the end."""
@@ -228,9 +276,12 @@ def running_core(make_settings) -> Iterator[tuple]:
 
 def raw(port: int, data: bytes, *, close_write: bool, timeout: float = 20) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        if close_write:
-            s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(data)
+            if close_write:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before all of it was sent (413): the answer is still there
         out = b""
         try:
             while chunk := s.recv(65536):
@@ -247,6 +298,13 @@ def status_of(answer: bytes) -> int | None:
     return int(line[1])
 
 
+def assert_json_error(status: int, ctype: str, data: bytes) -> None:
+    """Every error is the API's JSON error, parser errors included."""
+    if status >= 400 and data:
+        assert ctype.startswith("application/json"), (status, data[:300])
+        assert json.loads(data)["error"]["message"]
+
+
 def assert_clean(status: int | None, body: bytes) -> None:
     assert status != 500, body[:500]
     text = body.decode("utf-8", "replace")
@@ -258,6 +316,8 @@ def test_fuzz_every_route(api_settings) -> None:
         JIT_LOAD=False,
         API_MAX_BODY_MB=MAX_BODY_MB,
         API_BODY_TIMEOUT_SECONDS=BODY_TIMEOUT,
+        API_BODY_STALL_SECONDS=BODY_TIMEOUT,
+        API_HEADER_TIMEOUT_SECONDS=HEADER_TIMEOUT,
         HUNG_PROBE_SECONDS=0,
     )
     with running_core(s) as (core, call):
@@ -290,13 +350,35 @@ def test_fuzz_every_route(api_settings) -> None:
                     req["method"], req["path"], content=content, headers=req["headers"]
                 )
                 data = r.content
-                ctype = r.headers.get("content-type", "")
-                # aiohttp answers HTTP it cannot parse (a bad method) itself, in plain text
-                parse_error = r.status_code == 400 and ctype.startswith("text/plain")
-                if r.status_code >= 400 and req["method"] != "HEAD" and data and not parse_error:
-                    assert ctype.startswith("application/json"), (r.status_code, data[:300])
-                    assert json.loads(data)["error"]["message"]
+                if req["method"] != "HEAD":
+                    assert_json_error(r.status_code, r.headers.get("content-type", ""), data)
                 return r.status_code, data
+            if req["kind"] == "head_stall":
+                answer = raw(port, req["sent"], close_write=False)
+                # a head that never ends: 408 (or, when nothing came, the connection closed)
+                assert status_of(answer) == (408 if req["sent"] else None), answer[:300]
+                return status_of(answer), answer
+            if req["kind"] == "compressed":
+                head = (
+                    f"POST {req['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Content-Encoding: {req['encoding']}\r\nContent-Type: application/json\r\n"
+                    "Connection: close\r\n"
+                    f"Content-Length: {len(req['body'])}\r\n\r\n"
+                ).encode()
+                answer = raw(port, head + req["body"], close_write=False)
+                status = status_of(answer)
+                assert status is not None, "no answer to a compressed body"
+                headers, _, data = answer.partition(b"\r\n\r\n")
+                ctype = next(
+                    (
+                        h.split(b":", 1)[1].strip().decode()
+                        for h in headers.split(b"\r\n")
+                        if h.lower().startswith(b"content-type:")
+                    ),
+                    "",
+                )
+                assert_json_error(status, ctype, data)
+                return status, answer
             head = (
                 f"POST {req['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {req['declared']}\r\n\r\n"
@@ -316,14 +398,23 @@ def test_fuzz_every_route(api_settings) -> None:
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
-        @given(req=st.one_of(http_requests(), http_requests(), http_requests(), raw_requests))
+        @given(
+            req=st.one_of(
+                http_requests(),
+                http_requests(),
+                http_requests(),
+                raw_requests,
+                head_stalls(),
+                compressed_bodies(),
+            )
+        )
         def one(req: dict) -> None:
             before = state()
             status, body = send(req)
             assert_clean(status, body)
             key = f"{req['kind']} {status}"
             counts[key] = counts.get(key, 0) + 1
-            mutating = req["kind"] == "http" and req["path"] in MUTATING
+            mutating = req["kind"] in ("http", "compressed") and req["path"] in MUTATING
             after = state()
             if status is None or not (200 <= status < 300) or not mutating:
                 assert after == before, (req["kind"], req.get("path"), status, body[:300])

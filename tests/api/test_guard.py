@@ -29,12 +29,11 @@ def load_body(model: str = LLM) -> str:
 
 async def slots(core, port: int) -> list:
     """What llama-server's slots say (its last task id changes with every completion)."""
-    from app.core.servers.keys import auth_headers
+    from app.core.servers.keys import auth_headers, server_url
 
+    st = core.manager.status(port)
     async with httpx.AsyncClient(trust_env=False, timeout=30) as c:
-        r = await c.get(
-            f"http://127.0.0.1:{port}/slots", headers=auth_headers(core.manager.status(port))
-        )
+        r = await c.get(server_url(port, "/slots", st), headers=auth_headers(st))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -238,31 +237,50 @@ async def test_body_limits(start_api) -> None:
         assert (await c.get("/api/v1/models")).status_code == 200
 
 
-async def test_connection_cap(start_api) -> None:
-    core = await start_api(API_MAX_CONNECTIONS=2, API_BODY_TIMEOUT_SECONDS=60)
-    port = core.api.port
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{"
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+async def test_connection_cap_counts_requests_being_answered(start_api) -> None:
+    """API_MAX_CONNECTIONS caps the requests being answered; a third gets 503 while two are
+    held in their handler, and the places come back when they end. (Requests still sending
+    their bodies do not count: tests/api/test_abuse.py.)"""
+    from aiohttp import web
+
+    from app.core.api.connections import ConnectionTable, GuardedSite, handler_args
+    from app.core.api.refusals import RefusalLog
+
+    s = settings(API_MAX_CONNECTIONS=2)
+    guard = Guard(s)
+    release = asyncio.Event()
+    entered = asyncio.Queue()
+
+    async def held(request: web.Request) -> web.Response:
+        entered.put_nowait(1)
+        await release.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=guard.middlewares())
+    app.router.add_get("/held", held)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    table = ConnectionTable(64, s.API_HEADER_TIMEOUT_SECONDS, RefusalLog())
+    site = GuardedSite(runner, "127.0.0.1", 0, table, **handler_args(s))
+    await site.start()
+    port = runner.addresses[0][1]
     try:
-        for s in held:
-            s.sendall(head)  # each waits for the rest of its body, holding a place
-        async with client(core) as c:
-            deadline = asyncio.get_running_loop().time() + 10
-            while True:
-                r = await c.get("/api/v1/models")
-                if r.status_code == 503 or asyncio.get_running_loop().time() > deadline:
-                    break
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False
+        ) as c:
+            first = [asyncio.create_task(c.get("/held")) for _ in range(2)]
+            for _ in range(2):
+                await entered.get()
+            r = await c.get("/held")
             assert r.status_code == 503
             err = r.json()["error"]
             assert err["code"] == "too_many_connections" and "API_MAX_CONNECTIONS" in err["message"]
-            for s in held:
-                s.close()
-            deadline = asyncio.get_running_loop().time() + 10
-            while (await c.get("/api/v1/models")).status_code != 200:
-                assert asyncio.get_running_loop().time() < deadline, "the places never came back"
+            release.set()
+            assert [(await t).status_code for t in first] == [200, 200]
+            assert (await c.get("/held")).status_code == 200  # the places came back
     finally:
-        for s in held:
-            s.close()
+        release.set()
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(

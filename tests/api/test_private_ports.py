@@ -1,7 +1,9 @@
-"""Private llama-server ports: each start of a server gets its own random key; the app's
-proxy, readiness polls and hung probe send it; anything else gets 401 from llama-server.
-A FamilyLog that calls the ports directly (LLAMA_PORTS_OPEN, derived from RUN_PRELOAD)
-gets them open, as before."""
+"""Private llama-server ports: each start of a server gets its own random key and serves
+under a path prefix; the app's proxy, readiness polls and hung probe use both; anything
+else gets 401 (under the prefix) or 404 (llama-server's always-open /health, /v1/models and
+/models, which exist only under the prefix), and no web page gets a CORS grant. A FamilyLog
+that calls the ports directly (LLAMA_PORTS_OPEN, derived from RUN_PRELOAD) gets them open,
+as before."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from app.config import Settings
 from app.core.models.entry import LLM as LLM_PROFILE
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import CORS_ORIGIN, PRIVATE_PREFIX, auth_headers
 from app.core.servers.states import ServerState
 from tests.api.conftest import chat, client
 from tests.support.app import load_role, supervisor
@@ -38,16 +40,35 @@ async def test_servers_answer_only_the_app(start_api) -> None:
     assert proc.environ()["LLAMA_API_KEY"] == st.key
     assert st.key not in " ".join(proc.cmdline())
 
+    pre = st.prefix
+    assert pre == PRIVATE_PREFIX
     async with direct(port) as d:
-        assert (await d.get("/health")).status_code == 200  # no key needed there
         for bearer in (None, API_KEY, "nope"):
             h = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-            assert (await d.post("/v1/chat/completions", json=BODY, headers=h)).status_code == 401
-            assert (await d.post("/completion", json={"prompt": "a"}, headers=h)).status_code == 401
-            assert (await d.get("/slots", headers=h)).status_code == 401
-        ok = await d.post("/v1/chat/completions", json=BODY, headers=auth_headers(st))
+            for path in ("/v1/chat/completions", "/completion"):
+                for where in (path, pre + path):
+                    assert (await d.post(where, json=BODY, headers=h)).status_code in (401, 404)
+            # what llama-server answers without its key whatever its options: not here
+            for path in ("/health", "/v1/health", "/v1/models", "/models", "/props", "/slots"):
+                r = await d.get(path, headers=h)
+                assert r.status_code in (401, 404), (path, r.status_code, r.text[:200])
+                assert (await d.get(pre + path, headers=h)).status_code == 401, path
+        ok = await d.post(pre + "/v1/chat/completions", json=BODY, headers=auth_headers(st))
         assert ok.status_code == 200, ok.text
-        assert (await d.get("/slots", headers=auth_headers(st))).status_code == 200
+        for path in ("/slots", "/health", "/v1/models"):
+            assert (await d.get(pre + path, headers=auth_headers(st))).status_code == 200
+        # No web page gets a CORS grant: no origin echoed, no credentials, preflight included.
+        page = {"Origin": "http://evil.example"}
+        for r in (
+            await d.get("/v1/models", headers=page),
+            await d.get(pre + "/v1/models", headers=page),
+            await d.options(
+                pre + "/v1/chat/completions",
+                headers={**page, "Access-Control-Request-Method": "POST"},
+            ),
+        ):
+            assert r.headers.get("access-control-allow-origin") in (None, CORS_ORIGIN)
+            assert r.headers.get("access-control-allow-credentials") != "true"
 
     # The hung probe sends the key: its /slots request is answered, not refused.
     seen: list[int] = []
@@ -68,7 +89,8 @@ async def test_each_start_gets_a_new_key_and_the_same_spec(start_api) -> None:
     assert first.spec == second.spec  # the same server, for runs and restarts
     assert first.key and second.key and first.key != second.key
     async with direct(second.port) as d:
-        old = await d.post("/v1/chat/completions", json=BODY, headers=auth_headers(first))
+        url = second.prefix + "/v1/chat/completions"
+        old = await d.post(url, json=BODY, headers=auth_headers(first))
         assert old.status_code == 401
     async with client(core) as c:
         r = await c.post("/v1/chat/completions", json=chat(LLM))
@@ -79,10 +101,14 @@ async def test_open_ports_for_a_familylog_that_calls_them(start_api) -> None:
     core = await start_api(RUN_PRELOAD="llm", JIT_LOAD=False)  # LLAMA_PORTS_OPEN=auto
     assert core.settings.llama_ports_open
     st = await load_role(core, LLM_PROFILE)
-    assert st.key is None and auth_headers(st) == {}
+    assert st.key is None and auth_headers(st) == {} and st.prefix == ""
     async with direct(st.port) as d:
         r = await d.post("/v1/chat/completions", json=BODY)
         assert r.status_code == 200, r.text
+        # open to programs, still closed to web pages: no origin echoed, no credentials
+        r = await d.get("/v1/models", headers={"Origin": "http://evil.example"})
+        assert r.headers.get("access-control-allow-origin") == CORS_ORIGIN
+        assert r.headers.get("access-control-allow-credentials") != "true"
     assert "LLAMA_API_KEY" not in psutil.Process(st.pid).environ()
 
 

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from app.core.lifecycle.model_state import ModelState
+from app.core.servers.keys import auth_headers, server_url
 from app.core.servers.states import ServerState
 from tests.api.conftest import base_url, chat, client, servers
 from tests.support.wait import until
@@ -169,7 +170,8 @@ async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api)
         await until(lambda: "cancel task" in log.read_text(), 30)
         # ...and it serves the next one.
         async with httpx.AsyncClient(trust_env=False) as direct:
-            h = await direct.get(f"http://127.0.0.1:{port}/health")
+            st = core.manager.status(port)
+            h = await direct.get(server_url(port, "/health", st), headers=auth_headers(st))
             assert h.json() == {"status": "ok"}
         r = await c.post("/v1/chat/completions", json=chat(LLM, 4))
         assert r.status_code == 200
@@ -197,9 +199,9 @@ async def test_api_key_is_enforced(start_api) -> None:
         assert done.choices[0].message.content is not None
     # llama-server itself asks for the key too; the proxy passed it on.
     async with httpx.AsyncClient(trust_env=False) as direct:
-        r = await direct.post(
-            f"http://127.0.0.1:{core.settings.LLAMA_LLM_PORT}/v1/chat/completions", json=chat(LLM)
-        )
+        port = core.settings.LLAMA_LLM_PORT
+        st = core.manager.status(port)
+        r = await direct.post(server_url(port, "/v1/chat/completions", st), json=chat(LLM))
         assert r.status_code == 401
 
 

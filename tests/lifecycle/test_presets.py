@@ -15,7 +15,7 @@ from app.core.lifecycle.instance import LoadFailedError
 from app.core.models.launch_args import LoadConfig
 from app.core.notices import Level
 from app.core.presets.flags import read_args
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 from app.core.settings.settings_apply import apply_settings
 from tests.api.conftest import CTX, client, servers
 from tests.support.tiny_model import write_tiny_model
@@ -35,7 +35,7 @@ async def server_get(core, key: str, path: str) -> dict:
     inst = core.lifecycle.ready(key)
     assert inst is not None
     async with httpx.AsyncClient(timeout=30, trust_env=False) as c:
-        r = await c.get(f"http://127.0.0.1:{inst.port}{path}", headers=auth_headers(inst.status))
+        r = await c.get(server_url(inst.port, path, inst.status), headers=auth_headers(inst.status))
     r.raise_for_status()
     return r.json()
 
@@ -130,7 +130,7 @@ async def test_a_draft_model_starts_with_md_and_drafts(start_api, tiny_model_b) 
     inst = core.lifecycle.ready(VISION)
     async with httpx.AsyncClient(timeout=60, trust_env=False) as c:
         r = await c.post(
-            f"http://127.0.0.1:{inst.port}/v1/chat/completions",
+            server_url(inst.port, "/v1/chat/completions", inst.status),
             json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
             headers=auth_headers(inst.status),
         )

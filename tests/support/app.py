@@ -129,13 +129,21 @@ def start_foreign_server(binary: str, model: Path, port: int, log: Path) -> subp
     )
 
 
-def run_app(*args: str, env: dict[str, str], code: str | None = None) -> subprocess.Popen:
-    """``familylog-tray`` as its own process (``python -m app.main``), or a script."""
+def run_app(
+    *args: str, env: dict[str, str], code: str | None = None, preexec_fn=None
+) -> subprocess.Popen:
+    """``familylog-tray`` as its own process (``python -m app.main``), or a script;
+    ``preexec_fn`` runs in the child before it starts (e.g. to set a resource limit)."""
     argv = (
         [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "app.main", *args]
     )
     return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        preexec_fn=preexec_fn,
     )
 
 
@@ -159,8 +167,8 @@ def headless_env(llama_server_bin: str, model: Path, **extra: object) -> dict[st
     return env
 
 
-def start_headless(env: dict[str, str]) -> subprocess.Popen:
+def start_headless(env: dict[str, str], preexec_fn=None) -> subprocess.Popen:
     """``familylog-tray --headless`` as its own process, once it says it runs."""
-    p = run_app("--headless", env=env)
+    p = run_app("--headless", env=env, preexec_fn=preexec_fn)
     assert "running headless" in p.stdout.readline(), p.stderr.read()
     return p

@@ -47,12 +47,13 @@ def nonsense_binary(path: Path) -> Path:
 
 
 HEALTHY_BUT_HUNG = r"""
-import http.server, json, sys, threading
+import http.server, json, os, sys, threading
 port = int(sys.argv[sys.argv.index("--port") + 1])
+prefix = os.environ.get("LLAMA_ARG_API_PREFIX", "")  # as llama-server's --api-prefix
 stuck = threading.Event()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path == "/health":  # the HTTP thread still answers...
+        if self.path == prefix + "/health":  # the HTTP thread still answers...
             body = json.dumps({"status": "ok"}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

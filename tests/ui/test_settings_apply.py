@@ -288,32 +288,108 @@ def body_timeout(w: World, v: str) -> bool:
     return f"API_BODY_TIMEOUT_SECONDS={seconds:g} s".encode() in answer
 
 
-def connection_cap(w: World, v: str) -> bool:
-    """Two requests whose bodies never come hold their places; the next is refused with the
-    cap in force named."""
+def stalled_answers(w: World, count: int) -> str:
+    """``count`` requests whose bodies stop after one byte; what those answered within a few
+    seconds said (a request beyond the places for unfinished bodies is answered after 2 s)."""
 
     async def go() -> str:
         port = w.core.api.port
-        held = []
+        conns = []
         try:
-            for _ in range(2):
+            for _ in range(count):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(
                     b"POST /api/v1/models/load HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     b"Content-Length: 100\r\n\r\n{"
                 )
-                held.append(writer)
-            url = f"http://127.0.0.1:{port}/api/v1/models"
-            async with httpx.AsyncClient(trust_env=False) as c, asyncio.timeout(30):
-                while (r := await c.get(url)).status_code != 503:  # until both are counted
-                    await asyncio.sleep(0.01)
-            return r.text
+                conns.append((reader, writer))
+
+            async def answer(reader) -> bytes:
+                try:
+                    async with asyncio.timeout(6):
+                        return await reader.read(65536)
+                except TimeoutError:
+                    return b""
+
+            return b" ".join(await asyncio.gather(*(answer(r) for r, _ in conns))).decode()
         finally:
-            for writer in held:
+            for _, writer in conns:
                 writer.close()
 
+    return w.arun(go())
+
+
+def connection_cap(w: World, v: str) -> bool:
+    """Bodies still arriving have as many places as requests being answered: one request
+    more than that is refused with the cap in force named."""
     n = typed("API_MAX_CONNECTIONS", v)
-    return f"API_MAX_CONNECTIONS={n})" in w.arun(go())
+    return f"API_MAX_CONNECTIONS={n} allows" in stalled_answers(w, n + 1)
+
+
+def pending_per_client(w: World, v: str) -> bool:
+    n = typed("API_MAX_PENDING_PER_CLIENT", v)
+    return f"API_MAX_PENDING_PER_CLIENT={n})" in stalled_answers(w, n + 1)
+
+
+def answered_within(w: World, data: bytes, seconds: float = 3.0) -> bytes | None:
+    """What the API sends for ``data`` within ``seconds`` before it closes the connection
+    (b"" when it closed without a word); None while it still waits."""
+
+    async def go() -> bytes | None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", w.core.api.port)
+        try:
+            writer.write(data)
+            got = b""
+            async with asyncio.timeout(seconds):
+                while chunk := await reader.read(65536):
+                    got += chunk
+            return got
+        except TimeoutError:
+            return None
+        finally:
+            writer.close()
+
+    return w.arun(go())
+
+
+def head_deadline(w: World, v: str) -> bool:
+    said = answered_within(w, b"GET /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return said is not None and f"API_HEADER_TIMEOUT_SECONDS={float(v):g} s".encode() in said
+
+
+def body_stall(w: World, v: str) -> bool:
+    head = b"POST /api/v1/models/load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9\r\n\r\n"
+    said = answered_within(w, head)
+    return said is not None and f"API_BODY_STALL_SECONDS={float(v):g} s".encode() in said
+
+
+def keepalive(w: World, v: str) -> bool:
+    """A connection idle after its answer is closed (the answer is all that came)."""
+    said = answered_within(w, b"GET /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return said is not None and said.startswith(b"HTTP/1.1 200") and said.count(b"HTTP/1.1") == 1
+
+
+def compressed_refused(w: World, v: str) -> bool:
+    import gzip
+
+    r = w.http(
+        "POST",
+        "/api/v1/models/load",
+        content=gzip.compress(b'{"model": "nope"}'),
+        headers={"Content-Encoding": "gzip"},
+    )
+    return r.status_code == 415 and "API_ACCEPT_COMPRESSED=false" in r.text
+
+
+def json_width(name: str, make: Callable[[int], object]) -> Callable[[World, str], bool]:
+    """A body one wider than the new limit is refused, naming the limit."""
+
+    def check(w: World, v: str) -> bool:
+        n = typed(name, v)
+        r = w.http("POST", "/api/v1/models/load", json={"model": "nope", "x": make(n + 1)})
+        return r.status_code == 400 and f"at most {n:,} are accepted ({name})" in r.text
+
+    return check
 
 
 def image_url_passes(w: World, v: str) -> bool:
@@ -420,6 +496,28 @@ CASES: dict[str, Case] = {
         const("0.6"), body_timeout, base={"API_BODY_TIMEOUT_SECONDS": 0.2}
     ),
     "API_MAX_CONNECTIONS": Case(const("2"), connection_cap, base={"API_MAX_CONNECTIONS": 1}),
+    "API_MAX_PENDING_PER_CLIENT": Case(
+        const("2"), pending_per_client, base={"API_MAX_PENDING_PER_CLIENT": 1}
+    ),
+    "API_MAX_OPEN_CONNECTIONS": Case(
+        const("100"), lambda w, v: w.core.api.connections.capacity == int(v)
+    ),
+    "API_HEADER_TIMEOUT_SECONDS": Case(
+        const("0.5"), head_deadline, base={"API_HEADER_TIMEOUT_SECONDS": 30}
+    ),
+    "API_BODY_STALL_SECONDS": Case(const("0.5"), body_stall, base={"API_BODY_STALL_SECONDS": 30}),
+    "API_KEEPALIVE_SECONDS": Case(const("0.5"), keepalive, base={"API_KEEPALIVE_SECONDS": 30}),
+    "API_ACCEPT_COMPRESSED": Case(const("false"), compressed_refused),
+    "API_JSON_MAX_KEYS": Case(
+        const("50"),
+        json_width("API_JSON_MAX_KEYS", lambda n: {str(i): i for i in range(n)}),
+        base={"API_JSON_MAX_KEYS": 100},
+    ),
+    "API_JSON_MAX_ITEMS": Case(
+        const("50"),
+        json_width("API_JSON_MAX_ITEMS", lambda n: list(range(n))),
+        base={"API_JSON_MAX_ITEMS": 100},
+    ),
     "LLAMA_PORTS_OPEN": Case(const("true"), answers_without_key),
     "API_ALLOW_IMAGE_URLS": Case(const("true"), image_url_passes),
     "API_CHAT_STORE_MB": Case(const("0"), chat_not_kept),

@@ -21,7 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
+from app.core.api.common import (
+    CONTEXT,
+    ApiContext,
+    ApiError,
+    parse_json_object,
+    shown,
+    upstream_object,
+)
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
@@ -190,7 +197,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         if found is None:
             raise ApiError(
                 404,
-                f"No stored response {prev!r}: it never was, or it was dropped (chats are "
+                f"No stored response {shown(prev)}: it never was, or it was dropped (chats are "
                 f"kept in memory until the app quits, up to API_CHAT_STORE_MB="
                 f"{store.budget / MIB:g} MiB; the least recently used go first)",
                 code="response_not_found",

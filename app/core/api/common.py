@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import reprlib
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,14 +68,86 @@ def error_response(
 
 
 MAX_JSON_DEPTH = 200
+MAX_SHOWN = 80  # characters of a client's value echoed in an error message
 _TOO_DEEP = object()
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = MAX_SHOWN
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
 
 
-def _json_problem(data: Any, limit: int) -> str | None:
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters (an echoed value in an error stays short)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def shown(value: object) -> str:
+    """A client's value as an error message quotes it: its repr, short whatever its size
+    (``reprlib``: a huge list or string costs no more than a short one)."""
+    return _SHOWN.repr(value)
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """How wide a request body's JSON may be (``API_JSON_MAX_KEYS``/``_ITEMS``), and where
+    a body refused for its JSON is recorded (the guard's refusal log, for its client)."""
+
+    keys: int = 1000
+    items: int = 1_000_000
+    refused: Callable[[str, str], None] | None = None  # (code, message)
+
+
+JSON_LIMITS: ContextVar[JsonLimits | None] = ContextVar("json_limits", default=None)
+"""The limits of the request being answered: the guard sets them from the settings for each
+request (aiohttp runs every request in a task of its own), so the route modules' calls of
+``parse_json_object`` need not pass them."""
+
+
+class _TooWide(ValueError):
+    def __init__(self, members: int) -> None:
+        super().__init__(members)
+        self.members = members
+
+
+def _json_path(path: tuple) -> str:
+    """``("messages", 0, "content")`` as ``messages[0].content``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + clip(part, 40)
+    return out or "(the body)"
+
+
+def _path_to(data: Any, target: object) -> str:
+    """Where ``target`` (an object inside ``data``) sits, as ``messages[0].content``; walked
+    with a stack of iterators, only when a problem was found."""
+    stack: list[tuple[Any, Any]] = [(None, iter([(None, data)]))]
+    path: list = []
+    while stack:
+        step = next(stack[-1][1], None)
+        if step is None:
+            stack.pop()
+            if path:
+                path.pop()
+            continue
+        key, value = step
+        if value is target:
+            return _json_path((*path[1:], key)) if path else _json_path(())
+        if isinstance(value, dict | list):
+            path.append(key)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.append((value, iter(items)))
+    return _json_path(())
+
+
+def _json_problem(data: Any, limits: JsonLimits, depth_limit: int = MAX_JSON_DEPTH) -> str | None:
     """What makes a parsed body unfit to pass on, walked without recursion (so a hostile
-    body cannot exhaust the stack later on): nesting deeper than ``limit``, or a string
-    with an unpaired surrogate escape (``"\\ud800"``: Python accepts it, llama-server
-    answers 500)."""
+    body cannot exhaust the stack later on): nesting deeper than ``depth_limit``, an array
+    wider than ``limits.items``, a number llama-server cannot read (NaN, Infinity, beyond a
+    double's range: it answers 500), or a string with an unpaired surrogate escape
+    (``"\\ud800"``: Python accepts it, llama-server answers 500)."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -82,17 +158,52 @@ def _json_problem(data: Any, limit: int) -> str | None:
                 except UnicodeEncodeError:
                     return "contains an unpaired surrogate escape (\\ud800-\\udfff)"
             continue
+        if isinstance(value, float):
+            if isinstance(value, _Constant):
+                where = _path_to(data, value)
+                return (
+                    f"has {value.name} at {where}: {value.name} is not a JSON value; send a number"
+                )
+            if not math.isfinite(value):
+                where = _path_to(data, value)
+                return f"has a number beyond ±1.8e308 at {where}; send a finite number"
+            continue
+        if isinstance(value, int):
+            if not -_DOUBLE_MAX < value < _DOUBLE_MAX:
+                where = _path_to(data, value)
+                return f"has a number beyond ±1.8e308 at {where}; send a finite number"
+            continue
         if isinstance(value, dict):
             stack.extend((k, depth) for k in value)
             children = value.values()
         elif isinstance(value, list):
+            if len(value) > limits.items:
+                return (
+                    f"has an array of {len(value):,} items at {_path_to(data, value)}; at "
+                    f"most {limits.items:,} are accepted (API_JSON_MAX_ITEMS)"
+                )
             children = value
         else:
             continue
-        if depth > limit:
-            return f"nests deeper than {limit} levels"
+        if depth > depth_limit:
+            return f"nests deeper than {depth_limit} levels"
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+class _Constant(float):
+    """NaN, Infinity or -Infinity as written: Python's json reads them, JSON and
+    llama-server do not; kept as read so the error can name them and where they are."""
+
+    name: str
+
+    def __new__(cls, name: str) -> _Constant:
+        value = super().__new__(cls, name)
+        value.name = name
+        return value
+
+
+_DOUBLE_MAX = 2**1024  # the first integer a double cannot hold (llama-server: "number overflow")
 
 
 def upstream_object(status: int, raw: bytes) -> dict[str, Any] | web.Response:
@@ -107,33 +218,45 @@ def upstream_object(status: int, raw: bytes) -> dict[str, Any] | web.Response:
     return data
 
 
-def _no_constant(name: str) -> Any:
-    """NaN and Infinity, which Python reads but JSON has not (llama-server refuses them)."""
-    raise ValueError(f"{name} is not a JSON value; send a number or null")
+def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong. ``limits``:
+    the width limits (default: those of the request being answered)."""
+    limits = limits or JSON_LIMITS.get() or JsonLimits()
 
+    def refuse(message: str, code: str = "bad_json") -> ApiError:
+        if limits.refused is not None:
+            limits.refused(code, message)
+        return ApiError(400, message, code=code)
 
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong."""
     if not raw.strip():
-        raise ApiError(400, "The request body is empty; send a JSON object.", code="bad_json")
+        raise refuse("The request body is empty; send a JSON object.")
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # counted as sent (duplicates too), before llama-server reads them in quadratic time
+        if len(pairs) > limits.keys:
+            raise _TooWide(len(pairs))
+        return dict(pairs)
+
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = json.loads(raw, object_pairs_hook=members, parse_constant=_Constant)
+    except _TooWide as e:
+        raise refuse(
+            f"The request body has an object with {e.members:,} members; at most "
+            f"{limits.keys:,} are accepted (API_JSON_MAX_KEYS).",
+            "json_too_wide",
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"The request body is not valid JSON: {e}", code="bad_json") from None
+        raise refuse(f"The request body is not valid JSON: {clip(str(e), 200)}") from None
     except RecursionError:
         data = _TOO_DEEP  # nested deeper than Python parses
     if data is _TOO_DEEP:
         problem: str | None = f"nests deeper than {MAX_JSON_DEPTH} levels"
     else:
-        problem = _json_problem(data, MAX_JSON_DEPTH)
+        problem = _json_problem(data, limits)
     if problem:
-        raise ApiError(400, f"The request body {problem}.", code="bad_json")
+        raise refuse(f"The request body {problem}.")
     if not isinstance(data, dict):
-        raise ApiError(
-            400,
-            f"The request body must be a JSON object, not {type(data).__name__}.",
-            code="bad_json",
-        )
+        raise refuse(f"The request body must be a JSON object, not {type(data).__name__}.")
     return data
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.models.catalogue import UnknownModelError
@@ -182,7 +182,7 @@ async def unload_v1(request: web.Request) -> web.Response:
         loaded = [i.key for i in c.lifecycle.loaded()]
         raise ApiError(
             404,
-            f"No loaded model instance '{name}'. Loaded: {', '.join(loaded) or 'none'}",
+            f"No loaded model instance {shown(name)}. Loaded: {', '.join(loaded) or 'none'}",
             code="instance_not_found",
             loaded_instances=loaded,
         )

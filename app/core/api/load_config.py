@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.api.common import ApiError
+from app.core.api.common import ApiError, shown
 from app.core.models.launch_args import LoadConfig
 
 _INTS = ("context_length", "eval_batch_size", "parallel")
@@ -26,7 +26,7 @@ def parse_load_config(body: dict[str, Any]) -> LoadConfig:
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v < _MIN[name]:
             raise ApiError(
-                400, f'"{name}" must be a whole number >= {_MIN[name]}, not {v!r}', param=name
+                400, f'"{name}" must be a whole number >= {_MIN[name]}, not {shown(v)}', param=name
             )
         values[name] = v
     for name in _BOOLS:
@@ -34,7 +34,7 @@ def parse_load_config(body: dict[str, Any]) -> LoadConfig:
         if v is None:
             continue
         if not isinstance(v, bool):
-            raise ApiError(400, f'"{name}" must be true or false, not {v!r}', param=name)
+            raise ApiError(400, f'"{name}" must be true or false, not {shown(v)}', param=name)
         values[name] = v
     return LoadConfig(**values)
 
@@ -45,7 +45,7 @@ def parse_ttl(body: dict[str, Any]) -> float | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise ApiError(400, f'"ttl" must be a number of seconds > 0, not {v!r}', param="ttl")
+        raise ApiError(400, f'"ttl" must be a number of seconds > 0, not {shown(v)}', param="ttl")
     return float(v)
 
 

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
@@ -74,7 +74,7 @@ def pick_model(c: ApiContext, name: object, path: str | None = None) -> ModelEnt
     """The model a request is for: its key or alias; else the only loaded model that can
     serve ``path`` (as LM Studio uses its one loaded model)."""
     if name is not None and not isinstance(name, str):
-        raise ApiError(400, f'"model" must be a string, not {name!r}', code="bad_model")
+        raise ApiError(400, f'"model" must be a string, not {shown(name)}', code="bad_model")
     found = c.catalogue.find(name)
     if found is not None:
         return found

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from app.core.api import proxy
 from app.core.api.chat_v1 import MIB, ChatStore
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
@@ -91,7 +91,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
         if found is None:
             raise ApiError(
                 400,
-                f"Previous response with id {prev!r} not found: it never was, was sent with "
+                f"Previous response with id {shown(prev)} not found: it never was, was sent with "
                 '"store": false, or was dropped (kept in memory until the app quits, the least '
                 "recently used dropped past API_CHAT_STORE_MB).",
                 code="previous_response_not_found",

@@ -23,7 +23,7 @@ from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream
 from app.core.lifecycle.instance import Instance, LoadFailedError, ModelNotLoadedError
 from app.core.models.entry import ModelEntry
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ async def runtime(c: ApiContext, inst: Instance) -> dict[str, Any]:
     key = (inst.port, inst.pid)
     if key not in _BUILDS and c.upstream is not None:
         try:
+            st = c.lifecycle.manager.status(inst.port)
             async with c.upstream.get(
-                f"http://127.0.0.1:{inst.port}/props",
-                headers=auth_headers(c.lifecycle.manager.status(inst.port)),
+                server_url(inst.port, "/props", st), headers=auth_headers(st)
             ) as r:
                 _BUILDS[key] = str((await r.json(content_type=None)).get("build_info") or "")
         except (aiohttp.ClientError, ValueError) as e:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import ipaddress
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +30,14 @@ from app.core.api import (
     rest_v0,
     stats,
 )
-from app.core.api.common import CONTEXT, ApiContext, ApiError, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, clip, error_response
+from app.core.api.connections import (
+    ConnectionTable,
+    GuardedSite,
+    connection_table,
+    handler_args,
+    watch_accept_errors,
+)
 from app.core.api.guard import Guard
 from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
 from app.core.downloads.service import Downloads
@@ -38,6 +45,7 @@ from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.platform.open_files import open_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +116,16 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         if e.status == 404:
             return error_response(
                 404,
-                f"No such endpoint: {request.method} {request.path}. This server answers "
+                f"No such endpoint: {clip(request.method, 20)} {clip(request.path)}. This "
+                "server answers "
                 + ", ".join(dict.fromkeys(path for _, path in routes(request.app))),
                 code="not_found",
             )
         if e.status == 405:
             return error_response(
-                405, f"{request.method} is not allowed on {request.path}", code="bad_method"
+                405,
+                f"{clip(request.method, 20)} is not allowed on {clip(request.path)}",
+                code="bad_method",
             )
         if e.status >= 400:
             return error_response(e.status, e.reason, code="http_error")
@@ -124,33 +135,6 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception as e:
         log.exception("API request %s %s failed", request.method, request.path)
         return error_response(500, f"Internal error: {e}", type_="server_error")
-
-
-def auth_middleware(key: str):
-    """``Authorization: Bearer <API_KEY>`` (OpenAI's clients) or ``x-api-key: <API_KEY>``
-    (Anthropic's) on every route but the LM Studio SDK's probe and websockets, which check
-    the key in their first packet."""
-    expected = f"Bearer {key}".encode()
-
-    @web.middleware
-    async def check_key(request: web.Request, handler) -> web.StreamResponse:
-        if request.path in lmstudio_ws.OPEN_PATHS:
-            return await handler(request)
-        given = request.headers.get("Authorization", "").encode()
-        other = request.headers.get("x-api-key", "").encode()
-        if not (hmac.compare_digest(given, expected) | hmac.compare_digest(other, key.encode())):
-            raise ApiError(
-                401,
-                "Missing or wrong API key: send the header 'Authorization: Bearer <API_KEY>' "
-                "(or 'x-api-key: <API_KEY>') with the key set in the app's settings "
-                "(API_KEY).",
-                type_="authentication_error",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return await handler(request)
-
-    return check_key
 
 
 class ApiServer:
@@ -176,6 +160,9 @@ class ApiServer:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._ctx: ApiContext | None = None
+        self.guard: Guard | None = None  # the checks and limits in force (tests read them)
+        self.connections: ConnectionTable | None = None
+        self._restore_loop: Callable[[], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -221,15 +208,15 @@ class ApiServer:
                 "or set API_ALLOW_REMOTE=true (with an API_KEY) to allow it."
             )
         key = s.API_KEY.get_secret_value()
-        guard = Guard(s)  # Host, Origin/CORS, connection and body limits: before all else
-        middlewares = (
-            [log_refusals]  # outermost: one log line for every refusal, the guard's too
-            + guard.middlewares()
-            + [json_errors]
-            + ([auth_middleware(key)] if key else [])
+        refusals = RefusalLog()
+        # Host, Origin/CORS, key, body limits first
+        guard = self.guard = Guard(s, refusals, open_paths=lmstudio_ws.OPEN_PATHS)
+        app = web.Application(
+            # log_refusals outermost: one log line for every refusal the guard did not log
+            middlewares=[log_refusals, *guard.middlewares(), json_errors],
+            client_max_size=guard.max_body,
         )
-        app = web.Application(middlewares=middlewares, client_max_size=guard.max_body)
-        app[REFUSALS] = RefusalLog()
+        app[REFUSALS] = refusals
         guard.install(app)
         upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
@@ -247,18 +234,11 @@ class ApiServer:
         )
         app[CONTEXT] = self._ctx
         add_routes(app)
-        runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            access_log=None,
-            shutdown_timeout=2.0,
-            # after a refusal (413, 408, 403), the rest of a body is read and dropped for at
-            # most this long, so the client can read the answer, then the connection closes
-            lingering_time=min(10.0, s.API_BODY_TIMEOUT_SECONDS),
-        )
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
+        self.connections = connection_table(s, refusals)
         try:
-            site = web.TCPSite(runner, s.API_HOST, s.API_PORT)
+            site = GuardedSite(runner, s.API_HOST, s.API_PORT, self.connections, **handler_args(s))
             await site.start()
         except OSError as e:
             await runner.cleanup()
@@ -273,6 +253,9 @@ class ApiServer:
             raise ApiServerError(
                 f"Cannot serve the API on {where}: {e.strerror or e}. {hint}"
             ) from None
+        self._restore_loop = watch_accept_errors(
+            asyncio.get_running_loop(), refusals, open_file_limit
+        )
         self._runner = runner
         self.port = runner.addresses[0][1]
         self.error = None
@@ -285,6 +268,9 @@ class ApiServer:
         )
 
     async def stop(self) -> None:
+        if self._restore_loop is not None:
+            self._restore_loop()
+            self._restore_loop = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
+from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.models.stats import ModelStats, speed_fields
 
 
@@ -58,7 +58,7 @@ async def get_stats(request: web.Request) -> web.Response:
     key = entry.key if entry is not None else name
     st = c.stats.get(key)
     if st is None and entry is None:
-        raise ApiError(404, f"No statistics for {name!r}", code="model_not_found")
+        raise ApiError(404, f"No statistics for {shown(name)}", code="model_not_found")
     return web.json_response(model_stats(key, st, key in _loaded(c)))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from app.core.api.common import ApiContext, ApiError
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 
 
 async def post_upstream(
@@ -22,8 +22,9 @@ async def post_upstream(
 ) -> aiohttp.ClientResponse:
     """POST to llama-server on ``port`` (``path`` with its query string)."""
     assert c.upstream is not None
-    url = f"http://127.0.0.1:{port}{path}"
-    sent = {**(headers or {}), **auth_headers(c.lifecycle.manager.status(port))}
+    st = c.lifecycle.manager.status(port)
+    url = server_url(port, path, st)
+    sent = {**(headers or {}), **auth_headers(st)}
     try:
         try:
             return await c.upstream.post(url, data=data, json=json, headers=sent)

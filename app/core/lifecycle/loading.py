@@ -26,6 +26,7 @@ from app.core.servers.launch import ServerExitedError
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ports import PortInUseError
 from app.core.servers.states import ServerState, ServerStatus
+from app.platform.open_files import out_of_files, out_of_files_words
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,9 @@ class Loader:
                 await self._settle(pids)
                 return await self.manager.load_model(entry.path, port=port, **kw)
             except _LOAD_ERRORS as e:
-                self._tell_failed(entry, str(e), self.manager.log_path(port))
-                raise LoadFailedError(f"Cannot load {entry.key}: {e}") from e
+                why = out_of_files_words() if out_of_files(e) else str(e)
+                self._tell_failed(entry, why, self.manager.log_path(port))
+                raise LoadFailedError(f"Cannot load {entry.key}: {why}") from e
 
     async def _settle(self, pids: set) -> None:
         """On a GPU, wait until the unloaded servers' memory is released (bounded)."""

@@ -31,7 +31,7 @@ import httpx
 
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
 
 if TYPE_CHECKING:
@@ -284,9 +284,10 @@ class Supervisor:
 
     async def _answers(self, client: httpx.AsyncClient, port: int) -> bool:
         try:
+            st = self.manager.status(port)
             await client.get(
-                f"http://127.0.0.1:{port}/slots",
-                headers=auth_headers(self.manager.status(port)),
+                server_url(port, "/slots", st),
+                headers=auth_headers(st),
                 timeout=self.policy.probe_timeout,
             )
         except httpx.TimeoutException:

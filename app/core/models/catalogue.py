@@ -27,7 +27,8 @@ class UnknownModelError(LookupError):
         self.name = name
         self.known = known
         listed = ", ".join(known) if known else "none (set VISION_MODEL_GGUF / LLM_MODEL_GGUF)"
-        super().__init__(f"Unknown model '{name}'. Known models: {listed}")
+        said = name if len(name) <= 80 else f"{name[:80]}… ({len(name):,} characters)"
+        super().__init__(f"Unknown model '{said}'. Known models: {listed}")
 
 
 def role_entries(s: Settings, infos: InfoCache | None = None) -> dict[str, ModelEntry]:

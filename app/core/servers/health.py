@@ -65,14 +65,14 @@ def loopback_client(**kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(verify=False, trust_env=False, **kw)
 
 
-def health_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}/health"
+def health_url(port: int, prefix: str = "") -> str:
+    return f"http://127.0.0.1:{port}{prefix}/health"
 
 
-async def probe(client: httpx.AsyncClient, port: int) -> bool:
+async def probe(client: httpx.AsyncClient, port: int, prefix: str = "") -> bool:
     """One check: True when the server says it is ready (200 ``{"status": "ok"}``)."""
     try:
-        r = await client.get(health_url(port))
+        r = await client.get(health_url(port, prefix))
     except httpx.TransportError:
         return False
     if r.status_code != 200:
@@ -95,6 +95,7 @@ async def poll_until_ready(
     timeout: float,
     headers: dict[str, str] | None = None,
     log: LogWatch | None = None,
+    prefix: str = "",
 ) -> float:
     """Poll until ready; return the seconds waited.
 
@@ -112,7 +113,7 @@ async def poll_until_ready(
         while True:
             if exit_task.done():
                 raise ProcessExited(exit_task.result())
-            probe_task = asyncio.ensure_future(probe(client, port))
+            probe_task = asyncio.ensure_future(probe(client, port, prefix))
             await asyncio.wait({probe_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
             if exit_task.done():
                 probe_task.cancel()

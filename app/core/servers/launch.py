@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+from app.core.servers.keys import CORS_ORIGIN
 from app.core.servers.server_log import NOTE_PREFIX, START_MARK, last_output, tail_lines
 from app.core.servers.states import LaunchSpec
 
@@ -42,14 +43,21 @@ def check_launch_files(server_path: str, spec: LaunchSpec) -> None:
         raise FileNotFoundError(f"mmproj file not found: {spec.mmproj}")
 
 
-def child_env(base: dict[str, str] | None, key: str | None) -> dict[str, str]:
+def child_env(base: dict[str, str] | None, key: str | None, prefix: str = "") -> dict[str, str]:
     """The server's environment: its key travels as ``LLAMA_API_KEY``, not on the
     command line, where every user of the machine could read it (``ps``); a stray
-    ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key."""
+    ``LLAMA_API_KEY`` of the user's own never reaches a server the app did not key. A
+    private server serves under ``prefix`` (see ``keys``); every one allows no web page's
+    origin and no credentials."""
     env = dict(os.environ if base is None else base)
     env.pop("LLAMA_API_KEY", None)
+    env.pop("LLAMA_ARG_API_PREFIX", None)
     if key:
         env["LLAMA_API_KEY"] = key
+    if prefix:
+        env["LLAMA_ARG_API_PREFIX"] = prefix
+    env["LLAMA_ARG_CORS_ORIGINS"] = CORS_ORIGIN
+    env["LLAMA_ARG_CORS_CREDENTIALS"] = "false"
     return env
 
 

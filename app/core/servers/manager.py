@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.core.servers import health
-from app.core.servers.keys import auth_headers, new_key
+from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
     LogWriteError,
     ServerExitedError,
@@ -35,6 +35,7 @@ from app.core.servers.port_table import PortSlot, PortTable
 from app.core.servers.ports import ensure_port_free, wait_port_free
 from app.core.servers.server_log import append_note, open_server_log, redact
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus
+from app.platform.open_files import out_of_files, out_of_files_words
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,11 @@ class LlamaServerManager(PortTable):
             exited = asyncio.get_running_loop().create_future()
         try:
             await health.poll_until_ready(
-                port, exited, timeout, headers=auth_headers(slot.status if slot else None)
+                port,
+                exited,
+                timeout,
+                headers=auth_headers(slot.status if slot else None),
+                prefix=slot.status.prefix if slot else "",
             )
         except health.ProcessExited as e:
             raise ServerExitedError(
@@ -289,6 +294,7 @@ class LlamaServerManager(PortTable):
                 slot.watcher,
                 timeout,
                 headers=auth_headers(slot.status),
+                prefix=slot.status.prefix,
                 log=health.LogWatch(log_path, slot.log_offset),
             )
         except health.ProcessExited as e:
@@ -321,24 +327,27 @@ class LlamaServerManager(PortTable):
         )
         return slot.status
 
-    def _server_key(self, spec: LaunchSpec) -> str | None:
+    def _server_key(self, spec: LaunchSpec) -> tuple[str | None, str]:
+        """The key of this start, and the path prefix it serves under (``keys``)."""
         private = self._private_ports
         if private() if callable(private) else private:
-            return new_key()
-        return spec.api_key
+            return new_key(), PRIVATE_PREFIX
+        return spec.api_key, ""
 
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
-        key = self._server_key(spec)
+        key, prefix = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
             logf = open_server_log(log_path, cmd, *self.log_limits())
             slot.log_offset = logf.tell()
         except OSError as e:
-            msg = (
-                f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
-                "Free disk space or fix the folder's permissions, then load the model again."
+            hint = (
+                out_of_files_words()
+                if out_of_files(e)
+                else "Free disk space or fix the folder's permissions, then load the model again."
             )
+            msg = f"Cannot write the llama-server log {log_path}: {e.strerror or e}. {hint}"
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise LogWriteError(msg) from e
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
@@ -348,11 +357,13 @@ class LlamaServerManager(PortTable):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                env=child_env(self._env, key),
+                env=child_env(self._env, key, prefix),
                 **self._platform.spawn_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as e:
             msg = f"Cannot start llama-server {self._server_path}: {getattr(e, 'strerror', None) or e}"
+            if out_of_files(e):
+                msg += f": {out_of_files_words()}"
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise RuntimeError(msg) from e
         finally:
@@ -376,6 +387,7 @@ class LlamaServerManager(PortTable):
             exit_code=None,
             error=None,
             key=key,
+            prefix=prefix,
         )
 
     async def _watch(self, slot: PortSlot, proc: asyncio.subprocess.Process) -> int:

@@ -102,6 +102,8 @@ class ServerStatus:
     error: str | None = None
     # The key this start of the server asks for (``auth_headers`` sends it); None: no key.
     key: str | None = field(default=None, repr=False)
+    # The path it serves under (``keys.PRIVATE_PREFIX`` when private; ``keys.server_url``).
+    prefix: str = ""
 
     @property
     def model_path(self) -> str | None:

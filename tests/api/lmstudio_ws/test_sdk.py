@@ -23,7 +23,7 @@ from lmstudio import LMStudioModelNotFoundError, LMStudioServerError
 
 from app.core.api.lmstudio_ws import SDK
 from app.core.app_core import AppCore
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 from tests.api.conftest import CTX, base_url, client
 from tests.support.tiny_model import TOOLS_TEMPLATE, write_tiny_bert, write_tiny_model
 from tests.support.wait import until
@@ -67,8 +67,8 @@ def slots_busy(core: AppCore, key: str = LLM) -> bool:
     inst = core.lifecycle.ready(key)
     assert inst is not None
     r = httpx.get(
-        f"http://127.0.0.1:{inst.port}/slots",
-        headers=auth_headers(core.lifecycle.manager.status(inst.port)),
+        server_url(inst.port, "/slots", inst.status),
+        headers=auth_headers(inst.status),
         timeout=10,
     )
     return any(slot.get("is_processing") for slot in r.json())
@@ -438,7 +438,8 @@ async def test_unserved_endpoints_and_unknown_models(start_api, caplog) -> None:
         with pytest.raises(aiohttp.WSServerHandshakeError) as e:
             await s.ws_connect(f"ws://{host(core)}/nonsense")
         assert e.value.status == 404
-    assert "Refused GET /nonsense (a websocket: LM Studio's SDK namespaces are" in caplog.text
+    assert "API refused 404 not_found from 127.0.0.1" in caplog.text
+    assert "GET /nonsense (a websocket: LM Studio's SDK namespaces are" in caplog.text
 
     # an endpoint no SDK version of ours knows gets an answer, never silence
     async with aiohttp.ClientSession() as s, s.ws_connect(f"ws://{host(core)}/system") as ws:

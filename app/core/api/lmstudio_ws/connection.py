@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from app.core.api.common import ApiContext, ApiError, parse_json_object
+from app.core.api.common import ApiContext, ApiError, parse_json_object, shown
 from app.core.api.lmstudio_ws.auth import Client, Refused, authenticate, python_sdk, refusal
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError, not_served
@@ -77,9 +77,15 @@ class Connection:
             except (ConnectionError, RuntimeError):
                 pass
 
-    def _note(self, what: str) -> None:
+    def _note(self, reason: str, why: str) -> None:
+        """Log a refused or failed call in the refusal log (once per client address and
+        ``reason`` a minute, as every refusal of the API)."""
         who = str(self.client) if self.client else self.request.headers.get("User-Agent", "?")
-        self.request.app[REFUSALS].note(f"LM Studio SDK {self.ns.name}: {what} (client {who})")
+        self.request.app[REFUSALS].refused(
+            self.request.remote,
+            f"LM Studio SDK {self.ns.name}: {reason}",
+            f"{why} (client {who})",
+        )
 
     # ── Life ───────────────────────────────────────────────────────────────────
     async def serve(self) -> None:
@@ -87,7 +93,10 @@ class Connection:
         if self.client is None:
             return
         if not self.ns.served:
-            self._note(f"opened the '{self.ns.name}' namespace, which the app does not serve")
+            self._note(
+                "namespace not served",
+                f"opened the '{self.ns.name}' namespace, which the app does not serve",
+            )
         session = Session(self.c, self.state, self.client, self.ns.name)
         try:
             async for msg in self.ws:
@@ -121,7 +130,7 @@ class Connection:
             else:
                 await self.send({"success": True})
                 return client
-        self._note(f"authentication refused: {error.title}")
+        self._note("authentication refused", error.title)
         await self.send(refusal(error, python))
         await self.ws.close(code=WSCloseCode.POLICY_VIOLATION)
         return None
@@ -171,7 +180,7 @@ class Connection:
         elif kind == "communicationWarning":
             log.info("SDK client %s warns: %s", self.client, str(m.get("warning"))[:300])
         else:
-            self._warn(f"a message the server does not know: type {kind!r}")
+            self._warn(f"a message the server does not know: type {shown(kind)}")
 
     def _unusable(self, raw: str, why: str) -> None:
         """A message that cannot be used: the call or channel it opens (if that can be read
@@ -189,7 +198,7 @@ class Connection:
         else:
             self._warn(f"a message that is not usable JSON ({why})")
             return
-        self._note(f"{kind} refused: {why}")
+        self._note(f"{kind} refused", why)
         self._spawn(self.send(answer))
 
     def _busy(self) -> SdkError | None:
@@ -209,7 +218,7 @@ class Connection:
                 f"Internal error in FamilyLog Tray: {e}",
                 suggestion="Read the app log (Show logs… in the tray) and report it.",
             )
-        self._note(f"{what} failed: {e.title}")
+        self._note(f"{what} failed", e.title)
         return e.wire()
 
     async def _rpc(self, s: Session, call_id: int, endpoint: str, param: Any) -> None:

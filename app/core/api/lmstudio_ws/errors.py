@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.api.common import ApiError
+from app.core.api.common import ApiError, clip, shown
 
 NO_MODEL = "generic.noModelMatchingQuery"  # the SDKs raise their "model not found" error
 
@@ -47,15 +47,15 @@ def no_model(query: str, what: str, loaded: list[str], known: list[str]) -> SdkE
     """No model answers ``query``: say what is loaded and what could be loaded."""
     cause = f"Loaded {what}: {', '.join(loaded) or 'none'}."
     if known:
-        shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
-        cause += f" Models that can be loaded: {shown}."
+        names = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+        cause += f" Models that can be loaded: {names}."
     return SdkError(
-        f"No {what} matches {query!r}",
+        f"No {what} matches {shown(query)}",
         cause=cause,
         suggestion="Use a key from client.list_downloaded_models() (or GET /api/v1/models).",
         display={
             "code": NO_MODEL,
-            "query": {"identifier": query},
+            "query": {"identifier": clip(query)},
             "loadedModelsSample": loaded[:10],
             "totalLoadedModels": len(loaded),
         },

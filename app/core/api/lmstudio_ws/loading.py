@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from app.core.api.common import shown
 from app.core.api.lmstudio import refuse_busy_reload
 from app.core.api.lmstudio_ws import kv
 from app.core.api.lmstudio_ws.channels import Channel
@@ -33,7 +34,7 @@ def _ttl(value: Any, field: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-        raise SdkError(f'"{field}" must be a number of milliseconds >= 1, not {value!r}')
+        raise SdkError(f'"{field}" must be a number of milliseconds >= 1, not {shown(value)}')
     return value / 1000
 
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.api.common import shown
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError, not_served
 from app.core.api.lmstudio_ws.kv import checked, collapse, layer_names
@@ -64,7 +65,9 @@ def messages(history: Any) -> list[dict[str, Any]]:
     for m in msgs:
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("system", "user", "assistant", "tool"):
-            raise SdkError(f"Unknown chat role {role!r}: expected system, user, assistant or tool")
+            raise SdkError(
+                f"Unknown chat role {shown(role)}: expected system, user, assistant or tool"
+            )
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         for part in _parts(m):
@@ -94,7 +97,7 @@ def messages(history: Any) -> list[dict[str, Any]]:
             elif kind == "file":
                 raise not_served("files", "file", "prepare_image")
             else:
-                raise SdkError(f"Unknown chat message part {kind!r}")
+                raise SdkError(f"Unknown chat message part {shown(kind)}")
         if role == "tool":
             continue
         msg: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
