@@ -51,6 +51,13 @@ def pct_ms(xs: list[float], q: float) -> float:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """A scratch copy of a benchmark's output. A figure for the README is saved with
+    ``bench/results.py``'s ``save`` (command, commit, machine, what it measures) instead."""
+    if Path(path).resolve().parent == ROOT / "bench" / "results":
+        raise SystemExit(
+            f"{path}: bench/results/ holds results saved with bench/results.save(name, figures, "
+            "measures=MEASURES); see bench/README.md"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
     print(f"wrote {path}")

@@ -2,7 +2,7 @@
 app leak memory, file descriptors, threads or processes, and does anything fail?
 
     uv run python bench/soak.py [--cycles 1000] [--requests 10000] [--direct]
-                                [--json bench/results/soak.json]
+
 
 One cycle: load the LLM profile on its own port, switch the single port to the vision
 profile, then to the LLM profile, then unload everything. Requests are chat completions
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from common import free_port, llama_server_bin, median_ms, tiny_models, write_json
+from common import free_port, llama_server_bin, median_ms, tiny_models
+from results import save
 
 from app.config import Settings
 from app.core.bootstrap import build_core
@@ -33,6 +34,10 @@ from app.core.logs.app_logging import setup_logging
 from app.core.models.entry import LLM, VISION
 from app.core.servers.keys import auth_headers, server_url
 from app.paths import AppPaths
+
+# The code this benchmark measures, the whole core: cycles through the lifecycle, requests through the API: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core", "app/platform/processes.py"]
 
 
 def snapshot() -> dict:
@@ -180,7 +185,6 @@ def main() -> None:
         action="store_true",
         help="through the app's API (the default; kept for old scripts)",
     )
-    p.add_argument("--json", type=Path, default=Path("bench/results/soak.json"))
     args = p.parse_args()
     result = asyncio.run(soak(args))
     if result["requests_start"]:
@@ -193,7 +197,7 @@ def main() -> None:
         f"growth start->end: RSS {result['rss_growth_mb']:+} MB, fds {result['fd_growth']:+}, "
         f"threads {result['thread_growth']:+}"
     )
-    write_json(args.json, result)
+    save("soak", result, measures=MEASURES)
 
 
 if __name__ == "__main__":

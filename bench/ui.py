@@ -1,7 +1,7 @@
 """Benchmark the tray UI: event-loop stalls while models load, switch and unload, and the
 idle cost of the tray app.
 
-    uv run python bench/ui.py [--rounds 10] [--idle-seconds 30] [--json bench/results/ui.json]
+    uv run python bench/ui.py [--rounds 10] [--idle-seconds 30]
 
 (a) stall: a 5 ms QTimer on the qasync loop records how late each tick fires while the
     real core loads the tiny model, switches the single port to another and unloads all,
@@ -34,8 +34,19 @@ from common import (
     median_ms,
     pct_ms,
     tiny_models,
-    write_json,
 )
+from results import save
+
+# The code this benchmark measures, the tray and its windows, what they show, the lifecycle they drive, the GPU probes: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = [
+    "app/ui",
+    "app/core/summary.py",
+    "app/core/tray_state.py",
+    "app/core/model_rows.py",
+    "app/core/lifecycle",
+    "app/core/gpu",
+]
 
 TICK_MS = 5
 
@@ -204,7 +215,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--idle-seconds", type=float, default=30.0)
-    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "ui.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
         home = Path(tmp)
@@ -231,7 +241,7 @@ def main() -> None:
     print(
         f"  RSS  {a['rss_mb']:6.1f} MB              (bare Qt+qasync {b['rss_mb']} MB)  target < 150 MB"
     )
-    write_json(args.json, {"stalls": stalls, "idle": idle})
+    save("ui", {"stalls": stalls, "idle": idle}, measures=MEASURES)
 
 
 if __name__ == "__main__":
