@@ -2,7 +2,8 @@
 check it. Every setting of the settings model, every route of the API's router and every
 flag of the command line is promise-shaped and derivable, so each must be named by a row
 (a new one, from any branch, fails here until it is indexed); every test a row names must
-exist, and for a row naming a setting, route or flag, one of its tests must mention it."""
+exist, and for a row naming a setting, route or flag, one of its tests (or its module)
+must mention it."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def rows(index: str) -> list[Row]:
         promise, checked = cells[0], " ".join(cells[1:])
         if promise.lower().startswith("readme promise"):
             continue  # the header
-        out.append(Row(promise, frozenset(NAMED.findall(promise)), tuple(TEST_REF.findall(checked))))
+        named = NAMED.findall(promise)
+        flags = {n.split()[0] for n in named if n.startswith("--")}  # `--ps --json`, `--x on`
+        out.append(Row(promise, frozenset(named) | flags, tuple(TEST_REF.findall(checked))))
     return out
 
 
@@ -78,9 +81,9 @@ def mentions(name: str) -> tuple[str, ...]:
     return (name,)
 
 
-def test_source(file: str, name: str, root: Path = ROOT) -> str | None:
-    """The source of test ``name`` (``Class::method`` too) in ``file``, and its module's
-    when it is parametrized (its cases are a table beside it); None if missing."""
+def source_of(file: str, name: str, root: Path = ROOT) -> str | None:
+    """The source of test ``name`` (``Class::method`` too) in ``file``, then its module's
+    (a test's helpers and case tables live beside it); None if the test is missing."""
     path = root / file
     if not path.is_file():
         return None
@@ -100,9 +103,7 @@ def test_source(file: str, name: str, root: Path = ROOT) -> str | None:
         if node is None:
             return None
         body = node.body if isinstance(node, ast.ClassDef) else []
-    own = ast.get_source_segment(text, node) or ""
-    decorators = " ".join(ast.unparse(d) for d in getattr(node, "decorator_list", []))
-    return own + "\n" + text if "parametrize" in decorators else own
+    return (ast.get_source_segment(text, node) or "") + "\n" + text
 
 
 def problems(index: str, want: dict[str, set[str]], root: Path = ROOT) -> list[str]:
@@ -111,13 +112,15 @@ def problems(index: str, want: dict[str, set[str]], root: Path = ROOT) -> list[s
     out = []
     for kind, items in want.items():
         for item in sorted(items - named):
-            out.append(f"the {kind} {item} is named by no row of the claims index (tests/README.md)")
+            out.append(
+                f"the {kind} {item} is named by no row of the claims index (tests/README.md)"
+            )
     for r in table:
         if not r.tests:
             out.append(f"row {r.promise[:60]!r} names no test (`tests/<file>.py::<test>`)")
         sources = {}
         for file, name in r.tests:
-            src = test_source(file, name, root)
+            src = source_of(file, name, root)
             if src is None:
                 out.append(f"row {r.promise[:60]!r}: {file}::{name} does not exist")
             else:
