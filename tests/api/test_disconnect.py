@@ -24,8 +24,9 @@ from tests.support.wait import until
 LLM = "google/gemma-3-12b"
 BUDGET = 2000  # tokens each stream asks for: at least tens of seconds of generation here
 HELLO = [{"role": "user", "content": "Hello"}]
-# Every route that streams, with the body that asks it to (LM Studio's SDK channel: see the
-# claims index in tests/README.md).
+# Every route that streams, with the body that asks it to. LM Studio's SDK channel (a
+# websocket, not a POST) has its own: tests/api/lmstudio_ws/test_sdk.py's
+# test_disconnect_mid_stream_leaves_nothing_running.
 STREAMS = {
     "/v1/chat/completions": {"messages": HELLO, "max_tokens": BUDGET},
     "/v1/completions": {"prompt": "Once", "max_tokens": BUDGET},
