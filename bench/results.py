@@ -18,6 +18,13 @@ benchmark again). From a terminal:
     uv run python bench/results.py check     # every result: fresh, or what changed
     uv run python bench/results.py restamp   # after a rebase: move results whose measured
                                              # files are byte-identical to the new commit
+    uv run python bench/results.py stale NAME "why it is not measured again now"
+
+``stale`` is for a figure whose measured code changed where its benchmark cannot be run
+again (no time, no such machine): it records the code as it is now and the reason, and
+the README's section must then say "Stale", name the commit it was acknowledged at and why.
+The check accepts it only while the measured files stay as they were acknowledged: the
+next change to them makes it fail again.
 """
 
 from __future__ import annotations
@@ -250,12 +257,61 @@ def stale(result: dict, root: Path = ROOT) -> list[str]:
     now = fingerprint(result["measures"], root)
     then = result.get("fingerprint") or {}
     changed = sorted(f for f in set(now) | set(then) if now.get(f) != then.get(f))
+    ack = result.get("stale")
+    if changed and ack:
+        since = str(ack.get("since"))[:7]
+        if now == ack.get("fingerprint"):
+            return out  # stale, and the README says so (readme_problems checks that)
+        moved = sorted(f for f in set(now) | set(ack.get("fingerprint") or {})
+                       if now.get(f) != (ack.get("fingerprint") or {}).get(f))  # fmt: skip
+        out.append(
+            f"{name}: acknowledged stale at {since}, but {', '.join(moved[:5])} changed again "
+            f"since; {rerun}"
+        )
+        return out
     if changed:
         shown = ", ".join(changed[:5]) + (
             f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         )
         out.append(f"{name}: {shown} changed since {str(result.get('commit'))[:7]}; {rerun}")
     return out
+
+
+def acknowledged(result: dict, root: Path = ROOT) -> bool:
+    """Whether ``result`` is stale and was acknowledged so (``results.py stale``) with its
+    measured files as they are now."""
+    ack = result.get("stale")
+    if not ack or result.get("quoted"):
+        return False
+    now = fingerprint(result["measures"], root)
+    return now != (result.get("fingerprint") or {}) and now == ack.get("fingerprint")
+
+
+def acknowledge(name: str, why: str, folder: Path = RESULTS, root: Path = ROOT) -> str:
+    """Record that result ``name`` is stale and why it is not measured again now: the
+    measured files as they are at HEAD (committed) and the reason. Its README section must
+    then say so (``readme_problems``); the next change to those files fails the check."""
+    r = load(name, folder)
+    problems = stale({**r, "stale": None}, root)
+    if not problems:
+        raise SystemExit(f"{name} is fresh: nothing to acknowledge")
+    dirty = uncommitted(expand(r["measures"], root), root)
+    if dirty:
+        raise SystemExit(f"commit {', '.join(dirty)} first: a stale mark names a commit")
+    now = fingerprint(r["measures"], root)
+    then = r.get("fingerprint") or {}
+    r["stale"] = {
+        "since": git("rev-parse", "HEAD", root=root),
+        "changed": sorted(f for f in set(now) | set(then) if now.get(f) != then.get(f)),
+        "why": why,
+        "fingerprint": now,
+    }
+    (folder / f"{name}.json").write_text(
+        json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return (
+        f"{name}: stale since {str(r['stale']['since'])[:7]} ({len(r['stale']['changed'])} files)"
+    )
 
 
 def in_history(commit: str | None, root: Path = ROOT) -> bool | None:
@@ -319,7 +375,23 @@ def readme_problems(readme: str, folder: Path = RESULTS, root: Path = ROOT) -> l
                 out.append(
                     f"figure {title!r} does not name the commit {commit[:7] or '?'} of {name}"
                 )
-            out += [f"figure {title!r}: {w}" for w in stale(r, root)]
+            problems = stale(r, root)
+            out += [f"figure {title!r}: {w}" for w in problems]
+            ack = r.get("stale")
+            if ack and not problems and acknowledged(r, root):
+                since = str(ack.get("since") or "")
+                if "stale" not in text.lower() or not since or since[:7] not in text:
+                    out.append(
+                        f"figure {title!r}: {name} is stale (its measured code changed at "
+                        f"{since[:7]}): the section must say 'Stale', name {since[:7]} and why"
+                    )
+                if in_history(since, root) is False:
+                    out.append(
+                        f"figure {title!r}: {name} was acknowledged stale at {since[:7]}, which "
+                        "is not in this branch's history: `uv run python bench/results.py "
+                        f"restamp`, or run `{r.get('command')}` again"
+                    )
+                continue
             if in_history(commit, root) is False:
                 out.append(
                     f"figure {title!r}: {name} was measured at {commit[:7]}, which is not in this "
@@ -342,7 +414,20 @@ def restamp(folder: Path = RESULTS, root: Path = ROOT) -> list[str]:
     moved: dict[str, str] = {}
     out = []
     for name, r in all_results(folder).items():
-        if r.get("quoted") or in_history(r.get("commit"), root) is not False:
+        ack = r.get("stale")
+        if ack and acknowledged(r, root) and in_history(ack.get("since"), root) is False:
+            if uncommitted(list(ack["fingerprint"]), root):
+                out.append(f"{name}: commit the measured files first")
+                continue
+            old = ack["since"]
+            ack["since"] = head
+            (folder / f"{name}.json").write_text(
+                json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            moved[name] = old
+            out.append(f"{name}: stale since {old[:7]} -> {head[:7]} (measured files identical)")
+            continue
+        if r.get("quoted") or ack or in_history(r.get("commit"), root) is not False:
             continue
         if stale(r, root) or uncommitted(list(r["fingerprint"]), root):
             out.append(f"{name}: measured files changed; run `{r['command']}` again")
@@ -371,15 +456,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in restamp():
             print(line)
         return 0
+    if len(args) == 3 and args[0] == "stale":
+        print(acknowledge(args[1], args[2]))
+        return 0
     if args == ["check"]:
         problems = readme_problems((ROOT / "README.md").read_text(encoding="utf-8"))
         for name, r in all_results().items():
-            if not stale(r):
+            if acknowledged(r):
+                print(f"{name}: stale, acknowledged at {str(r['stale']['since'])[:7]}")
+            elif not stale(r):
                 print(f"{name}: fresh ({str(r.get('commit'))[:7]})")
         for p in problems:
             print(p)
         return 1 if problems else 0
-    print("usage: uv run python bench/results.py check|restamp", file=sys.stderr)
+    print('usage: uv run python bench/results.py check|restamp|stale NAME "why"', file=sys.stderr)
     return 2
 
 

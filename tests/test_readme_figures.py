@@ -99,6 +99,23 @@ def test_the_figure_rules_catch_what_they_forbid(tmp_path: Path) -> None:
     assert "name the card" in " ".join(check(GOOD))
     quoted = GOOD.replace("### Speed", "### Speed on an NVIDIA H200 (quoted)")
     assert check(quoted) == []
+    # stale, and said so: accepted while the measured code stays as it was acknowledged
+    measured = _result(root)["fingerprint"]
+    (root / "app" / "fast.py").write_text("x = 3\n")
+    since = "fedcba9876543210fedcba9876543210fedcba98"
+    ack = {
+        "since": since,
+        "why": "no time",
+        "fingerprint": results.fingerprint(["app/fast.py"], root),
+    }
+    _result(root, fingerprint=measured, stale=ack)
+    assert "must say 'Stale', name fedcba9" in " ".join(check(GOOD))
+    said = GOOD.replace(
+        "([result]", "Stale: app/fast.py changed at fedcba9, no time to run it ([result]"
+    )
+    assert check(said) == []
+    (root / "app" / "fast.py").write_text("x = 4\n")  # changed again: not acknowledged
+    assert "acknowledged stale at fedcba9, but app/fast.py changed again" in " ".join(check(said))
 
 
 def test_fingerprints_follow_content_and_folders(tmp_path: Path) -> None:
