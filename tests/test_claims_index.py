@@ -1,6 +1,7 @@
 """The claims index (``tests/README.md``): each promise of the README and the tests that
-check it. Every setting of the settings model, every route of the API's router and every
-flag of the command line is promise-shaped and derivable, so each must be named by a row
+check it. Every setting of the settings model, every key of a model's section in
+``models.ini`` (the preset model), every route of the API's router and every flag of the
+command line is promise-shaped and derivable, so each must be named by a row
 (a new one, from any branch, fails here until it is indexed); every test a row names must
 exist, and for a row naming a setting, route or flag, one of its tests (or its module)
 must mention it."""
@@ -49,6 +50,12 @@ def settings() -> set[str]:
     return set(Settings.model_fields)
 
 
+def preset_keys() -> set[str]:
+    from app.core.presets.fields import ModelPreset
+
+    return {f.alias or name for name, f in ModelPreset.model_fields.items()}
+
+
 def routes() -> set[str]:
     from aiohttp import web
 
@@ -67,7 +74,12 @@ def flags() -> set[str]:
 
 
 def derived() -> dict[str, set[str]]:
-    return {"setting": settings(), "route": routes(), "flag": flags() - {"--help"}}
+    return {
+        "setting": settings(),
+        "models.ini key": preset_keys(),
+        "route": routes(),
+        "flag": flags() - {"--help"},
+    }
 
 
 def mentions(name: str) -> tuple[str, ...]:
@@ -170,4 +182,5 @@ def test_what_is_derived_is_what_the_app_holds() -> None:
     assert {"API_PORT", "MAX_LOADED_MODELS", "HUNG_PROBE_SECONDS"} <= d["setting"]
     assert {"POST /v1/chat/completions", "GET /api/v0/ps", "POST /api/v1/chat"} <= d["route"]
     assert {"--ps", "--json", "--benchmark", "--load"} <= d["flag"]
+    assert {"ctx-size", "n-gpu-layers", "model-draft", "pinned"} <= d["models.ini key"]
     assert not any(r.startswith("HEAD ") for r in d["route"])
