@@ -462,7 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["check"]:
         problems = readme_problems((ROOT / "README.md").read_text(encoding="utf-8"))
         for name, r in all_results().items():
-            if acknowledged(r):
+            if r.get("quoted"):
+                print(f"{name}: quoted (measured elsewhere, {r.get('measured_at')})")
+            elif acknowledged(r):
                 print(f"{name}: stale, acknowledged at {str(r['stale']['since'])[:7]}")
             elif not stale(r):
                 print(f"{name}: fresh ({str(r.get('commit'))[:7]})")
