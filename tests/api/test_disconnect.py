@@ -53,6 +53,7 @@ def test_every_streaming_route_is_here() -> None:
     not_streaming = {
         "/api/v1/models/load",
         "/api/v1/models/unload",
+        "/api/v1/models/download",
         "/api/v0/embeddings",
         "/api/v0/stats/reset",
         "/v1/embeddings",
