@@ -4,9 +4,9 @@ app leak memory, file descriptors, threads or processes, and does anything fail?
     uv run python bench/soak.py [--cycles 1000] [--requests 10000] [--direct]
 
 
-One cycle: load the LLM profile on its own port, switch the single port to the vision
-profile, then to the LLM profile, then unload everything. Requests are chat completions
-with ``max_tokens=1`` naming the LLM profile's key, sent through the app's API (the
+One cycle (``RUN_MODE=switch``): load the LLM role's model on the single port, switch it
+to the vision role's model, then back to the LLM's, then unload everything, all through the
+lifecycle. Requests are chat completions with ``max_tokens=1`` naming the LLM role's key, sent through the app's API (the
 one ``build_core`` attaches, on a free port; the model is loaded just in time by the
 first request), or with ``--direct`` straight to llama-server.
 RSS, open fds and threads of this process (the app) are printed at the start (after one
@@ -74,6 +74,7 @@ async def soak(args: argparse.Namespace) -> dict:
         API_PORT=0,  # the API picks a free port
         LLAMA_CTX_SIZE=512,
         HUNG_PROBE_SECONDS=5,
+        RUN_MODE="switch",
     )
     paths = AppPaths.resolve().ensure()
     setup_logging(paths.app_log_file, console=False)
@@ -81,17 +82,18 @@ async def soak(args: argparse.Namespace) -> dict:
     await core.start()
     failures: list[str] = []
     cycle_s: list[float] = []
+    llm, vision = core.catalogue.role(LLM), core.catalogue.role(VISION)
 
     async def cycle() -> None:
         t = time.perf_counter()
         try:
-            await core.load_profile(LLM)
-            await core.switch_single_port(VISION)
-            await core.switch_single_port(LLM)
+            await core.lifecycle.ensure(llm)
+            await core.lifecycle.ensure(vision)  # switch mode: the one port swaps
+            await core.lifecycle.ensure(llm)
         except Exception as e:
             failures.append(f"cycle: {type(e).__name__}: {e}")
         finally:
-            await core.unload_all()
+            await core.lifecycle.unload_all()
         cycle_s.append(time.perf_counter() - t)
 
     await cycle()  # warm-up: imports, first spawn, caches
@@ -111,13 +113,13 @@ async def soak(args: argparse.Namespace) -> dict:
         if via_api:
             if core.api is None or not core.api.url:
                 raise SystemExit("the app's API did not start (API_ENABLED off?)")
-            url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM profile
+            url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM role's model
         else:
-            st = await core.load_profile(LLM)
+            st = await core.lifecycle.ensure(llm)
             url = server_url(st.port, "/v1/chat/completions", st)
             direct_headers = auth_headers(st)
         body = {
-            "model": core.profile(LLM).model_id,
+            "model": llm.key,
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 1,
         }
@@ -140,7 +142,7 @@ async def soak(args: argparse.Namespace) -> dict:
                 req_s.append(time.perf_counter() - t)
                 if i % max(1, args.requests // 10) == 0:
                     show(f"request {i}", snapshot())
-        await core.unload_all()
+        await core.lifecycle.unload_all()
 
     end = snapshot()
     show("end", end)

@@ -59,6 +59,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from app.core.bootstrap import build_core
+    from app.core.models.entry import LLM, VISION
     from app.core.settings.settings_file import update_settings_file
     from app.paths import AppPaths
     from app.settings_load import load_settings
@@ -77,6 +78,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
             "LLAMA_PORT": str(free_port()),
             "LLAMA_CTX_SIZE": "512",
             "API_ENABLED": "false",
+            "RUN_MODE": "switch",
         },
     )
     app = QApplication.instance() or QApplication([])
@@ -92,10 +94,11 @@ def measure_stalls(rounds: int, home: Path) -> dict:
         await asyncio.sleep(1)
         meter.start()
         t0 = time.perf_counter()
-        for _ in range(rounds):
-            await tray.load("llm")
-            await tray.switch("vision")
-            await tray.switch("llm")
+        llm, vision = core.catalogue.role(LLM).key, core.catalogue.role(VISION).key
+        for _ in range(rounds):  # as the tray's menu does it; switch mode: one port swaps
+            await tray.load(llm)
+            await tray.load(vision)
+            await tray.load(llm)
             await tray.unload_all()
         busy_s = time.perf_counter() - t0
         busy = meter.stop()
