@@ -42,8 +42,10 @@ async def _crash_and_see_the_delay(core, clock, port: int, delay: float, attempt
     assert clock.waits_until(due, "sleep") and core.manager.status(port).state is ServerState.FAILED
     clock.advance(0.001)
     await until(
-        lambda: core.manager.status(port).state is ServerState.READY
-        and core.manager.status(port).pid != pid
+        lambda: (
+            core.manager.status(port).state is ServerState.READY
+            and core.manager.status(port).pid != pid
+        )
     )
     assert not alive(pid)
 
@@ -125,8 +127,10 @@ async def test_hung_means_no_answer_within_30_s_twice_in_a_row(llama_server_bin,
             assert core.manager.status(port).pid == pid  # not before the back-off
             clock.advance(1)
             await until(
-                lambda: core.manager.status(port).state is ServerState.READY
-                and core.manager.status(port).pid != pid
+                lambda: (
+                    core.manager.status(port).state is ServerState.READY
+                    and core.manager.status(port).pid != pid
+                )
             )
         finally:
             if alive(pid):

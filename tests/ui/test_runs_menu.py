@@ -86,4 +86,3 @@ def test_the_tooltip_shows_the_run_s_elapsed_time_and_last_line(make_app, wait, 
     app.menu.act_cancel_run.trigger()
     wait(lambda: not app.core.runs.status().busy)
     wait(lambda: "FamilyLog run" not in app.tray.icon.toolTip(), timeout=10)
-
