@@ -9,11 +9,17 @@ gzip bodies that inflate to 1 GiB each, with a request meanwhile and the peak me
 (Linux ``VmHWM``); 1,100 idle connections against an app held to 1,024 open files.
 
     uv run python bench/abuse.py [CHECKOUT ...]   # default: this checkout
+
+A CHECKOUT is a folder, or a commit (its tree is unpacked to a temporary folder with ``git
+archive``), e.g. ``uv run python bench/abuse.py 1967087 .``: main before #22's fix, and this
+checkout. Saves bench/results/abuse.json: each checkout's probes and its commit; the
+freshness check follows this checkout (the files in MEASURES).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -30,7 +36,21 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, free_port, llama_server_bin, tiny_models  # noqa: E402
+from bench.results import git, save  # noqa: E402
 from tests.api.test_abuse import gzip_bomb, peak_rss  # noqa: E402
+
+# The code this benchmark measures, the API's guard, limits and refusals (the checkout "."):
+# its figures (bench/results/abuse.json) go stale when one of these files changes.
+MEASURES = [
+    "app/core/api/guard.py",
+    "app/core/api/bodies.py",
+    "app/core/api/connections.py",
+    "app/core/api/refusals.py",
+    "app/core/api/server.py",
+    "app/core/api/common.py",
+    "app/core/servers/keys.py",
+    "app/platform/open_files.py",
+]
 
 KEY = "bench-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -241,16 +261,45 @@ def probes(checkout: Path, model: Path) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def checkout(arg: str):
+    """``(folder, commit)`` of a CHECKOUT argument: a folder as it is, or a commit's tree
+    unpacked into a temporary folder (no worktree is registered)."""
+    if Path(arg).is_dir():
+        folder = Path(arg).resolve()
+        yield folder, git("rev-parse", "HEAD", root=folder)
+        return
+    commit = git("rev-parse", "--verify", f"{arg}^{{commit}}")
+    if commit is None:
+        raise SystemExit(f"{arg}: neither a folder nor a commit of this repository")
+    with tempfile.TemporaryDirectory(prefix="flt-abuse-tree-") as tmp:
+        archive = subprocess.run(
+            ["git", "archive", commit], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp), commit
+
+
 def main() -> None:
-    checkouts = [Path(a).resolve() for a in sys.argv[1:]] or [ROOT]
+    args = sys.argv[1:] or ["."]
+    results = {}
+    commits = {}
     with tempfile.TemporaryDirectory() as tmp:
         model, _ = tiny_models(Path(tmp))
-        results = {str(c): probes(c, model) for c in checkouts}
+        for arg in args:
+            with checkout(arg) as (folder, commit):
+                results[arg] = probes(folder, model)
+                commits[arg] = commit
     names = list(next(iter(results.values())))
     width = max(map(len, names))
-    print(" " * width, *(Path(c).name for c in results), sep="  |  ")
+    print(" " * width, *results, sep="  |  ")
     for name in names:
         print(name.ljust(width), *(results[c][name] for c in results), sep="  |  ")
+    save(
+        "abuse",
+        {"checkouts": {arg: {"commit": commits[arg], "probes": results[arg]} for arg in args}},
+        measures=MEASURES,
+    )
 
 
 if __name__ == "__main__":

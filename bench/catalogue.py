@@ -26,17 +26,26 @@ import asyncio
 import os
 import shutil
 import struct
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import median_ms, pct_ms, write_json
+from common import median_ms, pct_ms
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from results import save
 
 from app.core.discovery.gguf_info import read_gguf_info
 from app.core.discovery.scan import ModelScanner
+
+# The code this benchmark measures, the scan, the catalogue and GET /api/v1/models: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = [
+    "app/core/discovery",
+    "app/core/models/catalogue.py",
+    "app/core/models/entry.py",
+    "app/core/api/lmstudio.py",
+]
 
 # (architecture, vocabulary, tokenizer model, with merges) as real model families have them
 KINDS = [
@@ -231,7 +240,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="cold scans (and cached ones x2)")
     ap.add_argument("--no-drop-caches", action="store_true", help="never drop the page cache")
     ap.add_argument("--requests", type=int, default=300, help="GET /api/v1/models pairs")
-    ap.add_argument("--json", type=Path, default=Path("bench/results/catalogue.json"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="flt-catalogue-"))
     try:
@@ -304,15 +312,23 @@ def main() -> None:
             f"  {len(files)} models listed        p50 {a50:6.2f} ms  p95 {pct_ms(many, 0.95):.2f} ms"
             f"  {a50 / b50:4.2f}x  target p50 < 5 ms: {'met' if a50 < 5 else 'MISSED'}"
         )
-        write_json(
-            args.json,
-            {
-                "models": len(files), "total_mib": round(total_mib, 1), "rounds": args.rounds,
-                "page_cache_dropped": all(dropped), "cold_scan_ms": c, "cold_scan_warm_pages_ms": cw, "cached_scan_ms": w,
-                "cached_scan_p95_ms": pct_ms(cached, 0.95), "old_header_ms": o, "new_header_ms": m,
-                "speedup": round(o / m, 2), "api_models_p50_ms": a50, "api_models_p95_ms": pct_ms(many, 0.95), "api_empty_p50_ms": b50, "python": sys.version.split()[0],
-            },
-        )  # fmt: skip
+        figures = {
+            "models": len(files),
+            "total_mib": round(total_mib, 1),
+            "rounds": args.rounds,
+            "page_cache_dropped": all(dropped),
+            "cold_scan_ms": c,
+            "cold_scan_warm_pages_ms": cw,
+            "cached_scan_ms": w,
+            "cached_scan_p95_ms": pct_ms(cached, 0.95),
+            "old_header_ms": o,
+            "new_header_ms": m,
+            "speedup": round(o / m, 2),
+            "api_models_p50_ms": a50,
+            "api_models_p95_ms": pct_ms(many, 0.95),
+            "api_empty_p50_ms": b50,
+        }
+        save("catalogue", figures, measures=MEASURES)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

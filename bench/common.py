@@ -1,8 +1,8 @@
-"""Helpers shared by the benchmarks: the tiny model, the binary, a free port, stats."""
+"""Helpers shared by the benchmarks: the tiny model, the binary, a free port, stats. A
+benchmark saves its figures with ``bench/results.py`` (``save``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -48,12 +48,6 @@ def median_ms(xs: list[float]) -> float:
 def pct_ms(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2)
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    print(f"wrote {path}")
 
 
 class StallMeter:

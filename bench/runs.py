@@ -1,6 +1,6 @@
 """Benchmark "Process now": start latency and the asyncio loop's worst stall during a run.
 
-    uv run python bench/runs.py [--rounds 30] [--seconds 5] [--json bench/results/runs.json]
+    uv run python bench/runs.py [--rounds 30] [--seconds 5]
 
 (a) start: from ``runner.start()`` (the "Process now" call) to the child process running
     (spawned, its PID known), with nothing to preload; baseline: ``subprocess.Popen`` of
@@ -23,11 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import median_ms, pct_ms, write_json
+from common import median_ms, pct_ms
+from results import save
 
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.paths import AppPaths
+
+# The code this benchmark measures, starting a run and reading its output: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core/runs", "app/platform/processes.py"]
 
 FIRST_LINE = [sys.executable, "-S", "-c", "print('ready', flush=True)"]
 RATE_SCRIPT = r"""
@@ -149,7 +154,6 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--flood-mb", type=int, default=100)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/runs.json"))
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="flt-bench-runs-"))
@@ -205,7 +209,7 @@ async def main() -> None:
         f"p99 {flood['p99_stall_ms']} ms ({flood['lines']} lines in {flood['seconds']} s)"
     )
     print(f"targets met: {res['targets_met']}")
-    write_json(Path(__file__).resolve().parent.parent / args.json, res)
+    save("runs", res, measures=MEASURES)
 
 
 if __name__ == "__main__":

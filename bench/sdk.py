@@ -1,7 +1,7 @@
 """Benchmark LM Studio's Python SDK against the app's OpenAI-compatible route, alternating
 request by request, both through the same running app and the same llama-server.
 
-    uv run python bench/sdk.py [--rounds 100] [--stream-rounds 30] [--json bench/results/sdk.json]
+    uv run python bench/sdk.py [--rounds 100] [--stream-rounds 30]   # -> bench/results/sdk.json
 
 The app runs as ``familylog-tray --headless`` with the tiny model loaded; this process is
 the client: the real ``lmstudio`` SDK (its websocket, in its own thread) and plain HTTP.
@@ -27,8 +27,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, median_ms, pct_ms, tiny_models, write_json
+from common import free_port, median_ms, pct_ms, tiny_models
 from proxy import start_app
+from results import save
+
+# The code this benchmark measures: the SDK's websocket protocol on the API port, and the
+# OpenAI route it is compared with (the same request path bench/proxy.py measures). Its
+# figures (bench/results/sdk.json) go stale when one of these files changes.
+MEASURES = [
+    "app/core/api/lmstudio_ws",
+    "app/core/api/proxy.py",
+    "app/core/api/upstream.py",
+    "app/core/api/guard.py",
+    "app/core/api/server.py",
+    "app/core/api/common.py",
+    "app/core/api/speed.py",
+]
 
 KEY = "bench/tiny"
 TOKENS = 256
@@ -170,7 +184,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--stream-rounds", type=int, default=30)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/sdk.json"))
     ap.add_argument("--server-threads", type=int, default=1)
     args = ap.parse_args()
 
@@ -239,7 +252,7 @@ def main() -> None:
         },
     }
     print(json.dumps(res, indent=2))
-    write_json(args.json, res)
+    save("sdk", res, measures=MEASURES)
 
 
 if __name__ == "__main__":

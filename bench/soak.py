@@ -2,11 +2,11 @@
 app leak memory, file descriptors, threads or processes, and does anything fail?
 
     uv run python bench/soak.py [--cycles 1000] [--requests 10000] [--direct]
-                                [--json bench/results/soak.json]
 
-One cycle: load the LLM profile on its own port, switch the single port to the vision
-profile, then to the LLM profile, then unload everything. Requests are chat completions
-with ``max_tokens=1`` naming the LLM profile's key, sent through the app's API (the
+
+One cycle (``RUN_MODE=switch``): load the LLM role's model on the single port, switch it
+to the vision role's model, then back to the LLM's, then unload everything, all through the
+lifecycle. Requests are chat completions with ``max_tokens=1`` naming the LLM role's key, sent through the app's API (the
 one ``build_core`` attaches, on a free port; the model is loaded just in time by the
 first request), or with ``--direct`` straight to llama-server.
 RSS, open fds and threads of this process (the app) are printed at the start (after one
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from common import free_port, llama_server_bin, median_ms, tiny_models, write_json
+from common import free_port, llama_server_bin, median_ms, tiny_models
+from results import save
 
 from app.config import Settings
 from app.core.bootstrap import build_core
@@ -33,6 +34,10 @@ from app.core.logs.app_logging import setup_logging
 from app.core.models.entry import LLM, VISION
 from app.core.servers.keys import auth_headers, server_url
 from app.paths import AppPaths
+
+# The code this benchmark measures, the whole core: cycles through the lifecycle, requests through the API: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core", "app/platform/processes.py"]
 
 
 def snapshot() -> dict:
@@ -69,6 +74,7 @@ async def soak(args: argparse.Namespace) -> dict:
         API_PORT=0,  # the API picks a free port
         LLAMA_CTX_SIZE=512,
         HUNG_PROBE_SECONDS=5,
+        RUN_MODE="switch",
     )
     paths = AppPaths.resolve().ensure()
     setup_logging(paths.app_log_file, console=False)
@@ -76,17 +82,18 @@ async def soak(args: argparse.Namespace) -> dict:
     await core.start()
     failures: list[str] = []
     cycle_s: list[float] = []
+    llm, vision = core.catalogue.role(LLM), core.catalogue.role(VISION)
 
     async def cycle() -> None:
         t = time.perf_counter()
         try:
-            await core.load_profile(LLM)
-            await core.switch_single_port(VISION)
-            await core.switch_single_port(LLM)
+            await core.lifecycle.ensure(llm)
+            await core.lifecycle.ensure(vision)  # switch mode: the one port swaps
+            await core.lifecycle.ensure(llm)
         except Exception as e:
             failures.append(f"cycle: {type(e).__name__}: {e}")
         finally:
-            await core.unload_all()
+            await core.lifecycle.unload_all()
         cycle_s.append(time.perf_counter() - t)
 
     await cycle()  # warm-up: imports, first spawn, caches
@@ -106,13 +113,13 @@ async def soak(args: argparse.Namespace) -> dict:
         if via_api:
             if core.api is None or not core.api.url:
                 raise SystemExit("the app's API did not start (API_ENABLED off?)")
-            url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM profile
+            url = f"{core.api.url}/v1/chat/completions"  # JIT-loads the LLM role's model
         else:
-            st = await core.load_profile(LLM)
+            st = await core.lifecycle.ensure(llm)
             url = server_url(st.port, "/v1/chat/completions", st)
             direct_headers = auth_headers(st)
         body = {
-            "model": core.profile(LLM).model_id,
+            "model": llm.key,
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 1,
         }
@@ -135,7 +142,7 @@ async def soak(args: argparse.Namespace) -> dict:
                 req_s.append(time.perf_counter() - t)
                 if i % max(1, args.requests // 10) == 0:
                     show(f"request {i}", snapshot())
-        await core.unload_all()
+        await core.lifecycle.unload_all()
 
     end = snapshot()
     show("end", end)
@@ -180,7 +187,6 @@ def main() -> None:
         action="store_true",
         help="through the app's API (the default; kept for old scripts)",
     )
-    p.add_argument("--json", type=Path, default=Path("bench/results/soak.json"))
     args = p.parse_args()
     result = asyncio.run(soak(args))
     if result["requests_start"]:
@@ -193,7 +199,7 @@ def main() -> None:
         f"growth start->end: RSS {result['rss_growth_mb']:+} MB, fds {result['fd_growth']:+}, "
         f"threads {result['thread_growth']:+}"
     )
-    write_json(args.json, result)
+    save("soak", result, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ first-run dialog) and, interleaved with it, a bare PySide6 program that shows on
 ``QSystemTrayIcon`` and nothing else (the baseline: Python + Qt + the tray protocol). The
 time is from ``Popen`` to the moment the icon's window is embedded in trayer's panel
 (``xwininfo -root -tree`` polled every few ms). RSS is read 3 s after the icon shows.
-Prints medians and the ratio; writes bench/results/startup.json.
+Prints medians and the ratio; saves bench/results/startup.json.
 
     uv run python bench/startup.py [--rounds 5]
 """
@@ -27,7 +27,18 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import llama_server_bin, median_ms, tiny_models, write_json  # noqa: E402
+from bench.common import llama_server_bin, median_ms, tiny_models  # noqa: E402
+from bench.results import save  # noqa: E402
+
+# The code this benchmark measures, what runs between the launch and the tray icon: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = [
+    "app/main.py",
+    "app/ui/launch.py",
+    "app/ui/tray_app.py",
+    "app/config.py",
+    "app/settings_load.py",
+]
 
 BARE = (
     "import sys\n"
@@ -118,7 +129,6 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/startup.json"))
     args = ap.parse_args()
     missing = [t for t in ("Xvfb", "trayer", "xwininfo") if not shutil.which(t)]
     if missing:
@@ -152,11 +162,15 @@ def main() -> None:
             f"  familylog-tray                     {a:7.1f} ms   RSS {ra:6.1f} MiB   "
             f"{a / b:4.2f}x  target < 500 ms: {'met' if a < 500 else 'MISSED'}"
         )
-        write_json(
-            args.json,
-            {"rounds": args.rounds, "app_ms": a, "bare_ms": b, "app_rss_mib": round(ra, 1),
-             "bare_rss_mib": round(rb, 1), "app_all_ms": [round(t * 1000, 1) for t in app_t]},
-        )  # fmt: skip
+        figures = {
+            "rounds": args.rounds,
+            "app_ms": a,
+            "bare_ms": b,
+            "app_rss_mib": round(ra, 1),
+            "bare_rss_mib": round(rb, 1),
+            "app_all_ms": [round(t * 1000, 1) for t in app_t],
+        }
+        save("startup", figures, measures=MEASURES)
     finally:
         for p in (trayer, xvfb):
             p.terminate()

@@ -11,7 +11,7 @@ written with the ``gguf`` package. Per round, interleaved:
 - switch to B whose file is cold (page cache dropped with ``posix_fadvise(DONTNEED)``),
   without read-ahead; the same with the app's ``read_ahead`` of B done while A serves; and
   with B warm.
-Prints medians and ratios; writes bench/results/switch.json.
+Prints medians and ratios; saves bench/results/switch.json.
 """
 
 from __future__ import annotations
@@ -39,8 +39,12 @@ from bench.common import (  # noqa: E402
     median_ms,
     raw_start,
     raw_stop,
-    write_json,
 )
+from bench.results import save  # noqa: E402
+
+# The code this benchmark measures, load and switch (the servers package) and the read-ahead: its figures (bench/results/)
+# go stale when one of these files changes.
+MEASURES = ["app/core/servers", "app/core/lifecycle/prefetch.py", "app/platform/processes.py"]
 
 CTX = 2048
 
@@ -118,7 +122,6 @@ async def main() -> None:
     ap.add_argument("--ffn", type=int, default=5632)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--keep", type=Path, help="write (or reuse) the models in this folder")
-    ap.add_argument("--json", type=Path, default=Path("bench/results/switch.json"))
     args = ap.parse_args()
     binary = llama_server_bin()
     tmp = Path(tempfile.mkdtemp(prefix="flt-switch-"))
@@ -214,7 +217,7 @@ async def main() -> None:
     print(f"switch: app - raw median pair {res['switch_overhead_ms']:+.1f} ms (target <= 30)")
     print(f"cold switch / warm        {res['cold_over_warm']:.2f}x")
     print(f"read ahead switch / warm  {res['prefetched_over_warm']:.2f}x (target <= 1.15)")
-    write_json(args.json, res)
+    save("switch", res, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.core.app_core import AppCore
+from app.core.clock import Clock
 from app.core.downloads.listing import AfterDownload
 from app.core.downloads.service import Downloads
 from app.core.downloads.staging import DiskFree
@@ -34,18 +35,20 @@ def build_core(
     supervise: bool = True,
     run_options: dict | None = None,
     disk_free: DiskFree | None = None,
+    clock: Clock | None = None,
 ) -> AppCore:
     """``policy``: the supervisor's (None: from the settings); ``api``: serve the API (None:
     ``API_ENABLED``); ``runs``: attach FamilyLog runs; ``supervise``: restart crashed and
-    hung servers; ``run_options``: passed to ``RunService`` (tests: a clock, a kill delay);
-    ``disk_free``: the downloads' free-space source (tests: a small disk)."""
+    hung servers; ``run_options``: passed to ``RunService`` (tests: a kill delay);
+    ``disk_free``: the downloads' free-space source (tests: a small disk); ``clock``: the
+    supervisor's and the runs' (tests move it by hand to check the real delays)."""
     # One GPU prober for the models window and placement (RUN_MODE=auto).
     gpu = gpu or GpuProber()
     core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_probe=gpu.probe)
     core.gpu = gpu
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
     if supervise:
-        core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy))
+        core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy, clock=clock))
     core.idle = IdleUnloader(core.lifecycle, core.live)
     core.add_service(core.idle)
     # Switch mode: read the next model into the page cache while the current one serves.
@@ -79,7 +82,12 @@ def build_core(
             history_file=paths.history_file,
             api_port=core.api_port,
         )
-        options = {"schedule": schedule, "platform": platform, **(run_options or {})}
+        options = {
+            "schedule": schedule,
+            "platform": platform,
+            "clock": clock,
+            **(run_options or {}),
+        }
         core.runs = RunService(deps, **options)
         core.add_service(core.runs)
     return core

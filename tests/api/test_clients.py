@@ -4,6 +4,8 @@ REST as LM Studio's docs show it) against real llama-server processes and tiny m
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import anthropic
@@ -172,6 +174,36 @@ async def test_rest_v0_chat_completions_and_model(start_api) -> None:
         assert got["state"] == "loaded" and got["type"] == "llm"
         speed = (await c.get(f"/api/v0/stats/{LLM}")).json()  # the live speed saw all three
         assert speed["requests"] == 3 and speed["tokens"] == 6 + 4 + 4
+
+
+async def test_rest_v0_answers_name_the_runtime_and_its_build(start_api, llama_server_bin):
+    """``runtime`` in every v0 answer (chat, completion, a stream's last chunk): LM Studio's
+    name for the engine and llama-server's build, as the binary itself reports it."""
+    out = subprocess.run([llama_server_bin, "--version"], capture_output=True, text=True)
+    number, commit = re.search(r"version: (\d+) \((\w+)\)", out.stdout + out.stderr).groups()
+    core = await start_api()
+    hi = [{"role": "user", "content": "Hi"}]
+    async with client(core) as c:
+        answers = [
+            (
+                await c.post(
+                    "/api/v0/chat/completions", json={"model": LLM, "messages": hi, "max_tokens": 2}
+                )
+            ).json(),
+            (
+                await c.post(
+                    "/api/v0/completions", json={"model": LLM, "prompt": "a", "max_tokens": 2}
+                )
+            ).json(),
+        ]
+        body = {"model": LLM, "messages": hi, "max_tokens": 2, "stream": True}
+        async with c.stream("POST", "/api/v0/chat/completions", json=body) as r:
+            chunks = [json.loads(x[6:]) async for x in r.aiter_lines() if x.startswith("data: {")]
+        answers.append(next(ch for ch in chunks if "runtime" in ch))
+    for a in answers:
+        assert a["runtime"]["name"] == "llama.cpp-llama-server"
+        assert number in a["runtime"]["version"] and commit in a["runtime"]["version"]
+        assert a["runtime"]["supported_formats"] == ["gguf"]
 
 
 async def test_v1_chat_two_stateful_turns_and_stream(start_api) -> None:

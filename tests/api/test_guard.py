@@ -283,6 +283,36 @@ async def test_connection_cap_counts_requests_being_answered(start_api) -> None:
         await runner.cleanup()
 
 
+async def _get_on(reader, writer, path: str = "/api/v1/models") -> tuple[int, dict[str, str]]:
+    """One keep-alive GET on an open connection: its status and headers (body read)."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    fields = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in head[1:]) if k}
+    await reader.readexactly(int(fields["content-length"]))
+    return int(head[0].split()[1]), fields
+
+
+async def test_idle_keep_alive_connections_do_not_count(start_api) -> None:
+    """API_MAX_CONNECTIONS counts requests being answered, not open connections: five
+    kept-alive connections, idle after one answer each, leave both places free."""
+    core = await start_api(API_MAX_CONNECTIONS=2)
+    idle = [await asyncio.open_connection("127.0.0.1", core.api.port) for _ in range(5)]
+    try:
+        for reader, writer in idle:
+            status, fields = await _get_on(reader, writer)
+            assert status == 200 and fields.get("connection", "").lower() != "close"
+        # five idle connections open, a cap of two: a new client is answered...
+        async with client(core) as c:
+            assert (await c.get("/api/v1/models")).status_code == 200
+        # ...and so is each idle connection, again, on the same socket
+        for reader, writer in idle:
+            assert (await _get_on(reader, writer))[0] == 200
+    finally:
+        for _, writer in idle:
+            writer.close()
+
+
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [

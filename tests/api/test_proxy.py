@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import openai
 import pytest
 
 from app.core.lifecycle.model_state import ModelState
-from app.core.servers.keys import auth_headers, server_url
+from app.core.servers.keys import server_url
 from app.core.servers.states import ServerState
 from tests.api.conftest import base_url, chat, client, servers
+from tests.conftest import free_port
+from tests.support.paced_relay import PacedRelay, exec_on_hidden_port
 from tests.support.wait import until
 
 VISION = "qwen/qwen3-vl-8b"
@@ -53,36 +56,61 @@ async def test_openai_package_chat_and_stream_with_jit_load(start_api) -> None:
         assert len(servers()) == 1
 
 
-async def test_stream_is_passed_through_chunk_by_chunk(start_api, monkeypatch) -> None:
-    """Each chunk llama-server sends is written on to the client as it comes (counted where
-    the proxy writes: what the client's reads coalesce depends on its own scheduling)."""
-    from aiohttp import web
+async def test_each_event_reaches_the_client_before_llama_server_sends_the_next(
+    start_api, llama_server_bin, tmp_path
+) -> None:
+    """Not buffered: a relay in front of the real llama-server holds each streamed event
+    until the test lets it go, and lets the next go only once the client (through the
+    app's API) has read the one before. A proxy that buffers (4 KB, a line, the answer)
+    never delivers the held event, and this test fails at the read's deadline."""
+    hidden = free_port()
+    wrapper = exec_on_hidden_port(tmp_path / "llama-server", llama_server_bin, hidden)
+    core = await start_api(LLAMA_SERVER_PATH=str(wrapper))
+    relay = PacedRelay(core.settings.LLAMA_LLM_PORT, hidden)
+    listening: list[asyncio.Task] = []
+    core.manager.subscribe(
+        lambda ev: (
+            listening.append(asyncio.ensure_future(relay.start()))
+            if ev.port == relay.port and ev.new is ServerState.STARTING and not listening
+            else None
+        )
+    )
+    read_at: list[float] = []
 
-    writes: list[int] = []
-    real_write = web.StreamResponse.write
+    async def pace() -> None:
+        """Release event n+1 only when llama-server has written it and event n was read."""
+        while True:
+            await until(lambda: relay.held == 1 and len(read_at) == len(relay.released), 60)
+            relay.release()
 
-    async def counting_write(self, data) -> None:
-        writes.append(len(data))
-        await real_write(self, data)
-
-    monkeypatch.setattr(web.StreamResponse, "write", counting_write)
-    core = await start_api()
-    body = chat(LLM, 128, stream=True, ignore_eos=True)
-    reads = []
-    async with (
-        client(core) as c,
-        c.stream("POST", "/v1/chat/completions", json=body) as r,
-    ):
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for raw in r.aiter_raw():
-            reads.append(raw)
-    text = b"".join(reads).decode()
-    events = [e for e in text.split("\n\n") if e.startswith("data: ")]
-    assert events[-1] == "data: [DONE]"
-    assert len(events) >= 100
-    # Not buffered into one answer: the proxy wrote the events in many separate writes.
-    assert len(writes) >= 5 and sum(writes) == len(b"".join(reads)), (len(writes), len(reads))
+    pacer = asyncio.create_task(pace())
+    events: list[str] = []
+    try:
+        async with client(core) as c:
+            body = chat(LLM, 48, stream=True, ignore_eos=True)
+            async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                assert r.headers["content-type"].startswith("text/event-stream")
+                lines = r.aiter_lines()
+                while not events or events[-1] != "data: [DONE]":
+                    try:
+                        line = await asyncio.wait_for(anext(lines), 30)
+                    except TimeoutError:
+                        raise AssertionError(
+                            f"event {len(events) + 1} released {len(relay.released)} held "
+                            f"{relay.held}, not read within 30 s: {events[-3:]}"
+                        ) from None
+                    if line:
+                        read_at.append(time.perf_counter())
+                        events.append(line)
+                        assert len(read_at) == len(relay.released), "read before it was sent?"
+    finally:
+        pacer.cancel()
+        await relay.stop()
+    assert len(events) >= 48 and all(e.startswith("data: ") for e in events)
+    delays = sorted(b - a for a, b in zip(relay.released, read_at, strict=True))
+    print(f"event written -> read by the client: median {delays[len(delays) // 2] * 1000:.2f} ms, "
+          f"max {delays[-1] * 1000:.2f} ms over {len(delays)} events")  # fmt: skip
 
 
 async def test_single_flight_ten_first_requests_one_process(start_api) -> None:
@@ -150,33 +178,6 @@ async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None
         r = await asyncio.wait_for(other, 60)
         assert r.status_code == 200, r.text
     assert core.manager.get_loaded_models() == {port: core.settings.LLM_MODEL_GGUF}
-
-
-async def test_client_disconnect_mid_stream_leaves_the_server_healthy(start_api) -> None:
-    core = await start_api()
-    port = core.settings.LLAMA_LLM_PORT
-    pool = core.lifecycle
-    async with client(core) as c:
-        body = chat(LLM, 4000, stream=True, ignore_eos=True)
-        async with c.stream("POST", "/v1/chat/completions", json=body) as r:
-            got = 0
-            async for line in r.aiter_lines():
-                got += line.startswith("data: ")
-                if got == 3:
-                    break
-        await until(lambda: pool.in_flight(port) == 0, 30)
-        # llama-server was told: it cancelled the generation for the lost client...
-        log = core.log_path(port)
-        await until(lambda: "cancel task" in log.read_text(), 30)
-        # ...and it serves the next one.
-        async with httpx.AsyncClient(trust_env=False) as direct:
-            st = core.manager.status(port)
-            h = await direct.get(server_url(port, "/health", st), headers=auth_headers(st))
-            assert h.json() == {"status": "ok"}
-        r = await c.post("/v1/chat/completions", json=chat(LLM, 4))
-        assert r.status_code == 200
-    assert core.manager.status(port).state is ServerState.READY
-    assert [p.pid for p in servers()] == [core.manager.status(port).pid]
 
 
 async def test_api_key_is_enforced(start_api) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import statistics
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from app.cli.benchmark import benchmark_command
 from app.paths import AppPaths
 from tests.api.conftest import CTX
 from tests.conftest import free_port
-from tests.support.app import start_foreign_server
+from tests.support.app import headless_env, run_app, start_foreign_server, start_headless
 from tests.support.wait import until, wait_until
 
 LLM = "google/gemma-3-12b"
@@ -164,3 +165,62 @@ async def test_benchmark_fits_a_vision_model_and_one_failure_hides_nothing(
         int(n) for n in re.findall(r"prompt eval time =\s+[\d.]+ ms /\s+(\d+) tokens", log)
     ]
     assert max(evaluated) <= CTX
+
+
+# ── The command line itself: familylog-tray --benchmark ───────────────────────
+PROMPT_EVAL = re.compile(r"prompt eval time =\s+[\d.]+ ms /\s+(\d+) tokens")
+
+
+def _bench(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    p = run_app("--benchmark", *args, env=env)
+    out, err = p.communicate(timeout=300)
+    return p.returncode, out, err
+
+
+def test_benchmark_without_an_app_exits_3(app_home) -> None:
+    code, out, err = _bench({"API_PORT": str(free_port())}, "--runs", "1")
+    assert code == 3, (out, err)
+    assert "start the app first" in err and out == ""
+
+
+def test_benchmark_command_line(app_home, tiny_model, llama_server_bin, other_server) -> None:
+    """Against a running --headless app: with no model loaded it cannot choose (exit 2);
+    with one loaded and no --model it takes that one; --against / --against-model add the
+    other server; ``cache_prompt: false`` makes every run evaluate its whole prompt (each
+    server's own log); ``--json`` alone prints JSON and nothing else."""
+    url, other_log = other_server
+    env = headless_env(llama_server_bin, tiny_model, LLM_MODEL_ID=LLM)
+    app = start_headless(env)
+    try:
+        code, out, err = _bench(env, "--runs", "1")
+        assert code == 2 and "No model is loaded; name one with --model" in err, (out, err)
+        load = run_app("--load", LLM, env=env)
+        assert load.wait(120) == 0, load.communicate()
+        assert wait_until(lambda: _healthy(url), 60)
+        args = ["--runs", "2", "--prompt-tokens", "40", "--gen-tokens", "8"]
+        code, out, err = _bench(
+            env, *args, "--against", f"{url}/v1", "--against-model", "x", "--json"
+        )
+        assert code == 0, err
+        data = json.loads(out)  # the whole of stdout is the JSON
+        rows = data["results"]
+        assert {(r["server"], r["model"]) for r in rows} == {("app", LLM), (f"{url}/v1", "x")}
+        assert {r["prompt"] for r in rows} == {"short chat", "long prompt", "generate"}
+        assert all(r["runs"] == 2 for r in rows)
+        app_log = app_home / "logs" / f"llama-server-{env['LLAMA_LLM_PORT']}.log"
+        for log in (app_log, other_log):
+            # the long prompt twice, each time whole (a cached prompt evaluates 1 token)
+            evaluated = sorted(int(n) for n in PROMPT_EVAL.findall(log.read_text()))
+            assert evaluated[-1] == evaluated[-2] >= 40, (log.name, evaluated)
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(60)
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=5, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -8,7 +8,8 @@ without a stop), an OpenAI-style chat request through the app's API naming a mod
 key (JIT load), "Process now" with the stand-in FamilyLog (a short run or one that
 hangs) and cancelling the run. After every step the invariants compare the app's view
 with the processes that really exist (psutil); every API request either succeeded or got
-an error JSON with a message (never a hang or a dropped connection).
+an error JSON with a message (never a hang or a dropped connection), and its status is
+the one its model's state allows (``ALLOWED``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,18 @@ def live_servers(binary: str) -> dict[int, list[int]]:
         if cmd and cmd[0] == binary and "--port" in cmd:
             out[int(cmd[cmd.index("--port") + 1])].append(p.pid)
     return out
+
+
+# What a chat request through the API may answer, by its model's state when it is sent
+# (between steps every model is at rest: stopped, ready, or failed after a crash the
+# supervisor gave up on). Nothing in this machine holds a model or makes a load fail, so
+# the README's promise leaves one answer: served (JIT load when not loaded). A 503 (busy,
+# load failed) or a 500 is a broken promise here.
+ALLOWED: dict[ModelState, set[int]] = {
+    ModelState.STOPPED: {200},
+    ModelState.READY: {200},
+    ModelState.FAILED: {200},
+}
 
 
 class AppMachine(RuleBasedStateMachine):
@@ -224,9 +237,14 @@ class AppMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from([LLM, VISION]))
     def api_request(self, name: str) -> None:
-        """A chat completion through the app's API, naming the profile's key (JIT load)."""
+        """A chat completion through the app's API, naming the profile's key: answered with
+        the status its model's state allows (``ALLOWED``); a loaded model answers from the
+        same process, any other is loaded just in time."""
         self._step("api")
-        key = self.core.catalogue.role(name).key
+        entry = self.core.catalogue.role(name)
+        key = entry.key
+        state = self.core.lifecycle.state(entry)
+        before = self.core.lifecycle.ready(entry)
         body = {
             "model": key,
             "messages": [{"role": "user", "content": "Hi"}],
@@ -253,6 +271,14 @@ class AppMachine(RuleBasedStateMachine):
         status, problem = self.run(ask(), 120)
         self.answers.append((key, status, problem))
         self._step(f"api answered {status}")
+        assert status in ALLOWED.get(state, set()), (
+            f"{key} was {state}: answered {status} ({problem or 'no problem'}), "
+            f"allowed {ALLOWED.get(state)}"
+        )
+        after = self.core.lifecycle.ready(entry)
+        assert after is not None, f"{key} answered but is not loaded"
+        if before is not None:
+            assert after.pid == before.pid, f"{key} was loaded, yet a new process answered"
 
     @rule(hangs=st.booleans())
     def process_now(self, hangs: bool) -> None:

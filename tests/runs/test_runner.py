@@ -12,6 +12,7 @@ from app.core.notices import Level
 from app.core.runs.records import Outcome, RunState
 from app.core.runs.runner import IN_PROGRESS
 from tests.runs.conftest import Recorder, started_core
+from tests.support.clock import ManualClock
 from tests.support.wait import until, wait_until
 
 WAIT = 60  # generous: the machine is shared and slow
@@ -130,6 +131,29 @@ async def test_cancel_stops_the_whole_group(make_settings, monkeypatch, ignore_t
         assert any(n.title == "FamilyLog run cancelled" for n in rec.notices)
         assert core.runs.status().state is RunState.IDLE
         assert not core.runs.cancel()  # nothing left to cancel
+
+
+async def test_sigkill_comes_10_s_after_sigterm_by_default(make_settings, monkeypatch) -> None:
+    """Cancel sends SIGTERM to the run's group and SIGKILL 10 s later: the default grace,
+    on a clock the test moves (a run that ignores SIGTERM lives until the 10 s are up)."""
+    monkeypatch.setenv("IGNORE_TERM", "1")
+    clock = ManualClock()
+    async with started_core(make_settings("hang"), clock=clock) as core:  # no kill_after
+        rec = Recorder(core)
+        result = core.runs.process_now()
+        await asyncio.wait_for(rec.seen("grandchild").wait(), WAIT)
+        pid = int(next(x for x in rec.lines if "grandchild" in x).split()[2])
+        cancelled_at = clock.monotonic()
+        assert core.runs.cancel()
+        await until(lambda: clock.waits_until(cancelled_at + 10, "timeout"))
+        clock.advance(9.999)
+        assert clock.waits_until(cancelled_at + 10, "timeout") and _alive(pid)
+        assert core.runs.status().busy
+        clock.advance(0.001)
+        record = await asyncio.wait_for(result.wait(), WAIT)
+        assert record.outcome is Outcome.CANCELLED and record.exit_code == -9
+        assert wait_until(lambda: not _alive(pid), 10)
+        assert ("timeout", 10.0) in clock.asked
 
 
 async def test_timeout(make_settings) -> None:

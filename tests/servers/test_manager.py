@@ -261,15 +261,21 @@ async def test_server_killed_externally_is_detected(manager, tiny_model, port) -
             failed.set_result(e) if e.new is ServerState.FAILED and not failed.done() else None
         )
     )
+    dead = psutil.Process(status.pid)
     os.kill(status.pid, signal.SIGKILL)
     event = await asyncio.wait_for(failed, 10)
     assert event.old is ServerState.READY
     assert event.status.exit_code == -signal.SIGKILL
     assert "exited unexpectedly with code -9" in event.status.error
     assert manager.get_loaded_models() == {}
-    # the port can be loaded again after a crash
+    # it really crashed: the process is gone and nothing answers on its port
+    assert not dead.is_running() or dead.status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(httpx.TransportError):
+        await chat(port)
+    # the port can be loaded again after a crash: a new process that answers
     again = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
-    assert again.state is ServerState.READY
+    assert again.state is ServerState.READY and again.pid != status.pid
+    assert (await chat(port))["choices"]
 
 
 async def test_wait_ready_on_a_running_server(manager, tiny_model, port) -> None:

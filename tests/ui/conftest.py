@@ -22,7 +22,8 @@ def make_app(arun, llama_server_bin, port, port2):
 
     made = []
 
-    def make(**overrides):
+    def make(clock=None, **overrides):
+        """A started TrayApp with these settings (``clock``: the core's, e.g. a ManualClock)."""
         paths = AppPaths.resolve().ensure()
         values = {
             "LLAMA_SERVER_PATH": llama_server_bin,
@@ -36,7 +37,7 @@ def make_app(arun, llama_server_bin, port, port2):
         # through the settings file, as a user would, so reloading it gives the same
         update_settings_file(paths.settings_file, {k: str(v) for k, v in values.items()})
         settings = load_settings(paths)
-        core = make_core(settings, **AS_APP, paths=paths)
+        core = make_core(settings, **AS_APP, paths=paths, clock=clock)
         app = TrayApp(core, paths)
         arun(app.start(show_tray=False, load_at_start=False))
         made.append(app)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.core.notices import Level
 from app.core.summary import TrayState
+from tests.support.clock import ManualClock
 
 STANDIN = Path(__file__).resolve().parents[1] / "support" / "familylog_standin" / "run.py"
 
@@ -62,3 +63,26 @@ def test_processing_shows_elapsed_time_and_cancel(make_app, wait, tmp_path) -> N
     assert app.menu.act_cancel_run is None
     errors = [n for n in app.core.notices.history if n.level is Level.ERROR]
     assert not [n for n in errors if "already" in n.text]
+
+
+def test_the_tooltip_shows_the_run_s_elapsed_time_and_last_line(make_app, wait, tmp_path):
+    """During a run the tooltip reads "FamilyLog run mm:ss: <its last line>": the time on
+    a clock the test moves (3 min 12 s), the line the stand-in printed last, as the test
+    read it from the run's output."""
+    clock = ManualClock()
+    app = make_app(clock, FAMILYLOG_DIR=str(tmp_path), FAMILYLOG_COMMAND=standin("hang"))
+    printed: list[str] = []
+    app.core.runs.subscribe_output(printed.extend)
+    app.menu.rebuild()
+    app.menu.act_process_now.trigger()
+    wait(lambda: "[standin] hanging" in printed)  # its last line: it prints nothing more
+    last = printed[-1]
+    assert last == "[standin] hanging" and any("grandchild" in line for line in printed)
+    clock.advance(3 * 60 + 12)
+    wait(lambda: f"FamilyLog run 03:12: {last}" in app.tray.icon.toolTip())
+    assert f"FamilyLog run 03:12: {last}" in app.tray.icon.toolTip().splitlines()  # a line
+    app.menu.rebuild()
+    assert app.menu.act_process_now.text() == "Processing… (03:12)"
+    app.menu.act_cancel_run.trigger()
+    wait(lambda: not app.core.runs.status().busy)
+    wait(lambda: "FamilyLog run" not in app.tray.icon.toolTip(), timeout=10)

@@ -27,6 +27,7 @@ from app.core.api.common import (
     ApiError,
     parse_json_object,
     shown,
+    upstream_error,
     upstream_object,
 )
 from app.core.api.images import check_images
@@ -272,9 +273,7 @@ async def _stream(
     up = await upstream_post(c, port, "/v1/chat/completions", body)
     try:
         if up.status != 200:
-            return web.Response(
-                status=up.status, body=await up.read(), content_type="application/json"
-            )
+            return upstream_error(up.status, await up.read())
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )

@@ -206,15 +206,39 @@ class _Constant(float):
 _DOUBLE_MAX = 2**1024  # the first integer a double cannot hold (llama-server: "number overflow")
 
 
+def upstream_message(body: bytes) -> str:
+    """The message of llama-server's error answer (``{"error": {"message": …}}``)."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode("utf-8", "replace")
+    return str(message)[:500]
+
+
+def upstream_error(status: int, raw: bytes, port: int | None = None) -> web.Response:
+    """llama-server's error answer, passed on as it came, but for its 500 (its answer to
+    input it cannot handle, e.g. an image for a model without a projector): that is a 502
+    with its message, so a 500 from this API is always the app's own fault."""
+    if status == 500:
+        where = f"llama-server on port {port}" if port is not None else "llama-server"
+        raise ApiError(
+            502,
+            f"{where} could not answer: {upstream_message(raw)}",
+            type_="server_error",
+            code="upstream_error",
+        )
+    return web.Response(status=status, body=raw, content_type="application/json")
+
+
 def upstream_object(status: int, raw: bytes) -> dict[str, Any] | web.Response:
     """llama-server's answer as a JSON object to build on; anything else (an error, not an
-    object) is passed through as it came."""
+    object) is passed on by ``upstream_error``."""
     try:
         data = json.loads(raw)
     except ValueError:
         data = None
     if status != 200 or not isinstance(data, dict):
-        return web.Response(status=status, body=raw, content_type="application/json")
+        return upstream_error(status, raw)
     return data
 
 

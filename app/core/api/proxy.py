@@ -18,7 +18,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
+from app.core.api.common import (
+    CONTEXT,
+    ApiContext,
+    ApiError,
+    parse_json_object,
+    shown,
+    upstream_error,
+)
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
@@ -135,15 +142,6 @@ async def relay_to(
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
 
 
-def upstream_message(body: bytes) -> str:
-    """The message of llama-server's error answer (``{"error": {"message": …}}``)."""
-    try:
-        message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = body.decode("utf-8", "replace")
-    return str(message)[:500]
-
-
 async def _relay(
     c: ApiContext,
     request: web.Request,
@@ -167,12 +165,7 @@ async def _relay(
         if up.content_length is not None:
             body = await up.read()
             if up.status == 500:  # llama-server's answer to a request it could not handle
-                raise ApiError(
-                    502,
-                    f"llama-server on port {port} could not answer: {upstream_message(body)}",
-                    type_="server_error",
-                    code="upstream_error",
-                )
+                return upstream_error(up.status, body, port)
             if up.status < 400:
                 meter.body(body)
                 if observe is not None:

@@ -15,7 +15,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, upstream_object
+from app.core.api.common import (
+    CONTEXT,
+    ApiContext,
+    ApiError,
+    parse_json_object,
+    upstream_error,
+    upstream_object,
+)
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind
 from app.core.api.load_config import parse_ttl
@@ -141,9 +148,7 @@ async def _stream(
     up = await upstream_post(c, inst.port, path, body)
     try:
         if up.status != 200:
-            return web.Response(
-                status=up.status, body=await up.read(), content_type="application/json"
-            )
+            return upstream_error(up.status, await up.read())
         extra = {"model_info": model_info(entry, inst), "runtime": await runtime(c, inst)}
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

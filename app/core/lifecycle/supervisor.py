@@ -22,13 +22,13 @@ import asyncio
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
+from app.core.clock import Clock, SystemClock
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.keys import auth_headers, server_url
@@ -74,14 +74,14 @@ class Supervisor:
         settings: SettingsSource,
         policy: RestartPolicy | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.manager = lifecycle.manager
         self.notices = notices
         self._settings = settings
         self._policy = policy  # fixed (tests); None: the settings in force, at each use
-        self._clock = clock
+        self._clock = clock or SystemClock()  # the back-off, the 10-minute window, the probe
         self._failures: dict[int, collections.deque[float]] = {}
         self._misses: dict[int, int] = {}
         self._pending: dict[int, asyncio.Task[None]] = {}
@@ -148,7 +148,7 @@ class Supervisor:
             if hung_pid is not None:
                 self._stop_hung(port, hung_pid, f"{what} was hung and has been stopped.")
             return
-        now = self._clock()
+        now = self._clock.monotonic()
         hist = self._failures.setdefault(port, collections.deque())
         hist.append(now)
         while hist and now - hist[0] > self.policy.window:
@@ -191,7 +191,7 @@ class Supervisor:
     ) -> None:
         me = asyncio.current_task()
         try:
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
             status = await self.lifecycle.restart(port, cond)
         except asyncio.CancelledError:
             raise
@@ -239,17 +239,17 @@ class Supervisor:
     async def _probe_loop(self) -> None:
         """Probe every ``probe_interval`` seconds, read each time (0: not now), so a change
         of ``HUNG_PROBE_SECONDS`` is seen within ``PROBE_RECHECK`` seconds."""
-        loop = asyncio.get_running_loop()
-        last = loop.time()
+        clock = self._clock
+        last = clock.monotonic()
         async with loopback_client() as client:
             while True:
                 interval = self.policy.probe_interval
-                due = last + interval - loop.time() if interval > 0 else PROBE_RECHECK
-                await asyncio.sleep(min(max(due, 0.0), PROBE_RECHECK))
+                due = last + interval - clock.monotonic() if interval > 0 else PROBE_RECHECK
+                await clock.sleep(min(max(due, 0.0), PROBE_RECHECK))
                 interval = self.policy.probe_interval
-                if interval <= 0 or loop.time() - last < interval:
+                if interval <= 0 or clock.monotonic() - last < interval:
                     continue
-                last = loop.time()
+                last = clock.monotonic()
                 try:
                     await self.probe_all(client)
                 except Exception:
@@ -283,14 +283,15 @@ class Supervisor:
         return hung
 
     async def _answers(self, client: httpx.AsyncClient, port: int) -> bool:
+        st = self.manager.status(port)
+        ask = client.get(
+            server_url(port, "/slots", st),
+            headers=auth_headers(st),
+            timeout=None,  # the clock's: probe_timeout
+        )
         try:
-            st = self.manager.status(port)
-            await client.get(
-                server_url(port, "/slots", st),
-                headers=auth_headers(st),
-                timeout=self.policy.probe_timeout,
-            )
-        except httpx.TimeoutException:
+            await self._clock.wait_for(ask, self.policy.probe_timeout)
+        except (TimeoutError, httpx.TimeoutException):
             return False
         except httpx.TransportError:
             return True  # refused or reset: it is exiting, and the manager reports exits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class RunStatus:
     last_line: str = ""
     log_file: Path | None = None
     pid: int | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @property
     def busy(self) -> bool:
@@ -76,7 +78,7 @@ class RunStatus:
     def elapsed(self) -> float:
         if self.started_mono is None or not self.busy:
             return 0.0
-        return max(0.0, time.monotonic() - self.started_mono)
+        return max(0.0, self.clock() - self.started_mono)
 
     @property
     def elapsed_text(self) -> str:

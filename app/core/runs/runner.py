@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.core.clock import Clock, SystemClock
 from app.core.events import Listeners
 from app.core.notices import Level, Notice
 from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
@@ -51,12 +52,14 @@ class FamilyLogRunner:
         kill_after: float = 10.0,
         drain_timeout: float = 5.0,
         base_env: dict[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.deps = deps
         self.history = history
         self.placement = ModelPlacement(deps, base_env)
         self._platform = platform or process_platform()
         self._kill_after = kill_after
+        self._clock = clock or SystemClock()
         self._drain_timeout = drain_timeout
         self._status = RunStatus()
         self._output: Listeners[list[str]] = Listeners("run output")
@@ -103,8 +106,9 @@ class FamilyLogRunner:
                 state=RunState.PREPARING,
                 trigger=trigger,
                 started_at=started,
-                started_mono=time.monotonic(),
+                started_mono=self._clock.monotonic(),
                 log_file=log_file,
+                clock=self._clock.monotonic,
             )
         )
         self._task = asyncio.create_task(self._run(trigger, started, log_file), name="familylog")
@@ -132,7 +136,7 @@ class FamilyLogRunner:
 
     # ── The run ───────────────────────────────────────────────────────────────
     async def _run(self, trigger: str, started: float, log_file: Path) -> RunRecord:
-        t0 = time.monotonic()
+        t0 = self._clock.monotonic()
         out = RunOutput(log_file, self._output.emit, on_last_line=self._last_line)
         prepared: Prepared | None = None
         outcome, code, message = Outcome.NOT_STARTED, None, ""
@@ -233,7 +237,7 @@ class FamilyLogRunner:
         log.info("Stopping the FamilyLog run (PID %d): %s", proc.pid, self._stop_reason)
         self._platform.terminate_tree(proc.pid)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), self._kill_after)
+            await self._clock.wait_for(asyncio.shield(proc.wait()), self._kill_after)
         except TimeoutError:
             log.warning("The run did not exit %g s after SIGTERM; killing it", self._kill_after)
             self._platform.kill_tree(proc.pid)
@@ -255,7 +259,7 @@ class FamilyLogRunner:
             if self._escalation is not None:
                 with contextlib.suppress(Exception):
                     await self._escalation
-            duration = time.monotonic() - t0
+            duration = self._clock.monotonic() - t0
             if message and outcome is Outcome.NOT_STARTED:
                 out.note(message)
             summary = f"Run {outcome} after {format_duration(duration)}" + (

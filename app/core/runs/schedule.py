@@ -14,35 +14,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from app.core.clock import Clock, SystemClock
 from app.core.runs.records import StartResult
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def now(self) -> dt.datetime:
-        """Local wall time, naive."""
-        ...
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> dt.datetime:
-        return dt.datetime.now()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True)

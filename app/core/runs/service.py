@@ -9,12 +9,13 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+from app.core.clock import Clock, SystemClock
 from app.core.notices import Level, Notice
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
 from app.core.runs.records import RunRecord, RunStatus, StartResult
 from app.core.runs.runner import FamilyLogRunner
-from app.core.runs.schedule import Clock, Scheduler
+from app.core.runs.schedule import Scheduler
 from app.platform.processes import ProcessPlatform
 
 
@@ -32,8 +33,14 @@ class RunService:
         self.deps = deps
         self._schedule = schedule
         self.history = RunHistory(deps.history_file)
+        clock = clock or SystemClock()
         self.runner = FamilyLogRunner(
-            deps, self.history, platform=platform, kill_after=kill_after, base_env=base_env
+            deps,
+            self.history,
+            platform=platform,
+            kill_after=kill_after,
+            base_env=base_env,
+            clock=clock,
         )
         # RUN_SCHEDULE and RUN_CATCH_UP_HOURS as set now, each time the scheduler looks
         self.scheduler = Scheduler(
