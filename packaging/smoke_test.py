@@ -51,10 +51,13 @@ def find_llama_server(given: str | None) -> str:
     raise SmokeError("no llama-server: pass --llama-server or set LLAMA_SERVER_PATH")
 
 
-def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+def get(url: str, timeout: float = 5.0, body: dict | None = None) -> tuple[int, str]:
+    """GET ``url`` (POST ``body`` as JSON when given), without any proxy."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
-        with opener.open(url, timeout=timeout) as r:
+        with opener.open(req, timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -98,13 +101,14 @@ def check_headless(exe: Path, env: dict[str, str], home: Path, timeout: float) -
 
     model = write_tiny_model(home / "tiny-llama-Q8_0.gguf")
     port = free_port()
+    api = f"http://127.0.0.1:{free_port()}"
     env = dict(
         env,
         LLM_MODEL_GGUF=str(model),
         LLM_LOAD_AT_START="true",
         LLAMA_LLM_PORT=str(port),
         LLAMA_CTX_SIZE="512",
-        API_PORT=str(free_port()),
+        API_PORT=api.rsplit(":", 1)[1],
     )
     t0 = time.monotonic()
     p = subprocess.Popen(
@@ -117,14 +121,24 @@ def check_headless(exe: Path, env: dict[str, str], home: Path, timeout: float) -
             p.kill()
             _, err = p.communicate(timeout=30)
             raise SmokeError(f"--headless did not start: {line!r}\n{err[-3000:]}")
-        status, body = get(f"http://127.0.0.1:{port}/health")
+        # through the app's API: llama-server's own port is private (a key and a path prefix)
+        status, body = get(f"{api}/api/v0/models")
         if status != 200:
-            raise SmokeError(f"llama-server on {port} is not ready: {status} {body}")
-        status, body = get(f"http://127.0.0.1:{port}/v1/models")
-        ids = [m.get("id") for m in json.loads(body).get("data", [])]
+            raise SmokeError(f"the API at {api} does not answer: {status} {body}")
+        loaded = [m["id"] for m in json.loads(body)["data"] if m.get("state") == "loaded"]
+        if not loaded:
+            raise SmokeError(f"the tiny model is not loaded at start: {body[:500]}")
+        chat = {
+            "model": loaded[0],
+            "max_tokens": 2,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }
+        status, body = get(f"{api}/v1/chat/completions", timeout=60, body=chat)
+        if status != 200:
+            raise SmokeError(f"a chat through the API failed: {status} {body[:500]}")
         print(
-            f"ok: --headless serves the tiny model on port {port} ({ids}) "
-            f"after {time.monotonic() - t0:.1f} s"
+            f"ok: --headless serves the tiny model on port {port} ({loaded}) and answers a chat "
+            f"through the API after {time.monotonic() - t0:.1f} s"
         )
         servers = [c for c in psutil.Process(p.pid).children(recursive=True)]
         p.send_signal(signal.SIGTERM)
