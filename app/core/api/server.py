@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 from collections.abc import Callable
 
@@ -45,6 +44,7 @@ from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.servers.address import is_loopback
 from app.platform.open_files import open_file_limit
 
 log = logging.getLogger(__name__)
@@ -55,23 +55,6 @@ KEEPALIVE_SECONDS = 2.0
 
 class ApiServerError(RuntimeError):
     """The API cannot be served; the message says why and what to change."""
-
-
-async def is_loopback(host: str) -> bool:
-    """True when every address ``host`` stands for is a loopback address."""
-    host = host.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
-        return False
-    addrs = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
-    return bool(addrs) and all(a.is_loopback for a in addrs)
 
 
 # The modules whose ``add_routes`` make up the API, in the order their routes are listed.
