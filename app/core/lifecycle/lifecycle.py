@@ -51,6 +51,7 @@ class ModelLifecycle:
         *,
         free_memory: planner.FreeMemory | None = None,
         gpu_probe: GpuProbe | None = None,
+        workers: planner.WorkerRoom | None = None,
         clock: Callable[[], float] = time.time,
         presets: Presets | None = None,
     ) -> None:
@@ -70,6 +71,7 @@ class ModelLifecycle:
             free_memory=free_memory,
             gpu_probe=gpu_probe,
             presets=presets,
+            workers=workers,
         )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
@@ -187,8 +189,13 @@ class ModelLifecycle:
             preset=preset,
             known=self._loader.known,
         )
-        have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj or None, spec.extra_args)
-        if have != launch_key(wanted):
+        have = {
+            "n_gpu_layers": spec.n_gpu_layers,
+            "ctx_size": spec.ctx_size,
+            "mmproj": spec.mmproj,
+            "extra_args": spec.extra_args,
+        }
+        if launch_key(have) != launch_key(wanted):
             return "runs with the old settings: restart to apply"
         return None
 

@@ -1,2 +1,1 @@
-"""Other machines: this GPU shared as a llama.cpp RPC worker, other machines' workers a model
-runs across, and peer servers whose models the app lists and forwards to."""
+"""Other machines: this GPU shared as an RPC worker, others' workers, and peer servers."""

@@ -39,6 +39,11 @@ class OtherProtocol(RpcError):
     """Something answers, but not ggml-rpc as this client speaks it."""
 
 
+class Busy(RpcError):
+    """The worker takes the connection but answers nothing: it serves one client at a time,
+    and another llama-server has it."""
+
+
 @dataclass(frozen=True, order=True)
 class Version:
     major: int
@@ -102,10 +107,25 @@ async def _connect(host: str, port: int) -> _Connection:
     return _Connection(reader, writer)
 
 
-async def _hello(host: str, port: int) -> tuple[_Connection, Version]:
+async def accepts(host: str, port: int, timeout: float = TIMEOUT) -> str | None:
+    """None when something accepts connections at the address; else why not. (A worker
+    that serves a llama-server cannot be asked anything, but still accepts.)"""
+    try:
+        async with asyncio.timeout(timeout):
+            conn = await _connect(host, port)
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except Unreachable as e:
+        return str(e)
+    conn.close()
+    return None
+
+
+async def _hello(host: str, port: int, connected: list[bool]) -> tuple[_Connection, Version]:
     """A connection past HELLO, in the first form the worker takes, and its version."""
     for caps in (CAPS_SIZE, 0):
         conn = await _connect(host, port)
+        connected[:] = [True]
         try:
             answer = await conn.ask(HELLO, bytes(caps))
         except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
@@ -124,8 +144,8 @@ async def _hello(host: str, port: int) -> tuple[_Connection, Version]:
     )
 
 
-async def _ask(host: str, port: int) -> WorkerInfo:
-    conn, version = await _hello(host, port)
+async def _ask(host: str, port: int, connected: list[bool]) -> WorkerInfo:
+    conn, version = await _hello(host, port, connected)
     try:
         if version.major < 3:  # one device, and no device number in the request
             free, total = struct.unpack("<QQ", await conn.ask(GET_DEVICE_MEMORY))
@@ -139,19 +159,23 @@ async def _ask(host: str, port: int) -> WorkerInfo:
             devices.append(Device(i, free, total))
         return WorkerInfo(version, tuple(devices))
     except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError, struct.error):
-        raise OtherProtocol(
-            f"speaks protocol {version} but broke off a memory request"
-        ) from None
+        raise OtherProtocol(f"speaks protocol {version} but broke off a memory request") from None
     finally:
         conn.close()
 
 
 async def ask_worker(host: str, port: int, timeout: float = TIMEOUT) -> WorkerInfo:
-    """The worker's protocol version and devices; ``Unreachable`` or ``OtherProtocol``
-    (both ``RpcError``) with the reason otherwise. Never waits longer than ``timeout``."""
+    """The worker's protocol version and devices; ``Unreachable``, ``Busy`` or
+    ``OtherProtocol`` (all ``RpcError``) with the reason otherwise. Never waits longer than
+    ``timeout``."""
+    connected = [False]
     try:
         async with asyncio.timeout(timeout):
-            return await _ask(host, port)
+            return await _ask(host, port, connected)
     except TimeoutError:
+        if connected[0]:
+            raise Busy(
+                "takes connections but answers nothing: it is serving another llama-server "
+                "(a worker serves one at a time)"
+            ) from None
         raise Unreachable(f"no answer within {timeout:g} s") from None
-
