@@ -61,7 +61,7 @@ def build_core(
                 core.live,
                 policy,
                 clock=clock,
-                remote_lost=core.workers.lost,
+                remote_lost=core.workers.stopped_by_loss,
             ),
         )
     core.idle = IdleUnloader(core.lifecycle, core.live)
@@ -122,7 +122,11 @@ def add_machines(core: AppCore, paths: AppPaths, platform: ProcessPlatform | Non
         return await local_version(binary) if binary is not None else None
 
     core.workers = Workers(
-        core.live, core.lifecycle, local_version=version, subscribe=core.live.subscribe
+        core.live,
+        core.lifecycle,
+        core.notices,
+        local_version=version,
+        subscribe=core.live.subscribe,
     )
     core.add_service(core.workers)
     core.shared_worker = SharedWorker(

@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 Condition = Callable[[ServerStatus], bool]
 RemoteLost = Callable[[ServerStatus], Awaitable[str | None]]
-"""Why a server that runs across RPC workers cannot start again as it was (a worker is
-gone), or None."""
+"""Why a failed server that ran across RPC workers cannot start again as it was (a worker is
+gone; the user has been told), or None."""
 PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 
 
@@ -142,9 +142,9 @@ class Supervisor:
                 )
 
     async def _failed_remote(self, status: ServerStatus, spec: LaunchSpec) -> None:
-        """A server that ran across RPC workers failed: when one of its workers is gone,
-        say so and leave it failed (the next request places the model again); else as any
-        other failure."""
+        """A server that ran across RPC workers failed: when one of its workers is gone it
+        is left failed (the hook has told the user; the next request places the model
+        again); else it is restarted as any other."""
         me = asyncio.current_task()
         port = status.port
         try:
@@ -153,22 +153,15 @@ class Supervisor:
         finally:
             if self._pending.get(port) is me:
                 del self._pending[port]
-        cond: Condition = lambda st: st.state is ServerState.FAILED and st.spec == spec  # noqa: E731
         if why is None:
-            self._failed(port, spec, f"exited with code {status.exit_code}", cond)
-            return
-        what = self._title(status)
-        log.error("%s failed: %s; not restarting it on the same workers", what, why)
-        self.notices.emit(
-            Notice(
-                Level.ERROR,
-                f"{what} stopped: {why.split(' (')[0]}",
-                f"{what} failed: {why}. Its requests were answered 503 naming the worker; it "
-                "is not started again on the same workers. The next request loads it again, "
-                "on this machine or on the workers left, when it fits.",
-                self.manager.log_path(port),
+            self._failed(
+                port,
+                spec,
+                f"exited with code {status.exit_code}",
+                lambda st: st.state is ServerState.FAILED and st.spec == spec,
             )
-        )
+        else:
+            log.error("%s: %s; not restarting it on the same workers", self._title(status), why)
 
     def _title(self, status: ServerStatus) -> str:
         return self.lifecycle.describe(status)

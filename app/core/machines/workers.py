@@ -42,6 +42,7 @@ from app.core.machines.rpc_protocol import (
     ask_worker,
 )
 from app.core.models.launch_args import rpc_of
+from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.states import ServerState, ServerStatus
 from app.core.units import size_text
 from app.settings_types import host_port, worker_addresses
@@ -102,6 +103,7 @@ class Workers:
         self,
         settings: SettingsSource,
         lifecycle: ModelLifecycle,
+        notices: NoticeBus,
         *,
         local_version: LocalVersion,
         subscribe: Callable[[Callable], Callable[[], None]] | None = None,
@@ -110,6 +112,7 @@ class Workers:
     ) -> None:
         self._settings = settings
         self.lifecycle = lifecycle
+        self._notices = notices
         self._local_version = local_version
         self._subscribe = subscribe
         self.check_every = check_every
@@ -119,6 +122,7 @@ class Workers:
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._failing: set[tuple[int, int | None]] = set()  # (port, pid) being stopped
+        self._told: set[tuple[int, int | None]] = set()  # (port, pid) the user was told of
 
     # ── Reading ────────────────────────────────────────────────────────────────
     def configured(self) -> list[str]:
@@ -233,6 +237,31 @@ class Workers:
                 return f"RPC worker {address} is gone ({why})"
         return None
 
+    async def stopped_by_loss(self, status: ServerStatus) -> str | None:
+        """``lost`` for a server that failed (the supervisor asks before a restart): when a
+        worker is gone the user is told, once, with the worker named."""
+        why = await self.lost(status)
+        if why is not None:
+            self._tell_lost(status, why)
+        return why
+
+    def _tell_lost(self, st: ServerStatus, why: str) -> None:
+        key = (st.port, st.pid)
+        if key in self._told:
+            return
+        self._told = {*list(self._told)[-50:], key}
+        what = self.lifecycle.describe(st)
+        self._notices.emit(
+            Notice(
+                Level.ERROR,
+                f"{what} stopped: {why.split(' (')[0]}",
+                f"{what} failed: {why}. Its requests in flight were answered 503 naming the "
+                "worker; it is not started again on the same workers. The next request "
+                "loads it again, on this machine or on the workers left, when it fits.",
+                st.log_path,
+            )
+        )
+
     async def lost_on_port(self, port: int) -> str | None:
         """``lost`` for the server on ``port`` (the API, after an answer broke off)."""
         return await self.lost(self.lifecycle.manager.status(port))
@@ -252,7 +281,7 @@ class Workers:
         key = (st.port, st.pid)
         self._failing.add(key)
         try:
-            log.error("%s: %s", self.lifecycle.describe(st), why)
+            self._tell_lost(st, why)
             pid = st.pid
             await self.lifecycle.fail(
                 st.port, why, lambda s: s.state is ServerState.READY and s.pid == pid
