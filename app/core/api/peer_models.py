@@ -28,26 +28,45 @@ def _peer(c: ApiContext, m: PeerModel) -> dict[str, Any]:
     return {"name": m.peer, "state": "online" if online else "offline", "instance": instance}
 
 
+_V1_FIELDS = (
+    "display_name",
+    "architecture",
+    "quantization",
+    "size_bytes",
+    "params_string",
+    "max_context_length",
+    "format",
+    "capabilities",
+    "description",
+)
+_V0_FIELDS = ("arch", "compatibility_type", "quantization", "max_context_length")
+
+
 def model_v1(c: ApiContext, m: PeerModel) -> dict[str, Any]:
-    """A peer's model in ``GET /api/v1/models``: the peer's own entry, named by its key."""
-    kind = "embedding" if m.type == "embeddings" else "llm"
-    out = {
-        "type": kind,
+    """A peer's model in ``GET /api/v1/models``: what the peer said of it, named by its key
+    here (an LM Studio-compatible peer's own entry; else what a v0 or OpenAI entry tells)."""
+    info = m.info
+    quant = info.get("quantization")
+    out: dict[str, Any] = {
+        "type": "embedding" if m.type == "embeddings" else "llm",
         "publisher": m.peer,
         "display_name": m.id,
-        "architecture": None,
-        "quantization": None,
+        "architecture": info.get("arch"),
+        "quantization": {"name": quant, "bits_per_weight": None}
+        if isinstance(quant, str)
+        else None,
         "size_bytes": None,
         "params_string": None,
-        "max_context_length": None,
+        "max_context_length": info.get("max_context_length"),
         "format": "gguf",
         "capabilities": {"vision": m.type == "vlm", "trained_for_tool_use": False},
         "description": None,
-        **{k: v for k, v in m.info.items() if k not in ("key", "peer", "loaded_instances")},
     }
+    if "key" in info:  # the peer's own v1 entry
+        out.update({k: info[k] for k in _V1_FIELDS if k in info})
     loaded = [
         {**i, "id": f"{m.peer}/{i.get('id', m.id)}"}
-        for i in m.info.get("loaded_instances") or []
+        for i in info.get("loaded_instances") or []
         if isinstance(i, dict)
     ]
     if not loaded and m.state == "loaded":
@@ -57,16 +76,19 @@ def model_v1(c: ApiContext, m: PeerModel) -> dict[str, Any]:
 
 def model_v0(c: ApiContext, m: PeerModel) -> dict[str, Any]:
     """A peer's model in ``GET /api/v0/models``."""
-    out = {
+    info = m.info
+    quant = info.get("quantization")
+    out: dict[str, Any] = {
         "object": "model",
         "type": m.type,
         "publisher": m.peer,
-        "arch": None,
+        "arch": info.get("architecture"),
         "compatibility_type": "gguf",
-        "quantization": None,
-        "max_context_length": None,
-        **{k: v for k, v in m.info.items() if k not in ("id", "state", "peer")},
+        "quantization": quant.get("name") if isinstance(quant, dict) else None,
+        "max_context_length": info.get("max_context_length"),
     }
+    if "state" in info:  # the peer's own v0 entry
+        out.update({k: info[k] for k in _V0_FIELDS if k in info})
     state = m.state if m.state in ("loaded", "not-loaded") else "not-loaded"
     return {**out, "id": m.key, "state": state, "peer": _peer(c, m)}
 

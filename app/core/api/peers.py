@@ -29,7 +29,6 @@ from app.settings_types import PeerEntry
 log = logging.getLogger(__name__)
 
 LOAD, UNLOAD = "/api/v1/models/load", "/api/v1/models/unload"
-# The routes whose body (or ``model`` query) names the model they are for.
 # Where a peer without LM Studio's REST API answers a route of it (rest_v0's routes).
 OPENAI_FOR = {
     "/api/v0/chat/completions": "/v1/chat/completions",
@@ -45,29 +44,31 @@ BY_MODEL = frozenset(
 
 @web.middleware
 async def forward_to_peers(request: web.Request, handler) -> web.StreamResponse:
-    """Send a request for a peer's model to the peer; everything else to its handler."""
+    """Send a request for a peer's model to the peer, refuse one that came back (a loop),
+    and pass everything else to its handler."""
     c: ApiContext = request.app[CONTEXT]
     peers = c.peers
-    if peers is None or request.method != "POST" or not peers.configured():
-        return await _answer(request, handler)
     path = request.path
-    if path not in BY_MODEL and path not in (LOAD, UNLOAD):
+    if peers is None or request.method != "POST":
         return await _answer(request, handler)
-    try:
-        payload = parse_json_object(await request.read())
-    except ApiError:
-        return await _answer(request, handler)  # the handler says what is wrong
-    field = "instance_id" if path == UNLOAD else "model"
-    name = payload.get(field)
-    if name is None and path in BY_MODEL:
-        name = request.query.get("model")
-    found = peers.find(name)
-    if found is None or c.catalogue.find(name) is not None:  # the app's own model wins
-        return await _answer(request, handler)
-    entry, status, model = found
     try:
         chain = chain_of(request.headers.get(CHAIN_HEADER))
-        peers.check_chain(chain, f"this request for {name}")
+        if chain:  # from another app: refused if it has passed through this one
+            peers.check_chain(chain, f"this request ({path})")
+        if (path not in BY_MODEL and path not in (LOAD, UNLOAD)) or not peers.configured():
+            return await _answer(request, handler)
+        try:
+            payload = parse_json_object(await request.read())
+        except ApiError:
+            return await _answer(request, handler)  # the handler says what is wrong
+        field = "instance_id" if path == UNLOAD else "model"
+        name = payload.get(field)
+        if name is None and path in BY_MODEL:
+            name = request.query.get("model")
+        found = peers.find(name)
+        if found is None or c.catalogue.find(name) is not None:  # the app's own model wins
+            return await _answer(request, handler)
+        entry, status, model = found
         if path in (LOAD, UNLOAD):
             return await _load(c, peers, entry, status.lmstudio, path, payload, field, model, chain)
         return await _forward(c, request, peers, entry, status.lmstudio, payload, model, chain)
