@@ -41,6 +41,7 @@ from app.core.models.entry import ModelEntry
 from app.core.notices import Level, Notice
 from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
+from app.ui.machines_panel import MachinesPanel
 from app.ui.models_table import (
     ACTIONS_COL,
     COLUMNS,
@@ -87,6 +88,7 @@ class ModelsHost(Protocol):
     def model_settings(self, key: str) -> object: ...
     def rescan(self) -> asyncio.Task | None: ...
     def show_get_models(self) -> None: ...
+    def share_gpu(self, on: bool) -> object: ...
 
 
 class ModelsWindow(QWidget):
@@ -156,6 +158,8 @@ class ModelsWindow(QWidget):
         layout.addWidget(self.external_label)
         self.gpu_panel = GpuPanel()
         layout.addWidget(self.gpu_panel)
+        self.machines = MachinesPanel(host)  # RPC workers, peers, this GPU shared
+        layout.addWidget(self.machines)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
