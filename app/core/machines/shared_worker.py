@@ -128,6 +128,11 @@ class SharedWorker:
         self._listeners: Listeners[[]] = Listeners("the shared worker")
 
     @property
+    def running_command(self) -> list[str]:
+        """The command line of the worker running now ([] when none)."""
+        return list(self._running_cmd) if self._proc is not None else []
+
+    @property
     def log_path(self) -> Path:
         """Its log: one per port, in the server logs' format."""
         return self._log_dir / f"ggml-rpc-server-{self._settings().RPC_WORKER_PORT}.log"
