@@ -1,6 +1,8 @@
 """The forms a setting's text may need beyond its type (shell words, daily times, a comma
-list, an on/off word), checked and tidied as pydantic reads the value; ``app.config`` uses
-them as the types of its fields."""
+list, an on/off word, ``host:port`` workers, peers), checked and tidied as pydantic reads
+the value; ``app.config`` uses them as the types of its fields, and the code that reads
+such a value uses the same function (``daily_times``, ``worker_addresses``,
+``peer_entries``)."""
 
 from __future__ import annotations
 

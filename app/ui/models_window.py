@@ -1,7 +1,8 @@
 """The models window: every catalogue model in one list (loaded ones first) with a filter,
 Load / Unload / Cancel per row, the memory each holds, its speed (t/s and a sparkline of
 its last replies), its port and PID in the details column (the only place they appear), the
-GPU panel, "Rescan folders", "Get models…" and "Reset speeds".
+GPU panel, the other machines (``machines_panel``), "Rescan folders", "Get models…" and
+"Reset speeds".
 
 Its default size comes from the columns' text and the screen (``fit_to``): where the
 screen is too narrow (1280 pixels), the key, the name and the memory give up width and are
