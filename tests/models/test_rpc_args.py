@@ -15,6 +15,7 @@ from app.core.models.launch_args import (
     running_config,
     with_rpc,
 )
+from app.core.presets.flags import from_load_config, preset_args
 
 
 def test_the_workers_an_argument_list_names() -> None:
@@ -32,7 +33,7 @@ def test_placement_s_choice_replaces_what_was_asked() -> None:
 
 def test_a_load_config_asks_for_workers_and_reads_them_back() -> None:
     config = LoadConfig(context_length=512, rpc=("a:1", "b:2"))
-    assert config.args()[-2:] == ["--rpc", "a:1,b:2"]
+    assert preset_args(from_load_config(config)) == ["--rpc", "a:1,b:2"]
     running = running_config(512, ["-lv", "4", "--rpc", "b:2,a:1"])
     assert running.rpc == ("b:2", "a:1")
     assert config.differs(running) == []  # the same workers, in another order
