@@ -7,7 +7,9 @@
   it (an error event in a stream begun), the user is told, and the next request is served
   here;
 - ``auto`` puts a model on a worker only when it does not fit here (the free memory here
-  is a stand-in GPU's; the worker's is its own, through the RPC protocol).
+  is a stand-in GPU's; the worker's is its own, through the RPC protocol);
+- a model whose section of ``models.ini`` names a worker (``rpc = host:port``) runs across
+  it when a request loads it, and here once the section no longer does.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ async def test_a_worker_killed_mid_answer(
             streaming = asyncio.create_task(stream())
             await until(lambda: len(events) > 5)
             whole = asyncio.create_task(c.post("/v1/chat/completions", json=chat(key, 3000)))
-            await asyncio.sleep(0.2)  # the second request is in the server's hands
+            await until(lambda: core.lifecycle.in_flight(core.lifecycle.ready(key).port) == 2)
             w.kill()
             await asyncio.wait_for(streaming, 60)  # nothing hangs
             last = json.loads(events[-1])
@@ -141,5 +143,28 @@ async def test_auto_uses_a_worker_only_when_the_model_does_not_fit_here(
             gpu.free = 100 * GB
             assert len(await answer(c, key)) > 0
             assert workers_of(core, key) is None
+    finally:
+        await core.stop()
+
+
+async def test_a_models_preset_names_its_worker(rpc_worker, llama_server_bin, tiny_model) -> None:
+    w = rpc_worker()
+    core = await start(llama_server_bin, tiny_model)
+    key = core.catalogue.role("llm").key
+    ini = core.paths.presets_file
+    try:
+        ini.write_text(f"[{key}]\nrpc = {w.address}\n", encoding="utf-8")
+        async with client(core) as c:
+            across = await answer(c, key)  # loaded on demand, as its section says
+            assert workers_of(core, key) == (w.address,)
+            assert core.lifecycle.ready(key).stale is None
+            listed = (await c.get("/api/v1/models")).json()["models"]
+            config = next(m for m in listed if m["key"] == key)["loaded_instances"][0]["config"]
+            assert config["rpc"] == [w.address]
+            ini.write_text("", encoding="utf-8")  # the section gone: here
+            await core.lifecycle.unload_all()
+            here = await answer(c, key)
+            assert workers_of(core, key) is None
+        assert across == here and len(here) > 3, (across, here)
     finally:
         await core.stop()

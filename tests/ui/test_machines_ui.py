@@ -1,15 +1,18 @@
 """Other machines in the tray and the models window: "Share this GPU with other machines"
 (saved, in effect at once, the missing authentication said), the RPC workers and the peers
 with their state and the reason, against a real core, the app's own worker and a peer that
-does not answer."""
+does not answer; a model too big for this GPU loaded from the tray runs across a worker."""
 
 from __future__ import annotations
 
 from app.core.machines.shared_worker import ShareState
 from app.core.machines.workers import WorkerState
+from app.core.models.launch_args import rpc_of
+from app.core.servers.states import ServerState
 from app.paths import AppPaths
 from app.settings_load import load_settings
 from tests.conftest import free_port
+from tests.machines.conftest import FreeGpu
 from tests.ui.test_tray_menu import menu_texts
 
 
@@ -58,3 +61,36 @@ def test_share_this_gpu_from_the_tray_and_see_the_machines(make_app, arun, wait)
     wait(lambda: core.shared_worker.status.state is ShareState.OFF, 30)
     assert load_settings(AppPaths.resolve()).RPC_WORKER_ENABLED is False
     wait(lambda: not panel.share.isChecked())
+
+
+def test_a_model_too_big_for_this_gpu_loads_across_a_worker_from_the_tray(
+    make_app, arun, wait, tiny_model, port
+) -> None:
+    # This GPU has 100 MB free (a stand-in); the worker (this machine's own, shared) has the
+    # memory its devices report through the RPC protocol.
+    worker_port = free_port()
+    address = f"127.0.0.1:{worker_port}"
+    app = make_app(
+        gpu=FreeGpu(100 * 1024**2),
+        LLM_MODEL_GGUF=str(tiny_model),
+        RUN_MODE="auto",
+        RPC_WORKER_ENABLED="true",
+        RPC_WORKER_PORT=worker_port,
+        RPC_WORKERS=address,
+    )
+    core = app.core
+    wait(lambda: core.shared_worker.status.state is ShareState.RUNNING, 30)
+    arun(core.workers.check())
+    assert core.workers.statuses[address].state is WorkerState.ONLINE
+
+    app.menu.rebuild()
+    llm = app.menu.profile_actions["llm"]
+    llm.load.trigger()  # the tray's "Load LLM", as for a model that fits here
+    wait(lambda: core.manager.status(port).state is ServerState.READY, 60)
+    assert rpc_of(core.manager.status(port).spec.extra_args) == (address,)
+
+    arun(core.workers.check())
+    app.menu.rebuild()
+    texts = menu_texts(app.menu.machines.menu)
+    assert any(t.startswith(f"{address}: in use, running LLM") for t in texts), texts
+    assert app.menu.profile_actions["llm"].header.text() == "LLM: ready · tiny-llama"
