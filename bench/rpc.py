@@ -1,14 +1,15 @@
 """Benchmark more than one machine: a real-size model here and across two llama.cpp RPC
 workers on loopback (the protocol's cost without a network), and a request through a peer.
 
-    uv run python bench/rpc.py [--rounds 3] [--prompt-tokens 24] [--gen-tokens 8] \
+    uv run python bench/rpc.py [--rounds 5] [--prompt-tokens 24] [--gen-tokens 32] \
         [--json bench/results/rpc.json]
 
 Everything runs as the app runs it, each in its own process: two workers started by the
 app's own ``familylog-tray --rpc-worker``, and two ``--headless`` apps. App "here" loads the
 model on this machine; app "peer" loads the same file across the two workers (the load
 config's ``rpc``) and is app "here"'s peer (``PEERS``). Client-side, interleaved round by
-round (the order alternating), with llama-server's own timings beside:
+round (the order alternating), with llama-server's own timings beside; each ratio is the
+median of the rounds' own ratios:
 
 (a) a streamed completion of ``--gen-tokens`` tokens after a prompt of about
     ``--prompt-tokens`` tokens (``ignore_eos``, temperature 0): time to the first token and
@@ -209,9 +210,9 @@ def commit() -> str | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompt-tokens", type=int, default=24)
-    ap.add_argument("--gen-tokens", type=int, default=8)
+    ap.add_argument("--gen-tokens", type=int, default=32)
     ap.add_argument("--peer-rounds", type=int, default=60)
     ap.add_argument("--json", type=Path, help="write the result (figures, ratios, commit, machine)")
     args = ap.parse_args()
@@ -308,14 +309,25 @@ def main() -> None:
             },
         }
         f = figures
+
+        def paired(a: str, b: str, what: str) -> float | None:
+            """The median of the rounds' own ratios: each pair ran back to back, so a
+            machine busy with other work in one round weighs on both sides of its ratio."""
+            found = med([ratio(x[what], y[what]) for x, y in zip(runs[a], runs[b], strict=True)])
+            return round(found, 3) if found is not None else None
+
         ratios = {
-            "workers_vs_here_tokens_per_s": ratio(
-                f["workers"]["tokens_per_s"], f["here"]["tokens_per_s"]
+            "workers_vs_here_tokens_per_s": paired("workers", "here", "tokens_per_s"),
+            "workers_vs_here_ttft": paired("workers", "here", "ttft_s"),
+            "workers_vs_here_server_tokens_per_s": paired(
+                "workers", "here", "server_tokens_per_s"
             ),
-            "workers_vs_here_ttft": ratio(f["workers"]["ttft_s"], f["here"]["ttft_s"]),
-            "through_peer_vs_direct_tokens_per_s": ratio(
-                f["through_peer"]["tokens_per_s"], f["workers"]["tokens_per_s"]
+            # through app "here" to the peer, whose model runs across the workers, vs asked
+            # of the peer directly
+            "through_peer_vs_direct_tokens_per_s": paired(
+                "through_peer", "workers", "tokens_per_s"
             ),
+            "through_peer_vs_direct_ttft": paired("through_peer", "workers", "ttft_s"),
             "peer_added_ms_p50": round(
                 f["peer_one_token_ms"]["through_peer_p50"] - f["peer_one_token_ms"]["direct_p50"],
                 2,
