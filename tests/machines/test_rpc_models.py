@@ -161,6 +161,10 @@ async def test_a_models_preset_names_its_worker(rpc_worker, llama_server_bin, ti
             listed = (await c.get("/api/v1/models")).json()["models"]
             config = next(m for m in listed if m["key"] == key)["loaded_instances"][0]["config"]
             assert config["rpc"] == [w.address]
+            # another worker named: the running model is old until it is loaded again
+            ini.write_text(f"[{key}]\nrpc = 192.0.2.1:50052\n", encoding="utf-8")
+            stale = core.lifecycle.ready(key).stale
+            assert stale is not None and "other RPC workers" in stale, stale
             ini.write_text("", encoding="utf-8")  # the section gone: here
             await core.lifecycle.unload_all()
             here = await answer(c, key)

@@ -31,7 +31,7 @@ from app.core.lifecycle.loading import Loader
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, rpc_of
 from app.core.notices import NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError
@@ -197,6 +197,11 @@ class ModelLifecycle:
         }
         if launch_key(have) != launch_key(wanted):
             return "runs with the old settings: restart to apply"
+        # The RPC workers are placement's choice (of those its settings name, or in auto of
+        # RPC_WORKERS): old only when it runs on a worker its settings no longer name.
+        named, running = rpc_of(wanted["extra_args"]), rpc_of(spec.extra_args)
+        if named is not None and not set(running or ()) <= set(named):
+            return "runs across other RPC workers than its settings name: restart to apply"
         return None
 
     def subscribe(self, cb: Callable[[InstanceEvent], object]) -> Callable[[], None]:
