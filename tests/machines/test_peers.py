@@ -106,16 +106,19 @@ async def test_a_peer_s_models_are_listed_and_answer_through_this_app(
             assert v0["type"] == "llm" and v0["state"] == "not-loaded"
             assert listed((await c.get("/v1/models")).json()["data"], name) is not None
             assert (await c.get(f"/api/v0/models/{name}")).json()["id"] == name
-            # a streamed chat through this app, with the real client
-            sdk = openai.AsyncOpenAI(base_url=f"{core.api.url}/v1", api_key="none")
-            stream = await sdk.chat.completions.create(
-                model=name,
-                messages=[{"role": "user", "content": "Hi"}],
-                max_tokens=16,
-                stream=True,
-                temperature=0,
-            )
-            text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
+            # a streamed chat through this app, with the real client (closed on this loop:
+            # left to the garbage collector, it would close itself on a later test's loop)
+            async with openai.AsyncOpenAI(base_url=f"{core.api.url}/v1", api_key="none") as sdk:
+                stream = await sdk.chat.completions.create(
+                    model=name,
+                    messages=[{"role": "user", "content": "Hi"}],
+                    max_tokens=16,
+                    stream=True,
+                    temperature=0,
+                )
+                text = "".join(
+                    [ch.choices[0].delta.content or "" async for ch in stream if ch.choices]
+                )
             assert text
             # its speed is counted under the peer's name
             stats = (await c.get(f"/api/v0/stats/{name}")).json()
