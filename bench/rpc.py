@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -352,6 +353,7 @@ def main() -> None:
     finally:
         for p in reversed(procs):
             stop(p)
+        shutil.rmtree(work, ignore_errors=True)  # the apps' homes and the tiny models
 
 
 if __name__ == "__main__":
