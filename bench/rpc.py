@@ -1,8 +1,9 @@
 """Benchmark more than one machine: a real-size model here and across two llama.cpp RPC
 workers on loopback (the protocol's cost without a network), and a request through a peer.
 
-    uv run python bench/rpc.py [--rounds 5] [--prompt-tokens 24] [--gen-tokens 32] \
-        [--json bench/results/rpc.json]
+    uv run python bench/rpc.py [--rounds 5] [--prompt-tokens 24] [--gen-tokens 32]
+
+It saves its figures to bench/results/rpc.json (``bench/results.py``).
 
 Everything runs as the app runs it, each in its own process: two workers started by the
 app's own ``familylog-tray --rpc-worker``, and two ``--headless`` apps. App "here" loads the
@@ -27,11 +28,9 @@ The model is a generated llama of random f16 weights (bench/switch.py's ``write_
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -42,6 +41,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, free_port, llama_server_bin, tiny_models
+from results import save
 
 MEASURES = ["app/core/machines", "app/core/api/peers.py", "app/core/api/proxy.py"]
 CACHE = Path("/tmp/flt-bench")
@@ -186,36 +186,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
-def machine() -> dict:
-    import psutil
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "gpu": None,
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompt-tokens", type=int, default=24)
     ap.add_argument("--gen-tokens", type=int, default=32)
     ap.add_argument("--peer-rounds", type=int, default=60)
-    ap.add_argument("--json", type=Path, help="write the result (figures, ratios, commit, machine)")
     args = ap.parse_args()
     big = ensure_big()
     work = Path(tempfile.mkdtemp(prefix="flt-bench-rpc-"))
@@ -334,22 +310,9 @@ def main() -> None:
                 2,
             ),
         }
-        result = {
-            "name": "rpc",
-            "command": "uv run python bench/rpc.py " + " ".join(sys.argv[1:]),
-            "commit": commit(),
-            "measured_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "machine": machine(),
-            "measures": MEASURES,
-            "settings": vars(args) | {"json": str(args.json) if args.json else None},
-            "figures": figures,
-            "ratios": ratios,
-        }
         print(json.dumps({"figures": figures, "ratios": ratios}, indent=2))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-            print(f"wrote {args.json}")
+        path = save("rpc", {**figures, "ratios": ratios}, measures=MEASURES)
+        print(f"wrote {path}")
     finally:
         for p in reversed(procs):
             stop(p)
