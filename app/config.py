@@ -1,50 +1,29 @@
 """The app's settings: one pydantic-settings model, the single source of every setting.
 
 Each field says, besides its title, limits and tab, how a change made while the app runs
-takes effect (``Applies``); Settings… says so after Save. Reading the settings from their
-sources is ``app.settings_load``; the value forms with a syntax are ``app.settings_types``.
+takes effect (``Applies``, with the tabs in ``app.settings_meta``); Settings… says so after
+Save. The "Other machines" fields live in ``app.settings_machines`` (``Settings`` inherits
+them). Reading the settings from their sources is ``app.settings_load``; the value forms
+with a syntax are ``app.settings_types``.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from app.settings_machines import MachineSettings
+from app.settings_meta import API, LOGS, NEXT_LOAD, NOW, PLACEMENT, RESTART, RUNS, SERVER
+from app.settings_meta import GROUPS as GROUPS  # re-exported: the tabs of Settings…
+from app.settings_meta import Applies as Applies
+from app.settings_meta import in_tab as _in
 from app.settings_types import CommaList, DailyTimes, PortsOpen, ShellWords, daily_times
 
 SEED_LLAMA_SERVER_PATH = "/usr/local/bin/llama-server"
-
-# The tabs of Settings…, in order. Every field names its tab in ``json_schema_extra``
-# (``_in``); the dialog is built from the fields, so a new setting needs no UI code.
-SERVER = "Models and server"
-PLACEMENT = "Placement"
-API = "API"
-RUNS = "FamilyLog runs"
-LOGS = "Logs"
-GROUPS = (SERVER, PLACEMENT, API, RUNS, LOGS)
-
-
-class Applies(StrEnum):
-    """When a setting changed in a running app takes effect."""
-
-    NOW = "now"  # read each time it is used
-    NEXT_LOAD = "next load"  # used by the next load of a model; running servers keep theirs
-    RESTART = "restart"  # read once, when the app starts
-
-
-NOW, NEXT_LOAD, RESTART = Applies.NOW, Applies.NEXT_LOAD, Applies.RESTART
-
-
-def _in(group: str, applies: Applies) -> dict[str, str]:
-    """A field's tab in Settings…, and when a change of it takes effect."""
-    if group not in GROUPS:
-        raise ValueError(f"{group!r} is not one of {GROUPS}")
-    return {"group": group, "applies": Applies(applies).value}
 
 
 def applies(name: str) -> Applies:
@@ -54,7 +33,7 @@ def applies(name: str) -> Applies:
     return Applies(str(extra["applies"]))
 
 
-class Settings(BaseSettings):
+class Settings(MachineSettings):
     model_config = SettingsConfigDict(
         extra="ignore",
         case_sensitive=True,

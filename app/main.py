@@ -23,6 +23,8 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 - ``--check [KEY|all] [--json]``: check my models (load, chat, image, embedding, unload;
   then FamilyLog's pair) through the running app's API (``app.cli.check``).
 - ``--headless``: the core without Qt until SIGINT/SIGTERM (``app.cli.headless``).
+- ``--rpc-worker [--host H] [--port P]``: share this GPU with other machines (llama.cpp's
+  ggml-rpc-server, supervised) until SIGINT/SIGTERM (``app.cli.rpc_worker``).
 - no arguments (or ``--autostart``): the tray app (``app.ui.launch``).
 """
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_download_args(p)
     _add_benchmark_args(p)
+    _add_rpc_worker_args(p)
     p.add_argument(
         "--check",
         metavar="KEY|all",
@@ -101,6 +104,32 @@ def _add_download_args(p: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--quant", metavar="QUANT", help="with --download: this quantization (default: Q4_K_M)"
     )
+
+
+def _add_rpc_worker_args(p: argparse.ArgumentParser) -> None:
+    w = p.add_argument_group("sharing this GPU (llama.cpp RPC; the protocol has no authentication)")
+    w.add_argument(
+        "--rpc-worker",
+        action="store_true",
+        help="share this GPU with other machines: run llama.cpp's ggml-rpc-server until "
+        "Ctrl+C (a network address needs RPC_WORKER_ALLOW_REMOTE=true)",
+    )
+    w.add_argument(
+        "--host", metavar="H", help="with --rpc-worker: the address (default RPC_WORKER_HOST)"
+    )
+    w.add_argument(
+        "--port",
+        metavar="P",
+        type=_port,
+        help="with --rpc-worker: the port (default RPC_WORKER_PORT, 50052)",
+    )
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return value
 
 
 def _add_benchmark_args(p: argparse.ArgumentParser) -> None:
@@ -191,6 +220,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or args.unload is not None
     ):
         p.error("--download asks the running app; it goes alone (with --file or --quant)")
+    if (args.host is not None or args.port is not None) and not args.rpc_worker:
+        p.error("--host and --port go with --rpc-worker")
+    if args.rpc_worker and (
+        args.headless
+        or args.ps
+        or args.benchmark
+        or args.download is not None
+        or args.load is not None
+        or args.unload is not None
+    ):
+        p.error("--rpc-worker runs the worker alone (with --host and --port)")
     if (args.load is not None or args.unload is not None) and args.headless:
         p.error("--load and --unload ask the running tray app; they do not go with --headless")
     return args
@@ -265,6 +305,14 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.process_now import run_once_headless
 
             return asyncio.run(run_once_headless(settings, paths))
+
+    if args.rpc_worker:
+        setup_logging(
+            paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
+        )
+        from app.cli.rpc_worker import run_rpc_worker
+
+        return asyncio.run(run_rpc_worker(settings, paths, host=args.host, port=args.port))
 
     if args.headless:
         setup_logging(

@@ -16,6 +16,7 @@ from app.core.discovery.server import resolve_server_path
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
+from app.core.lifecycle.placement import Worker
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.entry import ModelEntry
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from app.core.gpu.probe import GpuProber
     from app.core.lifecycle.idle import IdleUnloader
     from app.core.lifecycle.prefetch import Prefetcher
+    from app.core.machines.peers import Peers
+    from app.core.machines.shared_worker import SharedWorker
+    from app.core.machines.workers import Workers
     from app.core.runs.service import RunService
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,7 @@ class AppCore:
             free_memory=lambda: free_memory(self.live(), gpu_free),
             gpu_probe=gpu_probe,
             presets=self.presets,
+            workers=self._worker_room,
         )
         self.manager.subscribe(self._on_state)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
@@ -101,6 +106,11 @@ class AppCore:
         self.prefetch: Prefetcher | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         self.downloads: Downloads | None = None  # models from the hub, set by build_core
+        # Other machines (set by build_core): this GPU shared as an RPC worker, other
+        # machines' workers a model runs across, and peer servers whose models are listed.
+        self.shared_worker: SharedWorker | None = None
+        self.workers: Workers | None = None
+        self.peers: Peers | None = None
         # Ports held by a process the app did not start: shown as "external", never killed.
         self.external: dict[int, ExternalServer] = {}
         self._started = False
@@ -108,6 +118,10 @@ class AppCore:
     @property
     def settings(self) -> Settings:
         return self.live.current
+
+    async def _worker_room(self, named: tuple[str, ...] | None) -> list[Worker]:
+        """The RPC workers a load may use, checked (none before build_core adds them)."""
+        return await self.workers.room(named) if self.workers is not None else []
 
     def add_service(self, service: Service) -> None:
         """Attach something that runs with the core (the API server, the schedule)."""

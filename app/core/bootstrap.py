@@ -46,9 +46,24 @@ def build_core(
     gpu = gpu or GpuProber()
     core = AppCore(settings, paths, platform=platform, gpu_free=gpu.free_bytes, gpu_probe=gpu.probe)
     core.gpu = gpu
+    # Other machines: the RPC workers a model may run across (checked, watched while used)
+    # and this GPU shared with them; built before the supervisor, which asks whether a
+    # failed server's worker is gone before it starts it again.
+    add_machines(core, paths, platform)
     # Restarts crashed and hung servers. First in, so it is the last service stopped.
     if supervise:
-        core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy, clock=clock))
+        assert core.workers is not None
+        core.services.insert(
+            0,
+            Supervisor(
+                core.lifecycle,
+                core.notices,
+                core.live,
+                policy,
+                clock=clock,
+                remote_lost=core.workers.stopped_by_loss,
+            ),
+        )
     core.idle = IdleUnloader(core.lifecycle, core.live)
     core.add_service(core.idle)
     # Switch mode: read the next model into the page cache while the current one serves.
@@ -70,6 +85,8 @@ def build_core(
             stats=core.stats,
             gpu_probe=gpu.probe,
             downloads=core.downloads,
+            workers=core.workers,
+            peers=core.peers,
         )
         core.add_service(core.api)
     if runs:
@@ -91,6 +108,38 @@ def build_core(
         core.runs = RunService(deps, **options)
         core.add_service(core.runs)
     return core
+
+
+def add_machines(core: AppCore, paths: AppPaths, platform: ProcessPlatform | None) -> None:
+    """The RPC workers the app uses, this GPU shared as one, and the peer servers."""
+    from app.core.machines.peers import Peers
+    from app.core.machines.rpc_binary import local_version, rpc_server_path
+    from app.core.machines.shared_worker import SharedWorker
+    from app.core.machines.workers import Workers
+
+    async def version():
+        binary = rpc_server_path(core.manager.server_path)
+        return await local_version(binary) if binary is not None else None
+
+    core.workers = Workers(
+        core.live,
+        core.lifecycle,
+        core.notices,
+        local_version=version,
+        subscribe=core.live.subscribe,
+    )
+    core.add_service(core.workers)
+    core.shared_worker = SharedWorker(
+        core.live,
+        lambda: core.manager.server_path,
+        paths.log_dir,
+        core.notices,
+        platform=platform,
+        subscribe=core.live.subscribe,
+    )
+    core.add_service(core.shared_worker)
+    core.peers = Peers(core.live, subscribe=core.live.subscribe)
+    core.add_service(core.peers)
 
 
 def build_downloads(

@@ -20,6 +20,7 @@ from app.core.app_core import AppCore
 from app.core.gpu.server_memory import ServerMemory
 from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import Instance
+from app.core.machine_rows import machines_summary
 from app.core.models.entry import ModelEntry
 from app.core.models.stats import ModelStats, speed_text
 from app.core.servers.external import ExternalServer
@@ -163,6 +164,9 @@ def tooltip(
     downloading = core.downloads.summary() if core.downloads is not None else None
     if downloading:
         lines.append(downloading)
+    machines = machines_summary(core)
+    if machines:
+        lines.append(machines[0].upper() + machines[1:])
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """The models window: every catalogue model in one list (loaded ones first) with a filter,
 Load / Unload / Cancel per row, the memory each holds, its speed (t/s and a sparkline of
 its last replies), its port and PID in the details column (the only place they appear), the
-GPU panel, "Rescan folders", "Get models…" and "Reset speeds".
+GPU panel, the other machines (``machines_panel``), "Rescan folders", "Get models…" and
+"Reset speeds".
 
 Its default size comes from the columns' text and the screen (``fit_to``): where the
 screen is too narrow (1280 pixels), the key, the name and the memory give up width and are
@@ -41,6 +42,7 @@ from app.core.models.entry import ModelEntry
 from app.core.notices import Level, Notice
 from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
+from app.ui.machines_panel import MachinesPanel
 from app.ui.models_table import (
     ACTIONS_COL,
     COLUMNS,
@@ -87,6 +89,7 @@ class ModelsHost(Protocol):
     def model_settings(self, key: str) -> object: ...
     def rescan(self) -> asyncio.Task | None: ...
     def show_get_models(self) -> None: ...
+    def share_gpu(self, on: bool) -> object: ...
 
 
 class ModelsWindow(QWidget):
@@ -156,6 +159,8 @@ class ModelsWindow(QWidget):
         layout.addWidget(self.external_label)
         self.gpu_panel = GpuPanel()
         layout.addWidget(self.gpu_panel)
+        self.machines = MachinesPanel(host)  # RPC workers, peers, this GPU shared
+        layout.addWidget(self.machines)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

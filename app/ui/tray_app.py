@@ -23,9 +23,11 @@ from app.core.lifecycle.instance import InstanceEvent
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.settings_apply import apply_settings, not_yet
+from app.core.settings.settings_file import update_settings_file
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
 from app.platform.autostart import Autostart, AutostartError, autostart_for
+from app.settings_load import SettingsError, load_settings
 from app.ui.benchmark_window import BenchmarkWindow
 from app.ui.check_window import CheckWindow
 from app.ui.downloads_window import GetModelsWindow
@@ -136,6 +138,9 @@ class TrayApp(QObject):
         ]
         if core.downloads is not None:  # progress in the tooltip
             self._unsubs.append(core.downloads.subscribe(self._render_state))
+        for machines in (core.shared_worker, core.workers, core.peers):  # tooltip, window
+            if machines is not None:
+                self._unsubs.append(machines.subscribe(self._on_machines))
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
@@ -241,6 +246,11 @@ class TrayApp(QObject):
         if self.models_window is not None:
             self.models_window.on_catalogue()
         self.changed.emit()
+
+    def _on_machines(self) -> None:
+        self._render_state()
+        if self.models_window is not None:
+            self.models_window.machines.refresh()
 
     def _on_snapshot(self, snapshot: GpuSnapshot) -> None:
         self.gpu_snapshot = snapshot
@@ -408,6 +418,20 @@ class TrayApp(QObject):
         if inst is not None and inst.stale:
             return ["It runs with the old settings until it is unloaded and loaded again."]
         return []
+
+    def share_gpu(self, on: bool) -> None:
+        """The tray's "Share this GPU with other machines": saved, and in effect at once."""
+        if on == self.core.settings.RPC_WORKER_ENABLED:
+            return
+        try:
+            update_settings_file(
+                self.paths.settings_file, {"RPC_WORKER_ENABLED": "true" if on else "false"}
+            )
+            new = load_settings(self.paths)
+        except (OSError, SettingsError) as e:
+            self.core.notices.emit(Notice(Level.ERROR, "Share this GPU", str(e)))
+            return
+        self.apply_settings(new)
 
     def apply_settings(self, new: Settings) -> list[str]:
         """Settings… saved ``new``: the core applies them; the log window's length too."""

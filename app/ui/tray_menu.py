@@ -26,6 +26,7 @@ from app.core.summary import (
     status_line,
 )
 from app.ui.hooks import UiHooks
+from app.ui.machines_menu import MachinesMenu
 
 
 class MemoryReader(Protocol):
@@ -63,6 +64,7 @@ class MenuHost(Protocol):
     def show_benchmark(self) -> None: ...
     def show_check(self) -> None: ...
     def show_settings(self) -> None: ...
+    def share_gpu(self, on: bool) -> object: ...
     def quit(self) -> None: ...
 
 
@@ -140,6 +142,7 @@ class TrayMenu(QMenu):
         self.act_models.triggered.connect(host.show_models)
         self.act_get_models = self._add("Get models…", enabled=core.downloads is not None)
         self.act_get_models.triggered.connect(host.show_get_models)
+        self.machines = MachinesMenu(self.addMenu("Machines"), host)
         self.act_benchmark = self._add("Benchmark…")
         self.act_benchmark.triggered.connect(host.show_benchmark)
         self.act_check = self._add("Check models…")

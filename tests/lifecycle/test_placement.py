@@ -12,6 +12,7 @@ from app.core.lifecycle.placement import (
     Policy,
     Running,
     Target,
+    Worker,
     estimate_need,
     place,
 )
@@ -194,3 +195,161 @@ def test_the_estimate_weighs_the_kv_cache_type_and_the_draft_model(tmp_path) -> 
     assert estimate_need(entry, 2048, ModelPreset()) == f16
     with_draft = estimate_need(entry, 2048, ModelPreset(model_draft=str(draft)))
     assert abs(with_draft - f16 - draft.stat().st_size * SAFETY_FACTOR) <= 2
+
+
+# ── RPC workers: other machines' memory, counted as this machine's ──────────────
+W1 = Worker("10.0.0.2:50052", 8 * GB)  # the roomier one
+W2 = Worker("10.0.0.3:50052", 4 * GB)
+DOWN = Worker("10.0.0.4:50052", 0, "is offline: connection refused")
+BUSY = Worker("10.0.0.5:50052", 0, "is in use by big-model")
+
+
+def named(*addresses: str) -> tuple[str, ...]:
+    return tuple(addresses)
+
+
+@pytest.mark.parametrize(
+    ("target", "running", "free_gb", "policy", "workers", "rpc", "evict", "refused"),
+    [
+        # auto, fits here: the workers are not used
+        (Target("x", 3 * GB), [], 5, Policy("auto"), [W1, W2], (), set(), False),
+        # auto, fits here once an idle model goes: here, as without workers
+        (Target("x", 8 * GB), [A], 5, Policy("auto"), [W1, W2], (), {"a"}, False),
+        # auto, too big for here alone: the roomiest worker is enough
+        (Target("x", 12 * GB), [], 5, Policy("auto"), [W2, W1], (W1.address,), set(), False),
+        # auto: needs both workers
+        (
+            Target("x", 16 * GB),
+            [],
+            5,
+            Policy("auto"),
+            [W1, W2],
+            (W1.address, W2.address),
+            set(),
+            False,
+        ),
+        # auto: an idle model goes and one worker is enough
+        (Target("x", 16 * GB), [A], 5, Policy("auto"), [W1], (W1.address,), {"a"}, False),
+        # auto: not even every worker makes it fit: here, as without workers
+        (Target("x", 40 * GB), [A], 5, Policy("auto"), [W1, W2], (), {"a"}, False),
+        # auto: a worker that is offline or in use counts for nothing
+        (Target("x", 12 * GB), [], 5, Policy("auto"), [DOWN, BUSY], (), set(), False),
+        (Target("x", 12 * GB), [], 5, Policy("auto"), [DOWN, W1], (W1.address,), set(), False),
+        # auto, free memory unknown: nothing weighed, no workers
+        (Target("x", 40 * GB), [], None, Policy("auto"), [W1], (), set(), False),
+        # parallel / switch: workers only when the model's settings name them
+        (Target("x", 40 * GB), [], None, Policy("parallel"), [W1], (), set(), False),
+        (
+            Target("x", GB, rpc=named(W1.address)),
+            [A],
+            None,
+            Policy("switch", 8080),
+            [W1],
+            (W1.address,),
+            {"a"},
+            False,
+        ),
+        # named workers: used even where the model would fit here
+        (
+            Target("x", GB, rpc=named(W1.address, W2.address)),
+            [],
+            5,
+            Policy("auto"),
+            [W1, W2],
+            (W1.address, W2.address),
+            set(),
+            False,
+        ),
+        # named workers, one lost: the rest, when the model fits on them and here
+        (
+            Target("x", 10 * GB, rpc=named(DOWN.address, W1.address)),
+            [],
+            5,
+            Policy("auto"),
+            [DOWN, W1],
+            (W1.address,),
+            set(),
+            False,
+        ),
+        # named workers, one lost: here alone, when it fits here
+        (
+            Target("x", 3 * GB, rpc=named(DOWN.address)),
+            [],
+            5,
+            Policy("auto"),
+            [DOWN],
+            (),
+            set(),
+            False,
+        ),
+        # named workers, one lost, and what is left is too small: refused, naming it
+        (
+            Target("x", 12 * GB, rpc=named(DOWN.address)),
+            [],
+            5,
+            Policy("auto"),
+            [DOWN],
+            (),
+            set(),
+            True,
+        ),
+        # named workers, all there but too small: loaded anyway, as auto does here
+        (
+            Target("x", 40 * GB, rpc=named(W1.address)),
+            [],
+            5,
+            Policy("auto"),
+            [W1],
+            (W1.address,),
+            set(),
+            False,
+        ),
+        # named workers, one lost, memory not weighed (parallel): the rest, never refused
+        (
+            Target("x", 40 * GB, rpc=named(DOWN.address, W2.address)),
+            [],
+            None,
+            Policy("parallel"),
+            [DOWN, W2],
+            (W2.address,),
+            set(),
+            False,
+        ),
+    ],
+)
+def test_place_with_workers(target, running, free_gb, policy, workers, rpc, evict, refused):
+    free = Free(int(free_gb * GB)) if free_gb is not None else None
+    d = place(target, running, free, policy, workers)
+    assert (d.rpc, set(d.evict), bool(d.refused)) == (rpc, evict, refused), d.reason
+    assert not d.waits
+    if refused:
+        assert DOWN.address in d.refused and "connection refused" in d.refused, d.refused
+
+
+def test_without_workers_placement_is_what_it_was() -> None:
+    for target, running, free in [
+        (Target("x", 8 * GB), [A, B, C], Free(5 * GB)),
+        (Target("x", 100 * GB), [A, C], Free(5 * GB)),
+        (Target("x", 9 * GB), [run("a", 9001, 4, 10, held=True), C], Free(5 * GB)),
+    ]:
+        assert place(target, running, free, Policy("auto"), []) == place(
+            target, running, free, Policy("auto")
+        )
+
+
+def test_a_wait_for_a_busy_model_gives_way_to_workers_that_make_it_fit() -> None:
+    """Here, only waiting for a busy model would make room; a worker makes it fit now."""
+    held = run("a", 9001, 4, 10, held=True)
+    d = place(Target("x", 9 * GB), [held, C], Free(5 * GB), Policy("auto"), [W1])
+    assert d.rpc == (W1.address,) and not d.waits, d.reason
+
+
+def test_the_reason_says_which_workers_and_why_others_are_left_out() -> None:
+    d = place(Target("x", 12 * GB), [], Free(5 * GB, "free GPU memory"), Policy("auto"), [W1])
+    assert W1.address in d.reason and "free GPU memory" in d.reason
+    t = Target("x", 2 * GB, rpc=named(DOWN.address, BUSY.address, W2.address))
+    d = place(t, [], Free(5 * GB), Policy("auto"), [DOWN, BUSY, W2])
+    assert "connection refused" in d.reason and "in use by big-model" in d.reason
+    assert d.rpc == (W2.address,)
+    d = place(Target("x", GB, rpc=named("10.9.9.9:1")), [], Free(5 * GB), Policy("auto"), [])
+    assert "10.9.9.9:1 is not checked" in d.reason and d.rpc == ()

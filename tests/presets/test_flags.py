@@ -77,6 +77,8 @@ def _server_fields() -> list[str]:
 
 def _value(name: str):
     field = ModelPreset.model_fields[name]
+    if name == "rpc":  # llama.cpp RPC workers: host:port, comma-separated
+        return st.sampled_from(["10.0.0.2:50052", "10.0.0.2:50052,[fd00::3]:50053"])
     ann = field.annotation
     if ann == bool | None:
         return st.booleans()
@@ -125,6 +127,7 @@ class LoadConfig:  # the shape of launch_args.LoadConfig
     offload_kv_cache_to_gpu: bool | None = None
     parallel: int | None = None
     gpu_layers: int | None = None
+    rpc: tuple[str, ...] | None = None
 
 
 def test_lm_studios_load_config_is_a_preset() -> None:
@@ -146,6 +149,11 @@ def test_lm_studios_load_config_is_a_preset() -> None:
     }
     assert from_load_config(None).is_empty()
     assert load_config_values(ModelPreset(flash_attn="auto")) == {}
+    # the RPC workers a model runs across: a tuple there, llama-server's one value here
+    workers = from_load_config(LoadConfig(rpc=("10.0.0.2:50052", "10.0.0.3:50052")))
+    assert workers.set_fields() == {"rpc": "10.0.0.2:50052,10.0.0.3:50052"}
+    assert preset_args(workers) == ["--rpc", "10.0.0.2:50052,10.0.0.3:50052"]
+    assert load_config_values(workers) == {"rpc": ("10.0.0.2:50052", "10.0.0.3:50052")}
 
 
 def test_a_request_over_a_preset() -> None:

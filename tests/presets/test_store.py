@@ -174,3 +174,14 @@ def test_a_failed_write_changes_nothing(store: PresetStore, monkeypatch) -> None
         store.save(QWEN, ModelPreset(ctx_size=1))
     assert store.path.read_text() == HAND_WRITTEN
     assert store.own(QWEN).ctx_size == 16384  # what the app reads is still the file
+
+
+def test_a_models_rpc_workers_as_llama_cpp_spells_them(store: PresetStore) -> None:
+    # llama.cpp's preset key for --rpc; the app runs the model across these workers
+    write(store, "[qwen/qwen3-8b]\nrpc = 192.168.1.20:50052, [fd00::3]:50052\n")
+    assert store.own(QWEN).rpc == "192.168.1.20:50052,[fd00::3]:50052"
+    write(store, "[qwen/qwen3-8b]\nLLAMA_ARG_RPC = 192.168.1.20:50052\n")
+    assert store.own(QWEN).rpc == "192.168.1.20:50052"
+    write(store, "[qwen/qwen3-8b]\nrpc = desktop\n")
+    with pytest.raises(PresetError, match=r"line 2: rpc = 'desktop' .*'desktop' is not host:port"):
+        store.own(QWEN)

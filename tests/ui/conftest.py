@@ -22,8 +22,9 @@ def make_app(arun, llama_server_bin, port, port2):
 
     made = []
 
-    def make(clock=None, **overrides):
-        """A started TrayApp with these settings (``clock``: the core's, e.g. a ManualClock)."""
+    def make(clock=None, gpu=None, **overrides):
+        """A started TrayApp with these settings (``clock``: the core's, e.g. a ManualClock;
+        ``gpu``: a stand-in GPU whose free memory the test chooses)."""
         paths = AppPaths.resolve().ensure()
         values = {
             "LLAMA_SERVER_PATH": llama_server_bin,
@@ -37,7 +38,7 @@ def make_app(arun, llama_server_bin, port, port2):
         # through the settings file, as a user would, so reloading it gives the same
         update_settings_file(paths.settings_file, {k: str(v) for k, v in values.items()})
         settings = load_settings(paths)
-        core = make_core(settings, **AS_APP, paths=paths, clock=clock)
+        core = make_core(settings, **AS_APP, paths=paths, clock=clock, gpu=gpu)
         app = TrayApp(core, paths)
         arun(app.start(show_tray=False, load_at_start=False))
         made.append(app)

@@ -150,6 +150,10 @@ TEXT_SAMPLES = {
     "API_ALLOWED_HOSTS": "tray.local,box",
     "API_HOST": "192.168.1.5",
     "CONNECTION_TYPE": "online",
+    "RPC_WORKER_HOST": "192.168.1.5",
+    "RPC_WORKER_DEVICES": "Vulkan0,CUDA1",
+    "RPC_WORKERS": "192.168.1.20:50052,[fd00::3]:50052",
+    "PEERS": "laptop http://laptop.lan:1234 sk-laptop, desk http://desk.lan:1234",
 }
 
 

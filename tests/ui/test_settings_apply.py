@@ -407,6 +407,32 @@ def chat_not_kept(w: World, v: str) -> bool:
     return "response_id" not in r.json()
 
 
+def sharing(check: Callable[[World, str, object], bool]) -> Callable[[World, str], bool]:
+    """The shared worker as the settings in force say (``follow`` waits for a change being
+    applied), then ``check(world, value, status)``."""
+
+    def in_effect(w: World, v: str) -> bool:
+        status = w.arun(w.core.shared_worker.follow())
+        return check(w, v, status)
+
+    return in_effect
+
+
+def shares_on(host: str) -> Callable[[World, str, object], bool]:
+    def check(w: World, v: str, st) -> bool:
+        port = int(v) if v.isdigit() else w.core.settings.RPC_WORKER_PORT
+        return st.pid is not None and st.address == f"{host}:{port}" and w.connects(host, port)
+
+    return check
+
+
+def worker_runs_with(flag: str) -> Callable[[World, str, object], bool]:
+    return lambda w, v, st: st.pid is not None and flag in w.core.shared_worker.running_command
+
+
+SHARED = {"RPC_WORKER_ENABLED": "true"}
+
+
 def third_model(w: World) -> str:
     return str(w.files["third"])
 
@@ -521,6 +547,29 @@ CASES: dict[str, Case] = {
     "LLAMA_PORTS_OPEN": Case(const("true"), answers_without_key),
     "API_ALLOW_IMAGE_URLS": Case(const("true"), image_url_passes),
     "API_CHAT_STORE_MB": Case(const("0"), chat_not_kept),
+    # ── Other machines ──
+    "RPC_WORKER_ENABLED": Case(const("true"), sharing(shares_on("127.0.0.1"))),
+    "RPC_WORKER_HOST": Case(const("127.0.0.2"), sharing(shares_on("127.0.0.2")), base=SHARED),
+    "RPC_WORKER_PORT": Case(
+        lambda w: str(free_port()), sharing(shares_on("127.0.0.1")), base=SHARED
+    ),
+    # an address no machine has: allowed, the worker is tried there (and cannot bind); never
+    # a real network address in a test
+    "RPC_WORKER_ALLOW_REMOTE": Case(
+        const("true"),
+        sharing(lambda w, v, st: st.error != "" and "RPC_WORKER_ALLOW_REMOTE" not in st.error),
+        base={**SHARED, "RPC_WORKER_HOST": "192.0.2.1"},
+    ),
+    "RPC_WORKER_DEVICES": Case(const("CPU"), sharing(worker_runs_with("CPU")), base=SHARED),
+    "RPC_WORKER_CACHE": Case(const("true"), sharing(worker_runs_with("--cache")), base=SHARED),
+    "RPC_WORKERS": Case(
+        lambda w: f"127.0.0.1:{free_port()}",
+        lambda w, v: [st.address for st in w.core.workers.shown()] == [v],
+    ),
+    "PEERS": Case(
+        const("laptop http://127.0.0.1:9"),
+        lambda w, v: [p.name for p in w.core.peers.shown()] == ["laptop"],
+    ),
     # ── FamilyLog runs ──
     "CONNECTION_TYPE": Case(const("online"), lambda w, v: run_env(w)["CONNECTION_TYPE"] == v),
     "OPENROUTER_URL": Case(
@@ -584,6 +633,7 @@ def world(arun, caplog, tmp_path, llama_server_bin, tiny_model, tiny_model_b):
         "LLAMA_CTX_SIZE": 512,
         "RUN_MODE": "parallel",
         "API_PORT": free_port(),
+        "RPC_WORKER_PORT": free_port(),
     }
     try:
         yield w

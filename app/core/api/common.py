@@ -18,6 +18,8 @@ from app.config import SettingsSource
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
+from app.core.machines.peers import Peers
+from app.core.machines.workers import Workers
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
 
@@ -292,6 +294,8 @@ class ApiContext:
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub
+    workers: Workers | None = None  # the RPC workers models run across (a lost one named)
+    peers: Peers | None = None  # other servers whose models are listed and forwarded to
 
     @property
     def catalogue(self) -> Catalogue:

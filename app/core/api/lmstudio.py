@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.core.api import peer_models
 from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
 from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
@@ -91,6 +92,7 @@ async def list_v1(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     loaded = _loaded(c)
     models = [model_v1(e, loaded.get(e.key)) for e in c.catalogue.entries()]
+    models += [peer_models.model_v1(c, m) for m in peer_models.listed(c, request)]
     return web.json_response({"models": models})
 
 
@@ -98,14 +100,19 @@ async def list_v0(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     loaded = _loaded(c)
     data = [model_v0(e, loaded.get(e.key)) for e in c.catalogue.entries()]
+    data += [peer_models.model_v0(c, m) for m in peer_models.listed(c, request)]
     return web.json_response({"object": "list", "data": data})
 
 
 async def get_v0(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
+    name = request.match_info["model"]
     try:
-        entry = c.catalogue.resolve(request.match_info["model"])
+        entry = c.catalogue.resolve(name)
     except UnknownModelError as e:
+        peer = next((m for m in peer_models.listed(c, request) if m.key == name), None)
+        if peer is not None:
+            return web.json_response(peer_models.model_v0(c, peer))
         raise _unknown(e) from None
     return web.json_response(model_v0(entry, c.lifecycle.ready(entry)))
 

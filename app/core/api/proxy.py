@@ -10,21 +10,23 @@ llama-server's generation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from app.core.api import peer_models
 from app.core.api.common import (
     CONTEXT,
     ApiContext,
     ApiError,
     parse_json_object,
     shown,
-    upstream_error,
+    upstream_message,
 )
 from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
@@ -61,6 +63,7 @@ def openai_model(entry: ModelEntry) -> dict[str, str]:
 async def list_models(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     data = [openai_model(e) for e in c.catalogue.entries()]
+    data += [peer_models.model_openai(c, m) for m in peer_models.listed(c, request)]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -156,7 +159,55 @@ async def _relay(
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Accept" in request.headers:
         headers["Accept"] = request.headers["Accept"]
-    up = await post_upstream(c, port, str(request.rel_url), headers, data=raw)
+    workers = c.workers
+    lost = (lambda: workers.lost_on_port(port)) if workers is not None else None
+    try:
+        up = await post_upstream(c, port, str(request.rel_url), headers, data=raw)
+    except ApiError as e:
+        raise await _worker_lost(e, lost) from None
+    return await relay(
+        request,
+        up,
+        meter,
+        who=f"llama-server on port {port}",
+        hint=f" Read {c.log_path(port)}",
+        lost=lost,
+        observe=observe,
+    )
+
+
+Lost = Callable[[], Awaitable[str | None]]
+
+
+async def _worker_lost(e: ApiError, lost: Lost | None) -> ApiError:
+    """``e``, or a 503 naming the RPC worker whose loss broke the model's server."""
+    why = await lost() if lost is not None and e.status == 502 else None
+    if why is None:
+        return e
+    return ApiError(
+        503,
+        f"{why}: the model's server failed with it. Send the request again: the model is "
+        "loaded again, here or on the workers left, when it fits.",
+        type_="server_error",
+        code="rpc_worker_lost",
+    )
+
+
+async def relay(
+    request: web.Request,
+    up: aiohttp.ClientResponse,
+    meter: Meter,
+    *,
+    who: str,
+    hint: str = "",
+    lost: Lost | None = None,
+    observe: Callable[[bytes], None] | None = None,
+) -> web.StreamResponse:
+    """Pass ``up`` (the answer of ``who``: a llama-server, a peer) to the client: whole, or
+    chunk by chunk as it arrives (SSE), feeding ``meter``; ``observe`` sees the body of a
+    successful answer (each chunk of a stream) after it went out. When the answer breaks
+    off, ``lost`` may name an RPC worker that is gone (a 503, or an error event in a stream
+    already begun)."""
     resp: web.StreamResponse | None = None
     try:
         out_headers = CIMultiDict(
@@ -165,7 +216,12 @@ async def _relay(
         if up.content_length is not None:
             body = await up.read()
             if up.status == 500:  # llama-server's answer to a request it could not handle
-                return upstream_error(up.status, body, port)
+                raise ApiError(
+                    502,
+                    f"{who} could not answer: {upstream_message(body)}",
+                    type_="server_error",
+                    code="upstream_error",
+                )
             if up.status < 400:
                 meter.body(body)
                 if observe is not None:
@@ -187,14 +243,23 @@ async def _relay(
         return resp
     except aiohttp.ClientError as e:
         up.close()
-        if resp is not None:
-            raise  # the answer has begun: all that is left is to cut the connection
-        raise ApiError(
+        broke = ApiError(
             502,
-            f"llama-server on port {port} broke off its answer ({e}). Read {c.log_path(port)}",
+            f"{who} broke off its answer ({e}).{hint}",
             type_="server_error",
             code="upstream_failed",
-        ) from None
+        )
+        error = await _worker_lost(broke, lost)
+        if resp is None:
+            raise error from None
+        if error is broke:
+            raise  # the answer has begun: all that is left is to cut the connection
+        # a stream begun: its last event says why it ends, then it ends
+        event = {"error": {"message": error.message, "type": error.type, "code": error.code}}
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write(f"data: {json.dumps(event)}\n\n".encode())
+            await resp.write_eof()
+        return resp
     except BaseException:
         up.close()  # drop the connection: llama-server stops generating for it
         raise

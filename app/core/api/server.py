@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 from collections.abc import Callable
 
@@ -24,6 +23,7 @@ from app.core.api import (
     downloads,
     lmstudio,
     lmstudio_ws,
+    peers,
     proxy,
     ps,
     responses,
@@ -43,8 +43,11 @@ from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
+from app.core.machines.peers import Peers
+from app.core.machines.workers import Workers
 from app.core.models.stats import SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
+from app.core.servers.address import is_loopback
 from app.platform.open_files import open_file_limit
 
 log = logging.getLogger(__name__)
@@ -55,23 +58,6 @@ KEEPALIVE_SECONDS = 2.0
 
 class ApiServerError(RuntimeError):
     """The API cannot be served; the message says why and what to change."""
-
-
-async def is_loopback(host: str) -> bool:
-    """True when every address ``host`` stands for is a loopback address."""
-    host = host.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
-        return False
-    addrs = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
-    return bool(addrs) and all(a.is_loopback for a in addrs)
 
 
 # The modules whose ``add_routes`` make up the API, in the order their routes are listed.
@@ -149,9 +135,13 @@ class ApiServer:
         stats: SpeedStats | None = None,
         gpu_probe: GpuProbe | None = None,
         downloads: Downloads | None = None,
+        workers: Workers | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.downloads = downloads
+        self.workers = workers
+        self.peers = peers
         self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
@@ -213,7 +203,8 @@ class ApiServer:
         guard = self.guard = Guard(s, refusals, open_paths=lmstudio_ws.OPEN_PATHS)
         app = web.Application(
             # log_refusals outermost: one log line for every refusal the guard did not log
-            middlewares=[log_refusals, *guard.middlewares(), json_errors],
+            # then requests for a peer's model: past the same guard as the app's own
+            middlewares=[log_refusals, *guard.middlewares(), json_errors, peers.forward_to_peers],
             client_max_size=guard.max_body,
         )
         app[REFUSALS] = refusals
@@ -231,6 +222,8 @@ class ApiServer:
             stats=self.stats,
             gpu_probe=self._gpu_probe,
             downloads=self.downloads,
+            workers=self.workers,
+            peers=self.peers,
         )
         app[CONTEXT] = self._ctx
         add_routes(app)

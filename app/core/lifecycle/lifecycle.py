@@ -31,7 +31,7 @@ from app.core.lifecycle.loading import Loader
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, rpc_of
 from app.core.notices import NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError
@@ -51,6 +51,7 @@ class ModelLifecycle:
         *,
         free_memory: planner.FreeMemory | None = None,
         gpu_probe: GpuProbe | None = None,
+        workers: planner.WorkerRoom | None = None,
         clock: Callable[[], float] = time.time,
         presets: Presets | None = None,
     ) -> None:
@@ -70,6 +71,7 @@ class ModelLifecycle:
             free_memory=free_memory,
             gpu_probe=gpu_probe,
             presets=presets,
+            workers=workers,
         )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
@@ -187,9 +189,19 @@ class ModelLifecycle:
             preset=preset,
             known=self._loader.known,
         )
-        have = (spec.n_gpu_layers, spec.ctx_size, spec.mmproj or None, spec.extra_args)
-        if have != launch_key(wanted):
+        have = {
+            "n_gpu_layers": spec.n_gpu_layers,
+            "ctx_size": spec.ctx_size,
+            "mmproj": spec.mmproj,
+            "extra_args": spec.extra_args,
+        }
+        if launch_key(have) != launch_key(wanted):
             return "runs with the old settings: restart to apply"
+        # The RPC workers are placement's choice (of those its settings name, or in auto of
+        # RPC_WORKERS): old only when it runs on a worker its settings no longer name.
+        named, running = rpc_of(wanted["extra_args"]), rpc_of(spec.extra_args)
+        if named is not None and not set(running or ()) <= set(named):
+            return "runs across other RPC workers than its settings name: restart to apply"
         return None
 
     def subscribe(self, cb: Callable[[InstanceEvent], object]) -> Callable[[], None]:

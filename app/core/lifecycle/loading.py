@@ -1,7 +1,7 @@
 """How a model is loaded: one load task per model however many ask; under the lifecycle's
-lock ``planner.plan_load`` decides where, room is made (busy models waited for, never
-evicted; idle ones unloaded; GPU memory let settle), then its server is started. ``cancel``
-stops a load under way, its server too."""
+lock ``planner.plan_load`` decides where (and across which RPC workers), room is made (busy
+models waited for, never evicted; idle ones unloaded; GPU memory let settle), then its
+server is started. ``cancel`` stops a load under way, its server too."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, co
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.lifecycle.settle import settle
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_kwargs
+from app.core.models.launch_args import LoadConfig, launch_kwargs, rpc_of, with_rpc
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.presets.fields import ModelPreset
 from app.core.presets.flags import Known, from_load_config
@@ -61,6 +61,7 @@ class Loader:
         free_memory: planner.FreeMemory | None = None,
         gpu_probe: GpuProbe | None = None,
         presets: Presets | None = None,
+        workers: planner.WorkerRoom | None = None,
     ) -> None:
         self.manager = manager
         self._presets = presets
@@ -72,6 +73,7 @@ class Loader:
         self._instances = instances
         self._free_memory = free_memory
         self._gpu_probe = gpu_probe
+        self._workers = workers
 
     async def ensure(
         self, entry: ModelEntry, config: LoadConfig | None, beside: bool, *, reserve: bool
@@ -180,6 +182,7 @@ class Loader:
             if own is not None and config_ok(own, config):
                 return own
             kw = launch_kwargs(entry, s, preset=preset, known=known)  # the config is in it
+            named = rpc_of(kw["extra_args"])
             running = planner.running(self._instances(), s.LLAMA_CTX_SIZE)
             mine = next((r for r in running if own is not None and r.port == own.port), None)
             plan = planner.plan_load(
@@ -191,7 +194,12 @@ class Loader:
                 others=[r for r in running if r is not mine],
                 free=await planner.measure_free(s, self._free_memory),
                 policy=planner.policy(s),
+                workers=await planner.worker_room(s, self._workers, named),
+                named=named,
             )
+            if plan.refused:
+                self._tell_failed(entry, plan.refused, None)
+                raise LoadFailedError(f"Cannot load {entry.key} now: {plan.refused}")
             if not plan.wait:
                 st = await self._start(entry, kw, plan)
                 if config is not None and config != LoadConfig():
@@ -231,6 +239,7 @@ class Loader:
                 for p in evict:
                     await self.manager.unload_model(p)
                 await self._settle(pids)
+                kw = {**kw, "extra_args": with_rpc(kw["extra_args"], plan.rpc)}
                 return await self.manager.load_model(entry.path, port=port, **kw)
             except _LOAD_ERRORS as e:
                 why = out_of_files_words() if out_of_files(e) else str(e)

@@ -1,11 +1,14 @@
 """Where a model runs: one pure function from (target, running instances, free memory,
-policy) to a decision (port, instances to evict, or wait), tested on tables.
+policy, RPC workers) to a decision (port, instances to evict, or wait; the workers it runs
+across), tested on tables.
 
 - ``switch`` (the seed's approach A): one model at a time on ``LLAMA_PORT``.
 - ``parallel`` (approach B): the roles on their own ports, other models on free ports
   beside them; nothing is evicted except to honour ``MAX_LOADED_MODELS``.
 - ``auto``: beside the others while the measured free memory covers the estimate plus a
-  margin; otherwise the least recently used idle instances are evicted until it fits.
+  margin; otherwise the least recently used idle instances are evicted until it fits, and
+  when even that is not enough, across llama.cpp RPC workers (other machines' GPUs) whose
+  free memory makes it fit, counted as this machine's is.
 
 An instance with requests in flight, or one a run holds, is never evicted: the decision
 is then to wait for it (the caller waits up to ``EVICT_WAIT_SECONDS`` and decides again).
@@ -16,7 +19,7 @@ load that would need its room loads beside it, on another port if it holds the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +77,7 @@ class Target:
     need: int = 0  # estimated bytes
     port: int | None = None  # a role's configured port; None: any free port
     beside: bool = False  # a run needs it loaded together with the others (never evicts)
+    rpc: tuple[str, ...] | None = None  # the RPC workers its settings name; None: none
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,24 @@ class Free:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """A llama.cpp RPC worker (another machine's GPU) as placement weighs it."""
+
+    address: str  # host:port, as llama-server's --rpc takes it
+    free: int = 0  # bytes free on its devices
+    problem: str = ""  # why it cannot take a model now ("is offline: …"); "": it can
+
+
+@dataclass(frozen=True)
 class Decision:
     port: int | None  # None: a free port of the caller's choosing
     evict: tuple[str, ...] = ()  # keys to unload first
     wait_for: tuple[str, ...] = ()  # busy keys in the way: wait, then decide again
     reason: str = ""
     busy: tuple[str, ...] = field(default=(), compare=False)  # why each waits, in words
+    rpc: tuple[str, ...] = ()  # the RPC workers it runs across (llama-server --rpc)
+    refused: str = ""  # why it cannot load now (a worker its settings name is missing)
+    fits: bool | None = field(default=None, compare=False)  # auto's estimate; None: not weighed
 
     @property
     def waits(self) -> bool:
@@ -128,11 +144,83 @@ def _gb(n: int) -> str:
 
 
 def place(
-    target: Target, running: Sequence[Running], free: Free | None, policy: Policy
+    target: Target,
+    running: Sequence[Running],
+    free: Free | None,
+    policy: Policy,
+    workers: Sequence[Worker] = (),
 ) -> Decision:
     """Decide where ``target`` loads. ``running``: the other instances (not the target's
-    own); ``free``: the measured free memory (needed in ``auto`` only)."""
+    own); ``free``: the measured free memory (needed in ``auto`` only); ``workers``: the
+    llama.cpp RPC workers the settings name, as last checked.
+
+    A model whose own settings name workers (``target.rpc``) runs across those that can be
+    used, their free memory counted with this machine's. In ``auto``, a model that does not
+    fit on this machine (evicting idle models as usual) runs across the fewest workers, the
+    roomiest first, with which it fits; when not even all of them make it fit, it stays
+    here as before."""
     others = [r for r in running if r.key != target.key]
+    if target.rpc is not None:
+        return _across_named(target, others, free, policy, workers)
+    here = _place(target, others, free, policy)
+    usable = sorted((w for w in workers if not w.problem and w.free > 0), key=lambda w: -w.free)
+    if here.fits is not False or not usable or free is None:
+        return here
+    extra = 0
+    for n, w in enumerate(usable, 1):
+        extra += w.free
+        with_workers = _place(target, others, Free(free.bytes + extra, free.what), policy)
+        if with_workers.fits:
+            chosen = usable[:n]
+            why = (
+                f"auto: {_gb(target.need)} needed, more than this machine has "
+                f"({_gb(free.bytes)} {free.what}); across RPC workers "
+                f"{', '.join(w.address for w in chosen)} ({_gb(extra)} free)"
+            )
+            return replace(with_workers, rpc=tuple(w.address for w in chosen), reason=why)
+    return here
+
+
+def _across_named(
+    target: Target,
+    others: list[Running],
+    free: Free | None,
+    policy: Policy,
+    workers: Sequence[Worker],
+) -> Decision:
+    """``target`` across the workers its settings name, less those that cannot be used now
+    (offline, another protocol, serving another model), which the reason names. When the
+    memory is weighed (``auto``) and what is left is too small, the load is refused."""
+    known = {w.address: w for w in workers}
+    use: list[Worker] = []
+    left_out: list[str] = []
+    for address in target.rpc or ():
+        w = known.get(address)
+        if w is not None and not w.problem:
+            use.append(w)
+        else:
+            left_out.append(f"{address} {w.problem if w else 'is not checked'}")
+    extra = sum(w.free for w in use)
+    pooled = Free(free.bytes + extra, free.what) if free is not None else None
+    decision = _place(target, others, pooled, policy)
+    where = f"across RPC workers {', '.join(w.address for w in use)}" if use else "here only"
+    reason = f"{decision.reason}; its settings name RPC workers: {where}"
+    if left_out:
+        reason += f" (not {'; '.join(left_out)})"
+    refused = ""
+    if decision.fits is False and left_out and free is not None:
+        refused = (
+            f"{_gb(target.need)} needed, {_gb(free.bytes)} {free.what} here"
+            + (f" and {_gb(extra)} on {', '.join(w.address for w in use)}" if use else "")
+            + f"; RPC worker {'; '.join(left_out)}"
+        )
+    return replace(decision, rpc=tuple(w.address for w in use), reason=reason, refused=refused)
+
+
+def _place(
+    target: Target, others: list[Running], free: Free | None, policy: Policy
+) -> Decision:
+    """Where ``target`` loads on this machine (``free``: what it weighs, workers included)."""
     pinned = [r for r in others if r.pinned]
     movable = [r for r in others if not r.pinned]
     if policy.mode == "switch" and not target.beside:
@@ -153,6 +241,7 @@ def place(
         port = None
     must: list[Running] = [r for r in movable if port is not None and r.port == port]
     rest = sorted((r for r in movable if r not in must), key=lambda r: r.last_used)
+    fits: bool | None = None
     if policy.mode == "auto" and not target.beside:
         if free is None:
             reason = "auto: free memory unknown, loading beside the others"
@@ -165,12 +254,13 @@ def place(
                 if not r.busy:
                     chosen.append(r)
                     room += r.need
-            if room < target.need:
+            fits = room >= target.need
+            if not fits:
                 busy = [r for r in rest if r.busy]
                 if busy and room + sum(r.need for r in busy) >= target.need:
                     # only waiting for a busy instance can make room
                     why = f"auto: {_gb(target.need)} needed, {_gb(room)} can be freed now"
-                    return _decide(port, chosen, why, busy)
+                    return replace(_decide(port, chosen, why, busy), fits=False)
                 reason = (
                     f"auto: {_gb(target.need)} needed, at most {_gb(room)} can be freed; "
                     "loading anyway (the estimate may be high)"
@@ -192,9 +282,9 @@ def place(
             if len(idle) < over:
                 busy = [r for r in staying if r.busy and not r.pinned]
                 if busy:
-                    return _decide(port, must, reason, busy)
+                    return replace(_decide(port, must, reason, busy), fits=fits)
                 reason += f", exceeded: the pinned {_keys(pinned)} stays"
-    return _decide(port, must, reason)
+    return replace(_decide(port, must, reason), fits=fits)
 
 
 def _keys(instances: Sequence[Running]) -> str:

@@ -1,21 +1,32 @@
 """The load decision: where a model loads and what must make room for it, from what runs
-now (``running``), the settings (``policy``) and, in ``auto``, the measured free memory
-(``measure_free``), by the pure placement rule (``placement.place``)."""
+now (``running``), the settings (``policy``), in ``auto`` the measured free memory
+(``measure_free``), and the RPC workers it may use (``worker_room``), by the pure placement
+rule (``placement.place``)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from app.config import Settings
 from app.core.lifecycle.instance import Instance
-from app.core.lifecycle.placement import Free, Policy, Running, Target, estimate_need, place
+from app.core.lifecycle.placement import (
+    Free,
+    Policy,
+    Running,
+    Target,
+    Worker,
+    estimate_need,
+    place,
+)
 from app.core.models.entry import ModelEntry
 from app.core.presets.fields import ModelPreset
 
 FreeMemory = Callable[[], Free]
+WorkerRoom = Callable[[tuple[str, ...] | None], Awaitable[list[Worker]]]
+"""The RPC workers a load may use (``RPC_WORKERS`` and those its settings name), checked."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,8 @@ class Plan:
     wait: frozenset[int] = frozenset()  # busy ports in the way: wait for them, plan again
     why_wait: str = ""  # in words, for the log and the busy error
     reason: str = ""  # why there, for the log
+    rpc: tuple[str, ...] = ()  # the RPC workers it runs across
+    refused: str = ""  # why it cannot load now (a worker its settings name is missing)
 
 
 def policy(s: Settings) -> Policy:
@@ -53,6 +66,15 @@ def running(instances: Iterable[Instance], ctx_default: int) -> list[Running]:
     return out
 
 
+async def worker_room(
+    s: Settings, room: WorkerRoom | None, named: tuple[str, ...] | None
+) -> list[Worker]:
+    """The workers placement weighs: none unless the settings or the model name some."""
+    if room is None or not (named or s.RPC_WORKERS):
+        return []
+    return await room(named)
+
+
 async def measure_free(s: Settings, free_memory: FreeMemory | None) -> Free | None:
     """The free memory ``auto`` weighs a load against (None in the other modes)."""
     if s.RUN_MODE != "auto" or free_memory is None:
@@ -71,16 +93,20 @@ def plan_load(
     others: Sequence[Running],
     free: Free | None,
     policy: Policy,
+    workers: Sequence[Worker] = (),
+    named: tuple[str, ...] | None = None,
 ) -> Plan:
     """Where ``entry`` loads (``own``: its process with another config, loaded again;
-    ``settings``: what it loads with, for its memory)."""
+    ``settings``: what it loads with, for its memory; ``named``: the RPC workers its
+    settings name)."""
     target = Target(
         key=entry.key,
         need=estimate_need(entry, ctx_size, settings),
         port=own.port if own is not None else entry.port,
         beside=beside,
+        rpc=named,
     )
-    decision = place(target, others, free, policy)
+    decision = place(target, others, free, policy, workers)
     by_key = {r.key: r for r in others}
     evict = {by_key[k].port for k in decision.evict}
     wait = {by_key[k].port for k in decision.wait_for}
@@ -94,6 +120,8 @@ def plan_load(
         wait=frozenset(wait),
         why_wait="; ".join(decision.busy) or f"{entry.key} is in use",
         reason=decision.reason,
+        rpc=decision.rpc,
+        refused=decision.refused,
     )
 
 

@@ -22,13 +22,14 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
 from app.core.clock import Clock, SystemClock
+from app.core.models.launch_args import rpc_of
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.keys import auth_headers, server_url
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Condition = Callable[[ServerStatus], bool]
+RemoteLost = Callable[[ServerStatus], Awaitable[str | None]]
+"""Why a failed server that ran across RPC workers cannot start again as it was (a worker is
+gone; the user has been told), or None."""
 PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 
 
@@ -75,6 +79,7 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         *,
         clock: Clock | None = None,
+        remote_lost: RemoteLost | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.manager = lifecycle.manager
@@ -82,6 +87,7 @@ class Supervisor:
         self._settings = settings
         self._policy = policy  # fixed (tests); None: the settings in force, at each use
         self._clock = clock or SystemClock()  # the back-off, the 10-minute window, the probe
+        self._remote_lost = remote_lost
         self._failures: dict[int, collections.deque[float]] = {}
         self._misses: dict[int, int] = {}
         self._pending: dict[int, asyncio.Task[None]] = {}
@@ -121,6 +127,12 @@ class Supervisor:
     def _on_event(self, event: StateEvent) -> None:
         if event.old is ServerState.READY and event.new is ServerState.FAILED:
             spec = event.status.spec
+            if spec is not None and self._remote_lost is not None and rpc_of(spec.extra_args):
+                # across RPC workers: not started again on a worker that is gone
+                self._pending[event.port] = asyncio.get_running_loop().create_task(
+                    self._failed_remote(event.status, spec), name=f"remote-{event.port}"
+                )
+                return
             if spec is not None:
                 self._failed(
                     event.port,
@@ -128,6 +140,28 @@ class Supervisor:
                     f"exited with code {event.status.exit_code}",
                     lambda st, spec=spec: st.state is ServerState.FAILED and st.spec == spec,
                 )
+
+    async def _failed_remote(self, status: ServerStatus, spec: LaunchSpec) -> None:
+        """A server that ran across RPC workers failed: when one of its workers is gone it
+        is left failed (the hook has told the user; the next request places the model
+        again); else it is restarted as any other."""
+        me = asyncio.current_task()
+        port = status.port
+        try:
+            assert self._remote_lost is not None
+            why = await self._remote_lost(status)
+        finally:
+            if self._pending.get(port) is me:
+                del self._pending[port]
+        if why is None:
+            self._failed(
+                port,
+                spec,
+                f"exited with code {status.exit_code}",
+                lambda st: st.state is ServerState.FAILED and st.spec == spec,
+            )
+        else:
+            log.error("%s: %s; not restarting it on the same workers", self._title(status), why)
 
     def _title(self, status: ServerStatus) -> str:
         return self.lifecycle.describe(status)

@@ -33,6 +33,7 @@ class LoadConfig:
     offload_kv_cache_to_gpu: bool | None = None  # kv-offload
     parallel: int | None = None  # parallel
     gpu_layers: int | None = None  # n-gpu-layers (-1: all); None: LLAMA_GPU_LAYERS
+    rpc: tuple[str, ...] | None = None  # rpc: the RPC workers (host:port) to run across
 
     def differs(self, running: LoadConfig) -> list[str]:
         """The fields set here that ``running`` has another value for."""
@@ -44,6 +45,8 @@ class LoadConfig:
             have = getattr(running, name)
             if name == "offload_kv_cache_to_gpu":
                 have = have is not False  # llama-server offloads unless told not to
+            if name == "rpc":
+                want, have = set(want), set(have or ())
             if want != have:
                 out.append(name)
         return out
@@ -56,7 +59,41 @@ FIELDS = (
     "offload_kv_cache_to_gpu",
     "parallel",
     "gpu_layers",
+    "rpc",
 )
+RPC_FLAG = "--rpc"  # llama-server's option: comma-separated host:port of RPC workers
+
+
+def rpc_of(args: tuple[str, ...] | list[str]) -> tuple[str, ...] | None:
+    """The RPC workers an argument list names (the last ``--rpc`` wins, as in llama-server),
+    None when it names none. Whatever asks for workers (``LLAMA_EXTRA_ARGS``, a load
+    config's ``rpc``, a model's preset) does so with this option, and placement reads it
+    here."""
+    found: tuple[str, ...] | None = None
+    for i, a in enumerate(args):
+        value = None
+        if a == RPC_FLAG and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(RPC_FLAG + "="):
+            value = a.split("=", 1)[1]
+        if value is not None:
+            found = tuple(p.strip() for p in value.split(",") if p.strip())
+    return found
+
+
+def with_rpc(args: list[str] | tuple[str, ...], workers: tuple[str, ...]) -> list[str]:
+    """``args`` without any ``--rpc``, then ``--rpc`` with ``workers`` (placement's choice)
+    when there are any."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == RPC_FLAG:
+            skip = True
+        elif not a.startswith(RPC_FLAG + "="):
+            out.append(a)
+    return out + ([RPC_FLAG, ",".join(workers)] if workers else [])
 
 
 def running_config(
@@ -110,10 +147,11 @@ def launch_kwargs(
 
 
 def launch_key(kwargs: dict[str, Any]) -> tuple:
-    """The part of the arguments a running server is compared on."""
+    """The part of the arguments a running server is compared on (not its RPC workers:
+    placement chooses those at each load)."""
     return (
         kwargs["n_gpu_layers"],
         kwargs["ctx_size"],
         kwargs["mmproj"] or None,
-        tuple(kwargs["extra_args"]),
+        tuple(with_rpc(kwargs["extra_args"], ())),
     )

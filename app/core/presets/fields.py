@@ -30,7 +30,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import Applies
-from app.core.presets.values import CacheType, Layers, Names, OneLine, OnOffAuto, Switch
+from app.core.presets.values import (
+    CacheType,
+    Layers,
+    Names,
+    OneLine,
+    OnOffAuto,
+    Switch,
+    Workers,
+)
 
 LOAD = "Load"
 DRAFT = "Speculative decoding"
@@ -238,6 +246,22 @@ class ModelPreset(BaseModel):
             flags=("--mlock",),
             names=("LLAMA_ARG_MLOCK",),
             default_text="off",
+        ),
+    )
+
+    rpc: Workers = Field(
+        default=None,
+        alias="rpc",
+        title="RPC workers",
+        description="Run across other machines' GPUs (--rpc): llama.cpp RPC workers, "
+        "host:port comma-separated. The RPC protocol has no authentication: use workers on "
+        "a network you trust",
+        json_schema_extra=_opt(
+            LOAD,
+            flags=("--rpc",),
+            names=("LLAMA_ARG_RPC",),
+            load_config="rpc",
+            default_text="none (Settings: RPC_WORKERS in auto mode)",
         ),
     )
 

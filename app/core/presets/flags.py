@@ -35,6 +35,7 @@ class LoadConfigLike(Protocol):
     offload_kv_cache_to_gpu: bool | None
     parallel: int | None
     gpu_layers: int | None
+    rpc: tuple[str, ...] | None
 
 
 def _pick(flags: Sequence[str], known: Known) -> str | None:
@@ -168,6 +169,8 @@ def load_config_values(preset: ModelPreset) -> dict[str, Any]:
         value = getattr(preset, name)
         if name == "flash_attn":  # LM Studio's is a bool: "auto" is no choice
             value = {"on": True, "off": False}.get(str(value))
+        if name == "rpc" and value is not None:  # the load config's is a tuple of them
+            value = tuple(value.split(","))
         if field and value is not None:
             out[field] = value
     return out

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
+from app.settings_types import worker_addresses
+
 TRUE_WORDS = ("true", "on", "enabled", "1", "yes")  # llama.cpp's is_truthy, and "yes"
 FALSE_WORDS = ("false", "off", "disabled", "0", "no")
 # what a value cannot hold: llama.cpp's reader ends a value at ; or # (a comment)
@@ -67,9 +69,22 @@ def _names(v: str | None) -> str | None:
     return ",".join(names)
 
 
+def _workers(v: object) -> object:
+    """llama.cpp RPC workers: ``host:port,host:port`` (a list of them from a load config)."""
+    if isinstance(v, list | tuple) and all(isinstance(p, str) for p in v):
+        v = ",".join(v)
+    if isinstance(v, str):
+        found = worker_addresses(_one_line(v))  # a ValueError names the part that is wrong
+        if not found:
+            raise ValueError("give at least one host:port, e.g. 192.168.1.20:50052")
+        return ",".join(found)
+    return v
+
+
 Switch = Annotated[bool | None, BeforeValidator(_switch)]
 Layers = Annotated[int | None, BeforeValidator(_layers)]
 OnOffAuto = Annotated[Literal["on", "off", "auto"] | None, BeforeValidator(_on_off_auto)]
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None
 OneLine = Annotated[str | None, BeforeValidator(_one_line)]
 Names = Annotated[str | None, BeforeValidator(_one_line), AfterValidator(_names)]
+Workers = Annotated[str | None, BeforeValidator(_workers)]

@@ -1,7 +1,11 @@
-"""The address a client on this machine reaches a server at (no imports beyond the standard
-library, so the command line stays quick to start)."""
+"""The address a client on this machine reaches a server at, and whether an address is a
+loopback one (no imports beyond the standard library, so the command line stays quick to
+start)."""
 
 from __future__ import annotations
+
+import asyncio
+import ipaddress
 
 
 def client_url(host: str, port: int) -> str:
@@ -12,3 +16,20 @@ def client_url(host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+async def is_loopback(host: str) -> bool:
+    """True when every address ``host`` stands for is a loopback address."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return False
+    addrs = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    return bool(addrs) and all(a.is_loopback for a in addrs)

@@ -1,0 +1,1 @@
+"""Other machines: this GPU shared as an RPC worker, others' workers, and peer servers."""
