@@ -56,7 +56,9 @@ def _rpc(value: Any) -> tuple[str, ...] | None:
         value = ",".join(value)
     if not isinstance(value, str):
         raise ApiError(
-            400, f'"rpc" must be "host:port,host:port" or a list of them, not {value!r}', param="rpc"
+            400,
+            f'"rpc" must be "host:port,host:port" or a list of them, not {value!r}',
+            param="rpc",
         )
     try:
         return tuple(worker_addresses(value)) or None

@@ -217,9 +217,7 @@ def _across_named(
     return replace(decision, rpc=tuple(w.address for w in use), reason=reason, refused=refused)
 
 
-def _place(
-    target: Target, others: list[Running], free: Free | None, policy: Policy
-) -> Decision:
+def _place(target: Target, others: list[Running], free: Free | None, policy: Policy) -> Decision:
     """Where ``target`` loads on this machine (``free``: what it weighs, workers included)."""
     pinned = [r for r in others if r.pinned]
     movable = [r for r in others if not r.pinned]
