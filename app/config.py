@@ -190,7 +190,16 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         title="Hung check (seconds)",
-        description="How often an idle server is asked whether it still answers; 0 = never",
+        description="A server that has not answered its health check for this long is hung "
+        "(it is then restarted); it is asked every quarter of that; 0 = never",
+        json_schema_extra=_in(SERVER, NOW),
+    )
+    STOP_GRACE_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        title="Time to stop (seconds)",
+        description="How long a server being unloaded, or a FamilyLog run being stopped, gets "
+        "to exit after SIGTERM before it is killed (SIGKILL)",
         json_schema_extra=_in(SERVER, NOW),
     )
 
@@ -395,6 +404,15 @@ class Settings(BaseSettings):
         title="Most items per JSON array",
         description="Items one array of a request body may have (400 above it)",
         json_schema_extra=_in(API, RESTART),
+    )
+    UPSTREAM_READ_TIMEOUT_SECONDS: float = Field(
+        default=600.0,
+        ge=0,
+        title="Model silence limit (seconds)",
+        description="How long a request may wait for the next bytes of a model's answer "
+        "(the time between two reads, not the whole answer; long prompts need a while "
+        "before the first token) before it gets 504 and the server is checked; 0 = no limit",
+        json_schema_extra=_in(API, NOW),
     )
     LLAMA_PORTS_OPEN: PortsOpen = Field(
         default="auto",
