@@ -5,9 +5,11 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 
 - ``--version``: print the version.
 - ``--start-at-login on|off|status``: no app needed (``app.cli.start_at_login``).
-- ``--show`` / ``--logs`` / ``--process-now``: forwarded to the running instance when
-  there is one (``app.ui.single_instance``); otherwise ``--process-now`` runs once headless
-  (``app.cli.process_now``) and the others start the tray with that window open.
+- ``--show`` / ``--logs`` / ``--process-now``: forwarded to the app running on this home
+  when there is one (``app.cli.running_app``: the tray's single-instance channel, or a
+  headless app's API); otherwise ``--process-now`` runs once headless
+  (``app.cli.process_now``) and the others start the tray with that window open. One app
+  per home (``app.home_lock``): a second ``--headless`` or tray is refused, naming the first.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running tray, which
   answers when the load is done, else to a ``--headless`` app's API; with none running
   they say so and exit 3, no GUI starts (``app.cli.load_unload``).
@@ -252,12 +254,11 @@ def main(argv: list[str] | None = None) -> int:
 
     verb = forwarded_verb(args)
     if verb and not args.headless:
-        from app.ui.single_instance import forward
+        from app.cli.running_app import forward_verb
 
-        reply = forward(verb, paths)
-        if reply is not None:
-            print(reply)
-            return ExitCode.REFUSED if reply.startswith("error:") else ExitCode.OK
+        code = forward_verb(verb, settings, paths)
+        if code is not None:
+            return code
         if verb == "process-now":
             setup_logging(
                 paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS

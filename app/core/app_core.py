@@ -27,7 +27,7 @@ from app.core.servers.address import client_url
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord
-from app.core.servers.states import ServerState, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing
 from app.paths import AppPaths
@@ -74,6 +74,8 @@ class AppCore:
             api_key=settings.API_KEY.get_secret_value() or None,
             check_binary=False,
             private_ports=lambda: not self.settings.llama_ports_open,
+            stop_timeout=lambda: self.settings.STOP_GRACE_SECONDS,
+            on_log_problem=self._log_paused,
         )
         # the app's own log (when installed) rotates at the limits in force
         follow_log_limits(lambda: (self.settings.LOG_MAX_BYTES, self.settings.LOG_BACKUPS))
@@ -132,7 +134,7 @@ class AppCore:
         """Reap what an earlier run left behind, report foreign servers on our ports, read
         the model folders, then start the services."""
         loop = asyncio.get_running_loop()
-        reaped = await loop.run_in_executor(None, self.record.reap_orphans)
+        reaped = await self.record.reap_orphans(self.settings.STOP_GRACE_SECONDS)
         for r in reaped:
             self.notices.emit(
                 Notice(
@@ -164,11 +166,15 @@ class AppCore:
         pids = {st.pid for st in self.manager.statuses().values() if st.pid}
         return pids | {e.pid for e in self.record.entries()}
 
+    def _own_marks(self) -> set[str]:
+        """The marks of the servers' groups: a wrapper's llama-server is the app's too."""
+        return {e.mark for e in self.record.entries() if e.mark}
+
     async def refresh_external(self) -> dict[int, ExternalServer]:
         """Look for foreign processes on the configured ports; tell the user about new ones."""
         ports = self.configured_ports()
         found = await asyncio.get_running_loop().run_in_executor(
-            None, find_external, list(ports), self._own_pids()
+            None, find_external, list(ports), self._own_pids(), self._own_marks()
         )
         for port, ext in found.items():
             if self.external.get(port) != ext:
@@ -215,6 +221,9 @@ class AppCore:
         self.lifecycle.close()
         await self.manager.shutdown()
         self._started = False
+
+    def _log_paused(self, status: ServerStatus, problem: str) -> None:
+        self.notices.emit(Notice(Level.WARNING, f"Logging paused for {status.model_name}", problem))
 
     def _on_state(self, event: StateEvent) -> None:
         # A crash of a ready server is not the answer to any user action: tell the user here.

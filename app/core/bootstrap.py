@@ -70,6 +70,7 @@ def build_core(
             stats=core.stats,
             gpu_probe=gpu.probe,
             downloads=core.downloads,
+            runs=lambda: core.runs,
         )
         core.add_service(core.api)
     if runs:

@@ -93,19 +93,34 @@ def _alive(p: psutil.Process) -> bool:
         return False
 
 
-def _is_member(p: psutil.Process, ref: GroupRef) -> bool:
+def mark_of(p: psutil.Process) -> str | None:
+    """The mark in a process's environment (None: none, or it cannot be read)."""
+    try:
+        return p.environ().get(MARK_VAR)
+    except (psutil.Error, OSError):
+        return None
+
+
+def _is_member(p: psutil.Process, ref: GroupRef, trust_group: bool) -> bool:
     try:
         if p.create_time() < ref.since - START_SLACK:
             return False  # older than the leader: a reused id, not ours
-        if ref.pgid is not None and _pgid(p.pid) == ref.pgid:
-            return True
-        return p.environ().get(MARK_VAR) == ref.mark
-    except (psutil.Error, OSError):
+    except psutil.Error:
         return False
+    if trust_group and ref.pgid is not None and _pgid(p.pid) == ref.pgid:
+        return True
+    return mark_of(p) == ref.mark
 
 
-def members(ref: GroupRef, *, exclude: Iterable[int] = ()) -> list[psutil.Process]:
-    """The live members of the group (the leader too while it lives), not ``exclude``."""
+def members(
+    ref: GroupRef, *, exclude: Iterable[int] = (), trust_group: bool = True
+) -> list[psutil.Process]:
+    """The live members of the group (the leader too while it lives), not ``exclude``.
+
+    ``trust_group``: a process in the group's process group is a member even without the
+    mark (one that cleared its environment). True while the app has watched the group all
+    along: a group id is not reused while any process is in the group. False for a group
+    recorded before the app died (days ago, maybe): then only the mark counts."""
     skip = {os.getpid(), *exclude}
     found = []
     for pid in psutil.pids():
@@ -115,7 +130,7 @@ def members(ref: GroupRef, *, exclude: Iterable[int] = ()) -> list[psutil.Proces
             p = psutil.Process(pid)
         except psutil.Error:
             continue
-        if _is_member(p, ref) and _alive(p):
+        if _is_member(p, ref, trust_group) and _alive(p):
             found.append(p)
     return found
 
@@ -140,15 +155,16 @@ def _send(procs: Iterable[psutil.Process], sig: int) -> None:
 
 def signal_group(pgid: int | None, sig: int, procs: Iterable[psutil.Process] = ()) -> None:
     """Send ``sig`` to the process group ``pgid`` (while it has members; None: none) and to
-    ``procs`` (members that left it); after SIGTERM also SIGCONT, so a stopped process
-    handles it."""
+    those of ``procs`` outside it (members that left it), once each: a second SIGTERM makes
+    some programs (llama-server) abort instead of shutting down. After SIGTERM also SIGCONT,
+    so a stopped process handles it."""
     follow = [sig, signal.SIGCONT] if sig == signal.SIGTERM and os.name == "posix" else [sig]
-    procs = list(procs)
+    outside = [p for p in procs if pgid is None or _pgid(p.pid) != pgid]
     for s in follow:
         if pgid is not None:
             with contextlib.suppress(OSError):
                 os.killpg(pgid, s)
-        _send(procs, s)
+        _send(outside, s)
 
 
 def reap_zombies(procs: Iterable[psutil.Process], leader: int | None = None) -> None:
@@ -172,6 +188,7 @@ class Stopped:
     found: tuple[str, ...] = ()
     killed: tuple[str, ...] = ()  # still there after the grace period: SIGKILLed
     survivors: tuple[str, ...] = ()  # not gone even after SIGKILL (uninterruptible sleep)
+    leader_killed: bool = False  # the leader outlived the grace period: SIGKILLed
 
     @property
     def count(self) -> int:
@@ -222,26 +239,39 @@ class GroupStopper:
     llama-server among them, abort instead of shutting down), and what was found is
     reported together. ``exclude``: PIDs that belong to someone else."""
 
-    def __init__(self, ref: GroupRef, *, exclude: Callable[[], Iterable[int]] = tuple) -> None:
+    def __init__(
+        self,
+        ref: GroupRef,
+        *,
+        exclude: Callable[[], Iterable[int]] = tuple,
+        trust_group: bool = True,
+    ) -> None:
         self.ref = ref
         self._exclude = exclude
+        self._trust_group = trust_group
+        # the whole process group is signalled only when it is known to be the group's
+        self._pgid = ref.pgid if trust_group else None
         self._termed: set[int] = set()
         self._group_termed = False
         self._found: dict[int, str] = {}
         self._killed: dict[int, str] = {}
         self._survivors: dict[int, str] = {}
+        self._leader_killed = False
 
     def result(self) -> Stopped:
         return Stopped(
             found=tuple(self._found.values()),
             killed=tuple(self._killed.values()),
             survivors=tuple(self._survivors.values()),
+            leader_killed=self._leader_killed,
         )
 
     async def _scan(self) -> list[psutil.Process]:
         loop = asyncio.get_running_loop()
         exclude = set(self._exclude())
-        found = await loop.run_in_executor(None, lambda: members(self.ref, exclude=exclude))
+        found = await loop.run_in_executor(
+            None, lambda: members(self.ref, exclude=exclude, trust_group=self._trust_group)
+        )
         for p in found:
             if p.pid != self.ref.leader:
                 self._found.setdefault(p.pid, describe([p]))
@@ -251,7 +281,8 @@ class GroupStopper:
         fresh = [p for p in procs if p.pid not in self._termed]
         if self._group_termed and not fresh:
             return
-        signal_group(None if self._group_termed else self.ref.pgid, signal.SIGTERM, fresh)
+        pgid = None if self._group_termed else self._pgid
+        signal_group(pgid, signal.SIGTERM, fresh)
         self._group_termed = True
         self._termed |= {p.pid for p in fresh}
 
@@ -283,7 +314,8 @@ class GroupStopper:
         for p in alive:
             self._killed.setdefault(p.pid, describe([p]))
         lead = [p for p in found if p.pid == leader and waiting]  # no group on Windows
-        signal_group(self.ref.pgid, signal.SIGKILL, alive + lead)
+        self._leader_killed = self._leader_killed or waiting
+        signal_group(self._pgid, signal.SIGKILL, alive + lead)
         end = loop.time() + KILL_WAIT
         rest = await _wait_gone(alive, end, leader, leader_exited)
         for p in rest:

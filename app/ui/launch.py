@@ -93,11 +93,9 @@ class StartingUp:
 
 def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
     """Run the tray app until Quit (or SIGINT/SIGTERM); every server it started is stopped."""
-    from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
     from app.core.logs.app_logging import setup_logging
-    from app.ui.single_instance import InstanceServer
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
     answered = _already_running(paths)
@@ -127,6 +125,29 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
             loop = qasync.QEventLoop(app)
             asyncio.set_event_loop(loop)
         return loop
+
+    # One app per home (the tray, --headless, a one-off --process-now): the home's lock.
+    from app.home_lock import HomeLock, refusal
+
+    home = HomeLock(paths)
+    holder = home.acquire("tray")
+    if holder is not None:
+        answered = _already_running(paths) if holder.mode == "tray" else None
+        if answered is not None:
+            return answered
+        print(refusal(holder, paths), file=sys.stderr)
+        return ExitCode.REFUSED
+    try:
+        return _run_locked(args, settings, paths, app, qt_loop)
+    finally:
+        home.release()
+
+
+def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
+    """The rest of ``run_gui``, with the app home held."""
+    from PySide6.QtCore import QSocketNotifier
+
+    from app.ui.single_instance import InstanceServer
 
     # The single-instance lock, before any window: from here on another launch is answered.
     starting = StartingUp()

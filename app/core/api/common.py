@@ -292,6 +292,7 @@ class ApiContext:
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub
+    runs: Callable[[], Any] | None = None  # the app's RunService, when it has one
 
     @property
     def catalogue(self) -> Catalogue:

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +22,7 @@ from app.config import Settings, SettingsSource
 from app.core.api import (
     chat_v1,
     clients,
+    control,
     downloads,
     lmstudio,
     lmstudio_ws,
@@ -86,6 +88,7 @@ ROUTE_MODULES = (
     chat_v1,
     ps,
     stats,
+    control,
 )
 
 
@@ -149,9 +152,11 @@ class ApiServer:
         stats: SpeedStats | None = None,
         gpu_probe: GpuProbe | None = None,
         downloads: Downloads | None = None,
+        runs: Callable[[], Any] | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.downloads = downloads
+        self._runs = runs  # the app's RunService, for POST /api/v0/runs
         self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
@@ -231,6 +236,7 @@ class ApiServer:
             stats=self.stats,
             gpu_probe=self._gpu_probe,
             downloads=self.downloads,
+            runs=self._runs,
         )
         app[CONTEXT] = self._ctx
         add_routes(app)

@@ -62,7 +62,7 @@ async def recover_interrupted(
         stopped = Stopped()
         if procs is not None:
             ref = GroupRef(leader=0, pgid=procs.pgid, mark=procs.mark, since=procs.since)
-            stopped = await GroupStopper(ref).stop(grace)
+            stopped = await GroupStopper(ref, trust_group=False).stop(grace)
         message = INTERRUPTED
         if stopped.count:
             n = stopped.count
