@@ -74,6 +74,7 @@ class ModelLifecycle:
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
         self._unsubscribe = manager.subscribe(self._on_server)
+        manager.activity = self._activity  # said in the log of a stop that needed SIGKILL
 
     # ── Reading ────────────────────────────────────────────────────────────────
     def entry(self, model: str | ModelEntry) -> ModelEntry:
@@ -141,6 +142,19 @@ class ModelLifecycle:
         """The model's state in the lifecycle (``ModelState.STOPPED`` when never loaded)."""
         rec = self._record(model)
         return rec.state if rec is not None else ModelState.STOPPED
+
+    def _activity(self, port: int) -> str:
+        """What the model on ``port`` is doing, in words ("serving 2 requests", "held by a
+        FamilyLog run"); empty when idle."""
+        rec = self._records.on_port(port)
+        if rec is None:
+            return ""
+        words = []
+        if rec.in_flight:
+            words.append(f"serving {rec.in_flight} request{'s' if rec.in_flight != 1 else ''}")
+        if rec.holders:
+            words.append("held by " + ", ".join(sorted(rec.holders)))
+        return " and ".join(words)
 
     def in_flight(self, port: int) -> int:
         rec = self._records.on_port(port)

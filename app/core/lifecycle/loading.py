@@ -212,10 +212,12 @@ class Loader:
     async def _start(self, entry: ModelEntry, kw: dict, plan: planner.Plan) -> ServerStatus:
         s = self._settings()
         port = plan.port
+        log_name = None  # a port of its own keeps the port's log
         if port is None:
             reserved = {s.LLAMA_PORT, s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.API_PORT}
             used = {p for p, st in self.manager.statuses().items() if st.state.alive}
             port = planner.free_port(reserved | used)
+            log_name = entry.key  # a free port changes from load to load: log by the model
         evict = sorted(plan.evict)
         log.info(
             "Loading %s on port %d (%s)%s",
@@ -231,7 +233,9 @@ class Loader:
                 for p in evict:
                     await self.manager.unload_model(p)
                 await self._settle(pids)
-                return await self.manager.load_model(entry.path, port=port, **kw)
+                return await self.manager.load_model(
+                    entry.path, port=port, log_name=log_name, **kw
+                )
             except _LOAD_ERRORS as e:
                 why = out_of_files_words() if out_of_files(e) else str(e)
                 self._tell_failed(entry, why, self.manager.log_path(port))
