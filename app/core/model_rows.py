@@ -87,6 +87,8 @@ def model_row(
         state = f"loading {elapsed_text((now or time.time()) - inst.status.started_at)}"
     elif view.problem and inst is None:
         state = "cannot load"
+    elif inst is not None and not inst.responding:
+        state = "not responding"  # its health check is unanswered: hung or not, decided soon
     else:
         state = view.state_text
     ctx_max = entry.max_context_length

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +20,9 @@ from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
+
+if TYPE_CHECKING:
+    from app.core.api.inflight import InFlight
 
 
 class ApiError(Exception):
@@ -293,6 +296,7 @@ class ApiContext:
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub
     runs: Callable[[], Any] | None = None  # the app's RunService, when it has one
+    inflight: InFlight = field(default_factory=lambda: _inflight())  # to each server
 
     @property
     def catalogue(self) -> Catalogue:
@@ -300,6 +304,12 @@ class ApiContext:
 
     def log_path(self, port: int) -> Path:
         return self.lifecycle.manager.log_path(port)
+
+
+def _inflight() -> InFlight:
+    from app.core.api.inflight import InFlight
+
+    return InFlight()
 
 
 CONTEXT = web.AppKey("familylog_api", ApiContext)

@@ -30,7 +30,7 @@ from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
-from app.core.api.upstream import post_upstream
+from app.core.api.upstream import post_upstream, reading
 from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
@@ -163,7 +163,8 @@ async def _relay(
             (k, v) for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP
         )
         if up.content_length is not None:
-            body = await up.read()
+            with reading(c, port):
+                body = await up.read()
             if up.status == 500:  # llama-server's answer to a request it could not handle
                 return upstream_error(up.status, body, port)
             if up.status < 400:
@@ -173,11 +174,21 @@ async def _relay(
             return web.Response(status=up.status, body=body, headers=out_headers)
         resp = web.StreamResponse(status=up.status, headers=out_headers)
         await resp.prepare(request)
-        async for chunk in up.content.iter_any():
-            await resp.write(chunk)
-            meter.chunk(chunk)
-            if observe is not None and up.status < 400:
-                observe(chunk)
+        try:
+            with reading(c, port):
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                    meter.chunk(chunk)
+                    if observe is not None and up.status < 400:
+                        observe(chunk)
+        except ApiError as e:  # silent (504) or hung (503) mid-stream: say so, then end it
+            log.warning("Streaming from port %d ended: %s", port, e.message)
+            if "text/event-stream" in up.headers.get("Content-Type", ""):
+                error = {"error": {"message": e.message, "type": e.type, "code": e.code}}
+                await resp.write(f"data: {json.dumps(error)}\n\n".encode())
+            up.close()
+            await resp.write_eof()
+            return resp
         await resp.write_eof()
         if up.status < 400:
             meter.done()

@@ -55,7 +55,7 @@ def row(
         "key": inst.key,
         "role": entry.role if entry else None,
         "type": entry.type if entry else None,
-        "state": inst.state.value,
+        "state": inst.state.value if inst.responding else "not responding",
         "port": inst.port,
         "pid": inst.pid,
         "context_length": inst.context_length,

@@ -42,6 +42,7 @@ from app.core.api.connections import (
 )
 from app.core.api.guard import Guard
 from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
+from app.core.api.upstream import UPSTREAM_PORT, timed_out
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
@@ -115,6 +116,11 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as e:
         return e.response()
+    except aiohttp.ServerTimeoutError:  # a llama-server went silent mid-answer: 504, named
+        port = UPSTREAM_PORT.get()
+        if port is None:
+            raise
+        return timed_out(request.app[CONTEXT], port).response()
     except web.HTTPException as e:
         if e.status == 404:
             return error_response(
@@ -168,6 +174,7 @@ class ApiServer:
         self.guard: Guard | None = None  # the checks and limits in force (tests read them)
         self.connections: ConnectionTable | None = None
         self._restore_loop: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -263,6 +270,8 @@ class ApiServer:
             asyncio.get_running_loop(), refusals, open_file_limit
         )
         self._runner = runner
+        # a server declared hung: its requests in flight are answered at once
+        self._unwatch = self.lifecycle.watch_faults(self._ctx.inflight.trip)
         self.port = runner.addresses[0][1]
         self.error = None
         log.info(
@@ -277,6 +286,9 @@ class ApiServer:
         if self._restore_loop is not None:
             self._restore_loop()
             self._restore_loop = None
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -39,6 +39,7 @@ class Instance:
     ttl: float | None = None
     requests: int = 0  # requests served since it started
     pinned: bool = False  # its preset pins it: placement and idle unload never unload it
+    responding: bool = True  # False while its server's health check goes unanswered
 
     @property
     def settings(self) -> ModelPreset:

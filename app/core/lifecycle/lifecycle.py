@@ -73,6 +73,10 @@ class ModelLifecycle:
         )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
+        # a server a client found silent (the API's read timeout): the supervisor checks it
+        self._suspects: Listeners[int] = Listeners("suspect servers")
+        # a server declared hung: the API answers its requests in flight with the reason
+        self._faults: Listeners[tuple[int, str]] = Listeners("hung servers")
         self._unsubscribe = manager.subscribe(self._on_server)
         manager.activity = self._activity  # said in the log of a stop that needed SIGKILL
 
@@ -108,6 +112,7 @@ class ModelLifecycle:
             ttl=ttl,
             requests=rec.served if rec else 0,
             pinned=bool(entry and self.presets and self.presets.pinned(entry)),
+            responding=not (rec is not None and rec.state is ModelState.NOT_RESPONDING),
         )
 
     def snapshot(self) -> list[Instance]:
@@ -270,6 +275,15 @@ class ModelLifecycle:
                 async with self._lock:
                     pass
                 continue
+            if rec.state is ModelState.NOT_RESPONDING:
+                # Its server missed a health check: wait until it answers again, or is
+                # declared hung and restarted (bounded by the hung check itself).
+                s = self._settings()
+                await self._records.wait_change(
+                    lambda: rec.state is not ModelState.NOT_RESPONDING,
+                    s.HUNG_PROBE_SECONDS * 2 + s.LLAMA_READY_TIMEOUT,
+                )
+                continue
             st, reserved = await self._loader.ensure(entry, None, False, reserve=True)
             if reserved:
                 return self._instance(st)  # counted on it before anyone could evict it
@@ -360,6 +374,50 @@ class ModelLifecycle:
             for port, r in zip(ports, results, strict=True):
                 if isinstance(r, BaseException):
                     log.error("Unloading port %d failed: %s", port, r)
+
+    # ── Health (the supervisor and the API) ────────────────────────────────────
+    def _live_rec(self, port: int, pid: int | None) -> ModelRecord | None:
+        rec = self._records.on_port(port)
+        st = rec.process if rec is not None else None
+        return rec if st is not None and st.pid == pid else None
+
+    def not_responding(self, port: int, pid: int | None, why: str) -> bool:
+        """The server ``pid`` on ``port`` missed its health check: its model takes no new
+        requests until it answers again or is declared hung. False if it is not ready."""
+        rec = self._live_rec(port, pid)
+        if rec is None or rec.state is not ModelState.READY:
+            return False
+        rec.become(ModelState.NOT_RESPONDING, why)
+        self._emit(rec)
+        return True
+
+    def responding(self, port: int, pid: int | None) -> None:
+        """The server ``pid`` on ``port`` answers its health check again."""
+        rec = self._live_rec(port, pid)
+        if rec is not None and rec.state is ModelState.NOT_RESPONDING:
+            rec.become(ModelState.READY, "it answers its health check again")
+            self._emit(rec)
+
+    def _emit(self, rec: ModelRecord) -> None:
+        st = rec.process
+        if st is not None and self._listeners:
+            inst = self._instance(st)
+            self._listeners.emit(InstanceEvent(inst.key, st.state, st.state, inst))
+
+    def suspect(self, port: int) -> None:
+        """A client waited too long for the server on ``port``: have it checked now."""
+        self._suspects.emit(port)
+
+    def watch_suspects(self, cb: Callable[[int], object]) -> Callable[[], None]:
+        return self._suspects.add(cb)
+
+    def declare_hung(self, port: int, reason: str) -> None:
+        """The server on ``port`` is hung: its requests in flight are answered with
+        ``reason`` now (it is about to be restarted or stopped)."""
+        self._faults.emit((port, reason))
+
+    def watch_faults(self, cb: Callable[[tuple[int, str]], object]) -> Callable[[], None]:
+        return self._faults.add(cb)
 
     # ── Recovery (the supervisor) ──────────────────────────────────────────────
     def describe(self, st: ServerStatus) -> str:

@@ -233,9 +233,7 @@ class Loader:
                 for p in evict:
                     await self.manager.unload_model(p)
                 await self._settle(pids)
-                return await self.manager.load_model(
-                    entry.path, port=port, log_name=log_name, **kw
-                )
+                return await self.manager.load_model(entry.path, port=port, log_name=log_name, **kw)
             except _LOAD_ERRORS as e:
                 why = out_of_files_words() if out_of_files(e) else str(e)
                 self._tell_failed(entry, why, self.manager.log_path(port))
