@@ -31,7 +31,7 @@ from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
 from app.core.api.upstream import post_upstream, reading
-from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
+from app.core.lifecycle.instance import BusyError, LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
 
@@ -138,6 +138,8 @@ async def relay_to(
             return await _relay(c, request, raw, inst.port, key=inst.key, observe=observe)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
+    except BusyError as e:  # documented: the model in the way stayed busy past the wait
+        raise ApiError(503, str(e), type_="server_error", code="model_busy") from None
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
 

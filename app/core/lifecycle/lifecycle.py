@@ -22,6 +22,7 @@ from app.core.events import Listeners
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle import planner
 from app.core.lifecycle.instance import (
+    BusyError,
     Instance,
     InstanceEvent,
     LoadFailedError,
@@ -232,11 +233,15 @@ class ModelLifecycle:
         config: LoadConfig | None = None,
         *,
         beside: bool = False,
+        hold: str | None = None,
     ) -> Instance:
         """The ready instance of ``model``, loading it if needed (one load however many
         ask). An idle instance with another ``config`` is loaded again; ``beside``: a run
-        needs it together with the others, so nothing is evicted for it."""
-        st, _ = await self._loader.ensure(self.entry(model), config, beside, reserve=False)
+        needs it together with the others, so nothing is evicted for it; ``hold``: pin it
+        for that holder (a run) as it becomes ready, so no other load evicts it first."""
+        st, _ = await self._loader.ensure(
+            self.entry(model), config, beside, reserve=False, holder=hold
+        )
         return self._instance(st)
 
     async def cancel_load(self, model: str | ModelEntry) -> bool:
@@ -287,7 +292,7 @@ class ModelLifecycle:
             st, reserved = await self._loader.ensure(entry, None, False, reserve=True)
             if reserved:
                 return self._instance(st)  # counted on it before anyone could evict it
-        raise LoadFailedError(
+        raise BusyError(
             f"{entry.key} was unloaded again by other requests before it could be used; "
             "retry, or set RUN_MODE=parallel if the models fit in memory together"
         )

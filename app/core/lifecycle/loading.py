@@ -74,7 +74,13 @@ class Loader:
         self._gpu_probe = gpu_probe
 
     async def ensure(
-        self, entry: ModelEntry, config: LoadConfig | None, beside: bool, *, reserve: bool
+        self,
+        entry: ModelEntry,
+        config: LoadConfig | None,
+        beside: bool,
+        *,
+        reserve: bool,
+        holder: str | None = None,
     ) -> tuple[ServerStatus, bool]:
         """The ready server of ``entry``, loaded if needed (one load however many ask; an
         idle one with another ``config`` loaded again). With ``reserve`` a load started
@@ -83,11 +89,14 @@ class Loader:
         while True:
             st = rec.process
             if rec.state is ModelState.READY and st is not None and config_ok(st, config):
+                if holder is not None:
+                    rec.holders.add(holder)  # in the same step as the look: never evicted
                 return st, False
             task = rec.load
             if task is None or task.done():
                 task = asyncio.create_task(
-                    self._load(rec, entry, config, beside, reserve), name=f"load-{entry.key}"
+                    self._load(rec, entry, config, beside, reserve, holder),
+                    name=f"load-{entry.key}",
                 )
                 self._started(rec, task)
                 try:
@@ -129,6 +138,7 @@ class Loader:
         config: LoadConfig | None,
         beside: bool,
         reserve: bool,
+        holder: str | None = None,
     ) -> ServerStatus:
         problem = entry.problem()
         if problem:
@@ -137,8 +147,11 @@ class Loader:
         preset, known = await self._load_settings(entry, config)
         async with self._lock:
             st = await self._load_locked(rec, entry, config, beside, preset, known)
-        if reserve:
-            rec.enter()
+            # counted (or held) before the lock goes: no other load can evict it first
+            if reserve:
+                rec.enter()
+            if holder is not None:
+                rec.holders.add(holder)
         return st
 
     async def _load_settings(
@@ -180,6 +193,13 @@ class Loader:
             if own is not None and config_ok(own, config):
                 return own
             kw = launch_kwargs(entry, s, preset=preset, known=known)  # the config is in it
+            # The free memory first: the look may take a while (nvidia-smi), and requests
+            # come and go meanwhile. From here to the claim (``_start`` marks what it
+            # evicts as draining) nothing awaits, so what is weighed as idle is idle.
+            free = await planner.measure_free(s, self._free_memory)
+            own = rec.process
+            if own is not None and (own.state is not ServerState.READY or config_ok(own, config)):
+                continue  # it changed while the memory was looked at: look again
             running = planner.running(self._instances(), s.LLAMA_CTX_SIZE)
             mine = next((r for r in running if own is not None and r.port == own.port), None)
             plan = planner.plan_load(
@@ -189,7 +209,7 @@ class Loader:
                 beside=beside,
                 own=mine,
                 others=[r for r in running if r is not mine],
-                free=await planner.measure_free(s, self._free_memory),
+                free=free,
                 policy=planner.policy(s),
             )
             if not plan.wait:
@@ -227,7 +247,13 @@ class Loader:
             f"; unloading ports {evict} first" if evict else "",
         )
         evicted = [r for p in evict if (r := self._records.on_port(p)) is not None]
+        # the claim: from now on no request is admitted to what is evicted
         with self._records.draining(evicted, f"unloaded for {entry.key}"):
+            flying = [r for r in evicted if r.in_flight]
+            if flying:  # cannot happen (the plan saw them idle, no await since): never stop them
+                log.error("Evicting %s with requests in flight; waiting for them", flying)
+                if not await self._records.wait_idle(flying, s.EVICT_WAIT_SECONDS, holds=False):
+                    raise BusyError(f"Cannot load {entry.key} now: {flying} still serve requests")
             try:
                 pids = {self.manager.status(p).pid for p in evict} - {None}
                 for p in evict:
