@@ -25,7 +25,6 @@ from app.core.lifecycle.instance import (
     BusyError,
     Instance,
     InstanceEvent,
-    LoadFailedError,
     ModelNotLoadedError,
 )
 from app.core.lifecycle.loading import Loader
