@@ -64,6 +64,7 @@ def four_models(tmp_path):
     return folder
 
 
+@pytest.mark.timeout(900)  # about 1 min on an idle 2-core machine; generous for a busy one
 async def test_churn_never_stops_a_busy_model(llama_server_bin, four_models, caplog) -> None:
     caplog.set_level(logging.INFO)
     s = Settings(

@@ -9,20 +9,18 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from app.config import SettingsSource
+from app.core.api.inflight import InFlight
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import Catalogue
 from app.core.models.stats import SpeedStats
-
-if TYPE_CHECKING:
-    from app.core.api.inflight import InFlight
 
 
 class ApiError(Exception):
@@ -296,7 +294,7 @@ class ApiContext:
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub
     runs: Callable[[], Any] | None = None  # the app's RunService, when it has one
-    inflight: InFlight = field(default_factory=lambda: _inflight())  # to each server
+    inflight: InFlight = field(default_factory=lambda: InFlight(hung_error))  # per server
 
     @property
     def catalogue(self) -> Catalogue:
@@ -306,10 +304,9 @@ class ApiContext:
         return self.lifecycle.manager.log_path(port)
 
 
-def _inflight() -> InFlight:
-    from app.core.api.inflight import InFlight
-
-    return InFlight()
+def hung_error(reason: str) -> ApiError:
+    """The answer to a request whose server was declared hung meanwhile."""
+    return ApiError(503, reason, type_="server_error", code="model_not_responding")
 
 
 CONTEXT = web.AppKey("familylog_api", ApiContext)

@@ -11,15 +11,13 @@ from collections.abc import Callable
 
 import aiohttp
 
-from app.core.api.common import ApiError
-
-
-def hung_error(reason: str) -> ApiError:
-    return ApiError(503, reason, type_="server_error", code="model_not_responding")
-
 
 class InFlight:
-    def __init__(self) -> None:
+    """``error(reason)``: what a read of an answer raises once its server is declared hung
+    (the API's 503)."""
+
+    def __init__(self, error: Callable[[str], BaseException]) -> None:
+        self._error = error
         self._posts: dict[int, set[asyncio.Future]] = {}
         self._answers: dict[int, weakref.WeakSet[aiohttp.ClientResponse]] = {}
         self._reasons: dict[asyncio.Future, str] = {}
@@ -49,4 +47,4 @@ class InFlight:
                 fut.cancel()
         for response in list(self._answers.get(port, ())):
             if not response.closed:
-                response.content.set_exception(hung_error(reason))
+                response.content.set_exception(self._error(reason))

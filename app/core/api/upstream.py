@@ -17,8 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from app.core.api.common import ApiContext, ApiError
-from app.core.api.inflight import hung_error
+from app.core.api.common import ApiContext, ApiError, hung_error
 from app.core.servers.keys import auth_headers, server_url
 
 # The port of the last server the request being handled posted to: the API's error handler

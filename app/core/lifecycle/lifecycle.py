@@ -36,7 +36,7 @@ from app.core.notices import NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError
 from app.core.servers.manager import LlamaServerManager
-from app.core.servers.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent, file_note
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class ModelLifecycle:
             held_by=tuple(sorted(rec.holders)) if rec else (),
             last_used=max(rec.last_used if rec else 0.0, st.ready_at or 0.0),
             stale=self._stale(st, entry, rec),
+            file_note=file_note(st),
             ttl=ttl,
             requests=rec.served if rec else 0,
             pinned=bool(entry and self.presets and self.presets.pinned(entry)),
@@ -185,6 +186,10 @@ class ModelLifecycle:
         never since the app started (the tray lists other models by it)."""
         rec = self._record(model)
         return rec.last_used if rec else 0.0
+
+    def file_changes(self) -> dict[str, str]:
+        """``{key: file note}`` of the running models whose file moved or changed."""
+        return {i.key: i.file_note for i in self.snapshot() if i.file_note and i.state.alive}
 
     def _stale(
         self, st: ServerStatus, entry: ModelEntry | None, rec: ModelRecord | None

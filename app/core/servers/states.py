@@ -58,6 +58,24 @@ def file_identity(path: str | Path) -> FileId | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+FILE_GONE = "file moved or deleted"
+FILE_CHANGED = "file changed: restart to use the new one"
+
+
+def file_note(st: ServerStatus) -> str | None:
+    """What became of the file the server on ``st`` was started from (None: it is there,
+    unchanged; a server it runs keeps the old file open either way)."""
+    spec = st.spec
+    if spec is None or st.state is ServerState.STOPPED:
+        return None
+    now = file_identity(spec.model_path)
+    if now is None or (spec.mmproj and file_identity(spec.mmproj) is None):
+        return FILE_GONE
+    if st.file_id is not None and now != st.file_id:
+        return FILE_CHANGED
+    return None
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """Everything that decides how a server is started; equal specs mean the same server."""
