@@ -13,6 +13,8 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running tray, which
   answers when the load is done, else to a ``--headless`` app's API; with none running
   they say so and exit 3, no GUI starts (``app.cli.load_unload``).
+- ``--rescan``: the running app reads its model folders again and says what changed
+  (``app.cli.rescan``); exit 3 when no app runs.
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers
   (``app.cli.ps``).
@@ -66,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the running app to unload this model, or every model with 'all'",
     )
     _add_download_args(p)
+    p.add_argument(
+        "--rescan",
+        action="store_true",
+        help="ask the running app to read its model folders again and say what changed",
+    )
     _add_benchmark_args(p)
     p.add_argument(
         "--check",
@@ -236,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.download import download_command
 
         return download_command(settings, args.download, file=args.file, quant=args.quant)
+
+    if args.rescan:
+        from app.cli.rescan import rescan_command
+
+        return rescan_command(settings, paths)
 
     if args.ps:
         from app.cli.ps import ps_command

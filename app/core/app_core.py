@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from app.config import Settings
 from app.core.discovery.server import resolve_server_path
 from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle.files import Rescanner
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
 from app.core.logs.app_logging import follow_log_limits
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from app.core.api.server import ApiServer
     from app.core.downloads.service import Downloads
     from app.core.gpu.probe import GpuProber
+    from app.core.lifecycle.files import FolderWatch
     from app.core.lifecycle.idle import IdleUnloader
     from app.core.lifecycle.prefetch import Prefetcher
     from app.core.runs.service import RunService
@@ -94,6 +96,12 @@ class AppCore:
             presets=self.presets,
         )
         self.manager.subscribe(self._on_state)
+        # a running model stays listed while it runs, even when its file is gone
+        self.catalogue.live_files = lambda: {
+            st.spec.file for st in self.manager.statuses().values() if st.spec and st.state.alive
+        }
+        # rescans (the tray, the API, --rescan, the folder watch) tell what became of files
+        self.rescanner = Rescanner(self.lifecycle, self.notices)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
         self.stats = SpeedStats()
         self.services: list[Service] = []
@@ -101,6 +109,7 @@ class AppCore:
         self.gpu: GpuProber | None = None  # set by build_core
         self.idle: IdleUnloader | None = None  # set by build_core
         self.prefetch: Prefetcher | None = None  # set by build_core
+        self.watch: FolderWatch | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         self.downloads: Downloads | None = None  # models from the hub, set by build_core
         # Ports held by a process the app did not start: shown as "external", never killed.
@@ -226,6 +235,8 @@ class AppCore:
         self.notices.emit(Notice(Level.WARNING, f"Logging paused for {status.model_name}", problem))
 
     def _on_state(self, event: StateEvent) -> None:
+        if event.new is ServerState.STOPPED and self.catalogue.kept:
+            self.catalogue.refresh()  # a model kept listed only while it ran is gone now
         # A crash of a ready server is not the answer to any user action: tell the user here.
         if event.old is ServerState.READY and event.new is ServerState.FAILED:
             self.notices.emit(

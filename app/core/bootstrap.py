@@ -10,6 +10,7 @@ from app.core.downloads.listing import AfterDownload
 from app.core.downloads.service import Downloads
 from app.core.downloads.staging import DiskFree
 from app.core.gpu.probe import GpuProber
+from app.core.lifecycle.files import FolderWatch
 from app.core.lifecycle.idle import IdleUnloader
 from app.core.lifecycle.memory import free_memory
 from app.core.lifecycle.placement import estimate_need
@@ -51,6 +52,9 @@ def build_core(
         core.add_service(Supervisor(core.lifecycle, core.notices, core.live, policy, clock=clock))
     core.idle = IdleUnloader(core.lifecycle, core.live)
     core.add_service(core.idle)
+    # Model files that come, go or move: rescanned when the folders change.
+    core.watch = FolderWatch(core.rescanner, core.live)
+    core.add_service(core.watch)
     # Switch mode: read the next model into the page cache while the current one serves.
     core.prefetch = Prefetcher(core.lifecycle, core.live)
     core.add_service(core.prefetch)
@@ -71,6 +75,7 @@ def build_core(
             gpu_probe=gpu.probe,
             downloads=core.downloads,
             runs=lambda: core.runs,
+            rescan=core.rescanner.rescan,
         )
         core.add_service(core.api)
     if runs:

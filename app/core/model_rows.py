@@ -91,6 +91,8 @@ def model_row(
         state = "not responding"  # its health check is unanswered: hung or not, decided soon
     else:
         state = view.state_text
+    if inst is not None and inst.file_note and inst.state.alive:
+        state += f" ({inst.file_note})"
     ctx_max = entry.max_context_length
     if inst is not None and inst.state.alive and inst.context_length:
         context = f"{inst.context_length:,}"

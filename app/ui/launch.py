@@ -70,6 +70,7 @@ class StartingUp:
             "process-now": self.not_yet,
             "load": self.not_yet,
             "unload": self.not_yet,
+            "rescan": self.not_yet,
         }
 
     def opened(self, dialog: QWidget | None) -> None:

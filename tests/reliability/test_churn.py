@@ -131,8 +131,8 @@ async def test_churn_never_stops_a_busy_model(llama_server_bin, four_models, cap
         unsubscribe()
         await core.stop()
     took = time.monotonic() - t0
-    if os.environ.get("FLT_CHURN_LOG"):
-        open(os.environ["FLT_CHURN_LOG"], "w").write(caplog.text)
+    if os.environ.get("FLT_CHURN_LOG"):  # the app's log of the churn, to read
+        Path(os.environ["FLT_CHURN_LOG"]).write_text(caplog.text)
     total = sum(answers.values())
     assert total == ROUNDS * CLIENTS * PER_CLIENT
     assert not worst, f"{len(worst)} bad moments/answers, first: {worst[:5]}; all: {answers}"

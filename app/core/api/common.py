@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,6 +294,7 @@ class ApiContext:
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub
     runs: Callable[[], Any] | None = None  # the app's RunService, when it has one
+    rescan: Callable[[], Awaitable[Any]] | None = None  # the app's Rescanner.rescan
     inflight: InFlight = field(default_factory=lambda: InFlight(hung_error))  # per server
 
     @property

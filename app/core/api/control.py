@@ -5,6 +5,8 @@ command given beside a headless app goes to that app instead of touching its ser
   --process-now`` sends to a headless app; 202 when started, 409 while one runs. Only a
   client on this machine (a loopback peer) may start a run.
 - ``GET /api/v0/runs``: the run in progress (if any) and the last runs.
+- ``POST /api/v0/models/rescan``: read the model folders again (``familylog-tray
+  --rescan``); what came, what went, and what became of the running models' files.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ async def list_runs(request: web.Request) -> web.Response:
     return web.json_response({"status": now, "runs": recent})
 
 
+async def rescan(request: web.Request) -> web.Response:
+    c: ApiContext = request.app[CONTEXT]
+    if c.rescan is None:
+        raise ApiError(503, "This app cannot rescan its model folders.", code="rescan_unavailable")
+    result = await c.rescan()
+    return web.json_response({**result.as_json(), "message": result.words()})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v0/runs", start_run)
     app.router.add_get("/api/v0/runs", list_runs)
+    app.router.add_post("/api/v0/models/rescan", rescan)

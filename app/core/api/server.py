@@ -12,7 +12,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -159,10 +159,12 @@ class ApiServer:
         gpu_probe: GpuProbe | None = None,
         downloads: Downloads | None = None,
         runs: Callable[[], Any] | None = None,
+        rescan: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.downloads = downloads
         self._runs = runs  # the app's RunService, for POST /api/v0/runs
+        self._rescan = rescan  # for POST /api/v0/models/rescan
         self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
@@ -244,6 +246,7 @@ class ApiServer:
             gpu_probe=self._gpu_probe,
             downloads=self.downloads,
             runs=self._runs,
+            rescan=self._rescan,
         )
         app[CONTEXT] = self._ctx
         add_routes(app)

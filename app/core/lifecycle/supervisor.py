@@ -43,7 +43,15 @@ from app.core.clock import Clock, SystemClock
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.keys import auth_headers, server_url
-from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+from app.core.servers.states import (
+    FILE_CHANGED,
+    FILE_GONE,
+    LaunchSpec,
+    ServerState,
+    ServerStatus,
+    StateEvent,
+    file_note,
+)
 
 if TYPE_CHECKING:
     from app.config import Settings, SettingsSource
@@ -231,6 +239,10 @@ class Supervisor:
         me = asyncio.current_task()
         try:
             await self._clock.sleep(delay)
+            if not self._file_allows_restart(port):
+                if self.manager.status(port).state is ServerState.READY:  # a hung one
+                    await self.lifecycle.fail(port, "hung; its file is gone: not restarted", cond)
+                return
             status = await self.lifecycle.restart(port, cond)
         except asyncio.CancelledError:
             raise
@@ -260,6 +272,36 @@ class Supervisor:
                 self.manager.log_path(port),
             )
         )
+
+    def _file_allows_restart(self, port: int) -> bool:
+        """A restart loads the file at the model's path now: gone, no restart; replaced,
+        the user is told before the new file is loaded."""
+        st = self.manager.status(port)
+        st = st.evolve(state=ServerState.FAILED) if st.state is ServerState.STOPPED else st
+        note = file_note(st)
+        what = self._title(st)
+        if note == FILE_GONE:
+            self.notices.emit(
+                Notice(
+                    Level.ERROR,
+                    f"{what} not restarted",
+                    f"The file of {what} was moved or deleted ({st.model_path}), so it is not "
+                    "restarted. Load the model again from where its file is now.",
+                    self.manager.log_path(port),
+                )
+            )
+            return False
+        if note == FILE_CHANGED:
+            self.notices.emit(
+                Notice(
+                    Level.WARNING,
+                    f"{what}: its file changed",
+                    f"The file of {what} ({st.model_path}) was replaced since it was loaded; "
+                    "the restart loads the new file.",
+                    self.manager.log_path(port),
+                )
+            )
+        return True
 
     def _stop_hung(self, port: int, pid: int, error: str) -> None:
         async def stop() -> None:
