@@ -187,6 +187,11 @@ class ModelLifecycle:
         rec = self._record(model)
         return rec.last_used if rec else 0.0
 
+    def start_problem(self, model: str | ModelEntry) -> str | None:
+        """Why the model is not started now: it crashed while starting and its back-off
+        runs (the reason, and when it is tried again); None when it can be."""
+        return self._loader.failures.blocked(self.entry(model))
+
     def file_changes(self) -> dict[str, str]:
         """``{key: file note}`` of the running models whose file moved or changed."""
         return {i.key: i.file_note for i in self.snapshot() if i.file_note and i.state.alive}

@@ -15,8 +15,9 @@ from app.core.lifecycle import planner
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.lifecycle.settle import settle
+from app.core.lifecycle.start_failures import StartFailures
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_kwargs
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.presets.fields import ModelPreset
 from app.core.presets.flags import Known, from_load_config
@@ -72,6 +73,7 @@ class Loader:
         self._instances = instances
         self._free_memory = free_memory
         self._gpu_probe = gpu_probe
+        self.failures = StartFailures()  # crashed at start: back-off, no eviction for them
 
     async def ensure(
         self,
@@ -145,6 +147,10 @@ class Loader:
             self._tell_failed(entry, problem, None)
             raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
         preset, known = await self._load_settings(entry, config)
+        setup = launch_key(launch_kwargs(entry, self._settings(), preset=preset, known=known))
+        blocked = self.failures.blocked(entry, setup)
+        if blocked:  # said when it crashed; every request meanwhile gets the reason at once
+            raise LoadFailedError(f"Cannot load {entry.key} now: {blocked}")
         async with self._lock:
             st = await self._load_locked(rec, entry, config, beside, preset, known)
             # counted (or held) before the lock goes: no other load can evict it first
@@ -246,6 +252,13 @@ class Loader:
             plan.reason,
             f"; unloading ports {evict} first" if evict else "",
         )
+        crashed = self.failures.recent(entry, launch_key(kw))
+        if evict and crashed:
+            raise LoadFailedError(
+                f"Cannot load {entry.key}: it crashed while starting last time, so no running "
+                f"model is unloaded to make room for it (ports {evict}). Unload one yourself "
+                f"to try it, or fix its file. Last time: {crashed}"
+            )
         evicted = [r for p in evict if (r := self._records.on_port(p)) is not None]
         # the claim: from now on no request is admitted to what is evicted
         with self._records.draining(evicted, f"unloaded for {entry.key}"):
@@ -259,11 +272,17 @@ class Loader:
                 for p in evict:
                     await self.manager.unload_model(p)
                 await self._settle(pids)
-                return await self.manager.load_model(entry.path, port=port, log_name=log_name, **kw)
+                st = await self.manager.load_model(entry.path, port=port, log_name=log_name, **kw)
             except _LOAD_ERRORS as e:
                 why = out_of_files_words() if out_of_files(e) else str(e)
-                self._tell_failed(entry, why, self.manager.log_path(port))
+                told = why
+                if isinstance(e, ServerExitedError):  # crashed while starting: back off
+                    backoff = self.failures.crashed(entry, launch_key(kw), why)
+                    told += f"\nNot tried again for {backoff:g} s (or until its file changes)."
+                self._tell_failed(entry, told, self.manager.log_path(port))
                 raise LoadFailedError(f"Cannot load {entry.key}: {why}") from e
+        self.failures.started(entry)
+        return st
 
     async def _settle(self, pids: set) -> None:
         """On a GPU, wait until the unloaded servers' memory is released (bounded)."""
