@@ -111,7 +111,7 @@ class LlamaServerManager(PortTable):
         # What a port's server is doing, in words, for the log of a stop that needed
         # SIGKILL ("serving 2 requests"); the lifecycle, which counts requests, sets it.
         self.activity: Callable[[int], str] | None = None
-        self._rotator = LogRotator(self.log_limits)
+        self.rotator = LogRotator(self.log_limits)
         PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
@@ -303,7 +303,7 @@ class LlamaServerManager(PortTable):
         for port, r in zip(ports, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("Stopping the server on port %d failed: %s", port, r)
-        await self._rotator.close()
+        await self.rotator.close()
 
     # ── Internals ─────────────────────────────────────────────────────────────
     async def _load_locked(
@@ -453,7 +453,7 @@ class LlamaServerManager(PortTable):
         if problem is not None and self._on_log_problem is not None:
             self._on_log_problem(slot.status, problem)
         if problem is None:
-            self._rotator.follow(log_path)
+            self.rotator.follow(log_path)
 
     async def _watch(
         self, slot: PortSlot, proc: asyncio.subprocess.Process, group: GroupRef
@@ -469,7 +469,7 @@ class LlamaServerManager(PortTable):
         if self._record is not None:
             self._record.remove(proc.pid)
         append_note(self.log_path(slot.port), f"PID {proc.pid} exited with code {code}")
-        self._rotator.forget(slot.status.log_path)
+        self.rotator.forget(slot.status.log_path)
         if slot.proc is proc:
             slot.proc = None
             if not slot.stopping and slot.status.state is ServerState.READY:
