@@ -25,11 +25,11 @@ async def app(llama_server_bin):
 @pytest.fixture(scope="session")
 def slow_model(models_dir):
     """A model big enough that one 2,000-token prompt keeps a one-thread llama-server's
-    main loop busy for seconds (about 2.6 s on this machine): a long generation."""
+    main loop busy for seconds (4 to 8 s on this machine, idle or busy): a long generation."""
     from tests.support.tiny_model import write_tiny_model
 
     return write_tiny_model(
-        models_dir / "slow-256x4-F32.gguf", n_embd=256, layers=4, n_ff=768, seed=3
+        models_dir / "slow-256x12-F32.gguf", n_embd=256, layers=12, n_ff=768, seed=3
     )
 
 
