@@ -136,6 +136,25 @@ async def test_the_folder_watch_sees_files_come_and_go(app, folder) -> None:
     await until(lambda: "stayer-Q8_0" not in core.catalogue.known_keys(), 30)
 
 
+async def test_a_change_made_while_the_watch_rescans_is_not_lost(app, folder) -> None:
+    """A file removed while a rescan runs (after the scan read the folder) is rescanned
+    for at the next quiet look, not taken as already read."""
+    core = app
+    rescan = core.rescanner.rescan
+
+    async def rescan_then_remove():
+        result = await rescan()
+        if (folder / "stayer-Q8_0.gguf").exists():  # the first rescan: a change under it
+            (folder / "stayer-Q8_0.gguf").unlink()
+        return result
+
+    core.rescanner.rescan = rescan_then_remove
+    write_tiny_model(folder / "newcomer-Q8_0.gguf", seed=5, name="new")
+    await until(lambda: "newcomer-Q8_0" in core.catalogue.known_keys(), 30)
+    await until(lambda: "stayer-Q8_0" not in core.catalogue.known_keys(), 30)
+    assert core.watch.rescans == 2
+
+
 async def test_unload_says_when_a_model_could_not_be_unloaded(app, monkeypatch) -> None:
     """What ``--unload`` prints is what happened: a server that is still there is an error."""
     core = app

@@ -162,10 +162,12 @@ class FolderWatch:
                 if self._differ(now, scanned) and not self._differ(now, seen):
                     # changed, and quiet since the last look (a copy under way is not read)
                     log.info("The model folders changed: rescanning")
+                    # what the rescan reads is at least this look: a change made while it
+                    # runs differs from it and is rescanned at the next quiet look (a look
+                    # taken after the rescan would take that change as already read)
+                    scanned = now
                     await self.rescanner.rescan()
                     self.rescans += 1
-                    now = await loop.run_in_executor(None, self._look)
-                    scanned = now
                 elif not self._differ(now, scanned):
                     scanned = now  # loads and unloads since: the files to watch now
                 seen = now
