@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
-    from app.settings_load import SettingsError, load_settings
+    from app.settings_load import SettingsError, load_settings, settings_warnings
 
     if args.start_at_login:
         from app.cli.start_at_login import start_at_login
@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, AppHomeError) as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
         return ExitCode.USAGE
+    if not args.headless:  # a headless app logs them (its console shows its log)
+        for warning in settings_warnings(paths):
+            print(f"familylog-tray: warning: {warning}", file=sys.stderr)
 
     if args.load is not None or args.unload is not None:
         from app.cli.load_unload import model_command

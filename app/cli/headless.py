@@ -15,6 +15,7 @@ from app.core.bootstrap import build_core
 from app.exit_codes import ExitCode
 from app.home_lock import HomeLock, refusal
 from app.paths import AppPaths
+from app.settings_load import settings_warnings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ async def run_headless(
     if holder is not None:  # one app per home: the running one is left alone
         print(refusal(holder, paths), file=sys.stderr)
         return ExitCode.REFUSED
+    for warning in settings_warnings(paths):
+        log.warning("%s", warning)
     core = build_core(settings, paths)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

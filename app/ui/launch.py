@@ -160,7 +160,7 @@ def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
     from app.core.settings.first_run import first_run_reasons, settings_origin
-    from app.settings_load import SettingsError, load_settings
+    from app.settings_load import SettingsError, load_settings, settings_warnings
 
     reasons = first_run_reasons(settings, paths)
     origin = None
@@ -193,6 +193,9 @@ def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
     tray_app = TrayApp(core, paths, instance=instance, tray=early)
     if origin is not None:
         announce_when_shown(tray_app, Notice(Level.INFO, "Settings found", origin))
+    for warning in settings_warnings(paths):
+        log.warning("%s", warning)
+        announce_when_shown(tray_app, Notice(Level.WARNING, "A setting is set twice", warning))
 
     # SIGINT / SIGTERM: quit cleanly (stop the servers). Python runs signal handlers only
     # when the interpreter gets control, so the wake-up fd pokes the Qt loop.
