@@ -19,6 +19,7 @@ import httpx
 
 from app.core.model_rows import model_row
 from app.core.models.entry import LLM
+from app.core.servers.keys import auth_headers, server_url
 from app.core.servers.states import ServerState
 from tests.conftest import free_port
 from tests.faults.conftest import LONG_PROMPT, SLOW_ARGS
@@ -120,17 +121,28 @@ async def test_a_long_prompt_is_not_taken_for_a_hang(llama_server_bin, slow_mode
                 )
             )
             await until(lambda: core.lifecycle.in_flight(first.port) == 1, 10)
-            # what the idle check would have asked waits behind the prompt
-            async with httpx.AsyncClient(trust_env=False, timeout=60) as direct:
-                s0 = time.monotonic()
-                await direct.get(
-                    f"http://127.0.0.1:{first.port}/slots",
-                    headers={"Authorization": f"Bearer {first.key}"},
-                )
-                slots_took = time.monotonic() - s0
+            st = core.manager.status(first.port)
+
+            async def slots_wait() -> float:
+                """What the idle check (``/slots``, the main loop's) would wait: asked
+                until one waits past the hung limit (the prompt has reached the server
+                some time after it is counted in flight) or the prompt is done."""
+                longest = 0.0
+                async with httpx.AsyncClient(trust_env=False, timeout=60) as direct:
+                    while not req.done() and longest <= hung:
+                        s0 = time.monotonic()
+                        slots = await direct.get(
+                            server_url(first.port, "/slots", st), headers=auth_headers(st)
+                        )
+                        assert slots.status_code == 200, slots.text
+                        longest = max(longest, time.monotonic() - s0)
+                return longest
+
+            probe = asyncio.create_task(slots_wait())
             while not req.done():
                 seen.append(core.lifecycle.instance(entry).responding)
                 await asyncio.sleep(0.05)
+            slots_took = await probe
             r = req.result()
             took = time.monotonic() - t0
         assert r.status_code == 200, r.text
