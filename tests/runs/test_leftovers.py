@@ -90,22 +90,27 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
 async def test_a_grandchild_in_a_session_of_its_own_is_found(make_settings) -> None:
     """``setsid`` takes it out of the run's process group; the mark in its environment (and
     on Linux the subreaper) still makes it the run's."""
-    script = 'setsid sleep 60 & echo "child $!"; sleep 0.2; exit 0'
+    # an argument of its own: other programs on this machine may run a "sleep 60" too
+    script = 'setsid sleep 60.26 & echo "child $!"; sleep 0.2; exit 0'
     async with started_core(
         make_settings(FAMILYLOG_COMMAND=shell(script)), kill_after=GRACE
     ) as core:
         rec = Recorder(core)
+        t0 = time.time()
         result = core.runs.process_now()
-        await _pids(rec, "child")
+        (child,) = await _pids(rec, "child")
         record = await asyncio.wait_for(result.wait(), WAIT)
         assert record.outcome is Outcome.SUCCEEDED
         assert "left 1 process behind" in record.message and "sleep" in record.message
         left = [
             p
-            for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] == ["sleep", "60"] and _alive(p.pid)
+            for p in psutil.process_iter(["cmdline", "create_time"])
+            if p.info["cmdline"] == ["sleep", "60.26"]
+            and p.info["create_time"] >= t0 - 1
+            and _alive(p.pid)
         ]
         assert not left, left
+        assert not _alive(child)
 
 
 @pytest.mark.parametrize("how", ["cancel", "timeout", "quit"])
