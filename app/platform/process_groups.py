@@ -33,12 +33,14 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import psutil
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MARK_VAR = "FAMILYLOG_TRAY_MARK"
 PR_SET_CHILD_SUBREAPER = 36
@@ -209,26 +211,49 @@ class Stopped:
         return f"{what}; {how}"
 
 
+class StopClock(Protocol):
+    """The time a stop's grace period is measured on (the app's clock seam, ``Clock``;
+    a test's hand-moved one): its now, and an await bounded by it."""
+
+    def monotonic(self) -> float: ...
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T: ...
+
+
+class _LoopClock:
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        return await asyncio.wait_for(aw, timeout)
+
+
 async def _wait_gone(
     procs: list[psutil.Process],
     until: float,
     leader: int | None,
     leader_exited: asyncio.Future | None,
+    clock: StopClock,
 ) -> list[psutil.Process]:
-    """Wait until ``procs`` have exited and the leader too (``leader_exited``), or the loop
-    time ``until``; the ones still alive."""
-    loop = asyncio.get_running_loop()
-    while True:
-        reap_zombies(procs, leader)
-        alive = [p for p in procs if _alive(p)]
-        leader_done = leader_exited is None or leader_exited.done()
-        left = until - loop.time()
-        if (not alive and leader_done) or left <= 0:
-            return alive
-        if not alive and leader_exited is not None:
-            await asyncio.wait({leader_exited}, timeout=left)  # woken by the exit itself
-        else:
-            await asyncio.sleep(min(POLL, left))
+    """Wait until ``procs`` have exited and the leader too (``leader_exited``), or the
+    ``clock``'s time ``until``; the ones still alive."""
+
+    async def gone() -> None:
+        while True:
+            reap_zombies(procs, leader)
+            if any(_alive(p) for p in procs):
+                await asyncio.sleep(POLL)
+            elif leader_exited is None or leader_exited.done():
+                return
+            else:
+                await asyncio.wait({leader_exited})  # woken by the exit itself
+
+    left = until - clock.monotonic()
+    if left > 0:
+        with contextlib.suppress(TimeoutError):
+            await clock.wait_for(gone(), left)
+    reap_zombies(procs, leader)
+    return [p for p in procs if _alive(p)]
 
 
 class GroupStopper:
@@ -245,8 +270,10 @@ class GroupStopper:
         *,
         exclude: Callable[[], Iterable[int]] = tuple,
         trust_group: bool = True,
+        clock: StopClock | None = None,
     ) -> None:
         self.ref = ref
+        self._clock = clock or _LoopClock()
         self._exclude = exclude
         self._trust_group = trust_group
         # the whole process group is signalled only when it is known to be the group's
@@ -290,8 +317,8 @@ class GroupStopper:
         """Stop the members (and the leader, when ``leader_exited`` is not done yet: the
         leader's exit as asyncio sees it; the leader is never reaped here). Returns within
         ``grace`` + ``KILL_WAIT`` seconds plus two looks at the process table."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
+        clock = self._clock
+        deadline = clock.monotonic() + grace
         leader = self.ref.leader
         found = await self._scan()
         waiting = leader_exited is not None and not leader_exited.done()
@@ -299,12 +326,12 @@ class GroupStopper:
             return self.result()
         self._term(found)
         others = [p for p in found if p.pid != leader]
-        alive = await _wait_gone(others, deadline, leader, leader_exited)
+        alive = await _wait_gone(others, deadline, leader, leader_exited, clock)
         # anyone who joined meanwhile (a child forked while its parent was stopping)
         later = [p for p in await self._scan() if p.pid not in {q.pid for q in found}]
-        if later and loop.time() < deadline:
+        if later and clock.monotonic() < deadline:
             self._term(later)
-            alive += await _wait_gone(later, deadline, leader, leader_exited)
+            alive += await _wait_gone(later, deadline, leader, leader_exited, clock)
         else:
             alive += later
         alive = [p for p in alive if _alive(p)]
@@ -316,8 +343,8 @@ class GroupStopper:
         lead = [p for p in found if p.pid == leader and waiting]  # no group on Windows
         self._leader_killed = self._leader_killed or waiting
         signal_group(self._pgid, signal.SIGKILL, alive + lead)
-        end = loop.time() + KILL_WAIT
-        rest = await _wait_gone(alive, end, leader, leader_exited)
+        end = clock.monotonic() + KILL_WAIT
+        rest = await _wait_gone(alive, end, leader, leader_exited, clock)
         for p in rest:
             self._survivors.setdefault(p.pid, describe([p]))
         return self.result()

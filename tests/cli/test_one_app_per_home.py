@@ -110,6 +110,12 @@ def test_a_second_run_request_while_one_runs_is_answered(
         again = cli("--process-now", env=env)
         assert again.returncode == 1
         assert "A FamilyLog run is already in progress" in again.stderr
+        # what --process-now asked: POST /api/v0/runs; GET /api/v0/runs shows the run
+        api = f"http://127.0.0.1:{env['API_PORT']}/api/v0/runs"
+        r = httpx.post(api, trust_env=False, timeout=10)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "run_in_progress"
+        now = httpx.get(api, trust_env=False, timeout=10).json()["status"]
+        assert now["state"] == "running" and now["trigger"] == "command line"
     finally:
         app.send_signal(signal.SIGTERM)
         t0 = time.monotonic()

@@ -335,6 +335,10 @@ class Supervisor:
             finally:
                 self._client = None
 
+    def checks_out(self) -> list[int]:
+        """The ports whose health check is out now (sent, not yet answered)."""
+        return list(self._checks)
+
     def _check_now(self, port: int) -> None:
         """A client found the server on ``port`` silent: check it at once."""
         if self._client is not None and self.policy.probe_interval > 0:

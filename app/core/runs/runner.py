@@ -243,7 +243,7 @@ class FamilyLogRunner:
                 adopt(proc.pid)  # Windows: into the job that dies with the app
             group = GroupRef.of(proc.pid, mark)
             self._proc, self._exited = proc, exited
-            self._stopper = GroupStopper(group, exclude=self._server_pids)
+            self._stopper = GroupStopper(group, exclude=self._server_pids, clock=self._clock)
             self._remember(group)
             if self._stop_reason is not None:  # cancelled while the process was being spawned
                 self._escalate()
