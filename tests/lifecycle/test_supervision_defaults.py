@@ -124,8 +124,8 @@ async def test_hung_means_a_health_check_unanswered_for_hung_probe_seconds(
             assert _said(core, f"llama-server PID {pid} answered no health check for 60 s")
             assert _said(core, "hung; restarting it in 1 s (attempt 1 of 3)")
             assert core.manager.status(port).pid == pid  # not before the back-off
-            due = clock.monotonic() + 1
-            await until(lambda: clock.waits_until(due, "sleep"))
+            # the back-off's sleep, asked once the hung server is stopped (real time)
+            await until(lambda: ("sleep", 1.0) in clock.asked, 60)
             clock.advance(1)
             await until(
                 lambda: (

@@ -77,8 +77,8 @@ class Catalogue:
     ``rescan`` (at start, on request, and when the folder watch sees a change), headers only,
     cached by path, size and mtime.
 
-    A model that runs stays listed under its key while it runs, even when a rescan no
-    longer finds its file (moved or deleted): so it can still be named, served and unloaded
+    A model that runs stays listed under its key while it runs when its file is gone (moved
+    or deleted): so it can still be named, served and unloaded
     by that key; the lifecycle says "file moved or deleted". It goes from the list with the
     first change after it stopped (``live_files``: the files of the running servers)."""
 
@@ -160,6 +160,7 @@ class Catalogue:
             for e in old
             if e.file in live
             and e.file not in found_files
+            and not Path(e.path).exists()  # gone (moved, deleted); a file still there is not
             and not any(e.file == r.file for r in roles)
             and e.key.casefold() not in used
         ]
