@@ -170,7 +170,16 @@ class Settings(ApiSettings, MachineSettings):
         default=60.0,
         ge=0,
         title="Hung check (seconds)",
-        description="How often an idle server is asked whether it still answers; 0 = never",
+        description="A server that has not answered its health check for this long is hung "
+        "(it is then restarted); it is asked every quarter of that; 0 = never",
+        json_schema_extra=_in(SERVER, NOW),
+    )
+    STOP_GRACE_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        title="Time to stop (seconds)",
+        description="How long a server being unloaded, or a FamilyLog run being stopped, gets "
+        "to exit after SIGTERM before it is killed (SIGKILL)",
         json_schema_extra=_in(SERVER, NOW),
     )
 

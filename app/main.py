@@ -5,12 +5,16 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 
 - ``--version``: print the version.
 - ``--start-at-login on|off|status``: no app needed (``app.cli.start_at_login``).
-- ``--show`` / ``--logs`` / ``--process-now``: forwarded to the running instance when
-  there is one (``app.ui.single_instance``); otherwise ``--process-now`` runs once headless
-  (``app.cli.process_now``) and the others start the tray with that window open.
+- ``--show`` / ``--logs`` / ``--process-now``: forwarded to the app running on this home
+  when there is one (``app.cli.running_app``: the tray's single-instance channel, or a
+  headless app's API); otherwise ``--process-now`` runs once headless
+  (``app.cli.process_now``) and the others start the tray with that window open. One app
+  per home (``app.home_lock``): a second ``--headless`` or tray is refused, naming the first.
 - ``--load KEY [--ctx N]`` / ``--unload KEY|all``: forwarded to the running tray, which
   answers when the load is done, else to a ``--headless`` app's API; with none running
   they say so and exit 3, no GUI starts (``app.cli.load_unload``).
+- ``--rescan``: the running app reads its model folders again and says what changed
+  (``app.cli.rescan``); exit 3 when no app runs.
 - ``--ps [--json]``: the running app's loaded models, asked through its API
   (``GET /api/v0/ps``); "no models loaded" when none, exit 3 when no app answers
   (``app.cli.ps``).
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the running app to unload this model, or every model with 'all'",
     )
     _add_download_args(p)
+    p.add_argument(
+        "--rescan",
+        action="store_true",
+        help="ask the running app to read its model folders again and say what changed",
+    )
     _add_benchmark_args(p)
     _add_rpc_worker_args(p)
     p.add_argument(
@@ -251,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
-    from app.settings_load import SettingsError, load_settings
+    from app.settings_load import SettingsError, load_settings, settings_warnings
 
     if args.start_at_login:
         from app.cli.start_at_login import start_at_login
@@ -264,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, AppHomeError) as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
         return ExitCode.USAGE
+    if not args.headless:  # a headless app logs them (its console shows its log)
+        for warning in settings_warnings(paths):
+            print(f"familylog-tray: warning: {warning}", file=sys.stderr)
 
     if args.load is not None or args.unload is not None:
         from app.cli.load_unload import model_command
@@ -274,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.download import download_command
 
         return download_command(settings, args.download, file=args.file, quant=args.quant)
+
+    if args.rescan:
+        from app.cli.rescan import rescan_command
+
+        return rescan_command(settings, paths)
 
     if args.ps:
         from app.cli.ps import ps_command
@@ -292,12 +309,11 @@ def main(argv: list[str] | None = None) -> int:
 
     verb = forwarded_verb(args)
     if verb and not args.headless:
-        from app.ui.single_instance import forward
+        from app.cli.running_app import forward_verb
 
-        reply = forward(verb, paths)
-        if reply is not None:
-            print(reply)
-            return ExitCode.REFUSED if reply.startswith("error:") else ExitCode.OK
+        code = forward_verb(verb, settings, paths)
+        if code is not None:
+            return code
         if verb == "process-now":
             setup_logging(
                 paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS

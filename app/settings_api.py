@@ -150,6 +150,15 @@ class ApiSettings(BaseSettings):
         description="Items one array of a request body may have (400 above it)",
         json_schema_extra=_in(API, RESTART),
     )
+    UPSTREAM_READ_TIMEOUT_SECONDS: float = Field(
+        default=600.0,
+        ge=0,
+        title="Model silence limit (seconds)",
+        description="How long a request may wait for the next bytes of a model's answer "
+        "(the time between two reads, not the whole answer; long prompts need a while "
+        "before the first token) before it gets 504 and the server is checked; 0 = no limit",
+        json_schema_extra=_in(API, NOW),
+    )
     LLAMA_PORTS_OPEN: PortsOpen = Field(
         default="auto",
         title="Open llama-server ports",

@@ -1,12 +1,15 @@
 """Reading the settings (``app.config.Settings``) from their sources, with readable errors.
 
-Sources, later wins: FamilyLog's ``.env`` (in ``FAMILYLOG_DIR`` when set), the app's own
-settings file (``settings.env`` in the app home), environment variables.
+Sources, later wins: FamilyLog's ``.env`` (in ``FAMILYLOG_DIR`` when set; only the seed's
+keys, ``FAMILYLOG_ENV_KEYS``), the app's own settings file (``settings.env`` in the app
+home), environment variables. A key set twice in the app's file is a warning
+(``settings_warnings``).
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -15,6 +18,21 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.paths import AppPaths
+
+# What the app reads from FamilyLog's .env: the seed's section 3 (config.py's first block).
+# FamilyLog keeps settings of its own there (tokens, its own modes) that are not the app's.
+FAMILYLOG_ENV_KEYS = (
+    "LLAMA_SERVER_PATH",
+    "VISION_MODEL_GGUF",
+    "VISION_MMPROJ",
+    "LLM_MODEL_GGUF",
+    "LLAMA_GPU_LAYERS",
+    "LLAMA_CTX_SIZE",
+    "LLAMA_VISION_PORT",
+    "LLAMA_LLM_PORT",
+    "CONNECTION_TYPE",
+    "OPENROUTER_URL",
+)
 
 
 class SettingsError(ValueError):
@@ -48,7 +66,10 @@ def load_settings(paths: AppPaths | None = None, **overrides: object) -> Setting
         files = settings_sources(paths)
         for f in files:
             check_dotenv_syntax(f)
-        return Settings(_env_file=tuple(files) or None, **overrides)  # type: ignore[call-arg]
+        own = [f for f in files if f == paths.settings_file]
+        fl_values = _familylog_values([f for f in files if f not in own], own)
+        values = {**fl_values, **overrides}
+        return Settings(_env_file=tuple(own) or None, **values)  # type: ignore[call-arg]
     except ValidationError as e:
         raise SettingsError(describe_validation_error(e, files)) from None
     except (OSError, UnicodeDecodeError) as e:
@@ -56,6 +77,40 @@ def load_settings(paths: AppPaths | None = None, **overrides: object) -> Setting
             f"Cannot read the settings files {', '.join(map(str, files))}: {e}. "
             "Fix or remove the file and start again."
         ) from None
+
+
+def _familylog_values(fl_files: list[Path], own: list[Path]) -> dict[str, str]:
+    """The seed's keys from FamilyLog's ``.env`` that neither the app's own file nor the
+    environment sets (they win over it)."""
+    values: dict[str, str] = {}
+    for f in fl_files:
+        for k, v in dotenv_values(f).items():
+            if k in FAMILYLOG_ENV_KEYS and v is not None:
+                values[k] = v
+    mine = {k for f in own for k in dotenv_values(f)}
+    return {k: v for k, v in values.items() if k not in os.environ and k not in mine}
+
+
+def settings_warnings(paths: AppPaths) -> list[str]:
+    """What is odd but not wrong in the app's settings file: a key set on two lines (the
+    last one wins, which is easy to miss)."""
+    path = paths.settings_file
+    if not path.is_file():
+        return []
+    seen: dict[str, list[str]] = defaultdict(list)  # key -> its lines (no value: keys)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for b in parse_stream(f):
+                if b.key is not None and not b.error:
+                    seen[b.key].append(str(b.original.line))
+    except (OSError, UnicodeDecodeError):
+        return []  # load_settings says what is wrong with it
+    return [
+        f"{path}: {key} is set on lines {', '.join(at[:-1])} and {at[-1]}; line {at[-1]} "
+        f"wins. Remove the other{'s' if len(at) > 2 else ''}."
+        for key, at in seen.items()
+        if len(at) > 1
+    ]
 
 
 def check_dotenv_syntax(path: Path) -> None:

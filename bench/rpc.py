@@ -296,9 +296,7 @@ def main() -> None:
         ratios = {
             "workers_vs_here_tokens_per_s": paired("workers", "here", "tokens_per_s"),
             "workers_vs_here_ttft": paired("workers", "here", "ttft_s"),
-            "workers_vs_here_server_tokens_per_s": paired(
-                "workers", "here", "server_tokens_per_s"
-            ),
+            "workers_vs_here_server_tokens_per_s": paired("workers", "here", "server_tokens_per_s"),
             # through app "here" to the peer, whose model runs across the workers, vs asked
             # of the peer directly
             "through_peer_vs_direct_tokens_per_s": paired(

@@ -22,10 +22,16 @@ def app_url(s: Settings) -> str:
 
 
 def call(
-    s: Settings, path: str, body: dict | None = None, timeout: float = 5.0
+    s: Settings,
+    path: str,
+    body: dict | None = None,
+    timeout: float = 5.0,
+    *,
+    base: str | None = None,
 ) -> tuple[int, dict]:
-    """GET (or POST ``body``) ``path`` on the app's API: (status, JSON answer)."""
-    url = app_url(s) + path
+    """GET (or POST ``body``) ``path`` on the app's API: (status, JSON answer). ``base``:
+    the address the running app published (default: the settings' ``API_HOST:API_PORT``)."""
+    url = (base or app_url(s)) + path
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data)
     if data is not None:

@@ -1,4 +1,5 @@
-"""``familylog-tray --headless``: the core without Qt, until SIGINT or SIGTERM."""
+"""``familylog-tray --headless``: the core without Qt, until SIGINT or SIGTERM; refused
+(naming the running app) when another app runs on the same home."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.exit_codes import ExitCode
+from app.home_lock import HomeLock, refusal
 from app.paths import AppPaths
+from app.settings_load import settings_warnings
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +23,13 @@ log = logging.getLogger(__name__)
 async def run_headless(
     settings: Settings, paths: AppPaths, ready: asyncio.Event | None = None
 ) -> int:
+    lock = HomeLock(paths)
+    holder = lock.acquire("headless")
+    if holder is not None:  # one app per home: the running one is left alone
+        print(refusal(holder, paths), file=sys.stderr)
+        return ExitCode.REFUSED
+    for warning in settings_warnings(paths):
+        log.warning("%s", warning)
     core = build_core(settings, paths)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -27,6 +38,7 @@ async def run_headless(
             loop.add_signal_handler(sig, stop.set)
     try:
         await core.start()
+        lock.serving(core.api_url() if core.api is not None and core.api.running else None)
         await core.load_at_start()
         log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", os.getpid())
         print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
@@ -36,6 +48,7 @@ async def run_headless(
         log.info("Stopping")
     finally:
         await core.stop()
+        lock.release()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

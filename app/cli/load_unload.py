@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from app.cli.app_api import NotRunning, call, error_message
+from app.cli.running_app import api_base
 from app.config import Settings
 from app.exit_codes import ExitCode
 from app.paths import AppPaths
@@ -35,7 +36,7 @@ def model_command(args: argparse.Namespace, settings: Settings, paths: AppPaths)
         return ExitCode.REFUSED
     if reply is None:  # no tray: a --headless app answers through its API
         try:
-            return through_api(settings, verb, request_args["key"], args.ctx, wait)
+            return through_api(settings, verb, request_args["key"], args.ctx, wait, api_base(paths))
         except NotRunning:
             pass
         print(
@@ -52,14 +53,17 @@ def model_command(args: argparse.Namespace, settings: Settings, paths: AppPaths)
     return ExitCode.REFUSED
 
 
-def through_api(s: Settings, verb: str, key: str, ctx: int | None, wait: float) -> int:
-    """``--load`` / ``--unload`` through the API of an app with no tray (``--headless``);
-    raises ``NotRunning`` when nothing answers there either."""
+def through_api(
+    s: Settings, verb: str, key: str, ctx: int | None, wait: float, base: str | None = None
+) -> int:
+    """``--load`` / ``--unload`` through the API of an app with no tray (``--headless``, at
+    ``base`` when it published one); raises ``NotRunning`` when nothing answers there. An
+    unload is checked afterwards: a model still listed is an error (exit 1), named."""
     if verb == "load":
         body: dict = {"model": key}
         if ctx is not None:
             body["context_length"] = ctx
-        status, answer = call(s, "/api/v1/models/load", body, timeout=wait)
+        status, answer = call(s, "/api/v1/models/load", body, timeout=wait, base=base)
         if status != 200:
             print(f"familylog-tray: {error_message(answer)}", file=sys.stderr)
             return ExitCode.REFUSED
@@ -71,15 +75,26 @@ def through_api(s: Settings, verb: str, key: str, ctx: int | None, wait: float) 
             + (f" (context {ctx_now} tokens)" if ctx_now else "")
         )
         return ExitCode.OK
-    if key == "all":
-        status, answer = call(s, "/api/v0/ps")
-        keys = [m["key"] for m in answer.get("models") or []] if status == 200 else []
-    else:
-        keys = [key]
+    keys = _loaded(s, base) if key == "all" else [key]
     for k in keys:
-        status, answer = call(s, "/api/v1/models/unload", {"instance_id": k}, timeout=wait)
+        status, answer = call(
+            s, "/api/v1/models/unload", {"instance_id": k}, timeout=wait, base=base
+        )
         if status != 200 and not (key == "all" and status == 404):
             print(f"familylog-tray: {error_message(answer)}", file=sys.stderr)
             return ExitCode.REFUSED
+    left = [k for k in _loaded(s, base) if key == "all" or k == key]
+    if left:
+        print(
+            f"familylog-tray: could not unload {', '.join(left)}: still running (see the log).",
+            file=sys.stderr,
+        )
+        return ExitCode.REFUSED
     print(f"Unloaded {', '.join(keys)}" if keys else "No models were loaded; nothing to do.")
     return ExitCode.OK
+
+
+def _loaded(s: Settings, base: str | None) -> list[str]:
+    """The keys of the models the app runs now (``GET /api/v0/ps``)."""
+    status, answer = call(s, "/api/v0/ps", base=base)
+    return [m["key"] for m in answer.get("models") or []] if status == 200 else []

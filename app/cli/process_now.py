@@ -1,6 +1,7 @@
 """``familylog-tray --process-now`` with no instance running: one run, headless.
 
-The core starts with its services (the LM Studio-compatible API, when attached, so an
+It holds the app home while it runs (``app.home_lock``): another ``--process-now`` or a
+``--headless`` started meanwhile hands its request to this one. The core starts with its services (the LM Studio-compatible API, when attached, so an
 unmigrated FamilyLog finds its models) but without the schedule; the run's output is
 printed as it comes; the exit code is the run's. Ctrl+C cancels the run.
 """
@@ -16,10 +17,28 @@ from app.config import Settings
 from app.core.bootstrap import build_core
 from app.core.notices import Notice
 from app.exit_codes import ExitCode
+from app.home_lock import HomeLock, refusal
 from app.paths import AppPaths
 
 
 async def run_once_headless(settings: Settings, paths: AppPaths) -> int:
+    lock = HomeLock(paths)
+    holder = lock.acquire("process-now")
+    if holder is not None:  # an app started on this home meanwhile: hand the run to it
+        from app.cli.running_app import forward_verb
+
+        code = forward_verb("process-now", settings, paths)
+        if code is not None:
+            return code
+        print(refusal(holder, paths), file=sys.stderr)
+        return ExitCode.REFUSED
+    try:
+        return await _run_once(settings, paths, lock)
+    finally:
+        lock.release()
+
+
+async def _run_once(settings: Settings, paths: AppPaths, lock: HomeLock) -> int:
     core = build_core(settings, paths, schedule=False)
     runs = core.runs
     loop = asyncio.get_running_loop()
@@ -39,6 +58,7 @@ async def run_once_headless(settings: Settings, paths: AppPaths) -> int:
     record = None
     try:
         await core.start()
+        lock.serving(core.api_url() if core.api is not None and core.api.running else None)
         result = runs.process_now("command line")
         record = await result.wait()
     finally:

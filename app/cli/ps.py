@@ -68,7 +68,7 @@ def table(models: list[dict]) -> str:
             m["key"],
             m.get("role") or "-",
             m.get("type") or "-",
-            m["state"],
+            m["state"] + (f" ({m['file']})" if m.get("file") else ""),
             str(m["port"]),
             str(m.get("pid") or "-"),
             str(m.get("context_length") or "-"),

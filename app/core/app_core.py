@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from app.config import Settings
 from app.core.discovery.server import resolve_server_path
 from app.core.gpu.snapshot import GpuProbe
+from app.core.lifecycle.files import Rescanner
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.lifecycle.memory import GpuFree, free_memory
 from app.core.lifecycle.placement import Worker
@@ -28,7 +29,7 @@ from app.core.servers.address import client_url
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord
-from app.core.servers.states import ServerState, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing
 from app.paths import AppPaths
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from app.core.api.server import ApiServer
     from app.core.downloads.service import Downloads
     from app.core.gpu.probe import GpuProber
+    from app.core.lifecycle.files import FolderWatch
     from app.core.lifecycle.idle import IdleUnloader
     from app.core.lifecycle.prefetch import Prefetcher
     from app.core.machines.peers import Peers
@@ -78,6 +80,8 @@ class AppCore:
             api_key=settings.API_KEY.get_secret_value() or None,
             check_binary=False,
             private_ports=lambda: not self.settings.llama_ports_open,
+            stop_timeout=lambda: self.settings.STOP_GRACE_SECONDS,
+            on_log_problem=self._log_paused,
         )
         # the app's own log (when installed) rotates at the limits in force
         follow_log_limits(lambda: (self.settings.LOG_MAX_BYTES, self.settings.LOG_BACKUPS))
@@ -97,6 +101,12 @@ class AppCore:
             workers=self._worker_room,
         )
         self.manager.subscribe(self._on_state)
+        # a running model stays listed while it runs, even when its file is gone
+        self.catalogue.live_files = lambda: {
+            st.spec.file for st in self.manager.statuses().values() if st.spec and st.state.alive
+        }
+        # rescans (the tray, the API, --rescan, the folder watch) tell what became of files
+        self.rescanner = Rescanner(self.lifecycle, self.notices)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
         self.stats = SpeedStats()
         self.services: list[Service] = []
@@ -104,6 +114,7 @@ class AppCore:
         self.gpu: GpuProber | None = None  # set by build_core
         self.idle: IdleUnloader | None = None  # set by build_core
         self.prefetch: Prefetcher | None = None  # set by build_core
+        self.watch: FolderWatch | None = None  # set by build_core
         self.runs: RunService | None = None  # FamilyLog runs, attached by build_core
         self.downloads: Downloads | None = None  # models from the hub, set by build_core
         # Other machines (set by build_core): this GPU shared as an RPC worker, other
@@ -146,7 +157,7 @@ class AppCore:
         """Reap what an earlier run left behind, report foreign servers on our ports, read
         the model folders, then start the services."""
         loop = asyncio.get_running_loop()
-        reaped = await loop.run_in_executor(None, self.record.reap_orphans)
+        reaped = await self.record.reap_orphans(self.settings.STOP_GRACE_SECONDS)
         for r in reaped:
             self.notices.emit(
                 Notice(
@@ -178,11 +189,15 @@ class AppCore:
         pids = {st.pid for st in self.manager.statuses().values() if st.pid}
         return pids | {e.pid for e in self.record.entries()}
 
+    def _own_marks(self) -> set[str]:
+        """The marks of the servers' groups: a wrapper's llama-server is the app's too."""
+        return {e.mark for e in self.record.entries() if e.mark}
+
     async def refresh_external(self) -> dict[int, ExternalServer]:
         """Look for foreign processes on the configured ports; tell the user about new ones."""
         ports = self.configured_ports()
         found = await asyncio.get_running_loop().run_in_executor(
-            None, find_external, list(ports), self._own_pids()
+            None, find_external, list(ports), self._own_pids(), self._own_marks()
         )
         for port, ext in found.items():
             if self.external.get(port) != ext:
@@ -230,7 +245,12 @@ class AppCore:
         await self.manager.shutdown()
         self._started = False
 
+    def _log_paused(self, status: ServerStatus, problem: str) -> None:
+        self.notices.emit(Notice(Level.WARNING, f"Logging paused for {status.model_name}", problem))
+
     def _on_state(self, event: StateEvent) -> None:
+        if event.new is ServerState.STOPPED and self.catalogue.kept:
+            self.catalogue.refresh()  # a model kept listed only while it ran is gone now
         # A crash of a ready server is not the answer to any user action: tell the user here.
         if event.old is ServerState.READY and event.new is ServerState.FAILED:
             self.notices.emit(

@@ -10,6 +10,7 @@ from app.core.downloads.listing import AfterDownload
 from app.core.downloads.service import Downloads
 from app.core.downloads.staging import DiskFree
 from app.core.gpu.probe import GpuProber
+from app.core.lifecycle.files import FolderWatch
 from app.core.lifecycle.idle import IdleUnloader
 from app.core.lifecycle.memory import free_memory
 from app.core.lifecycle.placement import estimate_need
@@ -66,6 +67,9 @@ def build_core(
         )
     core.idle = IdleUnloader(core.lifecycle, core.live)
     core.add_service(core.idle)
+    # Model files that come, go or move: rescanned when the folders change.
+    core.watch = FolderWatch(core.rescanner, core.live)
+    core.add_service(core.watch)
     # Switch mode: read the next model into the page cache while the current one serves.
     core.prefetch = Prefetcher(core.lifecycle, core.live)
     core.add_service(core.prefetch)
@@ -87,6 +91,8 @@ def build_core(
             downloads=core.downloads,
             workers=core.workers,
             peers=core.peers,
+            runs=lambda: core.runs,
+            rescan=core.rescanner.rescan,
         )
         core.add_service(core.api)
     if runs:

@@ -82,13 +82,20 @@ def model_row(
 ) -> ModelRow:
     view = model_view(core, entry)
     inst = instance_of(core, entry)
+    crashed = core.lifecycle.start_problem(entry) if entry.configured else None
     loading = inst is not None and inst.state is ServerState.STARTING
     if loading and inst is not None and inst.status.started_at:
         state = f"loading {elapsed_text((now or time.time()) - inst.status.started_at)}"
     elif view.problem and inst is None:
         state = "cannot load"
+    elif crashed and (inst is None or not inst.state.alive):
+        state = "crashed at start"  # its back-off runs: the tip says why and when again
+    elif inst is not None and not inst.responding:
+        state = "not responding"  # its health check is unanswered: hung or not, decided soon
     else:
         state = view.state_text
+    if inst is not None and inst.file_note and inst.state.alive:
+        state += f" ({inst.file_note})"
     ctx_max = entry.max_context_length
     if inst is not None and inst.state.alive and inst.context_length:
         context = f"{inst.context_length:,}"
@@ -102,6 +109,8 @@ def model_row(
     tips = [entry.path] + ([f"mmproj: {entry.mmproj}"] if entry.mmproj else [])
     if view.problem:
         tips.append(view.problem)
+    if crashed:
+        tips.append(crashed)
     if inst is not None and inst.stale:
         tips.append(f"Runs stale: {inst.stale}")
     if inst is not None and inst.status.error:

@@ -70,6 +70,7 @@ class StartingUp:
             "process-now": self.not_yet,
             "load": self.not_yet,
             "unload": self.not_yet,
+            "rescan": self.not_yet,
         }
 
     def opened(self, dialog: QWidget | None) -> None:
@@ -93,11 +94,9 @@ class StartingUp:
 
 def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
     """Run the tray app until Quit (or SIGINT/SIGTERM); every server it started is stopped."""
-    from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
     from app.core.logs.app_logging import setup_logging
-    from app.ui.single_instance import InstanceServer
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
     answered = _already_running(paths)
@@ -128,6 +127,29 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
             asyncio.set_event_loop(loop)
         return loop
 
+    # One app per home (the tray, --headless, a one-off --process-now): the home's lock.
+    from app.home_lock import HomeLock, refusal
+
+    home = HomeLock(paths)
+    holder = home.acquire("tray")
+    if holder is not None:
+        answered = _already_running(paths) if holder.mode == "tray" else None
+        if answered is not None:
+            return answered
+        print(refusal(holder, paths), file=sys.stderr)
+        return ExitCode.REFUSED
+    try:
+        return _run_locked(args, settings, paths, app, qt_loop)
+    finally:
+        home.release()
+
+
+def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
+    """The rest of ``run_gui``, with the app home held."""
+    from PySide6.QtCore import QSocketNotifier
+
+    from app.ui.single_instance import InstanceServer
+
     # The single-instance lock, before any window: from here on another launch is answered.
     starting = StartingUp()
     instance = InstanceServer(paths, starting.handlers)
@@ -138,7 +160,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
     from app.core.settings.first_run import first_run_reasons, settings_origin
-    from app.settings_load import SettingsError, load_settings
+    from app.settings_load import SettingsError, load_settings, settings_warnings
 
     reasons = first_run_reasons(settings, paths)
     origin = None
@@ -171,6 +193,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     tray_app = TrayApp(core, paths, instance=instance, tray=early)
     if origin is not None:
         announce_when_shown(tray_app, Notice(Level.INFO, "Settings found", origin))
+    for warning in settings_warnings(paths):
+        log.warning("%s", warning)
+        announce_when_shown(tray_app, Notice(Level.WARNING, "A setting is set twice", warning))
 
     # SIGINT / SIGTERM: quit cleanly (stop the servers). Python runs signal handlers only
     # when the interpreter gets control, so the wake-up fd pokes the Qt loop.

@@ -1,10 +1,11 @@
-"""The forwarded ``load`` / ``unload`` verbs (``familylog-tray --load/--unload``): the
-running app answers them through ``app.core.lifecycle.commands`` when the load is done."""
+"""The forwarded ``load`` / ``unload`` / ``rescan`` verbs (``familylog-tray --load``,
+``--unload``, ``--rescan``): the running app answers them through
+``app.core.lifecycle.commands`` when the work is done."""
 
 from __future__ import annotations
 
 from app.core.app_core import AppCore
-from app.core.lifecycle.commands import load_command, unload_command
+from app.core.lifecycle.commands import load_command, rescan_command, unload_command
 from app.ui.single_instance import Handler, Reply
 
 
@@ -15,4 +16,7 @@ def model_verbs(core: AppCore) -> dict[str, Handler]:
     async def unload(key: str) -> str:
         return Reply(*await unload_command(core.lifecycle, key)).line()
 
-    return {"load": load, "unload": unload}
+    async def rescan() -> str:
+        return Reply(*await rescan_command(core.rescanner)).line()
+
+    return {"load": load, "unload": unload, "rescan": rescan}

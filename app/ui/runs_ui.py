@@ -38,6 +38,8 @@ _OUTCOME_MARK = {
     "cancelled": "■",
     "timed out": "⏱",
     "not started": "✗",
+    "running": "▶",
+    "interrupted": "⚠",
 }
 
 

@@ -325,8 +325,13 @@ class TrayApp(QObject):
 
     def rescan(self) -> asyncio.Task:
         """Read the model folders again; the task's result is the files that could not be
-        read (the catalogue tells the windows about the new list)."""
-        return self._spawn(self.core.catalogue.rescan(), "Rescanning the model folders")
+        read (the catalogue tells the windows about the new list; the rescanner tells the
+        user what became of the files of running models)."""
+
+        async def rescan() -> list[str]:
+            return (await self.core.rescanner.rescan()).problems
+
+        return self._spawn(rescan(), "Rescanning the model folders")
 
     def unload_ports(self, ports: tuple[int, ...]) -> asyncio.Task | None:
         ports = tuple(p for p in ports if not self.core.manager.is_busy(p))

@@ -17,6 +17,7 @@ from app.core.servers.keys import CORS_ORIGIN, PRIVATE_PREFIX, auth_headers
 from app.core.servers.states import ServerState
 from tests.api.conftest import chat, client
 from tests.support.app import load_role, supervisor
+from tests.support.wait import until
 
 LLM = "google/gemma-3-12b"
 API_KEY = "s3cret-for-the-api"
@@ -77,7 +78,8 @@ async def test_servers_answer_only_the_app(start_api) -> None:
         seen.append(r.status_code)
 
     async with httpx.AsyncClient(trust_env=False, event_hooks={"response": [record]}) as probe:
-        assert await supervisor(core).probe_all(probe) == []
+        assert supervisor(core).probe_all(probe) == []
+        await until(lambda: seen, 30)
     assert seen == [200]
 
 

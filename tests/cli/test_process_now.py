@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -174,3 +176,34 @@ def test_process_now_without_the_api_the_lmstudio_client_fails(familylog_dir, ap
     assert p.returncode == 1, out + err
     assert "ConnectError" in out
     assert "FamilyLog run failed" in err and "Exit code 1" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_a_run_whose_children_ignore_sigterm(familylog_dir, app_home, sig) -> None:
+    """The run's shell and its child both ignore SIGTERM: Ctrl+C (or SIGTERM) still ends the
+    command within the grace period and a second (STOP_GRACE_SECONDS=1), nothing left."""
+    script = "trap '' TERM; sleep 60 & echo \"child $!\"; wait"
+    p = process_now(
+        {
+            "FAMILYLOG_DIR": str(familylog_dir),
+            "FAMILYLOG_COMMAND": shlex.join(["bash", "-c", script]),
+            "STOP_GRACE_SECONDS": "1",
+        },
+        app_home,
+    )
+    child = None
+    try:
+        while not (m := re.match(r"child (\d+)$", (line := p.stdout.readline()).strip())):
+            assert line, p.stderr.read()
+        child = int(m[1])
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert took < 1 + 1 + 6, f"--process-now took {took:.1f} s to stop"  # + the app's own exit
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

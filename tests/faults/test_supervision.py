@@ -29,9 +29,7 @@ from tests.support.app import (
 from tests.support.fakes import healthy_but_hung_server
 from tests.support.wait import until
 
-HUNG_PROBE = RestartPolicy(
-    first_delay=0.01, max_delay=0.05, probe_interval=0.1, probe_timeout=1.0, hung_after=1
-)
+HUNG_PROBE = RestartPolicy(first_delay=0.01, max_delay=0.05, probe_interval=1.0, probe_timeout=0.25)
 
 
 async def _loaded(app, **kw):
@@ -128,7 +126,7 @@ async def test_hung_server_is_restarted(app, tiny_model) -> None:
         if alive(first.pid):
             os.kill(first.pid, signal.SIGCONT)
     n = notice(core, f"LLM on port {port} is not responding")
-    assert f"llama-server PID {first.pid} answered no request within 1 s" in n.text
+    assert f"llama-server PID {first.pid} answered no health check for 1 s" in n.text
     assert "restarting it in 0.01 s" in notice(core, "Restarting LLM").text
     now = core.manager.status(port)
     assert now.state is ServerState.READY and now.pid != first.pid
@@ -142,9 +140,7 @@ async def test_hung_server_is_restarted(app, tiny_model) -> None:
 async def test_server_that_answers_health_but_not_requests(app, tiny_model, tmp_path) -> None:
     # /health is fine, every real request hangs: detected, restarted, given up on, stopped.
     fake = healthy_but_hung_server(tmp_path / "llama-server")
-    policy = RestartPolicy(
-        first_delay=0.01, max_delay=0.05, probe_interval=0.05, probe_timeout=0.3, hung_after=1
-    )
+    policy = RestartPolicy(first_delay=0.01, max_delay=0.05, probe_interval=0.3, probe_timeout=0.1)
     core, first, _ = await _loaded(
         app, policy=policy, LLAMA_SERVER_PATH=str(fake), LLM_MODEL_GGUF=str(tiny_model)
     )
@@ -175,17 +171,17 @@ async def test_the_hung_probe_follows_a_changed_interval(llama_server_bin, monke
     probes: list[float] = []
     real = sup.probe_all
 
-    async def counted(client):
+    def counted(client, only=None):
         probes.append(asyncio.get_running_loop().time())
-        return await real(client)
+        return real(client, only)
 
     monkeypatch.setattr(sup, "probe_all", counted)
     await core.start()
     try:
         assert sup.policy.probe_interval == 0 and probes == []
-        core.live.set(core.settings.model_copy(update={"HUNG_PROBE_SECONDS": 0.05}))
+        core.live.set(core.settings.model_copy(update={"HUNG_PROBE_SECONDS": 0.4}))
         await until(lambda: len(probes) >= 3, 10)
         gaps = [b - a for a, b in zip(probes, probes[1:], strict=False)]
-        assert min(gaps) >= 0.05 - 0.01, gaps  # every 0.05 s, not every recheck
+        assert min(gaps) >= 0.1 - 0.01, gaps  # a quarter of 0.4 s, not every recheck
     finally:
         await core.stop()

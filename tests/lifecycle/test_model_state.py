@@ -46,6 +46,10 @@ def test_the_table() -> None:
         (M.READY, M.DRAINING),
         (M.READY, M.STOPPING),
         (M.READY, M.FAILED),
+        (M.READY, M.NOT_RESPONDING),
+        (M.NOT_RESPONDING, M.READY),
+        (M.NOT_RESPONDING, M.STOPPING),
+        (M.NOT_RESPONDING, M.FAILED),
         (M.DRAINING, M.READY),
         (M.DRAINING, M.STOPPING),
         (M.DRAINING, M.FAILED),
@@ -56,7 +60,13 @@ def test_the_table() -> None:
         (M.FAILED, M.STARTING),
         (M.FAILED, M.STOPPED),
     }
-    assert {s for s in M if s.alive} == {M.STARTING, M.READY, M.DRAINING, M.STOPPING}
+    assert {s for s in M if s.alive} == {
+        M.STARTING,
+        M.READY,
+        M.DRAINING,
+        M.NOT_RESPONDING,
+        M.STOPPING,
+    }
 
 
 def test_a_record_follows_its_process_and_keeps_its_last_use() -> None:

@@ -1,8 +1,8 @@
 """The supervisor's delays at their real values, the ones the README promises, through a
 clock the test moves by hand (``tests/support/clock.py``) and the real llama-server:
 a crash is restarted after 1 s, 2 s, 4 s, and a fourth crash within 10 minutes is not
-restarted; a server that answers no request within 30 s, twice in a row (probed every
-``HUNG_PROBE_SECONDS``, 60 by default), is hung and restarted. The policy is the one the
+restarted; each ready server gets a health check every quarter of ``HUNG_PROBE_SECONDS``
+(60 by default), and one unanswered for ``HUNG_PROBE_SECONDS`` means hung: restarted. The policy is the one the
 app builds from its settings (no test policy), so a changed default fails here."""
 
 from __future__ import annotations
@@ -88,43 +88,44 @@ async def test_a_crash_after_the_10_minute_window_starts_the_back_off_again(
         await core.stop()
 
 
-async def test_hung_means_no_answer_within_30_s_twice_in_a_row(llama_server_bin, tiny_model):
+async def test_hung_means_a_health_check_unanswered_for_hung_probe_seconds(
+    llama_server_bin, tiny_model
+):
     # HUNG_PROBE_SECONDS at its default (60); the tests' settings turn it off otherwise
     core, clock, st = await _started(llama_server_bin, tiny_model, HUNG_PROBE_SECONDS=60)
     assert core.settings.HUNG_PROBE_SECONDS == 60
     port, pid = st.port, st.pid
+    sup = supervisor(core)
+    entry = core.catalogue.role(LLM)
     t0 = clock.monotonic()
-    probes_asked = lambda: [s for k, s in clock.asked if k == "timeout"]  # noqa: E731
+
+    async def tick(t: float) -> None:
+        """Move the clock to ``t0 + t``: the check loop wakes every 15 s (a quarter)."""
+        await until(lambda: clock.waits_until(t0 + t, "sleep"))
+        clock.advance(t0 + t - clock.monotonic())
+
     try:
-        # The probe loop wakes every 30 s at most and probes once 60 s have passed since
-        # the last probe: at 60, 120, 180 s...
-        for t in (30, 60):
-            await until(lambda t=t: clock.waits_until(t0 + t, "sleep"))
-            clock.advance(30)
-        # the first probe (60 s) is answered at once: no timeout left waiting
-        await until(lambda: probes_asked() == [30.0] and not clock.deadlines("timeout"))
-        await until(lambda: clock.waits_until(t0 + 90, "sleep"))
-        clock.advance(30)
-        await until(lambda: clock.waits_until(t0 + 120, "sleep"))
+        # 15 s: a check is sent and answered at once
+        await tick(15)
+        await until(lambda: not sup.checks_out())
+        await until(lambda: clock.waits_until(t0 + 30, "sleep"))
         os.kill(pid, signal.SIGSTOP)  # now it answers nothing, not even /health
         try:
-            clock.advance(30)
-            # the second probe (120 s) waits 30 s for an answer that does not come
-            await until(lambda: clock.waits_until(t0 + 150, "timeout"))
-            clock.advance(29.9)
-            assert clock.waits_until(t0 + 150, "timeout")  # 29.9 s is not 30
-            clock.advance(0.1)
-            # one miss is not hung: nothing said, still ready; the next probe at 180 s
-            await until(lambda: clock.waits_until(t0 + 180, "sleep"))
-            assert not _said(core, "treated as hung")
+            await tick(30)  # the next check goes out, and no answer comes
+            await until(lambda: sup.checks_out() == [port])
+            await tick(45)  # 15 s unanswered: "not responding" while it is decided
+            await until(lambda: not core.lifecycle.instance(entry).responding)
             assert core.manager.status(port).state is ServerState.READY
-            clock.advance(30)
-            await until(lambda: clock.waits_until(t0 + 210, "timeout"))
-            clock.advance(30)  # the second miss in a row: hung
+            await tick(60)
+            await tick(75)  # 45 s unanswered: not yet hung
+            assert not _said(core, "treated as hung") and sup.checks_out() == [port]
+            await tick(90)  # 60 s unanswered: hung
             await until(lambda: _said(core, "treated as hung"))
-            assert _said(core, f"llama-server PID {pid} answered no request within 30 s")
+            assert _said(core, f"llama-server PID {pid} answered no health check for 60 s")
             assert _said(core, "hung; restarting it in 1 s (attempt 1 of 3)")
             assert core.manager.status(port).pid == pid  # not before the back-off
+            # the back-off's sleep, asked once the hung server is stopped (real time)
+            await until(lambda: ("sleep", 1.0) in clock.asked, 60)
             clock.advance(1)
             await until(
                 lambda: (
@@ -136,5 +137,6 @@ async def test_hung_means_no_answer_within_30_s_twice_in_a_row(llama_server_bin,
             if alive(pid):
                 os.kill(pid, signal.SIGCONT)
         await until(lambda: not alive(pid))
+        assert [s for k, s in clock.asked if k == "sleep"][:6] == [15.0] * 6
     finally:
         await core.stop()

@@ -6,7 +6,7 @@ import pytest
 
 from app.config import Settings
 from app.paths import AppPaths
-from app.settings_load import SettingsError, load_settings
+from app.settings_load import SettingsError, load_settings, settings_warnings
 
 
 def test_defaults_match_the_seed(app_home: Path) -> None:
@@ -76,3 +76,37 @@ def test_bad_value_from_the_environment_says_so(app_home, monkeypatch) -> None:
 
 def test_schedule_times_are_parsed() -> None:
     assert Settings(RUN_SCHEDULE="14:30, 03:00").schedule_times == [(3, 0), (14, 30)]
+
+
+def test_familylogs_env_is_read_for_the_seeds_keys_only(tmp_path, app_home, monkeypatch) -> None:
+    """FamilyLog's .env holds FamilyLog's own settings too: a RUN_MODE of its own (not a mode
+    the app knows), an API_PORT of its own; they are not the app's and never stop it."""
+    fl = tmp_path / "familylog"
+    fl.mkdir()
+    (fl / ".env").write_text(
+        'RUN_MODE=bogus\nAPI_PORT=1\nLLAMA_EXTRA_ARGS="--alias \'unclosed"\nLLAMA_CTX_SIZE=4096\n'
+        "LLM_MODEL_GGUF=/m/llm.gguf\nCONNECTION_TYPE=online\nOPENROUTER_URL=https://example.org/v1\n"
+    )
+    monkeypatch.setenv("FAMILYLOG_DIR", str(fl))
+    s = load_settings(AppPaths.resolve().ensure())
+    assert (s.RUN_MODE, s.API_PORT, s.LLAMA_EXTRA_ARGS) == ("auto", 1234, "")
+    assert (s.LLAMA_CTX_SIZE, s.LLM_MODEL_GGUF) == (4096, "/m/llm.gguf")
+    assert (s.CONNECTION_TYPE, s.OPENROUTER_URL) == ("online", "https://example.org/v1")
+    # a bad value of a seed's key there is still refused, naming FamilyLog's file
+    (fl / ".env").write_text("LLAMA_CTX_SIZE=huge\n")
+    with pytest.raises(SettingsError, match=f"LLAMA_CTX_SIZE=.*huge.*in {fl / '.env'}"):
+        load_settings(AppPaths.resolve())
+
+
+def test_a_key_set_twice_in_the_settings_file_is_a_warning_naming_both_lines(app_home) -> None:
+    paths = AppPaths.resolve().ensure()
+    paths.settings_file.write_text(
+        "# mine\nLLAMA_CTX_SIZE=4096\nAPI_KEY=secret-one\nLLAMA_CTX_SIZE=1024\nAPI_KEY=secret-two\n"
+    )
+    assert load_settings(paths).LLAMA_CTX_SIZE == 1024  # the last one, as before
+    ctx, key = settings_warnings(paths)
+    assert "LLAMA_CTX_SIZE is set on lines 2 and 4; line 4 wins" in ctx
+    assert str(paths.settings_file) in ctx
+    assert "API_KEY is set on lines 3 and 5" in key and "secret" not in key  # no value shown
+    paths.settings_file.write_text("LLAMA_CTX_SIZE=4096\n")
+    assert settings_warnings(paths) == []

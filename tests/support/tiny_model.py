@@ -55,23 +55,26 @@ def write_tiny_model(
     fim: bool = False,
     chat_template: str | None = None,
     n_embd: int = N_EMBD,
+    layers: int = N_LAYERS,
+    n_ff: int = N_FF,
 ) -> Path:
     """Write a tiny llama GGUF to ``path`` and return it (``pooling``: llama.cpp's pooling
     type in the header, e.g. 4 for a reranker, which the catalogue then serves as one;
     ``fim``: with fill-in-the-middle tokens; ``chat_template``: a Jinja chat template;
-    ``n_embd``: another width)."""
+    ``n_embd``, ``layers``, ``n_ff``: another width, depth, feed-forward size (a bigger
+    model is slow enough on a CPU that a long prompt keeps its server busy for seconds)."""
     rng = np.random.default_rng(seed)
     tokens, types, merges = _vocab(fim)
     n_vocab = len(tokens)
-    N_EMBD = n_embd  # noqa: N806 - the module's width, overridden
-    head_dim = N_EMBD // N_HEAD
+    n_layers = layers
+    head_dim = n_embd // N_HEAD
 
     w = GGUFWriter(str(path), "llama")
     w.add_name(name)
     w.add_context_length(N_CTX_TRAIN)
-    w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYERS)
-    w.add_feed_forward_length(N_FF)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layers)
+    w.add_feed_forward_length(n_ff)
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_HEAD_KV)
     w.add_rope_dimension_count(head_dim)
@@ -98,21 +101,21 @@ def write_tiny_model(
     def t(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
-    w.add_tensor("token_embd.weight", t(n_vocab, N_EMBD))
-    w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    w.add_tensor("output.weight", t(n_vocab, N_EMBD))
+    w.add_tensor("token_embd.weight", t(n_vocab, n_embd))
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    w.add_tensor("output.weight", t(n_vocab, n_embd))
     kv_dim = head_dim * N_HEAD_KV
-    for i in range(N_LAYERS):
+    for i in range(n_layers):
         p = f"blk.{i}."
-        w.add_tensor(p + "attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(p + "attn_q.weight", t(N_EMBD, N_EMBD))
-        w.add_tensor(p + "attn_k.weight", t(kv_dim, N_EMBD))
-        w.add_tensor(p + "attn_v.weight", t(kv_dim, N_EMBD))
-        w.add_tensor(p + "attn_output.weight", t(N_EMBD, N_EMBD))
-        w.add_tensor(p + "ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(p + "ffn_gate.weight", t(N_FF, N_EMBD))
-        w.add_tensor(p + "ffn_down.weight", t(N_EMBD, N_FF))
-        w.add_tensor(p + "ffn_up.weight", t(N_FF, N_EMBD))
+        w.add_tensor(p + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(p + "attn_q.weight", t(n_embd, n_embd))
+        w.add_tensor(p + "attn_k.weight", t(kv_dim, n_embd))
+        w.add_tensor(p + "attn_v.weight", t(kv_dim, n_embd))
+        w.add_tensor(p + "attn_output.weight", t(n_embd, n_embd))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(p + "ffn_gate.weight", t(n_ff, n_embd))
+        w.add_tensor(p + "ffn_down.weight", t(n_embd, n_ff))
+        w.add_tensor(p + "ffn_up.weight", t(n_ff, n_embd))
 
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from app.config import Applies, Settings, applies
+from app.core.api.upstream import read_timeout
 from app.core.logs.app_logging import setup_logging
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
@@ -475,6 +476,10 @@ CASES: dict[str, Case] = {
     "HUNG_PROBE_SECONDS": Case(
         const("61.5"), lambda w, v: supervisor(w.core).policy.probe_interval == 61.5
     ),
+    "STOP_GRACE_SECONDS": Case(
+        const("3.5"),
+        lambda w, v: w.core.manager.stop_grace() == 3.5 and w.core.runs.runner.grace == 3.5,
+    ),
     # ── Placement ──
     "JIT_LOAD": Case(const("false"), jit_refused),
     "RUN_MODE": Case(
@@ -547,6 +552,9 @@ CASES: dict[str, Case] = {
     "LLAMA_PORTS_OPEN": Case(const("true"), answers_without_key),
     "API_ALLOW_IMAGE_URLS": Case(const("true"), image_url_passes),
     "API_CHAT_STORE_MB": Case(const("0"), chat_not_kept),
+    "UPSTREAM_READ_TIMEOUT_SECONDS": Case(
+        const("42.5"), lambda w, v: read_timeout(w.core.api._ctx).sock_read == 42.5
+    ),
     # ── Other machines ──
     "RPC_WORKER_ENABLED": Case(const("true"), sharing(shares_on("127.0.0.1"))),
     "RPC_WORKER_HOST": Case(const("127.0.0.2"), sharing(shares_on("127.0.0.2")), base=SHARED),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from app.config import SettingsSource
+from app.core.api.inflight import InFlight
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
@@ -296,6 +297,9 @@ class ApiContext:
     downloads: Downloads | None = None  # models from the Hugging Face Hub
     workers: Workers | None = None  # the RPC workers models run across (a lost one named)
     peers: Peers | None = None  # other servers whose models are listed and forwarded to
+    runs: Callable[[], Any] | None = None  # the app's RunService, when it has one
+    rescan: Callable[[], Awaitable[Any]] | None = None  # the app's Rescanner.rescan
+    inflight: InFlight = field(default_factory=lambda: InFlight(hung_error))  # per server
 
     @property
     def catalogue(self) -> Catalogue:
@@ -303,6 +307,11 @@ class ApiContext:
 
     def log_path(self, port: int) -> Path:
         return self.lifecycle.manager.log_path(port)
+
+
+def hung_error(reason: str) -> ApiError:
+    """The answer to a request whose server was declared hung meanwhile."""
+    return ApiError(503, reason, type_="server_error", code="model_not_responding")
 
 
 CONTEXT = web.AppKey("familylog_api", ApiContext)

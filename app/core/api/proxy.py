@@ -32,8 +32,8 @@ from app.core.api.images import check_images
 from app.core.api.kinds import check_kind, serves
 from app.core.api.load_config import parse_ttl
 from app.core.api.speed import Meter
-from app.core.api.upstream import post_upstream
-from app.core.lifecycle.instance import LoadFailedError, ModelNotLoadedError
+from app.core.api.upstream import post_upstream, reading
+from app.core.lifecycle.instance import BusyError, LoadFailedError, ModelNotLoadedError
 from app.core.models.catalogue import UnknownModelError
 from app.core.models.entry import ModelEntry
 
@@ -141,6 +141,8 @@ async def relay_to(
             return await _relay(c, request, raw, inst.port, key=inst.key, observe=observe)
     except ModelNotLoadedError as e:
         raise ApiError(400, str(e), code="model_not_loaded") from None
+    except BusyError as e:  # documented: the model in the way stayed busy past the wait
+        raise ApiError(503, str(e), type_="server_error", code="model_busy") from None
     except LoadFailedError as e:
         raise ApiError(503, str(e), type_="server_error", code="model_load_failed") from None
 
@@ -173,6 +175,7 @@ async def _relay(
         hint=f" Read {c.log_path(port)}",
         lost=lost,
         observe=observe,
+        reads=lambda: reading(c, port),
     )
 
 
@@ -202,19 +205,22 @@ async def relay(
     hint: str = "",
     lost: Lost | None = None,
     observe: Callable[[bytes], None] | None = None,
+    reads: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> web.StreamResponse:
     """Pass ``up`` (the answer of ``who``: a llama-server, a peer) to the client: whole, or
     chunk by chunk as it arrives (SSE), feeding ``meter``; ``observe`` sees the body of a
     successful answer (each chunk of a stream) after it went out. When the answer breaks
     off, ``lost`` may name an RPC worker that is gone (a 503, or an error event in a stream
-    already begun)."""
+    already begun). ``reads`` is around the reads of the answer: a llama-server's silence
+    past the read timeout (``upstream.reading``) ends it with a 504 or an error event."""
     resp: web.StreamResponse | None = None
     try:
         out_headers = CIMultiDict(
             (k, v) for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP
         )
         if up.content_length is not None:
-            body = await up.read()
+            with reads():
+                body = await up.read()
             if up.status == 500:  # llama-server's answer to a request it could not handle
                 raise ApiError(
                     502,
@@ -229,11 +235,21 @@ async def relay(
             return web.Response(status=up.status, body=body, headers=out_headers)
         resp = web.StreamResponse(status=up.status, headers=out_headers)
         await resp.prepare(request)
-        async for chunk in up.content.iter_any():
-            await resp.write(chunk)
-            meter.chunk(chunk)
-            if observe is not None and up.status < 400:
-                observe(chunk)
+        try:
+            with reads():
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                    meter.chunk(chunk)
+                    if observe is not None and up.status < 400:
+                        observe(chunk)
+        except ApiError as e:  # silent (504) or hung (503) mid-stream: say so, then end it
+            log.warning("Streaming from %s ended: %s", who, e.message)
+            if "text/event-stream" in up.headers.get("Content-Type", ""):
+                error = {"error": {"message": e.message, "type": e.type, "code": e.code}}
+                await resp.write(f"data: {json.dumps(error)}\n\n".encode())
+            up.close()
+            await resp.write_eof()
+            return resp
         await resp.write_eof()
         if up.status < 400:
             meter.done()

@@ -1,6 +1,7 @@
 """``GET /api/v0/ps``: the loaded models, for ``familylog-tray --ps`` (ours, not LM Studio's).
 
-One row per model process the app has: key, role, type, state, port, PID, context length,
+One row per model process the app has: key, role, type, state ("not responding" while its
+health check is unanswered), what became of its file (moved, changed), port, PID, context length,
 memory (the GPU memory the driver reports for the process, else its resident memory), seconds until its idle unload, the requests it served, and its
 live speed (``speed_fields``, as ``GET /api/v0/stats``).
 """
@@ -55,7 +56,8 @@ def row(
         "key": inst.key,
         "role": entry.role if entry else None,
         "type": entry.type if entry else None,
-        "state": inst.state.value,
+        "state": inst.state.value if inst.responding else "not responding",
+        "file": inst.file_note,  # "file moved or deleted", "file changed: restart to use…"
         "port": inst.port,
         "pid": inst.pid,
         "context_length": inst.context_length,

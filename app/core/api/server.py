@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +21,7 @@ from app.config import Settings, SettingsSource
 from app.core.api import (
     chat_v1,
     clients,
+    control,
     downloads,
     lmstudio,
     lmstudio_ws,
@@ -40,6 +42,7 @@ from app.core.api.connections import (
 )
 from app.core.api.guard import Guard
 from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
+from app.core.api.upstream import UPSTREAM_PORT, timed_out
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
@@ -72,6 +75,7 @@ ROUTE_MODULES = (
     chat_v1,
     ps,
     stats,
+    control,
 )
 
 
@@ -98,6 +102,11 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as e:
         return e.response()
+    except aiohttp.ServerTimeoutError:  # a llama-server went silent mid-answer: 504, named
+        port = UPSTREAM_PORT.get()
+        if port is None:
+            raise
+        return timed_out(request.app[CONTEXT], port).response()
     except web.HTTPException as e:
         if e.status == 404:
             return error_response(
@@ -137,11 +146,15 @@ class ApiServer:
         downloads: Downloads | None = None,
         workers: Workers | None = None,
         peers: Peers | None = None,
+        runs: Callable[[], Any] | None = None,
+        rescan: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.downloads = downloads
         self.workers = workers
         self.peers = peers
+        self._runs = runs  # the app's RunService, for POST /api/v0/runs
+        self._rescan = rescan  # for POST /api/v0/models/rescan
         self._gpu_probe = gpu_probe  # per-process GPU memory for GET /api/v0/ps
         self.stats = stats if stats is not None else SpeedStats()
         self._settings = settings
@@ -153,6 +166,7 @@ class ApiServer:
         self.guard: Guard | None = None  # the checks and limits in force (tests read them)
         self.connections: ConnectionTable | None = None
         self._restore_loop: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -224,6 +238,8 @@ class ApiServer:
             downloads=self.downloads,
             workers=self.workers,
             peers=self.peers,
+            runs=self._runs,
+            rescan=self._rescan,
         )
         app[CONTEXT] = self._ctx
         add_routes(app)
@@ -250,6 +266,8 @@ class ApiServer:
             asyncio.get_running_loop(), refusals, open_file_limit
         )
         self._runner = runner
+        # a server declared hung: its requests in flight are answered at once
+        self._unwatch = self.lifecycle.watch_faults(self._ctx.inflight.trip)
         self.port = runner.addresses[0][1]
         self.error = None
         log.info(
@@ -264,6 +282,9 @@ class ApiServer:
         if self._restore_loop is not None:
             self._restore_loop()
             self._restore_loop = None
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

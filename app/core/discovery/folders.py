@@ -110,3 +110,24 @@ def find_gguf_files(folder: Path, max_depth: int = 8) -> list[Path]:
             if path.is_file():  # a dangling link in a half-downloaded cache is skipped
                 found.append(path)
     return found
+
+
+def folder_signature(folders: list[Path], max_depth: int = 8) -> dict[str, int]:
+    """``{folder: mtime}`` of every folder the scan walks (as ``find_gguf_files`` walks
+    them): a file added, removed or renamed in one changes its folder's mtime. One look at
+    each folder, no file opened: cheap enough to repeat every few seconds."""
+    out: dict[str, int] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            out[str(folder)] = -1
+            continue
+        base_depth = len(folder.parts)
+        for root, dirs, _files in os.walk(folder, onerror=lambda _e: None):
+            try:
+                out[root] = os.stat(root).st_mtime_ns
+            except OSError:
+                continue
+            if len(Path(root).parts) - base_depth >= max_depth:
+                dirs[:] = []
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "blobs"]
+    return out

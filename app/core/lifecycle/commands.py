@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from app.core.lifecycle.files import Rescanner
 from app.core.lifecycle.instance import Instance, LoadFailedError
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.models.catalogue import UnknownModelError
@@ -64,12 +65,16 @@ async def load_command(
 
 async def unload_command(lifecycle: ModelLifecycle, key: str) -> Result:
     """Unload ``key``, or every model with ``all`` (a model that is not loaded: nothing to
-    do, and that is no failure)."""
+    do, and that is no failure). The answer says what actually happened: a model whose
+    process is still there afterwards is a failure, named."""
     started = time.monotonic()
     if key == "all":
         names = [i.key for i in lifecycle.snapshot()]
         await lifecycle.unload_all()
         took = time.monotonic() - started
+        left = [i.key for i in lifecycle.snapshot() if i.state.alive]
+        if left:
+            return False, f"Could not unload {', '.join(left)}: still running (see the log)."
         if not names:
             return True, "No model was loaded; nothing to do."
         return True, f"Unloaded {len(names)} model(s) in {took:.1f} s: {', '.join(names)}."
@@ -80,5 +85,17 @@ async def unload_command(lifecycle: ModelLifecycle, key: str) -> Result:
     ports = await lifecycle.unload(entry)
     if not ports:
         return True, f"{entry.key} was not loaded; nothing to do."
+    still = lifecycle.instance(entry)
+    if still is not None:
+        return False, (
+            f"Could not unload {entry.key}: its server on port {still.port} is still "
+            f"{still.state} (see the log)."
+        )
     took = time.monotonic() - started
     return True, f"Unloaded {entry.key} in {took:.1f} s."
+
+
+async def rescan_command(rescanner: Rescanner) -> Result:
+    """Read the model folders again; what changed, in words."""
+    result = await rescanner.rescan()
+    return True, f"Rescanned the model folders: {result.words()}."

@@ -39,6 +39,8 @@ class Instance:
     ttl: float | None = None
     requests: int = 0  # requests served since it started
     pinned: bool = False  # its preset pins it: placement and idle unload never unload it
+    responding: bool = True  # False while its server's health check goes unanswered
+    file_note: str | None = None  # "file moved or deleted", "file changed: restart to ..."
 
     @property
     def settings(self) -> ModelPreset:

@@ -22,9 +22,9 @@ from app.core.events import Listeners
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle import planner
 from app.core.lifecycle.instance import (
+    BusyError,
     Instance,
     InstanceEvent,
-    LoadFailedError,
     ModelNotLoadedError,
 )
 from app.core.lifecycle.loading import Loader
@@ -36,7 +36,7 @@ from app.core.notices import NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError
 from app.core.servers.manager import LlamaServerManager
-from app.core.servers.states import ServerState, ServerStatus, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent, file_note
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,12 @@ class ModelLifecycle:
         )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
+        # a server a client found silent (the API's read timeout): the supervisor checks it
+        self._suspects: Listeners[int] = Listeners("suspect servers")
+        # a server declared hung: the API answers its requests in flight with the reason
+        self._faults: Listeners[tuple[int, str]] = Listeners("hung servers")
         self._unsubscribe = manager.subscribe(self._on_server)
+        manager.activity = self._activity  # said in the log of a stop that needed SIGKILL
 
     # ── Reading ────────────────────────────────────────────────────────────────
     def entry(self, model: str | ModelEntry) -> ModelEntry:
@@ -106,9 +111,11 @@ class ModelLifecycle:
             held_by=tuple(sorted(rec.holders)) if rec else (),
             last_used=max(rec.last_used if rec else 0.0, st.ready_at or 0.0),
             stale=self._stale(st, entry, rec),
+            file_note=file_note(st),
             ttl=ttl,
             requests=rec.served if rec else 0,
             pinned=bool(entry and self.presets and self.presets.pinned(entry)),
+            responding=not (rec is not None and rec.state is ModelState.NOT_RESPONDING),
         )
 
     def snapshot(self) -> list[Instance]:
@@ -144,6 +151,19 @@ class ModelLifecycle:
         rec = self._record(model)
         return rec.state if rec is not None else ModelState.STOPPED
 
+    def _activity(self, port: int) -> str:
+        """What the model on ``port`` is doing, in words ("serving 2 requests", "held by a
+        FamilyLog run"); empty when idle."""
+        rec = self._records.on_port(port)
+        if rec is None:
+            return ""
+        words = []
+        if rec.in_flight:
+            words.append(f"serving {rec.in_flight} request{'s' if rec.in_flight != 1 else ''}")
+        if rec.holders:
+            words.append("held by " + ", ".join(sorted(rec.holders)))
+        return " and ".join(words)
+
     def in_flight(self, port: int) -> int:
         rec = self._records.on_port(port)
         return rec.in_flight if rec else 0
@@ -168,6 +188,15 @@ class ModelLifecycle:
         never since the app started (the tray lists other models by it)."""
         rec = self._record(model)
         return rec.last_used if rec else 0.0
+
+    def start_problem(self, model: str | ModelEntry) -> str | None:
+        """Why the model is not started now: it crashed while starting and its back-off
+        runs (the reason, and when it is tried again); None when it can be."""
+        return self._loader.failures.blocked(self.entry(model))
+
+    def file_changes(self) -> dict[str, str]:
+        """``{key: file note}`` of the running models whose file moved or changed."""
+        return {i.key: i.file_note for i in self.snapshot() if i.file_note and i.state.alive}
 
     def _stale(
         self, st: ServerStatus, entry: ModelEntry | None, rec: ModelRecord | None
@@ -225,11 +254,15 @@ class ModelLifecycle:
         config: LoadConfig | None = None,
         *,
         beside: bool = False,
+        hold: str | None = None,
     ) -> Instance:
         """The ready instance of ``model``, loading it if needed (one load however many
         ask). An idle instance with another ``config`` is loaded again; ``beside``: a run
-        needs it together with the others, so nothing is evicted for it."""
-        st, _ = await self._loader.ensure(self.entry(model), config, beside, reserve=False)
+        needs it together with the others, so nothing is evicted for it; ``hold``: pin it
+        for that holder (a run) as it becomes ready, so no other load evicts it first."""
+        st, _ = await self._loader.ensure(
+            self.entry(model), config, beside, reserve=False, holder=hold
+        )
         return self._instance(st)
 
     async def cancel_load(self, model: str | ModelEntry) -> bool:
@@ -268,10 +301,19 @@ class ModelLifecycle:
                 async with self._lock:
                     pass
                 continue
+            if rec.state is ModelState.NOT_RESPONDING:
+                # Its server missed a health check: wait until it answers again, or is
+                # declared hung and restarted (bounded by the hung check itself).
+                s = self._settings()
+                await self._records.wait_change(
+                    lambda: rec.state is not ModelState.NOT_RESPONDING,
+                    s.HUNG_PROBE_SECONDS * 2 + s.LLAMA_READY_TIMEOUT,
+                )
+                continue
             st, reserved = await self._loader.ensure(entry, None, False, reserve=True)
             if reserved:
                 return self._instance(st)  # counted on it before anyone could evict it
-        raise LoadFailedError(
+        raise BusyError(
             f"{entry.key} was unloaded again by other requests before it could be used; "
             "retry, or set RUN_MODE=parallel if the models fit in memory together"
         )
@@ -358,6 +400,50 @@ class ModelLifecycle:
             for port, r in zip(ports, results, strict=True):
                 if isinstance(r, BaseException):
                     log.error("Unloading port %d failed: %s", port, r)
+
+    # ── Health (the supervisor and the API) ────────────────────────────────────
+    def _live_rec(self, port: int, pid: int | None) -> ModelRecord | None:
+        rec = self._records.on_port(port)
+        st = rec.process if rec is not None else None
+        return rec if st is not None and st.pid == pid else None
+
+    def not_responding(self, port: int, pid: int | None, why: str) -> bool:
+        """The server ``pid`` on ``port`` missed its health check: its model takes no new
+        requests until it answers again or is declared hung. False if it is not ready."""
+        rec = self._live_rec(port, pid)
+        if rec is None or rec.state is not ModelState.READY:
+            return False
+        rec.become(ModelState.NOT_RESPONDING, why)
+        self._emit(rec)
+        return True
+
+    def responding(self, port: int, pid: int | None) -> None:
+        """The server ``pid`` on ``port`` answers its health check again."""
+        rec = self._live_rec(port, pid)
+        if rec is not None and rec.state is ModelState.NOT_RESPONDING:
+            rec.become(ModelState.READY, "it answers its health check again")
+            self._emit(rec)
+
+    def _emit(self, rec: ModelRecord) -> None:
+        st = rec.process
+        if st is not None and self._listeners:
+            inst = self._instance(st)
+            self._listeners.emit(InstanceEvent(inst.key, st.state, st.state, inst))
+
+    def suspect(self, port: int) -> None:
+        """A client waited too long for the server on ``port``: have it checked now."""
+        self._suspects.emit(port)
+
+    def watch_suspects(self, cb: Callable[[int], object]) -> Callable[[], None]:
+        return self._suspects.add(cb)
+
+    def declare_hung(self, port: int, reason: str) -> None:
+        """The server on ``port`` is hung: its requests in flight are answered with
+        ``reason`` now (it is about to be restarted or stopped)."""
+        self._faults.emit((port, reason))
+
+    def watch_faults(self, cb: Callable[[tuple[int, str]], object]) -> Callable[[], None]:
+        return self._faults.add(cb)
 
     # ── Recovery (the supervisor) ──────────────────────────────────────────────
     def describe(self, st: ServerStatus) -> str:

@@ -15,8 +15,9 @@ from app.core.lifecycle import planner
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.lifecycle.settle import settle
+from app.core.lifecycle.start_failures import StartFailures
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_kwargs, rpc_of, with_rpc
+from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, rpc_of, with_rpc
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.presets.fields import ModelPreset
 from app.core.presets.flags import Known, from_load_config
@@ -74,9 +75,16 @@ class Loader:
         self._free_memory = free_memory
         self._gpu_probe = gpu_probe
         self._workers = workers
+        self.failures = StartFailures()  # crashed at start: back-off, no eviction for them
 
     async def ensure(
-        self, entry: ModelEntry, config: LoadConfig | None, beside: bool, *, reserve: bool
+        self,
+        entry: ModelEntry,
+        config: LoadConfig | None,
+        beside: bool,
+        *,
+        reserve: bool,
+        holder: str | None = None,
     ) -> tuple[ServerStatus, bool]:
         """The ready server of ``entry``, loaded if needed (one load however many ask; an
         idle one with another ``config`` loaded again). With ``reserve`` a load started
@@ -85,11 +93,14 @@ class Loader:
         while True:
             st = rec.process
             if rec.state is ModelState.READY and st is not None and config_ok(st, config):
+                if holder is not None:
+                    rec.holders.add(holder)  # in the same step as the look: never evicted
                 return st, False
             task = rec.load
             if task is None or task.done():
                 task = asyncio.create_task(
-                    self._load(rec, entry, config, beside, reserve), name=f"load-{entry.key}"
+                    self._load(rec, entry, config, beside, reserve, holder),
+                    name=f"load-{entry.key}",
                 )
                 self._started(rec, task)
                 try:
@@ -131,16 +142,24 @@ class Loader:
         config: LoadConfig | None,
         beside: bool,
         reserve: bool,
+        holder: str | None = None,
     ) -> ServerStatus:
         problem = entry.problem()
         if problem:
             self._tell_failed(entry, problem, None)
             raise LoadFailedError(f"Cannot load {entry.key}: {problem}")
         preset, known = await self._load_settings(entry, config)
+        setup = launch_key(launch_kwargs(entry, self._settings(), preset=preset, known=known))
+        blocked = self.failures.blocked(entry, setup)
+        if blocked:  # said when it crashed; every request meanwhile gets the reason at once
+            raise LoadFailedError(f"Cannot load {entry.key} now: {blocked}")
         async with self._lock:
             st = await self._load_locked(rec, entry, config, beside, preset, known)
-        if reserve:
-            rec.enter()
+            # counted (or held) before the lock goes: no other load can evict it first
+            if reserve:
+                rec.enter()
+            if holder is not None:
+                rec.holders.add(holder)
         return st
 
     async def _load_settings(
@@ -183,6 +202,15 @@ class Loader:
                 return own
             kw = launch_kwargs(entry, s, preset=preset, known=known)  # the config is in it
             named = rpc_of(kw["extra_args"])
+            # The free memory (and the workers' room) first: the look may take a while
+            # (nvidia-smi, a worker's answer), and requests come and go meanwhile. From here
+            # to the claim (``_start`` marks what it evicts as draining) nothing awaits, so
+            # what is weighed as idle is idle.
+            free = await planner.measure_free(s, self._free_memory)
+            room = await planner.worker_room(s, self._workers, named)
+            own = rec.process
+            if own is not None and (own.state is not ServerState.READY or config_ok(own, config)):
+                continue  # it changed while the memory was looked at: look again
             running = planner.running(self._instances(), s.LLAMA_CTX_SIZE)
             mine = next((r for r in running if own is not None and r.port == own.port), None)
             plan = planner.plan_load(
@@ -192,9 +220,9 @@ class Loader:
                 beside=beside,
                 own=mine,
                 others=[r for r in running if r is not mine],
-                free=await planner.measure_free(s, self._free_memory),
+                free=free,
                 policy=planner.policy(s),
-                workers=await planner.worker_room(s, self._workers, named),
+                workers=room,
                 named=named,
             )
             if plan.refused:
@@ -220,10 +248,12 @@ class Loader:
     async def _start(self, entry: ModelEntry, kw: dict, plan: planner.Plan) -> ServerStatus:
         s = self._settings()
         port = plan.port
+        log_name = None  # a port of its own keeps the port's log
         if port is None:
             reserved = {s.LLAMA_PORT, s.LLAMA_VISION_PORT, s.LLAMA_LLM_PORT, s.API_PORT}
             used = {p for p, st in self.manager.statuses().items() if st.state.alive}
             port = planner.free_port(reserved | used)
+            log_name = entry.key  # a free port changes from load to load: log by the model
         evict = sorted(plan.evict)
         log.info(
             "Loading %s on port %d (%s)%s",
@@ -232,19 +262,38 @@ class Loader:
             plan.reason,
             f"; unloading ports {evict} first" if evict else "",
         )
+        crashed = self.failures.recent(entry, launch_key(kw))
+        if evict and crashed:
+            raise LoadFailedError(
+                f"Cannot load {entry.key}: it crashed while starting last time, so no running "
+                f"model is unloaded to make room for it (ports {evict}). Unload one yourself "
+                f"to try it, or fix its file. Last time: {crashed}"
+            )
         evicted = [r for p in evict if (r := self._records.on_port(p)) is not None]
+        # the claim: from now on no request is admitted to what is evicted
         with self._records.draining(evicted, f"unloaded for {entry.key}"):
+            flying = [r for r in evicted if r.in_flight]
+            if flying:  # cannot happen (the plan saw them idle, no await since): never stop them
+                log.error("Evicting %s with requests in flight; waiting for them", flying)
+                if not await self._records.wait_idle(flying, s.EVICT_WAIT_SECONDS, holds=False):
+                    raise BusyError(f"Cannot load {entry.key} now: {flying} still serve requests")
             try:
                 pids = {self.manager.status(p).pid for p in evict} - {None}
                 for p in evict:
                     await self.manager.unload_model(p)
                 await self._settle(pids)
                 kw = {**kw, "extra_args": with_rpc(kw["extra_args"], plan.rpc)}
-                return await self.manager.load_model(entry.path, port=port, **kw)
+                st = await self.manager.load_model(entry.path, port=port, log_name=log_name, **kw)
             except _LOAD_ERRORS as e:
                 why = out_of_files_words() if out_of_files(e) else str(e)
-                self._tell_failed(entry, why, self.manager.log_path(port))
+                told = why
+                if isinstance(e, ServerExitedError):  # crashed while starting: back off
+                    backoff = self.failures.crashed(entry, launch_key(kw), why)
+                    told += f"\nNot tried again for {backoff:g} s (or until its file changes)."
+                self._tell_failed(entry, told, self.manager.log_path(port))
                 raise LoadFailedError(f"Cannot load {entry.key}: {why}") from e
+        self.failures.started(entry)
+        return st
 
     async def _settle(self, pids: set) -> None:
         """On a GPU, wait until the unloaded servers' memory is released (bounded)."""

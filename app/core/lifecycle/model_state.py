@@ -6,8 +6,9 @@ and logged.
 A record is kept by the model's file, so it outlives its process: its last use stays for
 the tray's order, a run's hold stays while the supervisor restarts it. The manager's port
 events move it through the process states; the lifecycle adds WAITING (a load asked, no
-server yet) and DRAINING (no new requests while a load or an unload waits for the ones in
-flight).
+server yet), DRAINING (no new requests while a load or an unload waits for the ones in
+flight) and NOT_RESPONDING (its server did not answer a health check in time: new
+requests wait while the supervisor decides whether it is hung).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class ModelState(enum.StrEnum):
     STARTING = "starting"  # its server is starting
     READY = "ready"  # its server answers; requests are counted on it
     DRAINING = "draining"  # ready, but a load or unload waits for its requests: no new ones
+    NOT_RESPONDING = "not responding"  # ready, but its health check is unanswered: no new
+    # requests until it answers again or is declared hung (and restarted)
     STOPPING = "stopping"  # its server is being stopped
     FAILED = "failed"  # its server exited or hung; shown until unloaded or loaded again
 
@@ -44,7 +47,13 @@ class ModelState(enum.StrEnum):
 
 
 _ALIVE = frozenset(
-    {ModelState.STARTING, ModelState.READY, ModelState.DRAINING, ModelState.STOPPING}
+    {
+        ModelState.STARTING,
+        ModelState.READY,
+        ModelState.DRAINING,
+        ModelState.NOT_RESPONDING,
+        ModelState.STOPPING,
+    }
 )
 
 M = ModelState
@@ -58,10 +67,13 @@ MODEL_TRANSITIONS = Transitions(
         M.WAITING: {M.STARTING, M.FAILED, M.STOPPED},
         # ready; cancelled or timed out (stopped, or gone); exited while loading
         M.STARTING: {M.READY, M.STOPPING, M.STOPPED, M.WAITING, M.FAILED},
-        # a load or unload waits for its requests; unloaded or restarted; crashed or hung
-        M.READY: {M.DRAINING, M.STOPPING, M.FAILED},
+        # a load or unload waits for its requests; unloaded or restarted; crashed or hung;
+        # its health check went unanswered
+        M.READY: {M.DRAINING, M.STOPPING, M.FAILED, M.NOT_RESPONDING},
         # the wait ended without stopping it; stopped; crashed while its requests ended
         M.DRAINING: {M.READY, M.STOPPING, M.FAILED},
+        # it answers again; stopped as hung (or unloaded); it died
+        M.NOT_RESPONDING: {M.READY, M.STOPPING, M.FAILED},
         # stopped (WAITING: a load of it goes on, elsewhere or with another config)
         M.STOPPING: {M.STOPPED, M.WAITING, M.FAILED},
         # a load is asked; the supervisor restarts it; cleared by an unload or replaced
@@ -115,11 +127,12 @@ class ModelRecord:
 
     def become(self, new: ModelState, why: str) -> None:
         """Change the state as ``MODEL_TRANSITIONS`` allows (``IllegalTransitionError``
-        else, nothing changed), and log it."""
+        else, nothing changed), and log it; wakes those waiting for a change."""
         MODEL_TRANSITIONS.check(self.state, new, f"Model {self.name}")
         if new is not self.state:
             log.info("Model %s: %s -> %s (%s)", self.name, self.state, new, why)
             self.state = new
+            self._changed()
 
     # ── Requests ───────────────────────────────────────────────────────────────
     def enter(self) -> None:
@@ -149,6 +162,8 @@ class ModelRecord:
             self._process_gone()  # the same config and TTL when the supervisor restarts it
         elif event.new is ServerState.READY:
             self.last_used = max(self.last_used, event.status.ready_at or 0.0)
+            if event.old is ServerState.READY and self.state is not M.READY:
+                return  # another field of a ready server changed: draining stays draining
         self.become(_FOLLOWS[event.new], f"port {event.port}: {event.old} -> {event.new}")
 
     def replaced(self, by: ModelRecord) -> None:
@@ -247,6 +262,23 @@ class ModelRecords:
             for r in marked:
                 if r.state is M.DRAINING:
                     r.become(M.READY, "no longer drained")
+
+    async def wait_change(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``done()`` holds (checked after each state change or release); False
+        when ``timeout`` ran out first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._changed.wait()
+            except TimeoutError:
+                return done()
+        return True
 
     async def wait_idle(
         self, recs: Iterable[ModelRecord], timeout: float, *, holds: bool = True

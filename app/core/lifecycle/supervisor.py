@@ -6,14 +6,25 @@ the exit at once and ``AppCore`` tells the user with the exit code and the last 
 is started again with the same ``LaunchSpec`` after 1 s, 2 s, 4 s … When a port fails more
 than ``max_crashes`` times within ``window`` seconds the supervisor gives up and says so.
 
-A server can also hang: the process lives and may even answer ``/health`` (answered by
-the HTTP thread) while its main loop is stuck. Every ``probe_interval`` seconds each idle
-ready server gets ``GET /slots``, which llama-server answers from its main loop without
-generating anything; no answer within ``probe_timeout`` (``hung_after`` times in a row)
-means hung: the user is told and the server is restarted the same way. A stopped process
-(SIGSTOP) answers nothing at all and is treated the same. Any answer, even an error
-status, means the request path is alive; a refused connection means the process is
-exiting, which the manager reports itself.
+A server can also hang. Every quarter of ``HUNG_PROBE_SECONDS`` each ready server gets a
+health check (one at a time), also while it serves requests:
+
+- with requests in flight (or with its port open to other programs, whose requests the app
+  does not count), ``GET /health``, which llama-server answers from its HTTP thread even
+  while its main loop spends seconds on one long prompt, so a busy server is never taken
+  for a hung one (checked with the real binary: ``/slots`` waited 9.9 s behind a
+  2,000-token prompt, ``/health`` answered in 14 ms; under SIGSTOP neither answers);
+- idle (by the app's count), ``GET /slots``, which its main loop answers, so a main loop
+  stuck while the HTTP thread still answers ``/health`` is found too.
+
+A check unanswered for ``probe_timeout`` seconds makes the model "not responding" (the
+models window and ``--ps`` show it; new requests wait); an answer makes it ready again. A
+check unanswered for ``HUNG_PROBE_SECONDS`` means hung: its clients get 503 with the reason
+at once (``ModelLifecycle.declare_hung``), the user is told, and it is restarted the same
+way. A client that waited ``UPSTREAM_READ_TIMEOUT_SECONDS`` for a byte has its server
+checked at once (``ModelLifecycle.suspect``). Any answer, even an error status, means the
+request path is alive; a refused connection means the process is exiting, which the
+manager reports itself.
 """
 
 from __future__ import annotations
@@ -33,7 +44,15 @@ from app.core.models.launch_args import rpc_of
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.keys import auth_headers, server_url
-from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, StateEvent
+from app.core.servers.states import (
+    FILE_CHANGED,
+    FILE_GONE,
+    LaunchSpec,
+    ServerState,
+    ServerStatus,
+    StateEvent,
+    file_note,
+)
 
 if TYPE_CHECKING:
     from app.config import Settings, SettingsSource
@@ -46,6 +65,7 @@ RemoteLost = Callable[[ServerStatus], Awaitable[str | None]]
 """Why a failed server that ran across RPC workers cannot start again as it was (a worker is
 gone; the user has been told), or None."""
 PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
+MAX_TICK = 15.0  # seconds: the longest a ready server goes without a health check
 
 
 @dataclass(frozen=True)
@@ -55,9 +75,8 @@ class RestartPolicy:
     max_delay: float = 60.0
     max_crashes: int = 3  # restarts allowed within `window`; one more failure and we give up
     window: float = 600.0
-    probe_interval: float = 60.0  # HUNG_PROBE_SECONDS; 0 turns the hung probe off
-    probe_timeout: float = 30.0
-    hung_after: int = 2  # probes in a row without an answer
+    probe_interval: float = 60.0  # HUNG_PROBE_SECONDS: unanswered this long = hung; 0: off
+    probe_timeout: float = 5.0  # unanswered this long: "not responding" (at most a quarter)
 
     @classmethod
     def from_settings(cls, s: Settings, **overrides) -> RestartPolicy:
@@ -66,6 +85,26 @@ class RestartPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.first_delay * 2 ** max(0, attempt - 1), self.max_delay)
+
+    @property
+    def tick(self) -> float:
+        """How often each ready server is checked: a quarter of the hung limit."""
+        return min(max(self.probe_interval / 4, 0.02), MAX_TICK)
+
+    @property
+    def suspect_after(self) -> float:
+        """Unanswered this long: "not responding"."""
+        return min(self.probe_timeout, self.probe_interval / 4)
+
+
+@dataclass
+class _Check:
+    """The health check out to one server."""
+
+    pid: int | None
+    asked: float  # the clock's monotonic time it was sent
+    task: asyncio.Task[bool]
+    suspected: bool = False  # marked "not responding" meanwhile
 
 
 class Supervisor:
@@ -89,10 +128,12 @@ class Supervisor:
         self._clock = clock or SystemClock()  # the back-off, the 10-minute window, the probe
         self._remote_lost = remote_lost
         self._failures: dict[int, collections.deque[float]] = {}
-        self._misses: dict[int, int] = {}
+        self._checks: dict[int, _Check] = {}
         self._pending: dict[int, asyncio.Task[None]] = {}
         self._probe_task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
         self.restarts = 0  # how many restarts succeeded, for the UI and tests
 
     @property
@@ -104,6 +145,7 @@ class Supervisor:
     # ── Service ───────────────────────────────────────────────────────────────
     async def start(self) -> None:
         self._unsubscribe = self.manager.subscribe(self._on_event)
+        self._unwatch = self.lifecycle.watch_suspects(self._check_now)
         if self._policy is None or self._policy.probe_interval > 0:
             self._probe_task = asyncio.create_task(self._probe_loop(), name="hung-probe")
 
@@ -111,7 +153,12 @@ class Supervisor:
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
-        tasks = [t for t in (self._probe_task, *self._pending.values()) if t]
+        if self._unwatch:
+            self._unwatch()
+            self._unwatch = None
+        checks = [c.task for c in self._checks.values()]
+        self._checks.clear()
+        tasks = [t for t in (self._probe_task, *self._pending.values(), *checks) if t]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -226,6 +273,10 @@ class Supervisor:
         me = asyncio.current_task()
         try:
             await self._clock.sleep(delay)
+            if not self._file_allows_restart(port):
+                if self.manager.status(port).state is ServerState.READY:  # a hung one
+                    await self.lifecycle.fail(port, "hung; its file is gone: not restarted", cond)
+                return
             status = await self.lifecycle.restart(port, cond)
         except asyncio.CancelledError:
             raise
@@ -256,6 +307,36 @@ class Supervisor:
             )
         )
 
+    def _file_allows_restart(self, port: int) -> bool:
+        """A restart loads the file at the model's path now: gone, no restart; replaced,
+        the user is told before the new file is loaded."""
+        st = self.manager.status(port)
+        st = st.evolve(state=ServerState.FAILED) if st.state is ServerState.STOPPED else st
+        note = file_note(st)
+        what = self._title(st)
+        if note == FILE_GONE:
+            self.notices.emit(
+                Notice(
+                    Level.ERROR,
+                    f"{what} not restarted",
+                    f"The file of {what} was moved or deleted ({st.model_path}), so it is not "
+                    "restarted. Load the model again from where its file is now.",
+                    self.manager.log_path(port),
+                )
+            )
+            return False
+        if note == FILE_CHANGED:
+            self.notices.emit(
+                Notice(
+                    Level.WARNING,
+                    f"{what}: its file changed",
+                    f"The file of {what} ({st.model_path}) was replaced since it was loaded; "
+                    "the restart loads the new file.",
+                    self.manager.log_path(port),
+                )
+            )
+        return True
+
     def _stop_hung(self, port: int, pid: int, error: str) -> None:
         async def stop() -> None:
             try:
@@ -271,75 +352,123 @@ class Supervisor:
 
     # ── Hung servers ──────────────────────────────────────────────────────────
     async def _probe_loop(self) -> None:
-        """Probe every ``probe_interval`` seconds, read each time (0: not now), so a change
-        of ``HUNG_PROBE_SECONDS`` is seen within ``PROBE_RECHECK`` seconds."""
-        clock = self._clock
-        last = clock.monotonic()
+        """Look at every ready server each ``tick`` (a quarter of ``HUNG_PROBE_SECONDS``,
+        read each time; 0: not now), so a change of it is seen within ``PROBE_RECHECK``."""
         async with loopback_client() as client:
-            while True:
-                interval = self.policy.probe_interval
-                due = last + interval - clock.monotonic() if interval > 0 else PROBE_RECHECK
-                await clock.sleep(min(max(due, 0.0), PROBE_RECHECK))
-                interval = self.policy.probe_interval
-                if interval <= 0 or clock.monotonic() - last < interval:
-                    continue
-                last = clock.monotonic()
-                try:
-                    await self.probe_all(client)
-                except Exception:
-                    log.exception("The hung-server probe failed")
+            self._client = client
+            try:
+                while True:
+                    interval = self.policy.probe_interval
+                    await self._clock.sleep(self.policy.tick if interval > 0 else PROBE_RECHECK)
+                    if self.policy.probe_interval <= 0:
+                        continue
+                    try:
+                        self.probe_all(client)
+                    except Exception:
+                        log.exception("The hung-server probe failed")
+            finally:
+                self._client = None
 
-    async def probe_all(self, client: httpx.AsyncClient) -> list[int]:
-        """Probe every idle ready server once; return the ports found hung."""
+    def checks_out(self) -> list[int]:
+        """The ports whose health check is out now (sent, not yet answered)."""
+        return list(self._checks)
+
+    def _check_now(self, port: int) -> None:
+        """A client found the server on ``port`` silent: check it at once."""
+        if self._client is not None and self.policy.probe_interval > 0:
+            self.probe_all(self._client, only=port)
+
+    def _route(self, st: ServerStatus) -> str:
+        """``/slots`` (its main loop answers) when it is idle by the app's count and only
+        the app can reach it; else ``/health`` (its HTTP thread answers, also while the
+        main loop is busy with a long prompt)."""
+        busy = self.lifecycle.in_flight(st.port) > 0
+        open_port = st.key is None  # no per-start key: other programs may be using it
+        return "/health" if busy or open_port else "/slots"
+
+    def probe_all(self, client: httpx.AsyncClient, only: int | None = None) -> list[int]:
+        """Send a health check to each ready server that has none out, and judge the ones
+        out; return the ports found hung now."""
         manager = self.manager
-        targets = [
-            st
-            for port, st in manager.statuses().items()
-            if st.state is ServerState.READY
-            and not manager.is_busy(port)
-            and port not in self._pending
-            and self.lifecycle.in_flight(port) == 0  # busy answering requests: not hung
-        ]
-        answers = await asyncio.gather(*(self._answers(client, st.port) for st in targets))
+        loop = asyncio.get_running_loop()
+        now = self._clock.monotonic()
+        policy = self.policy
         hung = []
-        for st, ok in zip(targets, answers, strict=True):
-            now = manager.status(st.port)
-            if now.state is not ServerState.READY or now.pid != st.pid:
-                continue  # it changed while we asked
-            if ok:
-                self._misses[st.port] = 0
+        for port, st in manager.statuses().items():
+            if only is not None and port != only:
                 continue
-            self._misses[st.port] = self._misses.get(st.port, 0) + 1
-            if self._misses[st.port] >= self.policy.hung_after:
-                self._misses[st.port] = 0
-                hung.append(st.port)
-                self._hung(st)
+            check = self._checks.get(port)
+            if (
+                st.state is not ServerState.READY
+                or manager.is_busy(port)  # a start, stop or restart is under way
+                or port in self._pending
+                or (check is not None and check.pid != st.pid)
+            ):
+                if check is not None:
+                    check.task.cancel()
+                    del self._checks[port]
+                if st.state is not ServerState.READY or port in self._pending:
+                    continue
+                check = None
+            if check is None:
+                task = loop.create_task(self._answers(client, st), name=f"health-{port}")
+                self._checks[port] = _Check(st.pid, now, task)
+                task.add_done_callback(lambda t, port=port: self._answered(port, t))
+                continue
+            silent = now - check.asked
+            if silent >= policy.probe_interval:
+                check.task.cancel()
+                del self._checks[port]
+                hung.append(port)
+                self._hung(st, silent)
+            elif silent >= policy.suspect_after and not check.suspected:
+                check.suspected = True
+                why = f"its health check is unanswered after {silent:.1f} s"
+                if self.lifecycle.not_responding(port, st.pid, why):
+                    log.warning("%s is not responding (%s)", self._title(st), why)
         return hung
 
-    async def _answers(self, client: httpx.AsyncClient, port: int) -> bool:
-        st = self.manager.status(port)
-        ask = client.get(
-            server_url(port, "/slots", st),
-            headers=auth_headers(st),
-            timeout=None,  # the clock's: probe_timeout
-        )
+    def _answered(self, port: int, task: asyncio.Task[bool]) -> None:
+        check = self._checks.get(port)
+        if check is None or check.task is not task or task.cancelled():
+            return
+        if task.exception() is not None or not task.result():
+            log.debug("The health check of port %d failed: %r", port, task.exception())
+            return
+        del self._checks[port]
+        if check.suspected:
+            self.lifecycle.responding(port, check.pid)
+
+    async def _answers(self, client: httpx.AsyncClient, st: ServerStatus) -> bool:
+        """True once the server answers (anything); False never: an unanswered check
+        stays out until it is judged."""
         try:
-            await self._clock.wait_for(ask, self.policy.probe_timeout)
-        except (TimeoutError, httpx.TimeoutException):
-            return False
+            await client.get(
+                server_url(st.port, self._route(st), st),
+                headers=auth_headers(st),
+                timeout=max(self.policy.probe_interval, 1.0) * 2,
+            )
+        except httpx.TimeoutException:
+            await asyncio.Event().wait()  # judged by probe_all, which cancels it
         except httpx.TransportError:
             return True  # refused or reset: it is exiting, and the manager reports exits
         return True
 
-    def _hung(self, st: ServerStatus) -> None:
+    def _hung(self, st: ServerStatus, silent: float) -> None:
         what = self._title(st)
-        log.error("%s (PID %s) does not answer requests: hung", what, st.pid)
+        reason = (
+            f"{what} stopped responding: its health check went unanswered for "
+            f"{silent:.0f} s (HUNG_PROBE_SECONDS={self.policy.probe_interval:g}), so it is "
+            + ("being restarted" if self.policy.enabled else "being stopped")
+        )
+        log.error("%s (PID %s) does not answer: hung", what, st.pid)
+        self.lifecycle.declare_hung(st.port, reason)  # its clients get 503 with this now
         self.notices.emit(
             Notice(
                 Level.ERROR,
                 f"{what} is not responding",
-                f"llama-server PID {st.pid} answered no request within "
-                f"{self.policy.probe_timeout:g} s and is treated as hung."
+                f"llama-server PID {st.pid} answered no health check for {silent:.0f} s and "
+                "is treated as hung."
                 + ("" if self.policy.enabled else " It is stopped; load it again to recover."),
                 self.manager.log_path(st.port),
             )

@@ -74,7 +74,13 @@ def _same_file(a: str, b: str) -> bool:
 
 class Catalogue:
     """Every model the app can load. Roles follow the settings live; the folders are read by
-    ``rescan`` (at start and on request), headers only, cached by path, size and mtime."""
+    ``rescan`` (at start, on request, and when the folder watch sees a change), headers only,
+    cached by path, size and mtime.
+
+    A model that runs stays listed under its key while it runs when its file is gone (moved
+    or deleted): so it can still be named, served and unloaded
+    by that key; the lifecycle says "file moved or deleted". It goes from the list with the
+    first change after it stopped (``live_files``: the files of the running servers)."""
 
     def __init__(
         self,
@@ -84,6 +90,9 @@ class Catalogue:
         """``more_names(entry)``: other names clients may use for it (its preset's ``alias``)."""
         self._settings = settings
         self._more_names = more_names
+        # the model files of the running servers (AppCore sets it): kept listed while they run
+        self.live_files: Callable[[], set[tuple[str, str | None]]] = set
+        self.kept: list[ModelEntry] = []  # running models the last refresh no longer found
         self._infos = InfoCache()  # the roles' headers and the scans' (one cache)
         self._scanner = ModelScanner(self._infos)
         self._found: list[FoundModel] = []  # the last scan's models
@@ -138,10 +147,26 @@ class Catalogue:
     # ── Changing ───────────────────────────────────────────────────────────────
     def refresh(self) -> None:
         """Rebuild the entries from the settings in force and the last scan."""
+        old = self._entries
         self._roles = role_entries(self._settings(), self._infos)
         roles = [e for e in self._roles.values() if e.configured]
         used = {e.key.casefold() for e in roles}
         entries = list(roles)
+        # running models no longer found keep their place and their key (first come)
+        found_files = {(str(m.path), str(m.mmproj) if m.mmproj else None) for m in self._found}
+        live = self.live_files()
+        kept = [
+            e
+            for e in old
+            if e.file in live
+            and e.file not in found_files
+            and not Path(e.path).exists()  # gone (moved, deleted); a file still there is not
+            and not any(e.file == r.file for r in roles)
+            and e.key.casefold() not in used
+        ]
+        for e in kept:
+            used.add(e.key.casefold())
+        entries += kept
         for m in self._found:
             if any(_same_file(str(m.path), r.path) for r in roles):
                 continue  # a role's file is listed once, under the role's key
@@ -168,6 +193,9 @@ class Catalogue:
                 index.setdefault(a, e)
                 folded.setdefault(a.casefold(), e)
         self._entries, self._index, self._folded = entries, index, folded
+        if [e.key for e in kept] != [e.key for e in self.kept]:
+            log.info("Kept listed while they run: %s", [e.key for e in kept])
+        self.kept = kept
         self._listeners.emit()
 
     def _with_names(self, entry: ModelEntry) -> ModelEntry:

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from app.atomic import write_atomic
-from app.core.runs.records import RunRecord
+from app.core.runs.records import Outcome, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,18 @@ class RunHistory:
             log.warning(self.problem)
 
     def add(self, record: RunRecord) -> None:
-        self.records = [*self.records, record][-self.limit :]
+        """Add ``record``, or replace the one of the same run (the same log file): a run is
+        written when it starts and again when it ends."""
+        same = [i for i, r in enumerate(self.records) if r.log_file == record.log_file]
+        if same:
+            self.records[same[-1]] = record
+        else:
+            self.records = [*self.records, record][-self.limit :]
         self.save()
+
+    def in_progress(self) -> list[RunRecord]:
+        """Runs recorded as running: after an app crash, the ones it left."""
+        return [r for r in self.records if r.outcome is Outcome.RUNNING]
 
     def save(self) -> None:
         data = {"version": 1, "runs": [r.model_dump(mode="json") for r in self.records]}

@@ -95,23 +95,23 @@ class ModelPlacement:
                 "Fix the model file in Settings or set RUN_PRELOAD to what FamilyLog needs."
             )
         ready = self.lifecycle.ready(entry)
+        note_said_ready = ready is not None
         if ready is not None:
             note(f"{entry.title} model {entry.key} already loaded on port {ready.port}")
         else:
             note(f"Loading the {entry.title} model {entry.key}…")
-            try:
-                ready = await self.lifecycle.ensure(entry, beside=beside)
-            except asyncio.CancelledError:
-                # the run started it: stop it with the run, before the run reports
-                await asyncio.shield(self.lifecycle.cancel_load(entry))
-                raise
-            except LoadFailedError as e:
-                raise PrepareError(
-                    f"Loading the {entry.title} model for the run failed: {e}"
-                ) from e
+        try:
+            # FamilyLog calls this server directly: nothing may evict it until the run
+            # ends; held as it is found ready, so no other load evicts it first
+            ready = await self.lifecycle.ensure(entry, beside=beside, hold=HOLDER)
+        except asyncio.CancelledError:
+            # the run started it: stop it with the run, before the run reports
+            await asyncio.shield(self.lifecycle.cancel_load(entry))
+            raise
+        except LoadFailedError as e:
+            raise PrepareError(f"Loading the {entry.title} model for the run failed: {e}") from e
+        if not note_said_ready:
             note(f"{entry.title} model ready on port {ready.port}")
-        # FamilyLog calls this server directly: nothing may evict it until the run ends
-        self.lifecycle.hold(ready, HOLDER)
 
     def port_for(self, name: str) -> int:
         """Where FamilyLog finds this model: the app's server for it, else its own port."""

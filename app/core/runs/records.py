@@ -1,4 +1,5 @@
-"""The state of a FamilyLog run and the record each finished run leaves in the history."""
+"""The state of a FamilyLog run and the record each run leaves in the history: written when
+it starts (outcome "running", with what finds its processes again), completed when it ends."""
 
 from __future__ import annotations
 
@@ -25,14 +26,28 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed out"
     NOT_STARTED = "not started"  # bad folder, command not found, a preload failed
+    RUNNING = "running"  # in progress (the record written when it starts)
+    INTERRUPTED = "interrupted"  # the app died during it; the next start reaped what was left
 
     @property
     def ok(self) -> bool:
         return self is Outcome.SUCCEEDED
 
 
+class RunProcesses(BaseModel):
+    """What finds a run's processes again after the app died: its main process (PID and
+    start time), its process group, the mark in its environment, and the app that ran it."""
+
+    pid: int
+    pgid: int | None
+    mark: str
+    since: float  # the main process's start time (time.time())
+    app_pid: int
+    app_started: float  # the app's start time: a PID reused by another program is not it
+
+
 class RunRecord(BaseModel):
-    """One finished run, as kept in the history file."""
+    """One run, as kept in the history file (``outcome`` "running" while it lasts)."""
 
     started_at: float  # time.time()
     duration_s: float
@@ -40,7 +55,8 @@ class RunRecord(BaseModel):
     exit_code: int | None = None
     log_file: str
     trigger: str = "manual"  # manual, schedule, catch-up, command line
-    message: str = ""  # why it failed, in words
+    message: str = ""  # why it failed, in words; what it left behind
+    processes: RunProcesses | None = None  # while it runs: what finds its processes again
 
     @property
     def log_path(self) -> Path:
@@ -50,7 +66,7 @@ class RunRecord(BaseModel):
         """What ``--process-now`` returns: the run's exit code, or a shell-style code."""
         if self.outcome is Outcome.TIMED_OUT:
             return 124  # like timeout(1)
-        if self.outcome is Outcome.CANCELLED:
+        if self.outcome in (Outcome.CANCELLED, Outcome.INTERRUPTED):
             return 130
         if self.exit_code is not None:
             return self.exit_code if self.exit_code >= 0 else 128 - self.exit_code

@@ -1,10 +1,20 @@
 """One FamilyLog run at a time: prepare the models, run the command, record the outcome.
 
 The command (``FAMILYLOG_COMMAND``, split with shlex, no shell) runs in ``FAMILYLOG_DIR``
-in its own process group. Its stdout and stderr (one pipe, so their order is kept) go line
-by line to ``runs/<start time>.log`` and to the output subscribers, in batches. Cancel and
-timeout send SIGTERM to the group and SIGKILL after ``kill_after`` seconds. Every run, even
-one that could not start, ends with a history entry, a notice and the state back at idle.
+as the leader of a process group of its own, with the run's mark in its environment
+(``app.platform.process_groups``). Its stdout and stderr (one pipe, so their order is kept)
+go line by line to ``runs/<start time>.log`` and to the output subscribers, in batches.
+
+A run ends when its main process ends, not when the last holder of its output pipe lets go:
+whatever the run left behind (``cmd &``, ``uv``'s child, a daemon that moved to a group of
+its own but kept the mark) is then stopped, SIGTERM then SIGKILL after the grace period
+(``STOP_GRACE_SECONDS``), and the record says so. Cancel, the run timeout and the app's
+quit stop the whole group the same way, so each ends within the grace period and a second.
+
+The run is in the history from its start (outcome "running", with what finds its
+processes again), so a run the app's death interrupted is found and reaped at the next
+start (``recover``). Every run, even one that could not start, ends with a history entry,
+a notice and the state back at idle.
 """
 
 from __future__ import annotations
@@ -14,13 +24,17 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from app.core.clock import Clock, SystemClock
 from app.core.events import Listeners
 from app.core.notices import Level, Notice
+from app.core.runs.child import spawn
 from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
@@ -28,6 +42,7 @@ from app.core.runs.output import RunOutput, pump
 from app.core.runs.preload import ModelPlacement, Prepared, PrepareError
 from app.core.runs.records import (
     Outcome,
+    RunProcesses,
     RunRecord,
     RunState,
     RunStatus,
@@ -35,6 +50,14 @@ from app.core.runs.records import (
     format_duration,
 )
 from app.core.runs.report import run_notice
+from app.platform.process_groups import (
+    GroupRef,
+    GroupStopper,
+    Stopped,
+    Subreaper,
+    marked_env,
+    new_mark,
+)
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
@@ -49,11 +72,14 @@ class FamilyLogRunner:
         history: RunHistory,
         *,
         platform: ProcessPlatform | None = None,
-        kill_after: float = 10.0,
+        kill_after: float | None = None,
         drain_timeout: float = 5.0,
         base_env: dict[str, str] | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """``kill_after``: the grace period between SIGTERM and SIGKILL (None: the setting
+        ``STOP_GRACE_SECONDS`` in force); ``drain_timeout``: how long output is read after
+        the run's processes are gone (a process outside the run may hold its pipe)."""
         self.deps = deps
         self.history = history
         self.placement = ModelPlacement(deps, base_env)
@@ -67,13 +93,23 @@ class FamilyLogRunner:
         self._task: asyncio.Task[RunRecord] | None = None
         self._prep_task: asyncio.Task[Prepared] | None = None
         self._proc: asyncio.subprocess.Process | None = None
+        self._exited: asyncio.Future[None] | None = None  # the main process's exit
+        self._stopper: GroupStopper | None = None  # stops the run's process group
         self._stop_reason: Outcome | None = None
-        self._escalation: asyncio.Task[None] | None = None
+        self._escalation: asyncio.Task[Stopped] | None = None
         self._familylog_logs: Path | None = None
+        self._record: RunRecord | None = None  # the run's entry in the history
 
     @property
     def settings(self):
         return self.deps.settings()
+
+    @property
+    def grace(self) -> float:
+        """Seconds between SIGTERM and SIGKILL when the run's processes are stopped."""
+        return (
+            self._kill_after if self._kill_after is not None else self.settings.STOP_GRACE_SECONDS
+        )
 
     # ── What the tray and the log window use ─────────────────────────────────
     def status(self) -> RunStatus:
@@ -111,6 +147,14 @@ class FamilyLogRunner:
                 clock=self._clock.monotonic,
             )
         )
+        self._record = RunRecord(
+            started_at=started,
+            duration_s=0.0,
+            outcome=Outcome.RUNNING,
+            log_file=str(log_file),
+            trigger=trigger,
+        )
+        self.history.add(self._record)  # in the history from its start: a crash cannot lose it
         self._task = asyncio.create_task(self._run(trigger, started, log_file), name="familylog")
         return StartResult(
             True, f"FamilyLog run started; its output goes to {log_file}", self._task
@@ -151,10 +195,12 @@ class FamilyLogRunner:
             finally:
                 self._prep_task = None
             self._familylog_logs = prepared.familylog_logs
-            code = await self._execute(cwd, argv, prepared.env, out)
+            code, left = await self._execute(cwd, argv, prepared.env, out)
             outcome = self._stop_reason or (Outcome.SUCCEEDED if code == 0 else Outcome.FAILED)
-            if outcome is Outcome.FAILED:
-                message = f"exit code {code}"
+            words = [f"exit code {code}"] if outcome is Outcome.FAILED else []
+            if left.count and outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
+                words.append(left.words())  # a cancel stops them all: no news
+            message = "; ".join(words)
         except CommandNotFoundError as e:
             message, code = str(e), COMMAND_NOT_FOUND
         except PrepareError as e:
@@ -162,7 +208,7 @@ class FamilyLogRunner:
         except asyncio.CancelledError:
             if self._stop_reason is None:  # the task itself was cancelled: the app quits
                 self._stop_reason = outcome = Outcome.CANCELLED
-                await asyncio.shield(self._stop_process())
+                await asyncio.shield(self._stop_group())
                 raise
             outcome = self._stop_reason
         except Exception as e:  # never leave the run stuck on an unexpected error
@@ -175,47 +221,88 @@ class FamilyLogRunner:
             )
         return record
 
-    async def _execute(self, cwd: Path, argv: list[str], env: dict, out: RunOutput) -> int:
+    async def _execute(
+        self, cwd: Path, argv: list[str], env: dict, out: RunOutput
+    ) -> tuple[int, Stopped]:
+        """Run the command until its main process exits, then stop what it left behind;
+        its exit code and what was left."""
         if self._stop_reason is not None:
             raise asyncio.CancelledError
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                **self._platform.spawn_kwargs(),
-            )
-        except OSError as e:
-            raise PrepareError(
-                f"Cannot start {argv[0]}: {e.strerror or e}. Check FAMILYLOG_COMMAND."
-            ) from e
-        self._proc = proc
-        if self._stop_reason is not None:  # cancelled while the process was being spawned
-            self._escalation = asyncio.create_task(self._stop_process())
-        self._set(dataclasses.replace(self._status, state=RunState.RUNNING, pid=proc.pid))
-        log.info("FamilyLog run started: PID %d, %s", proc.pid, " ".join(argv))
-        limit = self.settings.RUN_TIMEOUT_MINUTES * 60
-        timer = asyncio.get_running_loop().call_later(limit, self._stop, Outcome.TIMED_OUT)
-        assert proc.stdout is not None
-        reader = asyncio.create_task(pump(proc.stdout, out))
-        try:
-            code = await proc.wait()
-            done, _ = await asyncio.wait({reader}, timeout=self._drain_timeout)
-            if not done:
-                out.note(
-                    "The run exited but a process it started still holds its output; "
-                    "stopped reading it."
+        mark = new_mark("run")
+        with Subreaper():  # Linux: the run's orphans come to the app, not to init
+            try:
+                proc, exited = await spawn(
+                    argv, cwd=cwd, env=marked_env(env, mark), **self._platform.spawn_kwargs()
                 )
-        finally:
-            timer.cancel()
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
-        return code
+            except OSError as e:
+                raise PrepareError(
+                    f"Cannot start {argv[0]}: {e.strerror or e}. Check FAMILYLOG_COMMAND."
+                ) from e
+            adopt = getattr(self._platform, "adopt", None)
+            if adopt is not None:
+                adopt(proc.pid)  # Windows: into the job that dies with the app
+            group = GroupRef.of(proc.pid, mark)
+            self._proc, self._exited = proc, exited
+            self._stopper = GroupStopper(group, exclude=self._server_pids, clock=self._clock)
+            self._remember(group)
+            if self._stop_reason is not None:  # cancelled while the process was being spawned
+                self._escalate()
+            self._set(dataclasses.replace(self._status, state=RunState.RUNNING, pid=proc.pid))
+            log.info("FamilyLog run started: PID %d, %s", proc.pid, " ".join(argv))
+            limit = self.settings.RUN_TIMEOUT_MINUTES * 60
+            timer = asyncio.get_running_loop().call_later(limit, self._stop, Outcome.TIMED_OUT)
+            assert proc.stdout is not None
+            reader = asyncio.create_task(pump(proc.stdout, out))
+            try:
+                await asyncio.shield(exited)  # the main process, not the last pipe holder
+                code = proc.returncode
+                assert code is not None
+                if self._escalation is not None:
+                    await asyncio.shield(self._escalation)
+                left = await asyncio.shield(self._stopper.stop(self.grace))
+                if left.count:
+                    log.warning("The FamilyLog run %s", left.words())
+                    out.note(f"The run {left.words()}.")
+                # its processes are gone: what they wrote is still to be read
+                done, _ = await asyncio.wait({reader}, timeout=self._drain_timeout)
+                if not done:
+                    out.note(
+                        "A process outside the run still holds its output; stopped reading it."
+                    )
+            finally:
+                timer.cancel()
+                if not reader.done():
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+        return code, left
+
+    def _server_pids(self) -> set[int]:
+        """The app's own servers: never part of a run, whatever their environment says."""
+        return {st.pid for st in self.deps.lifecycle.manager.statuses().values() if st.pid}
+
+    def _remember(self, group: GroupRef) -> None:
+        """Write what finds the run's processes again into its history entry."""
+        if self._record is None:
+            return
+        try:
+            me = psutil.Process()
+            app_pid, app_started = me.pid, me.create_time()
+        except psutil.Error:
+            app_pid, app_started = os.getpid(), 0.0
+        self._record = self._record.model_copy(
+            update={
+                "processes": RunProcesses(
+                    pid=group.leader,
+                    pgid=group.pgid,
+                    mark=group.mark,
+                    since=group.since,
+                    app_pid=app_pid,
+                    app_started=app_started,
+                )
+            }
+        )
+        self.history.add(self._record)
 
     def _stop(self, reason: Outcome) -> bool:
         if not self._status.busy or self._status.state is RunState.FINISHING:
@@ -224,24 +311,34 @@ class FamilyLogRunner:
             self._stop_reason = reason
         if self._prep_task is not None:
             self._prep_task.cancel()
-        if self._proc is not None and self._proc.returncode is None and self._escalation is None:
-            self._escalation = asyncio.create_task(self._stop_process())
+        self._escalate()
         # Before the spawn, _execute sees the reason and does not start the command.
         return True
 
-    async def _stop_process(self) -> None:
-        """SIGTERM to the run's process group; SIGKILL after ``kill_after`` seconds."""
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return
-        log.info("Stopping the FamilyLog run (PID %d): %s", proc.pid, self._stop_reason)
-        self._platform.terminate_tree(proc.pid)
-        try:
-            await self._clock.wait_for(asyncio.shield(proc.wait()), self._kill_after)
-        except TimeoutError:
-            log.warning("The run did not exit %g s after SIGTERM; killing it", self._kill_after)
-            self._platform.kill_tree(proc.pid)
-            await proc.wait()
+    def _escalate(self) -> None:
+        """Start stopping the run's process group (once), while its main process runs."""
+        if self._stopper is None or self._exited is None or self._exited.done():
+            return  # not spawned yet, or already ended: the sweep after its exit stops the rest
+        if self._escalation is None:
+            log.info(
+                "Stopping the FamilyLog run (PID %d): %s",
+                self._stopper.ref.leader,
+                self._stop_reason,
+            )
+            self._escalation = asyncio.create_task(self._stop_group())
+
+    async def _stop_group(self) -> Stopped:
+        """SIGTERM to the run's processes; SIGKILL after the grace period."""
+        if self._stopper is None:
+            return Stopped()
+        stopped = await self._stopper.stop(self.grace, self._exited)
+        if stopped.killed or (self._proc is not None and self._proc.returncode == -9):
+            log.warning(
+                "The run did not exit %g s after SIGTERM; killed it%s",
+                self.grace,
+                f" ({', '.join(stopped.killed)})" if stopped.killed else "",
+            )
+        return stopped
 
     async def _finish(
         self,
@@ -276,7 +373,7 @@ class FamilyLogRunner:
                 trigger=trigger,
                 message=message,
             )
-            self.history.add(record)
+            self.history.add(record)  # replaces the entry written at the start
             limit = self.settings.RUN_TIMEOUT_MINUTES
             self.deps.notices.emit(run_notice(record, list(out.tail), out.write_error, limit))
             try:
@@ -296,9 +393,10 @@ class FamilyLogRunner:
             return record
         finally:
             out.close()
-            self._proc = None
+            self._proc = self._exited = self._stopper = None
             self._escalation = None
             self._familylog_logs = None
+            self._record = None
             self._set(RunStatus(last_line=self._status.last_line, log_file=out.log_file))
 
     # ── Helpers ───────────────────────────────────────────────────────────────

@@ -14,6 +14,7 @@ from app.core.notices import Level, Notice
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
 from app.core.runs.records import RunRecord, RunStatus, StartResult
+from app.core.runs.recovery import recover_interrupted
 from app.core.runs.runner import FamilyLogRunner
 from app.core.runs.schedule import Scheduler
 from app.platform.processes import ProcessPlatform
@@ -27,7 +28,7 @@ class RunService:
         schedule: bool = True,
         clock: Clock | None = None,
         platform: ProcessPlatform | None = None,
-        kill_after: float = 10.0,
+        kill_after: float | None = None,
         base_env: dict[str, str] | None = None,
     ) -> None:
         self.deps = deps
@@ -57,6 +58,8 @@ class RunService:
             self.deps.notices.emit(
                 Notice(Level.WARNING, "Run history", self.history.problem, self.history.path)
             )
+        # runs an app crash left: reaped and recorded before any new run starts
+        await recover_interrupted(self.history, self.deps.notices, self.runner.grace)
         if self._schedule:
             self.scheduler.start()
 

@@ -21,10 +21,6 @@ class ServerExitedError(RuntimeError):
         self.log_path = log_path
 
 
-class LogWriteError(RuntimeError):
-    """The server log could not be opened or written (disk full, no permission)."""
-
-
 def check_launch_files(server_path: str, spec: LaunchSpec) -> None:
     """The binary, the model and the mmproj must exist (and the binary run), else an error
     naming the path."""

@@ -4,8 +4,21 @@ The public API is the seed's (``load_model``, ``unload_model``, ``switch_model``
 ``wait_ready``, ``get_loaded_models``, ``shutdown``), so FamilyLog code written against
 the seed works unchanged. Beyond the seed: one lock per port, an explicit state per port
 with subscribers, readiness polling with back-off that stops the moment the process
-exits, event-driven stop (TERM to the group, KILL after 10 s), a port check before
-spawning, and crash detection from the process's exit.
+exits, event-driven stop, a port check before spawning, and crash detection from the
+process's exit.
+
+A server is owned by its process group, not its PID: it is started as a group leader with
+a mark in its environment (``app.platform.process_groups``), so one started through a
+wrapper script that does not ``exec`` is stopped whole (TERM to the group, KILL after the
+grace period, ``stop_grace``), and when the wrapper exits the rest of its group goes too.
+A stop that needs SIGKILL says in the log what the server was doing.
+
+Its output goes straight to its log file (the server never waits on the app to write). A
+log that cannot be written (a full disk) pauses that server's logging, with a notice
+(``on_log_problem``), and never stops a load; logs are rotated while they grow
+(``server_log.LogRotator``). A server on a port of its own (a role's, switch mode's) logs
+to ``llama-server-<port>.log``; one on a free port to ``llama-server-<model key>.log``, so
+a model keeps its log across loads.
 """
 
 from __future__ import annotations
@@ -17,11 +30,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 from app.core.servers import health
 from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
-    LogWriteError,
     ServerExitedError,
     check_launch_files,
     child_env,
@@ -33,9 +46,17 @@ from app.core.servers.options import known_options
 from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.port_table import PortSlot, PortTable
 from app.core.servers.ports import ensure_port_free, wait_port_free
-from app.core.servers.server_log import append_note, open_server_log, redact
-from app.core.servers.states import LaunchSpec, ServerState, ServerStatus
+from app.core.servers.server_log import (
+    LogRotator,
+    append_note,
+    last_output,
+    open_server_log,
+    redact,
+    safe_name,
+)
+from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, file_identity
 from app.platform.open_files import out_of_files, out_of_files_words
+from app.platform.process_groups import GroupRef, GroupStopper, marked_env, new_mark
 from app.platform.processes import ProcessPlatform, process_platform
 
 log = logging.getLogger(__name__)
@@ -51,18 +72,22 @@ class LlamaServerManager(PortTable):
         log_dir: Path | None = None,
         platform: ProcessPlatform | None = None,
         record: OwnershipRecord | None = None,
-        stop_timeout: float = 10.0,
+        stop_timeout: float | Callable[[], float] = 10.0,
         log_max_bytes: int | Callable[[], int] = 10 * 1024 * 1024,
         log_backups: int | Callable[[], int] = 3,
         api_key: str | None = None,
         env: dict[str, str] | None = None,
         check_binary: bool = True,
         private_ports: bool | Callable[[], bool] = False,
+        on_log_problem: Callable[[ServerStatus, str], None] | None = None,
     ) -> None:
         """``private_ports`` (or a function asked at each start): give each start of a server
         a fresh random key instead of ``api_key``, so only this manager's callers (which send
         ``keys.auth_headers(status)``) can use it. ``log_max_bytes`` and ``log_backups`` (or
-        functions asked at each start): a server's log is rotated when it starts."""
+        functions asked at each use): a server's log is rotated over that size, at its start
+        and while it grows. ``stop_timeout`` (or a function asked at each stop): the grace
+        period between SIGTERM and SIGKILL. ``on_log_problem(status, message)``: a server's
+        log could not be written, so its logging is paused."""
         self._server_path = str(llama_server_path)
         if check_binary and not Path(self._server_path).is_file():
             raise FileNotFoundError(
@@ -82,6 +107,11 @@ class LlamaServerManager(PortTable):
         self._api_key = api_key or None
         self._env = env
         self._private_ports = private_ports
+        self._on_log_problem = on_log_problem
+        # What a port's server is doing, in words, for the log of a stop that needed
+        # SIGKILL ("serving 2 requests"); the lifecycle, which counts requests, sets it.
+        self.activity: Callable[[int], str] | None = None
+        self.rotator = LogRotator(self.log_limits)
         PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
@@ -95,7 +125,21 @@ class LlamaServerManager(PortTable):
         return known_options(self._server_path, self._platform.spawn_kwargs())
 
     def log_path(self, port: int) -> Path:
+        """The log of the server on ``port`` (the last one there), else the port's log."""
+        slot = self._slots.get(port)
+        if slot is not None and slot.status.log_path is not None:
+            return slot.status.log_path
         return self.log_dir / f"llama-server-{port}.log"
+
+    def _log_for(self, port: int, log_name: str | None) -> Path:
+        if log_name:
+            return self.log_dir / f"llama-server-{safe_name(log_name)}.log"
+        return self.log_dir / f"llama-server-{port}.log"
+
+    def stop_grace(self) -> float:
+        """Seconds a server gets to exit after SIGTERM before SIGKILL."""
+        t = self._stop_timeout
+        return t() if callable(t) else t
 
     def log_limits(self) -> tuple[int, int]:
         """The size over which a server's log is rotated when it starts, and the old logs kept."""
@@ -114,16 +158,18 @@ class LlamaServerManager(PortTable):
         extra_args: list[str] | None = None,
         *,
         timeout: float = 120.0,
+        log_name: str | None = None,
     ) -> ServerStatus:
         """Start llama-server with ``model_path`` on ``port`` and wait until it is ready.
 
         A server already running on the port with another model is stopped first; the same
         model with the same settings already ready is left as it is (no second process).
+        ``log_name``: log to ``llama-server-<log_name>.log`` instead of the port's log.
         """
         spec = self._spec(model_path, port, n_gpu_layers, ctx_size, mmproj, n_threads, extra_args)
         slot = self._slot(spec.port)
         async with slot.lock:
-            return await self._load_locked(slot, spec, timeout)
+            return await self._load_locked(slot, spec, timeout, self._log_for(spec.port, log_name))
 
     def _spec(
         self,
@@ -165,7 +211,7 @@ class LlamaServerManager(PortTable):
         async with slot.lock:
             old = slot.status.model_name or "no model"
             log.info("Switching port %d: %s -> %s", port, old, Path(spec.model_path).stem)
-            return await self._load_locked(slot, spec, timeout)
+            return await self._load_locked(slot, spec, timeout, self._log_for(port, None))
 
     async def restart(
         self,
@@ -188,7 +234,7 @@ class LlamaServerManager(PortTable):
                 log.warning("Restarting %s on port %d", slot.status.model_name, port)
                 await self._stop_locked(slot)
                 await wait_port_free(port)
-            return await self._load_locked(slot, spec, timeout)
+            return await self._load_locked(slot, spec, timeout, self.log_path(port))
 
     async def fail(
         self, port: int, error: str, *, only_if: Callable[[ServerStatus], bool] | None = None
@@ -257,9 +303,12 @@ class LlamaServerManager(PortTable):
         for port, r in zip(ports, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("Stopping the server on port %d failed: %s", port, r)
+        await self.rotator.close()
 
     # ── Internals ─────────────────────────────────────────────────────────────
-    async def _load_locked(self, slot: PortSlot, spec: LaunchSpec, timeout: float) -> ServerStatus:
+    async def _load_locked(
+        self, slot: PortSlot, spec: LaunchSpec, timeout: float, log_path: Path
+    ) -> ServerStatus:
         current = slot.status
         if (
             slot.proc is not None
@@ -285,9 +334,9 @@ class LlamaServerManager(PortTable):
         except Exception as e:
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=str(e))
             raise
-        await self._spawn(slot, spec)
-        log_path = self.log_path(slot.port)
+        await self._spawn(slot, spec, log_path)
         assert slot.watcher is not None
+        watch = None if slot.status.log_problem else health.LogWatch(log_path, slot.log_offset)
         try:
             waited = await health.poll_until_ready(
                 slot.port,
@@ -295,7 +344,7 @@ class LlamaServerManager(PortTable):
                 timeout,
                 headers=auth_headers(slot.status),
                 prefix=slot.status.prefix,
-                log=health.LogWatch(log_path, slot.log_offset),
+                log=watch,
             )
         except health.ProcessExited as e:
             mmproj = spec.mmproj if spec.mmproj and not projector_loaded(log_path) else None
@@ -334,30 +383,36 @@ class LlamaServerManager(PortTable):
             return new_key(), PRIVATE_PREFIX
         return spec.api_key, ""
 
-    async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
+    async def _spawn(self, slot: PortSlot, spec: LaunchSpec, log_path: Path) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
         key, prefix = self._server_key(spec)
-        log_path = self.log_path(slot.port)
+        logf: BinaryIO | None = None
+        problem = None
         try:
             logf = open_server_log(log_path, cmd, *self.log_limits())
             slot.log_offset = logf.tell()
         except OSError as e:
-            hint = (
-                out_of_files_words()
-                if out_of_files(e)
-                else "Free disk space or fix the folder's permissions, then load the model again."
+            if out_of_files(e):  # no descriptor for its log: none for the server either
+                msg = f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
+                msg += out_of_files_words()
+                self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
+                raise RuntimeError(msg) from e
+            # a full disk: the model runs all the same, without its log
+            problem = (
+                f"Cannot write the llama-server log {log_path}: {e.strerror or e}. "
+                f"{Path(spec.model_path).stem} runs without its log until it is loaded again; "
+                "free disk space (or fix the folder's permissions) to get its log back."
             )
-            msg = f"Cannot write the llama-server log {log_path}: {e.strerror or e}. {hint}"
-            self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
-            raise LogWriteError(msg) from e
+            log.error("%s", problem)
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
+        mark = new_mark("server")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=logf,
+                stdout=logf if logf is not None else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT,
-                env=child_env(self._env, key, prefix),
+                env=marked_env(child_env(self._env, key, prefix), mark),
                 **self._platform.spawn_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as e:
@@ -367,34 +422,54 @@ class LlamaServerManager(PortTable):
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise RuntimeError(msg) from e
         finally:
-            logf.close()  # the child holds its own copy
+            if logf is not None:
+                logf.close()  # the child holds its own copy
         adopt = getattr(self._platform, "adopt", None)
         if adopt is not None:
             adopt(proc.pid)
         slot.proc = proc
         slot.stopping = False
+        slot.group = GroupRef.of(proc.pid, mark)
         if self._record is not None:
-            self._record.add(proc.pid, slot.port, spec.model_path, cmd)
-        slot.watcher = asyncio.create_task(self._watch(slot, proc), name=f"watch-{slot.port}")
+            self._record.add(proc.pid, slot.port, spec.model_path, cmd, slot.group)
+        slot.watcher = asyncio.create_task(
+            self._watch(slot, proc, slot.group), name=f"watch-{slot.port}"
+        )
         self._set(
             slot,
             state=ServerState.STARTING,
             spec=spec,
             pid=proc.pid,
             log_path=log_path,
+            log_problem=problem,
             started_at=time.time(),
             ready_at=None,
             exit_code=None,
             error=None,
             key=key,
             prefix=prefix,
+            file_id=file_identity(spec.model_path),
         )
+        if problem is not None and self._on_log_problem is not None:
+            self._on_log_problem(slot.status, problem)
+        if problem is None:
+            self.rotator.follow(log_path)
 
-    async def _watch(self, slot: PortSlot, proc: asyncio.subprocess.Process) -> int:
+    async def _watch(
+        self, slot: PortSlot, proc: asyncio.subprocess.Process, group: GroupRef
+    ) -> int:
         code = await proc.wait()
+        if not slot.stopping:
+            # a wrapper script that did not exec: llama-server (its child) may live on in
+            # its group, holding the port; a server is its whole group, so it goes too
+            left = await GroupStopper(group).stop(self.stop_grace())
+            if left.count:
+                log.warning("Port %d: the server's process %s", slot.port, left.words())
+                append_note(slot.status.log_path or self.log_path(slot.port), left.words())
         if self._record is not None:
             self._record.remove(proc.pid)
         append_note(self.log_path(slot.port), f"PID {proc.pid} exited with code {code}")
+        self.rotator.forget(slot.status.log_path)
         if slot.proc is proc:
             slot.proc = None
             if not slot.stopping and slot.status.state is ServerState.READY:
@@ -406,31 +481,41 @@ class LlamaServerManager(PortTable):
                 self._set(slot, state=ServerState.FAILED, exit_code=code, error=msg)
         return code
 
+    def _doing(self, slot: PortSlot) -> str:
+        """What the server on ``slot`` is doing, in words, for the log of a kill."""
+        st = slot.status
+        if st.state is ServerState.STARTING:
+            took = time.time() - (st.started_at or time.time())
+            return f"still loading the model ({took:.0f} s after its start)"
+        what = self.activity(slot.port) if self.activity is not None else ""
+        return what or "idle"
+
     async def _stop_locked(
         self,
         slot: PortSlot,
         final_state: ServerState = ServerState.STOPPED,
         error: str | None = None,
     ) -> None:
-        proc, watcher = slot.proc, slot.watcher
-        if proc is None or watcher is None:
+        proc, watcher, group = slot.proc, slot.watcher, slot.group
+        if proc is None or watcher is None or group is None:
             self._set(slot, state=final_state, pid=None, error=error)
             return
         slot.stopping = True
         name = slot.status.model_name
+        doing = self._doing(slot)
         self._set(slot, state=ServerState.STOPPING)
         log.info("Stopping %s on port %d (PID %d)", name, slot.port, proc.pid)
-        if proc.returncode is None:
-            self._platform.terminate_tree(proc.pid)
-            done, _ = await asyncio.wait({watcher}, timeout=self._stop_timeout)
-            if not done:
-                log.warning(
-                    "PID %d did not exit %g s after SIGTERM; sending SIGKILL",
-                    proc.pid,
-                    self._stop_timeout,
-                )
-                append_note(self.log_path(slot.port), f"killed PID {proc.pid} after stop timeout")
-                self._platform.kill_tree(proc.pid)
+        grace = self.stop_grace()
+        stopped = await GroupStopper(group).stop(grace, leader_exited=watcher)
+        if stopped.leader_killed or stopped.killed:
+            last = last_output(self.log_path(slot.port), 1)
+            why = (
+                f"llama-server PID {proc.pid} on port {slot.port} ({name}) did not exit "
+                f"{grace:g} s after SIGTERM, so it was killed (SIGKILL). When asked to stop "
+                f"it was {doing}" + (f"; its last output: {last[-1].strip()}" if last else "")
+            )
+            log.warning("%s", why)
+            append_note(self.log_path(slot.port), f"killed PID {proc.pid}: {why}")
         code = await asyncio.shield(watcher)
         slot.proc = None
         slot.stopping = False

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from app.core.events import Listeners
 from app.core.servers.states import SERVER_TRANSITIONS, ServerState, ServerStatus, StateEvent
+from app.platform.process_groups import GroupRef
 
 log = logging.getLogger("app.core.servers.manager")
 
@@ -23,6 +24,7 @@ class PortSlot:
     proc: asyncio.subprocess.Process | None = None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False
+    group: GroupRef | None = None  # its server's process group (a wrapper's children too)
 
 
 class PortTable:

@@ -1,14 +1,23 @@
-"""The per-port llama-server log file, its one format: size-capped rotation, the header line
-written at each start (``===== <time> familylog-tray start: <command>``) and the app's
-notes, and reading them back."""
+"""The llama-server log files, their one format: size-capped rotation (at each start, and
+while a server's log grows: ``LogRotator``), the header line written at each start
+(``===== <time> familylog-tray start: <command>``) and the app's notes, and reading them
+back."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as _dt
+import logging
 import os
+import re
 import shlex
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 
 def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
@@ -27,6 +36,74 @@ def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
             os.replace(src, path.with_name(f"{path.name}.{i + 1}"))
     os.replace(path, path.with_name(f"{path.name}.1"))
     return True
+
+
+def copy_truncate(path: Path, max_bytes: int, backups: int) -> bool:
+    """Rotate the log of a server that is writing to it: copy it to ``path.1`` (older ones
+    shifted), then cut it to nothing; the server, which opened it for appending, writes on
+    at its new end. As logrotate's ``copytruncate``: a line written during the copy itself
+    may be lost, never the server's output after it."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    if backups > 0:
+        for i in range(backups - 1, 0, -1):
+            src = path.with_name(f"{path.name}.{i}")
+            if src.exists():
+                os.replace(src, path.with_name(f"{path.name}.{i + 1}"))
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    os.truncate(path, 0)
+    return True
+
+
+class LogRotator:
+    """Keeps the logs of running servers under the size limit while they grow: every
+    ``interval`` seconds (a ``stat`` per log) a log over ``limits()[0]`` is rotated with
+    ``copy_truncate``. A failure (a full disk) is logged and tried again later."""
+
+    def __init__(self, limits: Callable[[], tuple[int, int]], interval: float = 2.0) -> None:
+        self._limits = limits
+        self.interval = interval
+        self._paths: set[Path] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def follow(self, path: Path) -> None:
+        self._paths.add(path)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="log-rotator")
+
+    def forget(self, path: Path | None) -> None:
+        if path is not None:
+            self._paths.discard(path)
+
+    async def close(self) -> None:
+        self._paths.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._paths:
+            await asyncio.sleep(self.interval)
+            size, backups = self._limits()
+            for path in list(self._paths):
+                try:
+                    if path.stat().st_size <= size:
+                        continue
+                    if await loop.run_in_executor(None, copy_truncate, path, size, backups):
+                        log.info("Rotated %s (over %d bytes) while its server writes", path, size)
+                except OSError as e:
+                    log.warning("Cannot rotate %s: %s", path, e)
+
+
+def safe_name(text: str) -> str:
+    """``text`` as part of a file name: anything but letters, digits, ``.-_`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "model"
 
 
 NOTE_PREFIX = "===== "

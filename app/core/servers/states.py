@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,6 +44,36 @@ SERVER_TRANSITIONS = Transitions(
         ServerState.FAILED: {ServerState.STARTING, ServerState.STOPPED},
     },
 )
+
+
+FileId = tuple[int, int, int, int]  # device, inode, size, mtime (ns)
+
+
+def file_identity(path: str | Path) -> FileId | None:
+    """What tells one file at ``path`` from another put there later (None: no file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+FILE_GONE = "file moved or deleted"
+FILE_CHANGED = "file changed: restart to use the new one"
+
+
+def file_note(st: ServerStatus) -> str | None:
+    """What became of the file the server on ``st`` was started from (None: it is there,
+    unchanged; a server it runs keeps the old file open either way)."""
+    spec = st.spec
+    if spec is None or st.state is ServerState.STOPPED:
+        return None
+    now = file_identity(spec.model_path)
+    if now is None or (spec.mmproj and file_identity(spec.mmproj) is None):
+        return FILE_GONE
+    if st.file_id is not None and now != st.file_id:
+        return FILE_CHANGED
+    return None
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,8 @@ class ServerStatus:
     key: str | None = field(default=None, repr=False)
     # The path it serves under (``keys.PRIVATE_PREFIX`` when private; ``keys.server_url``).
     prefix: str = ""
+    log_problem: str | None = None  # its log could not be written: logging is paused
+    file_id: FileId | None = None  # the model file it was started from (``file_identity``)
 
     @property
     def model_path(self) -> str | None:
