@@ -33,6 +33,17 @@ def slow_model(models_dir):
     )
 
 
+@pytest.fixture(scope="session")
+def slower_model(models_dir):
+    """Twice the layers of ``slow_model``: its long prompt keeps the main loop busy past two
+    hung limits of a second even on a quiet machine (``slow_model`` once took 1.95 s)."""
+    from tests.support.tiny_model import write_tiny_model
+
+    return write_tiny_model(
+        models_dir / "slower-256x24-F32.gguf", n_embd=256, layers=24, n_ff=768, seed=4
+    )
+
+
 # One thread and one batch for the whole prompt: the main loop is busy in one piece.
 SLOW_ARGS = {"LLAMA_EXTRA_ARGS": "--threads 1 -b 2048 -ub 2048 -np 1", "LLAMA_CTX_SIZE": 2048}
 LONG_PROMPT = "x" * 2000  # one token per character

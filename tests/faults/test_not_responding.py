@@ -102,11 +102,11 @@ async def test_a_server_stopped_mid_stream_is_found_hung_and_restarted(
         await core.stop()
 
 
-async def test_a_long_prompt_is_not_taken_for_a_hang(llama_server_bin, slow_model) -> None:
+async def test_a_long_prompt_is_not_taken_for_a_hang(llama_server_bin, slower_model) -> None:
     """The main loop is busy with one prompt for longer than HUNG_PROBE_SECONDS: the check
     asks /health (its HTTP thread answers), so nothing is declared and nothing restarted."""
     hung = 1.0
-    core = _core(llama_server_bin, slow_model, HUNG_PROBE_SECONDS=hung, **SLOW_ARGS)
+    core = _core(llama_server_bin, slower_model, HUNG_PROBE_SECONDS=hung, **SLOW_ARGS)
     await core.start()
     try:
         entry = core.catalogue.role(LLM)
