@@ -351,14 +351,15 @@ class LlamaServerManager(PortTable):
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=msg)
             raise LogWriteError(msg) from e
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
+        argv, spawn_kwargs = self._platform.spawn_args(cmd)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *cmd,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
                 env=child_env(self._env, key, prefix),
-                **self._platform.spawn_kwargs(),
+                **spawn_kwargs,
             )
         except (OSError, subprocess.SubprocessError) as e:
             msg = f"Cannot start llama-server {self._server_path}: {getattr(e, 'strerror', None) or e}"
