@@ -57,12 +57,51 @@ class ProcessPlatform(Protocol):
         ...
 
 
+def _proc_children(pid: int) -> list[int] | None:
+    """The direct children of ``pid`` from Linux's ``/proc/PID/task/TID/children`` (a few
+    small reads), or None where that file is missing (another OS, a kernel without it)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return out
+
+
 def _tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants. On Linux read from ``/proc`` per process (well
+    under a millisecond for llama-server, which has no children), not by psutil's scan of
+    every process on the machine (6 ms with 120 processes on a busy 2-core machine; a stop
+    waits for it)."""
     try:
         root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
     except psutil.Error:
         return []
+    found, todo = [root], [pid]
+    while todo:
+        kids = _proc_children(todo.pop())
+        if kids is None:
+            try:
+                return [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return [root]
+        for child in kids:
+            try:
+                found.append(psutil.Process(child))
+            except psutil.Error:
+                continue
+            todo.append(child)
+    return found
 
 
 class PosixProcesses:
