@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,17 @@ def test_unreadable_record_is_ignored(tmp_path) -> None:
     path = tmp_path / "servers.json"
     path.write_text("{not json")
     assert OwnershipRecord(path).reap_orphans() == []
+
+
+def test_the_record_is_written_whole_without_waiting_for_the_disk(tmp_path, monkeypatch) -> None:
+    # A spawn and an exit each write the record, and a switch waits for both: no fsync
+    # (the rename keeps it whole when the app dies; after a power loss no server is alive).
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    rec = OwnershipRecord(tmp_path / "servers.json")
+    rec.add(os.getpid(), 8080, "/m.gguf", ["llama-server", "--api-key", "k"])
+    assert synced == []
+    assert [e.pid for e in OwnershipRecord(rec.path).read()] == [os.getpid()]
+    assert not list(tmp_path.glob(".servers.json.*"))  # no temp file left behind
+    rec.remove(os.getpid())
+    assert not rec.path.exists()
