@@ -35,6 +35,7 @@ from app.core.servers.port_table import PortSlot, PortTable
 from app.core.servers.ports import ensure_port_free, wait_port_free
 from app.core.servers.server_log import append_note, open_server_log, redact
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus
+from app.core.timing import Steps
 from app.platform.open_files import out_of_files, out_of_files_words
 from app.platform.processes import ProcessPlatform, process_platform
 
@@ -261,6 +262,7 @@ class LlamaServerManager(PortTable):
     # ── Internals ─────────────────────────────────────────────────────────────
     async def _load_locked(self, slot: PortSlot, spec: LaunchSpec, timeout: float) -> ServerStatus:
         current = slot.status
+        steps = Steps()
         if (
             slot.proc is not None
             and slot.proc.returncode is None
@@ -279,13 +281,16 @@ class LlamaServerManager(PortTable):
                 "Port %d holds %s; stopping it first", slot.port, current.model_name or "a server"
             )
             await self._stop_locked(slot)
+            steps.mark("stop")
             await wait_port_free(slot.port)
         try:
             ensure_port_free(slot.port)
+            steps.mark("port")
         except Exception as e:
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=str(e))
             raise
         await self._spawn(slot, spec)
+        steps.mark("spawn")
         log_path = self.log_path(slot.port)
         assert slot.watcher is not None
         try:
@@ -317,7 +322,9 @@ class LlamaServerManager(PortTable):
         except BaseException:
             await asyncio.shield(self._stop_locked(slot))
             raise
+        steps.mark("ready")
         self._set(slot, state=ServerState.READY, ready_at=time.time())
+        log.debug("Load on port %d: %s", slot.port, steps)
         log.info(
             "Model %s ready on port %d (PID %s) in %.3f s",
             Path(spec.model_path).stem,
@@ -419,10 +426,12 @@ class LlamaServerManager(PortTable):
             return
         slot.stopping = True
         name = slot.status.model_name
+        steps = Steps()
         self._set(slot, state=ServerState.STOPPING)
         log.info("Stopping %s on port %d (PID %d)", name, slot.port, proc.pid)
         if proc.returncode is None:
             self._platform.terminate_tree(proc.pid)
+            steps.mark("signal")
             done, _ = await asyncio.wait({watcher}, timeout=self._stop_timeout)
             if not done:
                 log.warning(
@@ -433,7 +442,9 @@ class LlamaServerManager(PortTable):
                 append_note(self.log_path(slot.port), f"killed PID {proc.pid} after stop timeout")
                 self._platform.kill_tree(proc.pid)
         code = await asyncio.shield(watcher)
+        steps.mark("exit")
         slot.proc = None
         slot.stopping = False
         self._set(slot, state=final_state, pid=None, exit_code=code, error=error)
+        log.debug("Stop on port %d: %s", slot.port, steps)
         log.info("%s unloaded from port %d (exit code %s)", name or "Server", slot.port, code)
