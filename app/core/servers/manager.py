@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.core.servers import health
+from app.core.servers.hooks import ServerHooks
 from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
     LogWriteError,
@@ -59,11 +60,14 @@ class LlamaServerManager(PortTable):
         env: dict[str, str] | None = None,
         check_binary: bool = True,
         private_ports: bool | Callable[[], bool] = False,
+        hooks: ServerHooks | None = None,
     ) -> None:
         """``private_ports`` (or a function asked at each start): give each start of a server
         a fresh random key instead of ``api_key``, so only this manager's callers (which send
         ``keys.auth_headers(status)``) can use it. ``log_max_bytes`` and ``log_backups`` (or
-        functions asked at each start): a server's log is rotated when it starts."""
+        functions asked at each start): a server's log is rotated when it starts. ``hooks``:
+        arguments added at each start, work after it is ready and before a graceful stop
+        (the slot cache); also settable later as ``manager.hooks``."""
         self._server_path = str(llama_server_path)
         if check_binary and not Path(self._server_path).is_file():
             raise FileNotFoundError(
@@ -83,6 +87,7 @@ class LlamaServerManager(PortTable):
         self._api_key = api_key or None
         self._env = env
         self._private_ports = private_ports
+        self.hooks = hooks
         PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
@@ -156,6 +161,7 @@ class LlamaServerManager(PortTable):
                 if slot.status.state is ServerState.FAILED:
                     self._set(slot, state=ServerState.STOPPED)
                 return
+            await self._before_stop(slot)
             await self._stop_locked(slot)
 
     async def switch_model(self, port: int, new_model_path: str, **kwargs) -> ServerStatus:
@@ -280,6 +286,8 @@ class LlamaServerManager(PortTable):
             log.warning(
                 "Port %d holds %s; stopping it first", slot.port, current.model_name or "a server"
             )
+            await self._before_stop(slot)
+            steps.mark("before stop")
             await self._stop_locked(slot)
             steps.mark("stop")
             await wait_port_free(slot.port)
@@ -302,6 +310,10 @@ class LlamaServerManager(PortTable):
                 prefix=slot.status.prefix,
                 log=health.LogWatch(log_path, slot.log_offset),
             )
+            steps.mark("ready")
+            await self._after_ready(slot)
+            if slot.watcher.done():  # it exited while the hooks worked
+                raise health.ProcessExited(slot.watcher.result())
         except health.ProcessExited as e:
             mmproj = spec.mmproj if spec.mmproj and not projector_loaded(log_path) else None
             msg = exit_message(
@@ -322,7 +334,7 @@ class LlamaServerManager(PortTable):
         except BaseException:
             await asyncio.shield(self._stop_locked(slot))
             raise
-        steps.mark("ready")
+        steps.mark("after ready")
         self._set(slot, state=ServerState.READY, ready_at=time.time())
         log.debug("Load on port %d: %s", slot.port, steps)
         log.info(
@@ -334,6 +346,22 @@ class LlamaServerManager(PortTable):
         )
         return slot.status
 
+    async def _after_ready(self, slot: PortSlot) -> None:
+        if self.hooks is not None:
+            try:
+                await self.hooks.after_ready(slot.status)
+            except Exception as e:  # never fails the load
+                log.warning("After %s became ready on port %d: %s", slot.status.model_name,
+                            slot.port, e)  # fmt: skip
+
+    async def _before_stop(self, slot: PortSlot) -> None:
+        if self.hooks is not None and slot.status.state is ServerState.READY:
+            try:
+                await self.hooks.before_stop(slot.status)
+            except Exception as e:  # never stops the stop
+                log.warning("Before stopping %s on port %d: %s", slot.status.model_name,
+                            slot.port, e)  # fmt: skip
+
     def _server_key(self, spec: LaunchSpec) -> tuple[str | None, str]:
         """The key of this start, and the path prefix it serves under (``keys``)."""
         private = self._private_ports
@@ -343,6 +371,8 @@ class LlamaServerManager(PortTable):
 
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
         cmd = replace(spec, api_key=None).command(self._server_path)
+        if self.hooks is not None:
+            cmd += self.hooks.launch_args(spec)
         key, prefix = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
