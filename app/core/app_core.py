@@ -28,9 +28,11 @@ from app.core.servers.address import client_url
 from app.core.servers.external import ExternalServer, find_external
 from app.core.servers.manager import LlamaServerManager
 from app.core.servers.ownership import OwnershipRecord
-from app.core.servers.states import ServerState, StateEvent
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing
+from app.core.slots.keeper import MIB, SlotKeeper, default_budget
+from app.core.slots.store import SlotStore
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
@@ -99,6 +101,14 @@ class AppCore:
         self.manager.subscribe(self._on_state)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
         self.stats = SpeedStats()
+        # A model's context saved before it is unloaded, restored when it loads again.
+        self.slots = SlotKeeper(
+            SlotStore(paths.slot_cache_dir, self.slot_budget),
+            self.live,
+            lambda: self.manager.server_path,
+            self._prompt_speed,
+        )
+        self.manager.hooks = self.slots
         self.services: list[Service] = []
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.gpu: GpuProber | None = None  # set by build_core
@@ -122,6 +132,26 @@ class AppCore:
     async def _worker_room(self, named: tuple[str, ...] | None) -> list[Worker]:
         """The RPC workers a load may use, checked (none before build_core adds them)."""
         return await self.workers.room(named) if self.workers is not None else []
+
+    def slot_budget(self) -> int:
+        """Bytes the saved slot contexts may take (``SLOT_CACHE_MB``; 0: sized by the roles)."""
+        s = self.settings
+        if s.SLOT_CACHE_MB > 0:
+            return s.SLOT_CACHE_MB * MIB
+        return default_budget(
+            [
+                e.info.kv_cache_bytes(s.LLAMA_CTX_SIZE or e.info.context_length or 4096)
+                for e in self.catalogue.roles().values()
+                if e.info is not None
+            ]
+        )
+
+    def _prompt_speed(self, status: ServerStatus) -> float | None:
+        """The prompt tokens per second measured for the model behind ``status``."""
+        spec = status.spec
+        entry = self.catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
+        stats = self.stats.get(entry.key) if entry is not None else None
+        return stats.prompt_tokens_per_second if stats is not None else None
 
     def add_service(self, service: Service) -> None:
         """Attach something that runs with the core (the API server, the schedule)."""
