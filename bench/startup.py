@@ -160,7 +160,7 @@ def main() -> None:
         print(f"  bare PySide6 tray icon (baseline)  {b:7.1f} ms   RSS {rb:6.1f} MiB")
         print(
             f"  familylog-tray                     {a:7.1f} ms   RSS {ra:6.1f} MiB   "
-            f"{a / b:4.2f}x  target < 500 ms: {'met' if a < 500 else 'MISSED'}"
+            f"{a / b:4.2f}x  target < 400 ms: {'met' if a < 400 else 'MISSED'}"
         )
         figures = {
             "rounds": args.rounds,

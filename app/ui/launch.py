@@ -3,8 +3,10 @@
 Order: a running instance answers first (``--show`` forwarded, exit 0); then no display at
 all ends the launch with exit 2 before Qt is touched; then the single-instance lock is taken
 (``InstanceServer.listen``) before any window, so a second launch while the set-up dialog
-is open brings that dialog to the front; then the set-up dialog (only when the settings
-lack a working llama-server or a model file); then the core and the tray.
+is open brings that dialog to the front; then the tray icon ("Starting…"), before the
+settings are even read (pydantic is most of the imports before it); then the settings (an
+invalid file ends the launch with exit 2 and the message), the set-up dialog (only when
+the settings lack a working llama-server or a model file), the core and the tray's menu.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.config import Settings
 from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
@@ -91,12 +92,12 @@ class StartingUp:
         return f"error: the app {doing}; try again once its tray icon is there"
 
 
-def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
+def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     """Run the tray app until Quit (or SIGINT/SIGTERM); every server it started is stopped."""
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
-    from app.core.logs.app_logging import setup_logging
+    from app.core.logs.app_logging import follow_log_limits, setup_logging
     from app.ui.single_instance import InstanceServer
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
@@ -109,9 +110,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         print(problem, file=sys.stderr)
         return ExitCode.NO_DISPLAY
 
-    setup_logging(
-        paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
-    )
+    setup_logging(paths.app_log_file)  # the settings' limits once they are read
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("familylog-tray")
     app.setApplicationDisplayName("FamilyLog Tray")
@@ -135,10 +134,21 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         answered = _already_running(paths)
         return answered if answered is not None else ExitCode.OK
 
+    # The icon now, before the settings, the core, the API and the windows are imported.
+    early = early_icon()
+
+    from app.settings_load import SettingsError, load_settings
+
+    try:
+        settings = load_settings(paths)
+    except SettingsError as e:
+        print(f"familylog-tray: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+    follow_log_limits(lambda: (settings.LOG_MAX_BYTES, settings.LOG_BACKUPS))
+
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
     from app.core.settings.first_run import first_run_reasons, settings_origin
-    from app.settings_load import SettingsError, load_settings
 
     reasons = first_run_reasons(settings, paths)
     origin = None
@@ -160,8 +170,6 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         origin = settings_origin(settings, paths)
         log.info("%s", origin)
 
-    # The icon now, before the core, the API and the windows are even imported (~0.5 s).
-    early = early_icon()
     from app.core.bootstrap import build_core
     from app.core.notices import Level, Notice
     from app.ui.tray_app import TrayApp
