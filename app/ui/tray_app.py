@@ -419,10 +419,10 @@ class TrayApp(QObject):
             return ["It runs with the old settings until it is unloaded and loaded again."]
         return []
 
-    def share_gpu(self, on: bool) -> None:
+    def share_gpu(self, on: bool) -> asyncio.Task | None:
         """The tray's "Share this GPU with other machines": saved, and in effect at once."""
         if on == self.core.settings.RPC_WORKER_ENABLED:
-            return
+            return None
         try:
             update_settings_file(
                 self.paths.settings_file, {"RPC_WORKER_ENABLED": "true" if on else "false"}
@@ -430,12 +430,12 @@ class TrayApp(QObject):
             new = load_settings(self.paths)
         except (OSError, SettingsError) as e:
             self.core.notices.emit(Notice(Level.ERROR, "Share this GPU", str(e)))
-            return
-        self.apply_settings(new)
+            return None
+        return self._spawn(self.apply_settings(new), "Share this GPU")
 
-    def apply_settings(self, new: Settings) -> list[str]:
+    async def apply_settings(self, new: Settings) -> list[str]:
         """Settings… saved ``new``: the core applies them; the log window's length too."""
-        lines = apply_settings(self.core.live, self.core.lifecycle, new)
+        lines = await apply_settings(self.core.live, self.core.lifecycle, new)
         self.logs.set_max_lines(new.LOG_VIEW_MAX_LINES)
         later = not_yet(lines)  # told again after OK has closed the dialog
         if later:

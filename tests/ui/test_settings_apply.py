@@ -672,6 +672,7 @@ def test_a_changed_setting_does_what_the_dialog_says(name: str, world: World, qt
     enter(qtbot, dialog.editors[name], value)
     assert dialog.changes() == {name: value}
     assert dialog.apply(), dialog.message.text()
+    world.arun(dialog.applying)
     said = dialog.message.text()
     how = applies(name)
     title = Settings.model_fields[name].title
