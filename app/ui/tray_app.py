@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 TRAY_WAIT_SECONDS = 60.0
 TRAY_RETRY_MS = 2000
 EXTERNAL_CHECK_MS = 30_000
+# Replies come up to hundreds a second: the tooltip and the window's speed cells follow them
+# at most this often (one redraw for every reply in between).
+SPEED_REDRAW_MS = 250
 
 
 def warm_up_imports() -> None:
@@ -127,6 +130,11 @@ class TrayApp(QObject):
         self._external_timer.timeout.connect(self.refresh_external)
         self.menu.aboutToShow.connect(self.refresh_external)
         self._external_task: asyncio.Task | None = None
+        self._speed_keys: set[str] = set()
+        self._speed_timer = QTimer(self)
+        self._speed_timer.setSingleShot(True)
+        self._speed_timer.setInterval(SPEED_REDRAW_MS)
+        self._speed_timer.timeout.connect(self._show_speed)
         self._quit = asyncio.Event()
         self._unsubs = [
             core.manager.subscribe(self._on_state),
@@ -175,6 +183,7 @@ class TrayApp(QObject):
         log.info("Quitting: stopping every server")
         self._tray_timer.stop()
         self._external_timer.stop()
+        self._speed_timer.stop()
         for unsub in self._unsubs:
             unsub()
         self._unsubs = []
@@ -237,10 +246,19 @@ class TrayApp(QObject):
             self.models_window.on_instance(event)
 
     def _on_speed(self, key: str) -> None:
-        """A model answered through the API: its speed in the tooltip and the window."""
+        """A model answered through the API (or its figures were reset): its speed shows in
+        the tooltip and the window within ``SPEED_REDRAW_MS``, one redraw for all replies
+        in between (a redraw builds the whole tooltip: ``bench/tooltip.py``)."""
+        self._speed_keys.add(key)
+        if not self._speed_timer.isActive():
+            self._speed_timer.start()
+
+    def _show_speed(self) -> None:
+        keys, self._speed_keys = self._speed_keys, set()
         self._render_state()
         if self.models_window is not None:
-            self.models_window.on_speed(key)
+            for key in sorted(keys):
+                self.models_window.on_speed(key)
 
     def _on_catalogue(self) -> None:
         if self.models_window is not None:
