@@ -26,8 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import free_port, llama_server_bin, tiny_models, write_json  # noqa: E402
-from bench.router import commit, machine  # noqa: E402
+from bench.common import (  # noqa: E402
+    commit,
+    free_port,
+    llama_server_bin,
+    machine,
+    tiny_models,
+    write_json,
+)
 
 
 def main() -> None:
