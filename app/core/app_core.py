@@ -20,7 +20,7 @@ from app.core.lifecycle.placement import Worker
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.entry import ModelEntry
-from app.core.models.stats import SpeedStats
+from app.core.models.stats import ModelStats, SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError, PresetStore
@@ -107,6 +107,7 @@ class AppCore:
             self.live,
             lambda: self.manager.server_path,
             self._prompt_speed,
+            self._evaluated,
         )
         self.manager.hooks = self.slots
         self.services: list[Service] = []
@@ -146,12 +147,23 @@ class AppCore:
             ]
         )
 
-    def _prompt_speed(self, status: ServerStatus) -> float | None:
-        """The prompt tokens per second measured for the model behind ``status``."""
+    def _model_stats(self, status: ServerStatus) -> ModelStats | None:
         spec = status.spec
         entry = self.catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
-        stats = self.stats.get(entry.key) if entry is not None else None
+        return self.stats.get(entry.key) if entry is not None else None
+
+    def _prompt_speed(self, status: ServerStatus) -> float | None:
+        """The prompt tokens per second measured for the model behind ``status``."""
+        stats = self._model_stats(status)
         return stats.prompt_tokens_per_second if stats is not None else None
+
+    def _evaluated(self, status: ServerStatus) -> int | None:
+        """The tokens the model behind ``status`` has evaluated (prompt and generated) through
+        the API; None with open ports, where programs may call the server directly."""
+        if self.settings.llama_ports_open:
+            return None
+        stats = self._model_stats(status)
+        return stats.prompt_tokens + stats.tokens if stats is not None else 0
 
     def add_service(self, service: Service) -> None:
         """Attach something that runs with the core (the API server, the schedule)."""

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from app.core.models.launch_args import LoadConfig
+from app.core.slots import client as slot_client
 from app.core.slots.keeper import MIN_TOKENS
 from tests.api.conftest import client
 
@@ -146,10 +147,17 @@ async def test_a_save_that_fails_or_is_too_slow_is_skipped(start_api, own_model,
     assert core.lifecycle.instance(llm) is None  # unloaded all the same
 
 
-async def test_a_short_context_is_not_saved(start_api, own_model) -> None:
-    core, llm = await start(start_api, own_model)
+@pytest.mark.parametrize("ports_open", [False, True])
+async def test_a_short_context_is_not_saved(start_api, own_model, monkeypatch, ports_open) -> None:
+    core, llm = await start(start_api, own_model, LLAMA_PORTS_OPEN=str(ports_open).lower())
+    asked = []
+    real = slot_client.list_slots
+    monkeypatch.setattr(slot_client, "list_slots", lambda *a: asked.append(a) or real(*a))
     async with client(core) as c:
         timings = await complete(c, llm.key, "hello world")
         assert timings["prompt_n"] < MIN_TOKENS
         await core.lifecycle.unload(llm)
     assert core.slots.store.entries() == [] and not core.slots.events
+    # every request went through the app: it knows the server holds too little to ask it
+    # (a switch does not wait for GET /slots); with open ports others may have used it
+    assert len(asked) == (1 if ports_open else 0)

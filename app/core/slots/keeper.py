@@ -35,6 +35,7 @@ MIN_SECONDS = 0.25
 MAX_SECONDS = 10.0
 
 PromptSpeed = Callable[[ServerStatus], float | None]
+Evaluated = Callable[[ServerStatus], int | None]
 MIB = 1024 * 1024
 DEFAULT_BUDGET = 2048 * MIB  # no model known to size it by
 SLOTS_IN_BUDGET = 4
@@ -65,7 +66,11 @@ class SlotEvent:
 class SlotKeeper:
     """``settings``: ``SLOT_CACHE`` (asked at each use); ``prompt_speed(status)``: the prompt
     tokens per second measured for the model behind ``status`` (None: not yet);
-    ``binary()``: the llama-server the manager starts (part of the fingerprint)."""
+    ``binary()``: the llama-server the manager starts (part of the fingerprint);
+    ``evaluated(status)``: the tokens the model has evaluated through the app so far (None
+    when requests may reach the server some other way): a server that evaluated fewer than
+    ``MIN_TOKENS`` since it was ready holds nothing worth a file, and is not even asked
+    (``GET /slots`` cost a switch 3-14 ms)."""
 
     def __init__(
         self,
@@ -73,6 +78,7 @@ class SlotKeeper:
         settings: SettingsSource,
         binary: Callable[[], str],
         prompt_speed: PromptSpeed | None = None,
+        evaluated: Evaluated | None = None,
         *,
         min_seconds: float = MIN_SECONDS,
         max_seconds: float = MAX_SECONDS,
@@ -81,6 +87,8 @@ class SlotKeeper:
         self._settings = settings
         self._binary = binary
         self._prompt_speed = prompt_speed or (lambda _st: None)
+        self._evaluated = evaluated or (lambda _st: None)
+        self._evaluated_at_ready: dict[int, int | None] = {}
         self.min_seconds = min_seconds
         self.max_seconds = max_seconds
         self._launched: dict[int, tuple[str, str]] = {}  # port -> (fingerprint, model path)
@@ -109,8 +117,12 @@ class SlotKeeper:
         launched = self._launched.get(status.port)
         if launched is None or not self.on():
             return
+        self._evaluated_at_ready[status.port] = self._evaluated(status)
         fp = launched[0]
-        saved = await asyncio.to_thread(self.store.matching, fp)
+        if self.store.loaded:  # in memory: no trip to a worker thread for every load
+            saved = self.store.matching(fp)
+        else:
+            saved = await asyncio.to_thread(self.store.matching, fp)
         if not saved:
             return
         slots = await client.list_slots(status, LIST_TIMEOUT)
@@ -123,11 +135,20 @@ class SlotKeeper:
         if launched is None or status.state is not ServerState.READY or not self.on():
             return
         fp, model = launched
+        if not self._may_hold_enough(status):
+            return
         slots = await client.list_slots(status, LIST_TIMEOUT)
         for slot in slots:
             tokens = client.slot_tokens(slot)
             if tokens >= MIN_TOKENS and isinstance(slot.get("id"), int):
                 await self._save(status, slot["id"], tokens, fp, model, len(slots))
+
+    def _may_hold_enough(self, status: ServerStatus) -> bool:
+        before = self._evaluated_at_ready.pop(status.port, None)
+        now = self._evaluated(status)
+        if before is None or now is None or now < before:  # unknown, or the figures reset
+            return True
+        return now - before >= MIN_TOKENS
 
     # ── Save and restore ───────────────────────────────────────────────────────
     def time_limit(self, status: ServerStatus, tokens: int) -> float:

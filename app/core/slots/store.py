@@ -45,6 +45,11 @@ class SlotStore:
         self._entries: dict[str, SavedSlot] | None = None
 
     @property
+    def loaded(self) -> bool:
+        """True once the index was read: reading it no longer touches the disk."""
+        return self._entries is not None
+
+    @property
     def index_path(self) -> Path:
         return self.folder / INDEX
 
