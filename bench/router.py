@@ -41,11 +41,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    ROOT,
     commit,
     free_port,
     llama_server_bin,
     machine,
+    start_headless,
     tiny_models,
     write_json,
 )
@@ -152,34 +152,14 @@ def get_json(port: int, path: str) -> dict:
 
 
 def start_app(work: Path, folder: Path, ctx: int, threads: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        FAMILYLOG_TRAY_HOME=str(work / "home"),
-        LLAMA_SERVER_PATH=llama_server_bin(),
+    return start_headless(
+        work,
         MODEL_DIRS=str(folder),
         LLAMA_CTX_SIZE=str(ctx),
         LLAMA_PORT=str(free_port()),
-        API_PORT=str(port),
         RUN_MODE="switch",
         LLAMA_EXTRA_ARGS=f"--threads {threads}" if threads else "",
     )
-    for var in ("LLM_MODEL_GGUF", "VISION_MODEL_GGUF", "VISION_MMPROJ"):
-        env.pop(var, None)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "app.main", "--headless"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert p.stdout is not None
-    line = p.stdout.readline()
-    if "running headless" not in line:
-        p.kill()
-        raise RuntimeError(f"the app did not start: {line}{p.stdout.read()}")
-    return p, port
 
 
 def start_router(work: Path, folder: Path, ctx: int, threads: int) -> tuple[subprocess.Popen, int]:
