@@ -257,6 +257,7 @@ def opens_the_tray(args: argparse.Namespace) -> bool:
         or args.check is not None
         or args.load is not None
         or args.unload is not None
+        or args.download is not None
     )
 
 
