@@ -31,7 +31,6 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from app import __version__
@@ -330,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(
         paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
     )
+    import asyncio  # not before the tray's icon: about 10 % of what it imports
+
     if args.process_now and not args.headless:
         from app.cli.process_now import run_once_headless
 

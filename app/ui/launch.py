@@ -12,7 +12,6 @@ the settings lack a working llama-server or a model file), the core and the tray
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -25,6 +24,8 @@ from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 if TYPE_CHECKING:
+    import asyncio
+
     from PySide6.QtWidgets import QWidget
 
     from app.core.notices import Notice
@@ -97,7 +98,6 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
-    from app.core.logs.app_logging import follow_log_limits, setup_logging
     from app.ui.single_instance import InstanceServer
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
@@ -110,7 +110,6 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
         print(problem, file=sys.stderr)
         return ExitCode.NO_DISPLAY
 
-    setup_logging(paths.app_log_file)  # the settings' limits once they are read
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("familylog-tray")
     app.setApplicationDisplayName("FamilyLog Tray")
@@ -118,9 +117,12 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     loop: asyncio.AbstractEventLoop | None = None
 
     def qt_loop() -> asyncio.AbstractEventLoop:
-        """The qasync loop, made when first needed (qasync costs ~70 ms before the icon)."""
+        """The qasync loop, made when first needed (qasync and asyncio cost ~100 ms before the
+        icon)."""
         nonlocal loop
         if loop is None:
+            import asyncio
+
             import qasync
 
             loop = qasync.QEventLoop(app)
@@ -134,8 +136,14 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
         answered = _already_running(paths)
         return answered if answered is not None else ExitCode.OK
 
-    # The icon now, before the settings, the core, the API and the windows are imported.
+    # The icon now, before the settings, the core, the API, the windows and even the app's
+    # log (logging.handlers) are imported.
     early = early_icon()
+    from app.core.logs.app_logging import follow_log_limits, setup_logging
+
+    setup_logging(paths.app_log_file)  # the settings' limits once they are read
+    if early is not None:
+        log.info("Tray icon shown while starting")
 
     from app.settings_load import SettingsError, load_settings
 
@@ -235,7 +243,6 @@ def early_icon():
     tray.set_tooltip("Starting…")
     tray.show()
     QApplication.processEvents()  # hand the icon to the tray host now
-    log.info("Tray icon shown while starting")
     return tray
 
 
