@@ -229,20 +229,15 @@ class Settings(ApiSettings, MachineSettings):
     SLOT_CACHE: bool = Field(
         default=True,
         title="Keep the context across a switch",
-        description="Before a model is unloaded, save the context of its slots (prompts of 256 "
-        "tokens or more) in the app home, and restore it when the same model file loads again "
-        "with the same context size and cache options, so a repeated prompt is not evaluated "
-        "again",
+        description="Save a model's prompts of 256 tokens or more when it is unloaded and restore "
+        "them when the same file loads again with the same context and cache options",
         json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
     SLOT_CACHE_MB: int = Field(
-        default=0,
-        ge=0,
-        title="Saved contexts on disk (MiB)",
-        description="Disk space the saved contexts may take, least recently used deleted "
-        "first; 0 = room for four full-context slots of the larger FamilyLog model",
-        json_schema_extra=_in(PLACEMENT, NOW),
-    )
+        default=0, ge=0, title="Saved contexts on disk (MiB)", json_schema_extra=_in(PLACEMENT, NOW),
+        description="Least recently used deleted first; 0 = four full-context slots of the larger "
+        "FamilyLog model",
+    )  # fmt: skip
     MODEL_DIRS: str = Field(
         default="",
         title="Model folders",
