@@ -314,6 +314,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("bench/results/router.json"))
     args = ap.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
+    measured = commit()  # the code the servers run (a commit made during the run is not it)
     work = Path(tempfile.mkdtemp(prefix="flt-router-", dir=args.keep if "big" in sizes else None))
     results = {}
     try:
@@ -331,7 +332,7 @@ def main() -> None:
     print_table(results)
     write_json(
         args.json,
-        {"bench": "bench/router.py", "commit": commit(), "machine": machine(),
+        {"bench": "bench/router.py", "commit": measured, "machine": machine(),
          "threads": args.threads or "default", "sizes": results},
     )  # fmt: skip
 
