@@ -1,5 +1,5 @@
-"""llama-server's slot endpoints, with the server's per-start key: ``GET /slots`` and
-``POST /slots/{id}?action=save|restore`` (a file name in its ``--slot-save-path``)."""
+"""llama-server's slot endpoints, with the server's per-start key and path prefix: ``GET /slots``
+and ``POST /slots/{id}?action=save|restore`` (a file name in its ``--slot-save-path``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from app.core.servers.health import loopback_client
-from app.core.servers.keys import auth_headers
+from app.core.servers.keys import auth_headers, server_url
 from app.core.servers.states import ServerStatus
 
 
@@ -16,14 +16,10 @@ class SlotError(RuntimeError):
     """llama-server did not do what was asked; the message says what it answered."""
 
 
-def _url(status: ServerStatus, path: str) -> str:
-    return f"http://127.0.0.1:{status.port}{path}"
-
-
 async def _call(status: ServerStatus, method: str, path: str, timeout: float, **kw) -> Any:
     try:
         async with loopback_client(timeout=timeout, headers=auth_headers(status)) as c:
-            r = await c.request(method, _url(status, path), **kw)
+            r = await c.request(method, server_url(status.port, path, status), **kw)
     except httpx.TimeoutException:
         raise TimeoutError(f"no answer from {path} within {timeout:.2f} s") from None
     except httpx.HTTPError as e:
