@@ -60,6 +60,14 @@ time.sleep(120)
 """
 
 
+def _runs_the_child(pid: int) -> bool:
+    """True once ``pid`` runs the sleeping child itself (not setpriv on its way to it)."""
+    try:
+        return psutil.Process(pid).cmdline()[1:2] == ["-c"]
+    except psutil.Error:
+        return False
+
+
 @linux_only
 @pytest.mark.parametrize(
     "cls, init, how, dies",
@@ -76,6 +84,9 @@ def test_child_dies_when_the_app_is_killed(cls, init, how, dies) -> None:
     child_pid = int(app.stdout.readline())
     try:
         assert alive(child_pid)
+        # Popen returns once setpriv runs; the death signal is set when it execs the child
+        # (the instant spawn_args' docstring names, where reaping at the next start is left)
+        assert wait_until(lambda: _runs_the_child(child_pid), 10)
         app.kill()  # SIGKILL: no handler of the app runs
         app.wait(10)
         if dies:
