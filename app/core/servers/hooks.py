@@ -11,7 +11,8 @@ from app.core.servers.states import LaunchSpec, ServerStatus
 
 class ServerHooks(Protocol):
     def launch_args(self, spec: LaunchSpec) -> list[str]:
-        """Arguments added to the command line of the server about to start with ``spec``."""
+        """Arguments added to the command line of the server about to start with ``spec``,
+        before the user's own (``spec.extra_args``), which come last and so win."""
         ...
 
     async def after_ready(self, status: ServerStatus) -> None:

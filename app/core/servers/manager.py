@@ -370,9 +370,11 @@ class LlamaServerManager(PortTable):
         return spec.api_key, ""
 
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec) -> None:
-        cmd = replace(spec, api_key=None).command(self._server_path)
-        if self.hooks is not None:
-            cmd += self.hooks.launch_args(spec)
+        added = tuple(self.hooks.launch_args(spec)) if self.hooks is not None else ()
+        # the hooks' arguments before the user's own, which come last and so win
+        cmd = replace(spec, api_key=None, extra_args=(*added, *spec.extra_args)).command(
+            self._server_path
+        )
         key, prefix = self._server_key(spec)
         log_path = self.log_path(slot.port)
         try:
