@@ -10,10 +10,23 @@ import sys
 import psutil
 
 from app.core.servers.ownership import OwnershipRecord
+from tests.support.wait import wait_until
 
 
 def _sleeper() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    """A process as an earlier run leaves it: long past its exec. Popen may return (vfork)
+    while the kernel is still setting up the new program, whose command line then reads
+    empty, and the record rightly does not take it for the recorded server."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert wait_until(lambda: _cmdline(p.pid)[1:2] == ["-c"], 10)
+    return p
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []
 
 
 def test_orphan_of_an_earlier_run_is_reaped(tmp_path) -> None:
