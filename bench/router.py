@@ -1,7 +1,7 @@
 """The app against llama.cpp's own router mode, on the same llama-server binary, interleaved.
 
     uv run python bench/router.py [--sizes tiny,big] [--rounds 7] [--big-rounds 3]
-                                  [--keep /tmp/flt-bench] [--json bench/results/router.json]
+                                  [--keep /tmp/flt-bench]
 
 Both run at once on the same two GGUFs (a folder of hard links): the app as
 ``familylog-tray --headless`` with ``RUN_MODE=switch`` and ``MODEL_DIRS`` on the folder, the
@@ -20,7 +20,8 @@ Sizes: ``tiny`` (two tiny generated models, 0.4 MB) and ``big`` (two llama GGUFs
 f16 weights, 2048 wide, 24 layers, 32k vocabulary, 2.4 GB each; written with bench/switch.py's
 generator under ``--keep`` and reused). Prints the medians of each row for both and the ratio
 app/router (time: lower is better for the app below 1.0; tokens/s is given as router/app so
-that below 1.0 is better too); writes a JSON result with the commit and the machine.
+that below 1.0 is better too); saves bench/results/router-tiny.json and router-big.json
+(bench/results.py), one per size run.
 """
 
 from __future__ import annotations
@@ -41,14 +42,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    commit,
     free_port,
     llama_server_bin,
-    machine,
     start_headless,
     tiny_models,
-    write_json,
 )
+from bench.results import save  # noqa: E402
+
+# The code this benchmark measures, the app's side of a switch and of a proxied request: its
+# figures (bench/results/) go stale when one of these files changes.
+MEASURES = [
+    "app/core/servers",
+    "app/core/lifecycle",
+    "app/core/slots",
+    "app/core/api/proxy.py",
+    "app/core/api/upstream.py",
+    "app/platform/processes.py",
+]
 
 STREAM_TOKENS = 32
 MESSAGES = [{"role": "user", "content": "Say something."}]
@@ -311,10 +321,8 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=0, help="--threads for both (0: default)")
     ap.add_argument("--keep", type=Path, default=Path("/tmp/flt-bench"))
-    ap.add_argument("--json", type=Path, default=Path("bench/results/router.json"))
     args = ap.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
-    measured = commit()  # the code the servers run (a commit made during the run is not it)
     work = Path(tempfile.mkdtemp(prefix="flt-router-", dir=args.keep if "big" in sizes else None))
     results = {}
     try:
@@ -330,11 +338,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table(results)
-    write_json(
-        args.json,
-        {"bench": "bench/router.py", "commit": measured, "machine": machine(),
-         "threads": args.threads or "default", "sizes": results},
-    )  # fmt: skip
+    for size, figures in results.items():
+        figures = {"threads": args.threads or "default", "ctx": args.ctx, **figures}
+        save(f"router-{size}", figures, measures=MEASURES)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What the tray's tooltip costs per reply, before and after it was coalesced.
 
-    uv run python bench/tooltip.py [--rounds 300] [--json bench/results/tooltip.json]
+    uv run python bench/tooltip.py [--rounds 300]
 
 A real TrayApp (its icon in trayer's panel on Xvfb when both are installed, else offscreen)
 with both tiny models loaded, so the tooltip has its real lines (state, memory, speed). Each
@@ -9,7 +9,7 @@ round feeds one reply's timings into the speed statistics, as the API's proxy do
 - ``per_reply``: what a reply costs the UI now (the listeners; the redraw waits for the
   coalescing timer), interleaved with ``redraw``;
 - ``burst``: 200 replies in one second on the running loop, and the redraws they cause.
-Prints the medians and writes a JSON result.
+Prints the medians; saves bench/results/tooltip.json (bench/results.py).
 """
 
 from __future__ import annotations
@@ -26,20 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
-    commit,
-    free_port,
-    llama_server_bin,
-    machine,
-    tiny_models,
-    write_json,
-)
+from bench.common import free_port, llama_server_bin, tiny_models  # noqa: E402
+from bench.results import save  # noqa: E402
+
+# The code this benchmark measures, what a reply costs the tray and the models window: its
+# figures (bench/results/) go stale when one of these files changes.
+MEASURES = ["app/ui/tray_app.py", "app/ui/models_window.py", "app/core/models/stats.py"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/tooltip.json"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="flt-tooltip-"))
     display = None
@@ -58,14 +55,14 @@ def main() -> None:
             p.terminate()
             p.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-    res.update(platform=os.environ["QT_QPA_PLATFORM"], commit=commit(), machine=machine())
+    res.update(platform=os.environ["QT_QPA_PLATFORM"])
     print(
         f"tooltip redraw (before: every reply): {res['redraw_ms']:.3f} ms median\n"
         f"UI cost per reply now: {res['per_reply_ms']:.3f} ms median "
         f"({res['per_reply_ms'] / res['redraw_ms']:.2f}x)\n"
         f"a burst of {res['burst_replies']} replies in 1 s: {res['burst_redraws']} redraws"
     )
-    write_json(args.json, {"bench": "bench/tooltip.py", **res})
+    save("tooltip", res, measures=MEASURES)
 
 
 def run(rounds: int, tmp: Path) -> dict:
