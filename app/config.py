@@ -235,6 +235,18 @@ class Settings(ApiSettings, MachineSettings):
         "to report its memory free before the next model starts; 0 = do not wait",
         json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
     )
+    SLOT_CACHE: bool = Field(
+        default=True,
+        title="Keep the context across a switch",
+        description="Save a model's prompts of 256 tokens or more when it is unloaded and restore "
+        "them when the same file loads again with the same context and cache options",
+        json_schema_extra=_in(PLACEMENT, NEXT_LOAD),
+    )
+    SLOT_CACHE_MB: int = Field(
+        default=0, ge=0, title="Saved contexts on disk (MiB)", json_schema_extra=_in(PLACEMENT, NOW),
+        description="Least recently used deleted first; 0 = four full-context slots of the larger "
+        "FamilyLog model",
+    )  # fmt: skip
     MODEL_DIRS: str = Field(
         default="",
         title="Model folders",

@@ -35,7 +35,6 @@ Each command runs in ``app.cli`` (exit codes: ``app.exit_codes``), the tray in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from app import __version__
@@ -255,12 +254,25 @@ def forwarded_verb(args: argparse.Namespace) -> str | None:
     return None
 
 
+def opens_the_tray(args: argparse.Namespace) -> bool:
+    """True when this launch runs the tray app (no command that answers and exits)."""
+    return not (
+        args.headless
+        or args.rpc_worker
+        or args.process_now
+        or args.benchmark
+        or args.ps
+        or args.check is not None
+        or args.load is not None
+        or args.unload is not None
+        or args.download is not None
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from app.core.logs.app_logging import setup_logging
     from app.paths import AppHomeError, AppPaths
-    from app.settings_load import SettingsError, load_settings, settings_warnings
 
     if args.start_at_login:
         from app.cli.start_at_login import start_at_login
@@ -269,8 +281,32 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         paths = AppPaths.resolve().ensure()
+    except AppHomeError as e:
+        print(f"familylog-tray: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+
+    verb = forwarded_verb(args)
+    if verb and not args.headless and (verb == "process-now" or opens_the_tray(args)):
+        from app.ui.single_instance import forward
+
+        reply = forward(verb, paths)
+        if reply is not None:
+            print(reply)
+            return ExitCode.REFUSED if reply.startswith("error:") else ExitCode.OK
+
+    if opens_the_tray(args):
+        # The settings (pydantic: about 60 % of the imports before the icon) are read once
+        # the icon shows.
+        from app.ui.launch import run_gui
+
+        return run_gui(args, paths)
+
+    from app.core.logs.app_logging import setup_logging
+    from app.settings_load import SettingsError, load_settings, settings_warnings
+
+    try:
         settings = load_settings(paths)
-    except (SettingsError, AppHomeError) as e:
+    except SettingsError as e:
         print(f"familylog-tray: {e}", file=sys.stderr)
         return ExitCode.USAGE
     if not args.headless:  # a headless app logs them (its console shows its log)
@@ -307,40 +343,31 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_command(settings, paths, args.check, as_json=args.json is not None)
 
-    verb = forwarded_verb(args)
-    if verb and not args.headless:
+    if verb and not args.headless:  # not to a tray (asked above): to a headless app's API
         from app.cli.running_app import forward_verb
 
         code = forward_verb(verb, settings, paths)
         if code is not None:
             return code
-        if verb == "process-now":
-            setup_logging(
-                paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
-            )
-            from app.cli.process_now import run_once_headless
 
-            return asyncio.run(run_once_headless(settings, paths))
+    setup_logging(
+        paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
+    )
+    import asyncio  # not before the tray's icon: about 10 % of what it imports
+
+    if args.process_now and not args.headless:
+        from app.cli.process_now import run_once_headless
+
+        return asyncio.run(run_once_headless(settings, paths))
 
     if args.rpc_worker:
-        setup_logging(
-            paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
-        )
         from app.cli.rpc_worker import run_rpc_worker
 
         return asyncio.run(run_rpc_worker(settings, paths, host=args.host, port=args.port))
 
-    if args.headless:
-        setup_logging(
-            paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
-        )
-        from app.cli.headless import run_headless
+    from app.cli.headless import run_headless
 
-        return asyncio.run(run_headless(settings, paths))
-
-    from app.ui.launch import run_gui
-
-    return run_gui(args, settings, paths)
+    return asyncio.run(run_headless(settings, paths))
 
 
 if __name__ == "__main__":

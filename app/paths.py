@@ -69,6 +69,11 @@ class AppPaths:
         """Benchmark runs: ``benchmark-<time>.json``, ``.csv`` and the chart ``.png``."""
         return self.state_dir / "benchmarks"
 
+    @property
+    def slot_cache_dir(self) -> Path:
+        """Saved slot contexts (llama-server's ``--slot-save-path``) and their index."""
+        return self.state_dir / "slots"
+
     def server_log(self, port: int) -> Path:
         return self.log_dir / f"llama-server-{port}.log"
 

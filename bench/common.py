@@ -81,6 +81,32 @@ class StallMeter:
         return list(self.lateness)
 
 
+def start_headless(home: Path, **env: str) -> tuple[subprocess.Popen, int]:
+    """``familylog-tray --headless`` with its home in ``home``, the wheel's llama-server and
+    the settings ``env`` (no role models unless given), its API on a free port; returns the
+    process and the port once it runs."""
+    port = free_port()
+    full = dict(os.environ, FAMILYLOG_TRAY_HOME=str(home), LLAMA_SERVER_PATH=llama_server_bin(),
+                API_PORT=str(port))  # fmt: skip
+    for var in ("LLM_MODEL_GGUF", "VISION_MODEL_GGUF", "VISION_MMPROJ"):
+        full.pop(var, None)
+    full.update(env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "app.main", "--headless"],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if "running headless" not in line:
+        p.kill()
+        raise RuntimeError(f"the app did not start: {line}{p.stdout.read()}")
+    return p, port
+
+
 def raw_health_ok(port: int) -> bool:
     """One ``GET /health`` with the standard library: True on 200."""
     import http.client

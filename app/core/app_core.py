@@ -21,7 +21,7 @@ from app.core.lifecycle.placement import Worker
 from app.core.logs.app_logging import follow_log_limits
 from app.core.models.catalogue import Catalogue
 from app.core.models.entry import ModelEntry
-from app.core.models.stats import SpeedStats
+from app.core.models.stats import ModelStats, SpeedStats
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetError, PresetStore
@@ -32,6 +32,8 @@ from app.core.servers.ownership import OwnershipRecord
 from app.core.servers.states import ServerState, ServerStatus, StateEvent
 from app.core.settings.live import LiveSettings
 from app.core.settings.secure_files import secure_existing
+from app.core.slots.keeper import MIB, SlotKeeper, default_budget
+from app.core.slots.store import SlotStore
 from app.paths import AppPaths
 from app.platform.processes import ProcessPlatform
 
@@ -109,6 +111,15 @@ class AppCore:
         self.rescanner = Rescanner(self.lifecycle, self.notices)
         # Each model's speed, by key (survives reloads); the API's proxy feeds it.
         self.stats = SpeedStats()
+        # A model's context saved before it is unloaded, restored when it loads again.
+        self.slots = SlotKeeper(
+            SlotStore(paths.slot_cache_dir, self.slot_budget),
+            self.live,
+            lambda: self.manager.server_path,
+            self._prompt_speed,
+            self._evaluated,
+        )
+        self.manager.hooks = self.slots
         self.services: list[Service] = []
         self.api: ApiServer | None = None  # set by build_core when API_ENABLED
         self.gpu: GpuProber | None = None  # set by build_core
@@ -133,6 +144,37 @@ class AppCore:
     async def _worker_room(self, named: tuple[str, ...] | None) -> list[Worker]:
         """The RPC workers a load may use, checked (none before build_core adds them)."""
         return await self.workers.room(named) if self.workers is not None else []
+
+    def slot_budget(self) -> int:
+        """Bytes the saved slot contexts may take (``SLOT_CACHE_MB``; 0: sized by the roles)."""
+        s = self.settings
+        if s.SLOT_CACHE_MB > 0:
+            return s.SLOT_CACHE_MB * MIB
+        return default_budget(
+            [
+                e.info.kv_cache_bytes(s.LLAMA_CTX_SIZE or e.info.context_length or 4096)
+                for e in self.catalogue.roles().values()
+                if e.info is not None
+            ]
+        )
+
+    def _model_stats(self, status: ServerStatus) -> ModelStats | None:
+        spec = status.spec
+        entry = self.catalogue.by_file(spec.model_path, spec.mmproj) if spec else None
+        return self.stats.get(entry.key) if entry is not None else None
+
+    def _prompt_speed(self, status: ServerStatus) -> float | None:
+        """The prompt tokens per second measured for the model behind ``status``."""
+        stats = self._model_stats(status)
+        return stats.prompt_tokens_per_second if stats is not None else None
+
+    def _evaluated(self, status: ServerStatus) -> int | None:
+        """The tokens the model behind ``status`` has evaluated (prompt and generated) through
+        the API; None with open ports, where programs may call the server directly."""
+        if self.settings.llama_ports_open:
+            return None
+        stats = self._model_stats(status)
+        return stats.prompt_tokens + stats.tokens if stats is not None else 0
 
     def add_service(self, service: Service) -> None:
         """Attach something that runs with the core (the API server, the schedule)."""

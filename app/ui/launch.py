@@ -3,14 +3,15 @@
 Order: a running instance answers first (``--show`` forwarded, exit 0); then no display at
 all ends the launch with exit 2 before Qt is touched; then the single-instance lock is taken
 (``InstanceServer.listen``) before any window, so a second launch while the set-up dialog
-is open brings that dialog to the front; then the set-up dialog (only when the settings
-lack a working llama-server or a model file); then the core and the tray.
+is open brings that dialog to the front; then the tray icon ("Starting…"), before the
+settings are even read (pydantic is most of the imports before it); then the settings (an
+invalid file ends the launch with exit 2 and the message), the set-up dialog (only when
+the settings lack a working llama-server or a model file), the core and the tray's menu.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -19,11 +20,12 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.config import Settings
 from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
 if TYPE_CHECKING:
+    import asyncio
+
     from PySide6.QtWidgets import QWidget
 
     from app.core.notices import Notice
@@ -92,11 +94,9 @@ class StartingUp:
         return f"error: the app {doing}; try again once its tray icon is there"
 
 
-def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> int:
+def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
     """Run the tray app until Quit (or SIGINT/SIGTERM); every server it started is stopped."""
     from PySide6.QtWidgets import QApplication
-
-    from app.core.logs.app_logging import setup_logging
 
     # A second launch without a verb: tell the running instance to show itself, then exit.
     answered = _already_running(paths)
@@ -108,9 +108,6 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         print(problem, file=sys.stderr)
         return ExitCode.NO_DISPLAY
 
-    setup_logging(
-        paths.app_log_file, max_bytes=settings.LOG_MAX_BYTES, backups=settings.LOG_BACKUPS
-    )
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("familylog-tray")
     app.setApplicationDisplayName("FamilyLog Tray")
@@ -118,9 +115,12 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
     loop: asyncio.AbstractEventLoop | None = None
 
     def qt_loop() -> asyncio.AbstractEventLoop:
-        """The qasync loop, made when first needed (qasync costs ~70 ms before the icon)."""
+        """The qasync loop, made when first needed (qasync and asyncio cost ~100 ms before the
+        icon)."""
         nonlocal loop
         if loop is None:
+            import asyncio
+
             import qasync
 
             loop = qasync.QEventLoop(app)
@@ -139,13 +139,13 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: AppPaths) -> in
         print(refusal(holder, paths), file=sys.stderr)
         return ExitCode.REFUSED
     try:
-        return _run_locked(args, settings, paths, app, qt_loop)
+        return _run_locked(args, paths, app, qt_loop)
     finally:
         home.release()
 
 
-def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
-    """The rest of ``run_gui``, with the app home held."""
+def _run_locked(args, paths: AppPaths, app, qt_loop) -> int:
+    """The rest of ``run_gui``, with the app home held: the icon first, then the settings."""
     from PySide6.QtCore import QSocketNotifier
 
     from app.ui.single_instance import InstanceServer
@@ -157,10 +157,28 @@ def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
         answered = _already_running(paths)
         return answered if answered is not None else ExitCode.OK
 
+    # The icon now, before the settings, the core, the API, the windows and even the app's
+    # log (logging.handlers) are imported.
+    early = early_icon()
+    from app.core.logs.app_logging import follow_log_limits, setup_logging
+
+    setup_logging(paths.app_log_file)  # the settings' limits once they are read
+    if early is not None:
+        log.info("Tray icon shown while starting")
+
+    from app.settings_load import SettingsError, load_settings
+
+    try:
+        settings = load_settings(paths)
+    except SettingsError as e:
+        print(f"familylog-tray: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+    follow_log_limits(lambda: (settings.LOG_MAX_BYTES, settings.LOG_BACKUPS))
+
     # First run: llama-server or both models unusable. Not when started at login: that
     # start stays quiet, and the tray menu offers Settings instead.
     from app.core.settings.first_run import first_run_reasons, settings_origin
-    from app.settings_load import SettingsError, load_settings, settings_warnings
+    from app.settings_load import settings_warnings
 
     reasons = first_run_reasons(settings, paths)
     origin = None
@@ -182,8 +200,6 @@ def _run_locked(args, settings: Settings, paths: AppPaths, app, qt_loop) -> int:
         origin = settings_origin(settings, paths)
         log.info("%s", origin)
 
-    # The icon now, before the core, the API and the windows are even imported (~0.5 s).
-    early = early_icon()
     from app.core.bootstrap import build_core
     from app.core.notices import Level, Notice
     from app.ui.tray_app import TrayApp
@@ -252,7 +268,6 @@ def early_icon():
     tray.set_tooltip("Starting…")
     tray.show()
     QApplication.processEvents()  # hand the icon to the tray host now
-    log.info("Tray icon shown while starting")
     return tray
 
 

@@ -8,11 +8,14 @@ settings to the app, whose lines are shown: how each changed setting takes effec
 from the next load of a model, after restart: said by its field) and the servers still
 running with the old settings.
 Applying never restarts a running server. A setting the environment sets is read-only.
+The app applies them as a task on the event loop (``applying``): its buttons wait for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from PySide6.QtWidgets import (
     QDialog,
@@ -31,6 +34,7 @@ from app.settings_load import load_settings
 from app.ui.setting_editors import SettingEditor, add_form_tabs, tab_of, tab_page
 
 MIN_WIDTH = 780
+log = logging.getLogger(__name__)
 
 
 class SettingsDialog(QDialog):
@@ -38,13 +42,14 @@ class SettingsDialog(QDialog):
         self,
         settings: Settings,
         paths: AppPaths,
-        on_applied: Callable[[Settings], list[str]],
+        on_applied: Callable[[Settings], Awaitable[list[str]]],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("FamilyLog Tray: settings")
         self.paths = paths
         self.on_applied = on_applied
+        self.applying: asyncio.Task[list[str]] | None = None  # the app applying the last save
         self.settings = settings
         self.editors: dict[str, SettingEditor] = {}
         self._loaded: dict[str, str] = {}
@@ -138,14 +143,31 @@ class SettingsDialog(QDialog):
             self._say(f"Could not save the settings: {e}", error=True)
             return False
         self.settings = new
-        lines = self.on_applied(new)
         self.load_values(new)
-        self._say(" ".join(["Saved.", *lines]))
+        self._say("Saved; applying…")
+        self.buttons.setEnabled(False)
+        self.applying = asyncio.ensure_future(self._applied(new))
         return True
 
+    async def _applied(self, new: Settings) -> list[str]:
+        try:
+            lines = await self.on_applied(new)
+        except Exception as e:
+            log.exception("Applying the saved settings failed")
+            self._say(f"Saved, but applying them failed: {e}. Restart the app.", error=True)
+            return []
+        finally:
+            self.buttons.setEnabled(True)
+        self._say(" ".join(["Saved.", *lines]))
+        return lines
+
     def _ok(self) -> None:
-        if self.apply():
+        if not self.apply():
+            return
+        if self.applying is None or self.applying.done():
             self.accept()
+        else:
+            self.applying.add_done_callback(lambda _t: self.accept())
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)

@@ -14,20 +14,22 @@ a second launch while the set-up dialog is open is answered, not left waiting.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from app.paths import AppPaths
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +234,8 @@ class InstanceServer(QObject):
         if isinstance(reply, str):
             self._answer(sock, reply)
             return
+        import asyncio  # not at import: the launch imports this module before the icon
+
         task = asyncio.ensure_future(reply)
         self._pending.add(task)
 

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 TRAY_WAIT_SECONDS = 60.0
 TRAY_RETRY_MS = 2000
 EXTERNAL_CHECK_MS = 30_000
+# Replies come up to hundreds a second: the tooltip and the window's speed cells follow them
+# at most this often (one redraw for every reply in between).
+SPEED_REDRAW_MS = 250
 
 
 def warm_up_imports() -> None:
@@ -127,6 +130,11 @@ class TrayApp(QObject):
         self._external_timer.timeout.connect(self.refresh_external)
         self.menu.aboutToShow.connect(self.refresh_external)
         self._external_task: asyncio.Task | None = None
+        self._speed_keys: set[str] = set()
+        self._speed_timer = QTimer(self)
+        self._speed_timer.setSingleShot(True)
+        self._speed_timer.setInterval(SPEED_REDRAW_MS)
+        self._speed_timer.timeout.connect(self._show_speed)
         self._quit = asyncio.Event()
         self._unsubs = [
             core.manager.subscribe(self._on_state),
@@ -175,6 +183,7 @@ class TrayApp(QObject):
         log.info("Quitting: stopping every server")
         self._tray_timer.stop()
         self._external_timer.stop()
+        self._speed_timer.stop()
         for unsub in self._unsubs:
             unsub()
         self._unsubs = []
@@ -237,10 +246,19 @@ class TrayApp(QObject):
             self.models_window.on_instance(event)
 
     def _on_speed(self, key: str) -> None:
-        """A model answered through the API: its speed in the tooltip and the window."""
+        """A model answered through the API (or its figures were reset): its speed shows in
+        the tooltip and the window within ``SPEED_REDRAW_MS``, one redraw for all replies
+        in between (a redraw builds the whole tooltip: ``bench/tooltip.py``)."""
+        self._speed_keys.add(key)
+        if not self._speed_timer.isActive():
+            self._speed_timer.start()
+
+    def _show_speed(self) -> None:
+        keys, self._speed_keys = self._speed_keys, set()
         self._render_state()
         if self.models_window is not None:
-            self.models_window.on_speed(key)
+            for key in sorted(keys):
+                self.models_window.on_speed(key)
 
     def _on_catalogue(self) -> None:
         if self.models_window is not None:
@@ -424,10 +442,10 @@ class TrayApp(QObject):
             return ["It runs with the old settings until it is unloaded and loaded again."]
         return []
 
-    def share_gpu(self, on: bool) -> None:
+    def share_gpu(self, on: bool) -> asyncio.Task | None:
         """The tray's "Share this GPU with other machines": saved, and in effect at once."""
         if on == self.core.settings.RPC_WORKER_ENABLED:
-            return
+            return None
         try:
             update_settings_file(
                 self.paths.settings_file, {"RPC_WORKER_ENABLED": "true" if on else "false"}
@@ -435,12 +453,12 @@ class TrayApp(QObject):
             new = load_settings(self.paths)
         except (OSError, SettingsError) as e:
             self.core.notices.emit(Notice(Level.ERROR, "Share this GPU", str(e)))
-            return
-        self.apply_settings(new)
+            return None
+        return self._spawn(self.apply_settings(new), "Share this GPU")
 
-    def apply_settings(self, new: Settings) -> list[str]:
+    async def apply_settings(self, new: Settings) -> list[str]:
         """Settings… saved ``new``: the core applies them; the log window's length too."""
-        lines = apply_settings(self.core.live, self.core.lifecycle, new)
+        lines = await apply_settings(self.core.live, self.core.lifecycle, new)
         self.logs.set_max_lines(new.LOG_VIEW_MAX_LINES)
         later = not_yet(lines)  # told again after OK has closed the dialog
         if later:

@@ -129,10 +129,12 @@ async def test_sigterm_stops_the_app_cleanly(
     ],
     ids=["invalid-value", "unparseable-line", "not-utf8"],
 )
-def test_settings_file_invalid_or_unparseable(app_home, content, expected) -> None:
+@pytest.mark.parametrize("launch", [["--headless"], []], ids=["headless", "tray"])
+def test_settings_file_invalid_or_unparseable(app_home, content, expected, launch) -> None:
+    # the tray reads its settings once its icon shows: the same message and exit code
     app_home.mkdir(parents=True, exist_ok=True)
     (app_home / "settings.env").write_bytes(content)
-    p = run_app("--headless", env={})
+    p = run_app(*launch, env={})
     out, err = p.communicate(timeout=30)
     assert p.returncode == 2
     assert err.startswith("familylog-tray: ") and expected in err

@@ -279,7 +279,7 @@ async def test_settings_apply_changes_the_file_the_api_lists_and_serves(
         assert (await c.post("/v1/chat/completions", json=chat(LLM))).status_code == 200
         old_pid = core.lifecycle.ready(LLM).pid
         new = core.settings.model_copy(update={"LLM_MODEL_GGUF": str(new_file)})
-        lines = apply_settings(core.live, core.lifecycle, new)
+        lines = await apply_settings(core.live, core.lifecycle, new)
         listed = {m["key"]: m for m in (await c.get("/api/v1/models")).json()["models"]}
         assert listed[LLM]["display_name"] == "fresh-llm"
         assert listed[LLM]["loaded_instances"] == []  # the old process does not count

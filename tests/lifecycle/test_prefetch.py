@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from app.core.lifecycle.prefetch import Prefetcher, next_model, read_ahead
+from app.core.lifecycle.prefetch import (
+    Prefetcher,
+    next_model,
+    read_ahead,
+    read_missing,
+    resident_pages,
+)
 from app.core.models.entry import ModelEntry
 
 V = ModelEntry("vision-key", "/m/v.gguf", mmproj="/m/p.gguf", role="vision", port=1)
@@ -38,6 +46,36 @@ def test_read_ahead_reads_all_and_stops_when_told(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
     assert read_ahead(f, stop) == 0
+
+
+def _drop_cache(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    pages = resident_pages(path)
+    return pages is not None and pages.count(1) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise")
+def test_read_ahead_reads_only_what_is_not_in_memory(tmp_path: Path) -> None:
+    f = tmp_path / "m.gguf"
+    f.write_bytes(os.urandom(3 * 8 * 1024 * 1024 + 5))
+    size = f.stat().st_size
+    pages = resident_pages(f)
+    assert pages is not None and len(pages) == -(-size // mmap.PAGESIZE)
+    if not _drop_cache(f):
+        pytest.skip("this file system keeps the pages (tmpfs)")
+    assert read_missing(f, threading.Event()) == (size, size)  # cold: every byte read
+    assert resident_pages(f).count(0) == 0
+    assert read_missing(f, threading.Event()) == (size, 0)  # warm: nothing read again
+    # the middle chunk dropped: only it is read
+    fd = os.open(f, os.O_RDONLY)
+    os.posix_fadvise(fd, 8 * 1024 * 1024, 8 * 1024 * 1024, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    assert read_missing(f, threading.Event()) == (size, 8 * 1024 * 1024)
 
 
 class _Lifecycle:

@@ -100,7 +100,7 @@ async def test_a_pinned_model_is_never_evicted(start_api) -> None:
     await until(lambda: core.lifecycle.ready(LLM) is None, 30)
     assert core.lifecycle.ready(VISION).pid == vision.pid
     # with MAX_LOADED_MODELS=1 too: over the cap rather than evict it
-    apply_settings(
+    await apply_settings(
         core.live, core.lifecycle, core.settings.model_copy(update={"MAX_LOADED_MODELS": 1})
     )
     await core.lifecycle.ensure(LLM)

@@ -43,26 +43,50 @@ def test_each_os_gets_its_class() -> None:
     assert "preexec_fn" not in MacProcesses().spawn_kwargs()
 
 
-# An "app" that starts a child the way the manager does, then waits to be killed.
+# An "app" that starts a child the way the manager (spawn_args) or a run (spawn_kwargs)
+# does, then waits to be killed.
 APP = """
 import subprocess, sys, time
 from app.platform.processes import {cls}
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                         **{cls}().spawn_kwargs())
+plat = {cls}({init})
+argv = [sys.executable, "-c", "import time; time.sleep(120)"]
+if {how!r} == "spawn_args":
+    argv, kw = plat.spawn_args(argv)
+else:
+    kw = plat.spawn_kwargs()
+child = subprocess.Popen(argv, **kw)
 print(child.pid, flush=True)
 time.sleep(120)
 """
 
 
+def _runs_the_child(pid: int) -> bool:
+    """True once ``pid`` runs the sleeping child itself (not setpriv on its way to it)."""
+    try:
+        return psutil.Process(pid).cmdline()[1:2] == ["-c"]
+    except psutil.Error:
+        return False
+
+
 @linux_only
-@pytest.mark.parametrize("cls, dies", [("LinuxProcesses", True), ("PosixProcesses", False)])
-def test_child_dies_when_the_app_is_killed(cls, dies) -> None:
-    app = subprocess.Popen(
-        [sys.executable, "-c", APP.format(cls=cls)], stdout=subprocess.PIPE, text=True
-    )
+@pytest.mark.parametrize(
+    "cls, init, how, dies",
+    [
+        ("LinuxProcesses", "", "spawn_kwargs", True),
+        ("LinuxProcesses", "", "spawn_args", True),  # setpriv where it has --pdeathsig
+        ("LinuxProcesses", "setpriv=None", "spawn_args", True),  # no setpriv: preexec_fn
+        ("PosixProcesses", "", "spawn_args", False),
+    ],
+)
+def test_child_dies_when_the_app_is_killed(cls, init, how, dies) -> None:
+    code = APP.format(cls=cls, init=init, how=how)
+    app = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child_pid = int(app.stdout.readline())
     try:
         assert alive(child_pid)
+        # Popen returns once setpriv runs; the death signal is set when it execs the child
+        # (the instant spawn_args' docstring names, where reaping at the next start is left)
+        assert wait_until(lambda: _runs_the_child(child_pid), 10)
         app.kill()  # SIGKILL: no handler of the app runs
         app.wait(10)
         if dies:
@@ -98,6 +122,31 @@ def test_linux_spawn_kwargs_use_the_real_prctl() -> None:
     fake = LinuxProcesses(prctl=lambda *a: recorded.append(a) or 0)
     fake.spawn_kwargs()["preexec_fn"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     assert recorded == [(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)]
+
+
+@linux_only
+def test_linux_spawn_args_set_the_death_signal_without_preexec_fn() -> None:
+    plat = LinuxProcesses()
+    argv, kw = plat.spawn_args(["llama-server", "--port", "1"])
+    if plat.setpriv() is None:
+        pytest.skip("no setpriv with --pdeathsig on this machine")
+    # no Python code runs in the child, so the spawn can use vfork (a switch waits for it)
+    assert "preexec_fn" not in kw and kw["start_new_session"] is True
+    assert argv == [plat.setpriv(), "--pdeathsig", "KILL", "--", "llama-server", "--port", "1"]
+
+
+def test_linux_without_setpriv_falls_back_to_preexec_fn() -> None:
+    plat = LinuxProcesses(setpriv=None, prctl=lambda *a: 0)
+    argv, kw = plat.spawn_args(["llama-server"])
+    assert argv == ["llama-server"] and isinstance(kw["preexec_fn"], DieWithParent)
+
+
+def test_an_old_setpriv_without_pdeathsig_is_not_used(tmp_path, monkeypatch) -> None:
+    old = tmp_path / "setpriv"
+    old.write_text("#!/bin/sh\necho 'Usage: setpriv [options] <program> [<argument>...]'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert LinuxProcesses().setpriv() is None
 
 
 class FakeKernel32:

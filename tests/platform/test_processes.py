@@ -8,7 +8,7 @@ import sys
 
 import psutil
 
-from app.platform.processes import PosixProcesses, WindowsProcesses, process_platform
+from app.platform.processes import PosixProcesses, WindowsProcesses, _tree, process_platform
 
 
 def test_branch_selection() -> None:
@@ -61,6 +61,9 @@ def test_posix_terminate_reaches_grandchildren() -> None:
     p = _spawn_tree()
     assert p.stdout.readline().strip() == b"up"
     tree = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+    assert len(tree) == 2
+    # the tree as the stop collects it (from /proc per process on Linux) is the same
+    assert [q.pid for q in _tree(p.pid)] == [q.pid for q in tree]
     PosixProcesses().terminate_tree(p.pid)
     p.wait(5)
     gone, alive = psutil.wait_procs(tree, timeout=5)

@@ -156,7 +156,7 @@ class AppMachine(RuleBasedStateMachine):
 
     # ── rules ─────────────────────────────────────────────────────────────────
     def _use(self, settings) -> None:
-        apply_settings(self.core.live, self.core.lifecycle, settings)
+        self.run(apply_settings(self.core.live, self.core.lifecycle, settings))
 
     @rule(name=st.sampled_from([LLM, VISION]))
     def load(self, name: str) -> None:

@@ -12,10 +12,23 @@ import psutil
 
 from app.core.servers.ownership import OwnershipRecord
 from app.platform.process_groups import GroupRef, marked_env, new_mark
+from tests.support.wait import wait_until
 
 
 def _sleeper() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    """A process as an earlier run leaves it: long past its exec. Popen may return (vfork)
+    while the kernel is still setting up the new program, whose command line then reads
+    empty, and the record rightly does not take it for the recorded server."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert wait_until(lambda: _cmdline(p.pid)[1:2] == ["-c"], 10)
+    return p
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []
 
 
 async def test_orphan_of_an_earlier_run_is_reaped(tmp_path) -> None:
@@ -116,3 +129,17 @@ async def test_servers_of_a_running_app_are_left_alone(tmp_path) -> None:
         wrapper.wait()
         with contextlib.suppress(psutil.Error):
             psutil.Process(child).kill()
+
+
+def test_the_record_is_written_whole_without_waiting_for_the_disk(tmp_path, monkeypatch) -> None:
+    # A spawn and an exit each write the record, and a switch waits for both: no fsync
+    # (the rename keeps it whole when the app dies; after a power loss no server is alive).
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    rec = OwnershipRecord(tmp_path / "servers.json")
+    rec.add(os.getpid(), 8080, "/m.gguf", ["llama-server", "--api-key", "k"])
+    assert synced == []
+    assert [e.pid for e in OwnershipRecord(rec.path).read()] == [os.getpid()]
+    assert not list(tmp_path.glob(".servers.json.*"))  # no temp file left behind
+    rec.remove(os.getpid())
+    assert not rec.path.exists()

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -111,6 +112,25 @@ def test_no_display_exits_2_before_qt(app_home) -> None:
     assert lines[0].startswith("familylog-tray: no display to show the tray on"), err
     assert "familylog-tray --headless" in lines[0]
     assert "Opening the set-up dialog" not in app_log(app_home)
+
+
+# What the launch imports before the tray icon shows, in a fresh interpreter.
+BEFORE_ICON = """
+import sys
+import app.main, app.ui.launch, app.ui.single_instance, app.ui.tray
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_settings")
+             or m in ("app.config", "app.settings_load", "app.core.bootstrap", "aiohttp",
+                      "asyncio", "qasync")))
+"""
+
+
+def test_the_icon_shows_before_the_settings_model_is_imported() -> None:
+    # pydantic was most of the imports before the icon, asyncio the next (bench/startup.py)
+    out = subprocess.run(
+        [sys.executable, "-c", BEFORE_ICON], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_load_and_unload_need_a_running_app(app_home) -> None:

@@ -112,6 +112,7 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     shown = []
     app.notifier.shown.connect(lambda t, x: shown.append((t, x)))
     assert dlg.apply() is True
+    arun(dlg.applying)
     text = paths.settings_file.read_text()
     assert "# mine" in text and "UNKNOWN_THING=1" in text and "LLAMA_CTX_SIZE=1024" in text
     assert load_settings(paths).LLAMA_CTX_SIZE == 1024
@@ -125,6 +126,7 @@ def test_dialog_applies_and_names_servers_with_old_settings(
     # a new model file for the LLM profile: the running one is no longer configured
     dlg.editors["LLM_MODEL_GGUF"].input.setText(str(tiny_model_b))
     assert dlg.apply() is True
+    arun(dlg.applying)
     assert app.core.catalogue.role("llm").path == str(tiny_model_b)
     assert "no longer in the catalogue" in dlg.message.text()
     # the running server keeps its file; the role now names the new one
@@ -198,11 +200,12 @@ def enter(qtbot, editor: SettingEditor, text: str) -> None:
 
 
 @pytest.fixture
-def dialog(qtbot):
-    """``dialog()``: a settings dialog over the settings file; ``applied`` records calls."""
+def dialog(qtbot, qloop):
+    """``dialog()``: a settings dialog over the settings file; ``applied`` records calls
+    (the app applies them on the event loop, ``qloop``)."""
     applied: list[Settings] = []
 
-    def on_applied(new: Settings) -> list[str]:
+    async def on_applied(new: Settings) -> list[str]:
         applied.append(new)
         return ["LLM on port 8082 runs with the old settings."]
 
@@ -219,9 +222,13 @@ def dialog(qtbot):
 
 
 def click_apply(qtbot, dlg: SettingsDialog) -> None:
+    """Apply, as a click, and wait until the app has applied what was saved."""
+    before = dlg.applying
     qtbot.mouseClick(
         dlg.buttons.button(QDialogButtonBox.StandardButton.Apply), Qt.MouseButton.LeftButton
     )
+    if dlg.applying is not before:
+        qtbot.waitUntil(dlg.applying.done)
 
 
 def test_every_setting_is_on_exactly_one_tab(dialog) -> None:

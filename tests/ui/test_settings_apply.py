@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from app.config import Applies, Settings, applies
@@ -246,6 +247,13 @@ def vram_settle(w: World, v: str) -> bool:
     waited = [r.getMessage() for r in w.caplog.records if "not released after" in r.getMessage()]
     assert waited, "the switch did not wait for the GPU memory"
     return waited[-1].endswith(f"after {typed('VRAM_SETTLE_SECONDS', v):g} s")
+
+
+def keeps_slots(w: World, v: str) -> bool:
+    """The next load's llama-server is given the folder to save its slots in."""
+    w.next_load()
+    inst = w.core.lifecycle.instance(w.core.catalogue.role("llm"))
+    return "--slot-save-path" in psutil.Process(inst.pid).cmdline()
 
 
 def answers_without_key(w: World, v: str) -> bool:
@@ -500,6 +508,10 @@ CASES: dict[str, Case] = {
     ),
     "MODEL_DIRS": Case(lambda w: str(w.files["extra"].parent), rescanned),
     "HF_TOKEN": Case(const("hf_tray_token"), lambda w, v: w.core.downloads.hub.token() == v),
+    "SLOT_CACHE": Case(const("false"), lambda w, v: not keeps_slots(w, v)),
+    "SLOT_CACHE_MB": Case(
+        const("3"), lambda w, v: w.core.slots.store.budget_bytes() == 3 * 1024 * 1024
+    ),
     # ── API ──
     "API_HOST": Case(const("127.0.0.2"), lambda w, v: w.connects(v, w.core.settings.API_PORT)),
     "API_PORT": Case(lambda w: str(free_port()), lambda w, v: w.core.api.port == int(v)),
@@ -668,6 +680,7 @@ def test_a_changed_setting_does_what_the_dialog_says(name: str, world: World, qt
     enter(qtbot, dialog.editors[name], value)
     assert dialog.changes() == {name: value}
     assert dialog.apply(), dialog.message.text()
+    world.arun(dialog.applying)
     said = dialog.message.text()
     how = applies(name)
     title = Settings.model_fields[name].title

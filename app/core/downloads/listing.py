@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from app.config import Settings
@@ -20,7 +20,7 @@ from app.paths import AppPaths
 log = logging.getLogger(__name__)
 
 ROLE_KEYS = {VISION: ("VISION_MODEL_GGUF", "VISION_MMPROJ"), LLM: ("LLM_MODEL_GGUF", None)}
-Apply = Callable[[Settings], object]  # puts new settings in force (the core's apply)
+Apply = Callable[[Settings], Awaitable[object]]  # puts new settings in force (the core's)
 
 
 def role_changes(settings: Settings, role: str, model: Path, mmproj: Path | None) -> dict[str, str]:
@@ -78,4 +78,4 @@ class AfterDownload:
         # same way (the environment still wins over the file, as at start).
         live = {k: v for k, v in changes.items() if k not in os.environ}
         if live:
-            self._apply(self._settings().model_copy(update=live))
+            await self._apply(self._settings().model_copy(update=live))

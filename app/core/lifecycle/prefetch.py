@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
+import mmap
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,21 +53,85 @@ def next_model(
     return None
 
 
+_RESIDENT = bytes(b & 1 for b in range(256))  # mincore's vector: the low bit of each byte
+
+
+def _libc():
+    if sys.platform == "win32":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]  # fmt: skip
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+
+
+def resident_pages(path: Path) -> bytes | None:
+    """One byte per page of ``path``: 1 where the page is in the page cache now (``mincore``
+    on a mapping that is never touched), or None where that cannot be asked (Windows)."""
+    libc = _LIBC
+    if libc is None:
+        return None
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            vec = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
+            if libc.mincore(addr, size, vec) != 0:
+                return None
+            return vec.raw.translate(_RESIDENT)
+        finally:
+            libc.munmap(addr, size)
+
+
 def read_ahead(path: Path, stop: threading.Event) -> int:
-    """Read ``path`` sequentially (after asking the kernel to read ahead); bytes read."""
-    done = 0
+    """Bring ``path`` into the page cache; the bytes covered (read, or found there)."""
+    return read_missing(path, stop)[0]
+
+
+def read_missing(path: Path, stop: threading.Event) -> tuple[int, int]:
+    """Read sequentially (after asking the kernel to read ahead) the chunks of ``path`` not
+    all in the page cache yet, so a file still cached from its last use costs a ``mincore``
+    (about 0.1 s for 2.4 GB on a busy machine) instead of copying every byte again on a
+    core the model being served needs. Returns (bytes covered, bytes read)."""
+    done = read = 0
+    try:
+        resident = resident_pages(path)
+    except OSError:
+        resident = None
+    pages_per_chunk = CHUNK // mmap.PAGESIZE
     with open(path, "rb", buffering=0) as f:
         if hasattr(os, "posix_fadvise"):
             with contextlib.suppress(OSError):
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         buf = bytearray(CHUNK)
         view = memoryview(buf)
-        while not stop.is_set():
+        size = os.fstat(f.fileno()).st_size
+        while not stop.is_set() and done < size:
+            if resident is not None:
+                first = done // mmap.PAGESIZE
+                if resident.find(0, first, first + pages_per_chunk) < 0:
+                    done += min(CHUNK, size - done)  # all in memory already
+                    continue
+                f.seek(done)
             n = f.readinto(view)
             if not n:
                 break
             done += n
-    return done
+            read += n
+    return done, read
 
 
 class Prefetcher:
@@ -127,7 +195,8 @@ class Prefetcher:
         return next_model(loaded, list(catalogue.roles().values()), others)
 
     async def prefetch(self, entry: ModelEntry) -> int:
-        """Read ``entry``'s files ahead (replacing a read under way); bytes read."""
+        """Read ``entry``'s files ahead (replacing a read under way); the bytes now in the page
+        cache (read, or found there)."""
         await self.cancel()
         files = [*model_files(Path(entry.path)), *([Path(entry.mmproj)] if entry.mmproj else [])]
         try:

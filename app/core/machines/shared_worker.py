@@ -123,6 +123,7 @@ class SharedWorker:
         self._log = self.log_path  # the log of the process running (or last run)
         self._watch: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._following = asyncio.Lock()  # one follow at a time: a second sees the first's result
         self._crashes: list[float] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._listeners: Listeners[[]] = Listeners("the shared worker")
@@ -173,12 +174,13 @@ class SharedWorker:
     async def follow(self) -> ShareStatus:
         """Run the worker as the settings in force say: started, restarted with new
         settings, or stopped."""
-        s = self._settings()
-        if not s.RPC_WORKER_ENABLED:
-            await self.turn_off()
-        elif self._proc is None or self._running_cmd != self._command(s):
-            await self.turn_on()
-        return self.status
+        async with self._following:
+            s = self._settings()
+            if not s.RPC_WORKER_ENABLED:
+                await self.turn_off()
+            elif self._proc is None or self._running_cmd != self._command(s):
+                await self.turn_on()
+            return self.status
 
     def _command(self, s: Settings) -> list[str]:
         return command(str(rpc_server_path(self._server_path()) or ""), s)

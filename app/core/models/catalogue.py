@@ -145,6 +145,13 @@ class Catalogue:
         return self._listeners.add(cb)
 
     # ── Changing ───────────────────────────────────────────────────────────────
+    def read_role_headers(self, s: Settings) -> None:
+        """Read the headers of the role files ``s`` names into the cache (blocking: off the
+        event loop), so ``refresh`` with ``s`` in force reads none."""
+        for path in (s.VISION_MODEL_GGUF, s.LLM_MODEL_GGUF):
+            if path:
+                self._infos.get(path)
+
     def refresh(self) -> None:
         """Rebuild the entries from the settings in force and the last scan."""
         old = self._entries

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.core.servers import health
+from app.core.servers.hooks import ServerHooks
 from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
     ServerExitedError,
@@ -55,6 +56,7 @@ from app.core.servers.server_log import (
     safe_name,
 )
 from app.core.servers.states import LaunchSpec, ServerState, ServerStatus, file_identity
+from app.core.timing import Steps
 from app.platform.open_files import out_of_files, out_of_files_words
 from app.platform.process_groups import GroupRef, GroupStopper, marked_env, new_mark
 from app.platform.processes import ProcessPlatform, process_platform
@@ -80,6 +82,7 @@ class LlamaServerManager(PortTable):
         check_binary: bool = True,
         private_ports: bool | Callable[[], bool] = False,
         on_log_problem: Callable[[ServerStatus, str], None] | None = None,
+        hooks: ServerHooks | None = None,
     ) -> None:
         """``private_ports`` (or a function asked at each start): give each start of a server
         a fresh random key instead of ``api_key``, so only this manager's callers (which send
@@ -87,7 +90,9 @@ class LlamaServerManager(PortTable):
         functions asked at each use): a server's log is rotated over that size, at its start
         and while it grows. ``stop_timeout`` (or a function asked at each stop): the grace
         period between SIGTERM and SIGKILL. ``on_log_problem(status, message)``: a server's
-        log could not be written, so its logging is paused."""
+        log could not be written, so its logging is paused. ``hooks``: arguments added at
+        each start, work after it is ready and before a graceful stop (the slot cache); also
+        settable later as ``manager.hooks``."""
         self._server_path = str(llama_server_path)
         if check_binary and not Path(self._server_path).is_file():
             raise FileNotFoundError(
@@ -112,6 +117,7 @@ class LlamaServerManager(PortTable):
         # SIGKILL ("serving 2 requests"); the lifecycle, which counts requests, sets it.
         self.activity: Callable[[int], str] | None = None
         self.rotator = LogRotator(self.log_limits)
+        self.hooks = hooks
         PortTable.__init__(self)
 
     # ── State and subscribers ─────────────────────────────────────────────────
@@ -201,6 +207,7 @@ class LlamaServerManager(PortTable):
                 if slot.status.state is ServerState.FAILED:
                     self._set(slot, state=ServerState.STOPPED)
                 return
+            await self._before_stop(slot)
             await self._stop_locked(slot)
 
     async def switch_model(self, port: int, new_model_path: str, **kwargs) -> ServerStatus:
@@ -310,6 +317,7 @@ class LlamaServerManager(PortTable):
         self, slot: PortSlot, spec: LaunchSpec, timeout: float, log_path: Path
     ) -> ServerStatus:
         current = slot.status
+        steps = Steps()
         if (
             slot.proc is not None
             and slot.proc.returncode is None
@@ -327,14 +335,19 @@ class LlamaServerManager(PortTable):
             log.warning(
                 "Port %d holds %s; stopping it first", slot.port, current.model_name or "a server"
             )
+            await self._before_stop(slot)
+            steps.mark("before stop")
             await self._stop_locked(slot)
+            steps.mark("stop")
             await wait_port_free(slot.port)
         try:
             ensure_port_free(slot.port)
+            steps.mark("port")
         except Exception as e:
             self._set(slot, state=ServerState.FAILED, spec=spec, pid=None, error=str(e))
             raise
         await self._spawn(slot, spec, log_path)
+        steps.mark("spawn")
         assert slot.watcher is not None
         watch = None if slot.status.log_problem else health.LogWatch(log_path, slot.log_offset)
         try:
@@ -346,6 +359,10 @@ class LlamaServerManager(PortTable):
                 prefix=slot.status.prefix,
                 log=watch,
             )
+            steps.mark("ready")
+            await self._after_ready(slot)
+            if slot.watcher.done():  # it exited while the hooks worked
+                raise health.ProcessExited(slot.watcher.result())
         except health.ProcessExited as e:
             mmproj = spec.mmproj if spec.mmproj and not projector_loaded(log_path) else None
             msg = exit_message(
@@ -366,7 +383,9 @@ class LlamaServerManager(PortTable):
         except BaseException:
             await asyncio.shield(self._stop_locked(slot))
             raise
+        steps.mark("after ready")
         self._set(slot, state=ServerState.READY, ready_at=time.time())
+        log.debug("Load on port %d: %s", slot.port, steps)
         log.info(
             "Model %s ready on port %d (PID %s) in %.3f s",
             Path(spec.model_path).stem,
@@ -376,6 +395,22 @@ class LlamaServerManager(PortTable):
         )
         return slot.status
 
+    async def _after_ready(self, slot: PortSlot) -> None:
+        if self.hooks is not None:
+            try:
+                await self.hooks.after_ready(slot.status)
+            except Exception as e:  # never fails the load
+                log.warning("After %s became ready on port %d: %s", slot.status.model_name,
+                            slot.port, e)  # fmt: skip
+
+    async def _before_stop(self, slot: PortSlot) -> None:
+        if self.hooks is not None and slot.status.state is ServerState.READY:
+            try:
+                await self.hooks.before_stop(slot.status)
+            except Exception as e:  # never stops the stop
+                log.warning("Before stopping %s on port %d: %s", slot.status.model_name,
+                            slot.port, e)  # fmt: skip
+
     def _server_key(self, spec: LaunchSpec) -> tuple[str | None, str]:
         """The key of this start, and the path prefix it serves under (``keys``)."""
         private = self._private_ports
@@ -384,7 +419,11 @@ class LlamaServerManager(PortTable):
         return spec.api_key, ""
 
     async def _spawn(self, slot: PortSlot, spec: LaunchSpec, log_path: Path) -> None:
-        cmd = replace(spec, api_key=None).command(self._server_path)
+        added = tuple(self.hooks.launch_args(spec)) if self.hooks is not None else ()
+        # the hooks' arguments before the user's own, which come last and so win
+        cmd = replace(spec, api_key=None, extra_args=(*added, *spec.extra_args)).command(
+            self._server_path
+        )
         key, prefix = self._server_key(spec)
         logf: BinaryIO | None = None
         problem = None
@@ -406,14 +445,15 @@ class LlamaServerManager(PortTable):
             log.error("%s", problem)
         log.info("Starting llama-server: %s", " ".join(redact(cmd)))
         mark = new_mark("server")
+        argv, spawn_kwargs = self._platform.spawn_args(cmd)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *cmd,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf if logf is not None else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT,
                 env=marked_env(child_env(self._env, key, prefix), mark),
-                **self._platform.spawn_kwargs(),
+                **spawn_kwargs,
             )
         except (OSError, subprocess.SubprocessError) as e:
             msg = f"Cannot start llama-server {self._server_path}: {getattr(e, 'strerror', None) or e}"
@@ -503,10 +543,12 @@ class LlamaServerManager(PortTable):
         slot.stopping = True
         name = slot.status.model_name
         doing = self._doing(slot)
+        steps = Steps()
         self._set(slot, state=ServerState.STOPPING)
         log.info("Stopping %s on port %d (PID %d)", name, slot.port, proc.pid)
         grace = self.stop_grace()
         stopped = await GroupStopper(group).stop(grace, leader_exited=watcher)
+        steps.mark("signal")
         if stopped.leader_killed or stopped.killed:
             last = last_output(self.log_path(slot.port), 1)
             why = (
@@ -517,7 +559,9 @@ class LlamaServerManager(PortTable):
             log.warning("%s", why)
             append_note(self.log_path(slot.port), f"killed PID {proc.pid}: {why}")
         code = await asyncio.shield(watcher)
+        steps.mark("exit")
         slot.proc = None
         slot.stopping = False
         self._set(slot, state=final_state, pid=None, exit_code=code, error=error)
+        log.debug("Stop on port %d: %s", slot.port, steps)
         log.info("%s unloaded from port %d (exit code %s)", name or "Server", slot.port, code)

@@ -101,7 +101,9 @@ class OwnershipRecord:
         servers = [asdict(e) for e in self._entries.values()]
         try:
             if servers:
-                write_atomic(self.path, json.dumps({"servers": servers}, indent=1))
+                # no fsync: after a power loss no recorded server is alive, while a spawn
+                # and an exit each wait for this write (a switch pays both)
+                write_atomic(self.path, json.dumps({"servers": servers}, indent=1), durable=False)
             else:
                 self.path.unlink(missing_ok=True)
         except OSError as e:
