@@ -141,6 +141,14 @@ class HomeLock:
         self.release()
 
 
+def no_window(holder: Holder) -> str:
+    """What ``--show``/``--logs`` print when the app on this home runs without a tray."""
+    return (
+        f"familylog-tray: {holder.describe()} runs on this app home without a tray, so "
+        "there is no window to show. Stop it and start `familylog-tray` for the tray."
+    )
+
+
 def refusal(holder: Holder, paths: AppPaths) -> str:
     """The one line a second app on the same home prints."""
     where = paths.config_dir

@@ -262,6 +262,7 @@ def opens_the_tray(args: argparse.Namespace) -> bool:
         or args.process_now
         or args.benchmark
         or args.ps
+        or args.rescan
         or args.check is not None
         or args.load is not None
         or args.unload is not None

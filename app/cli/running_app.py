@@ -10,7 +10,7 @@ import sys
 from app.cli.app_api import NotRunning, call, error_message
 from app.config import Settings
 from app.exit_codes import ExitCode
-from app.home_lock import Holder, running_app
+from app.home_lock import Holder, no_window, running_app
 from app.paths import AppPaths
 
 
@@ -34,11 +34,7 @@ def forward_verb(verb: str, settings: Settings, paths: AppPaths) -> int | None:
         )
         return ExitCode.REFUSED
     if verb != "process-now":
-        print(
-            f"familylog-tray: {holder.describe()} runs on this app home without a tray, so "
-            "there is no window to show. Stop it and start `familylog-tray` for the tray.",
-            file=sys.stderr,
-        )
+        print(no_window(holder), file=sys.stderr)
         return ExitCode.REFUSED
     return process_now_through_api(settings, holder)
 

@@ -128,7 +128,7 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
         return loop
 
     # One app per home (the tray, --headless, a one-off --process-now): the home's lock.
-    from app.home_lock import HomeLock, refusal
+    from app.home_lock import HomeLock, no_window, refusal
 
     home = HomeLock(paths)
     holder = home.acquire("tray")
@@ -136,7 +136,8 @@ def run_gui(args: argparse.Namespace, paths: AppPaths) -> int:
         answered = _already_running(paths) if holder.mode == "tray" else None
         if answered is not None:
             return answered
-        print(refusal(holder, paths), file=sys.stderr)
+        windowless = holder.mode == "headless" and (args.show or args.logs)
+        print(no_window(holder) if windowless else refusal(holder, paths), file=sys.stderr)
         return ExitCode.REFUSED
     try:
         return _run_locked(args, paths, app, qt_loop)
