@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.core.api.lmstudio_ws import kv
 from app.core.api.lmstudio_ws.errors import SdkError
 from app.core.api.lmstudio_ws.info import instance_info
+from app.core.api.lmstudio_ws.kv import fields, running_fields
 from app.core.api.lmstudio_ws.models import (
     entry_named,
     loaded,
@@ -80,13 +80,13 @@ async def get_model_info(s: Session, param: Any) -> dict[str, Any] | None:
 
 async def get_load_config(s: Session, param: Any) -> dict[str, Any]:
     inst = _ready(s, param_of(param).get("specifier"))
-    return kv.running_fields(inst, s.namespace)
+    return running_fields(inst, s.namespace)
 
 
 async def get_base_prediction_config(s: Session, param: Any) -> dict[str, Any]:
     """No server-side defaults here: llama-server's own apply."""
     _ready(s, param_of(param).get("specifier"))
-    return kv.fields({})
+    return fields({})
 
 
 async def unload_model(s: Session, param: Any) -> None:

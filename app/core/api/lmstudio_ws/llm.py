@@ -12,11 +12,11 @@ from typing import Any
 
 import aiohttp
 
-from app.core.api.lmstudio_ws import kv
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError
 from app.core.api.lmstudio_ws.info import instance_info
 from app.core.api.lmstudio_ws.instances import SHARED_RPC, ask, param_of
+from app.core.api.lmstudio_ws.kv import fields, running_fields
 from app.core.api.lmstudio_ws.loading import get_or_load, load_model
 from app.core.api.lmstudio_ws.models import resolve, using
 from app.core.api.lmstudio_ws.prediction import (
@@ -67,8 +67,8 @@ async def _run(s: Session, ch: Channel, entry: ModelEntry, req: Request) -> None
                 "type": "success",
                 "stats": pred.stats(cancelled),
                 "modelInfo": instance_info(s, inst),
-                "loadModelConfig": kv.running_fields(inst, "llm"),
-                "predictionConfig": kv.fields(req.config),
+                "loadModelConfig": running_fields(inst, "llm"),
+                "predictionConfig": fields(req.config),
             }
         )
 

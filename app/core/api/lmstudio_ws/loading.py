@@ -16,10 +16,10 @@ from typing import Any
 
 from app.core.api.common import shown
 from app.core.api.lmstudio import refuse_busy_reload
-from app.core.api.lmstudio_ws import kv
 from app.core.api.lmstudio_ws.channels import Channel
 from app.core.api.lmstudio_ws.errors import SdkError
 from app.core.api.lmstudio_ws.info import instance_info, model_info
+from app.core.api.lmstudio_ws.kv import load_config
 from app.core.api.lmstudio_ws.models import entry_named, find, load_failed
 from app.core.api.lmstudio_ws.state import Session
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError
@@ -85,7 +85,7 @@ async def load_model(s: Session, ch: Channel, param: Any) -> None:
     """``loadModel``: load ``modelKey`` with the config (again, if loaded otherwise)."""
     p = _param(param)
     entry = entry_named(s, p.get("modelKey"))
-    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry)
+    config = load_config(p.get("loadConfigStack"), s.namespace, entry)
     ttl = _ttl(p.get("ttlMs"), "ttlMs")
     name = p.get("identifier")
     if name is not None:
@@ -121,7 +121,7 @@ async def get_or_load(s: Session, ch: Channel, param: Any) -> None:
     if inst is not None:
         await ch.send({"type": "alreadyLoaded", "info": instance_info(s, inst)})
         return
-    config = kv.load_config(p.get("loadConfigStack"), s.namespace, entry)
+    config = load_config(p.get("loadConfigStack"), s.namespace, entry)
     ttl = _ttl(p.get("loadTtlMs"), "loadTtlMs")
     await ch.send(
         {
