@@ -54,7 +54,7 @@ def test_check_window_runs_shows_and_cancels(
 
     qtbot.mouseClick(w.start_button, Qt.MouseButton.LeftButton)
     wait(lambda: w.task is not task and w.task.done(), timeout=120)
-    assert w.task.exception() is None and w.report is not None
+    assert w.task.exception() is None and w.report is not None, w.status.text()
     assert w.report.ok, w.status.text()
     assert w.status.text() == "All checks passed."
     rows = [[w.table.item(r, c).text() for c in range(4)] for r in range(w.table.rowCount())]
