@@ -306,6 +306,28 @@ async def test_port_is_free_again_after_unload(manager, tiny_model, port) -> Non
         s.bind(("127.0.0.1", port))
 
 
+async def test_a_stop_cancelled_half_way_still_ends_stopped(manager, tiny_model, port) -> None:
+    """The API answers an unload in a handler that is cancelled when its client goes away:
+    the stop it began must still end with the port stopped, not "stopping" with no process
+    (the check window's Cancel left a port so, and the next load of the model failed)."""
+    status = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
+    pid = status.pid
+    unload: asyncio.Task | None = None
+
+    def cancel_once_stopping(e: StateEvent) -> None:
+        if e.port == port and e.new is ServerState.STOPPING and unload is not None:
+            unload.cancel()  # lands at the stop's first wait: TERM sent, exit not yet seen
+
+    manager.subscribe(cancel_once_stopping)
+    unload = asyncio.create_task(manager.unload_model(port))
+    with pytest.raises(asyncio.CancelledError):
+        await unload
+    assert manager.status(port).state is ServerState.STOPPED
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    again = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
+    assert again.state is ServerState.READY and again.pid != pid
+
+
 def test_last_output_puts_this_starts_errors_first(tmp_path) -> None:
     from app.core.servers.server_log import last_output
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.core.servers import health
+from app.core.servers.finish import finish
 from app.core.servers.hooks import ServerHooks
 from app.core.servers.keys import PRIVATE_PREFIX, auth_headers, new_key
 from app.core.servers.launch import (
@@ -204,8 +205,8 @@ class LlamaServerManager(PortTable):
         async with slot.lock:
             if slot.proc is None:
                 log.info("No server on port %d, nothing to unload", port)
-                if slot.status.state is ServerState.FAILED:
-                    self._set(slot, state=ServerState.STOPPED)
+                if slot.status.state in (ServerState.FAILED, ServerState.STOPPING):
+                    self._set(slot, state=ServerState.STOPPED, pid=None)
                 return
             await self._before_stop(slot)
             await self._stop_locked(slot)
@@ -536,6 +537,11 @@ class LlamaServerManager(PortTable):
         final_state: ServerState = ServerState.STOPPED,
         error: str | None = None,
     ) -> None:
+        """Stop the server of ``slot`` (its lock held). A stop that began finishes: a caller
+        cancelled meanwhile waits for its end, so the lock is never let go half way."""
+        await finish(self._stop_now(slot, final_state, error))
+
+    async def _stop_now(self, slot: PortSlot, final_state: ServerState, error: str | None) -> None:
         proc, watcher, group = slot.proc, slot.watcher, slot.group
         if proc is None or watcher is None or group is None:
             self._set(slot, state=final_state, pid=None, error=error)
