@@ -229,7 +229,7 @@ class AppMachine(RuleBasedStateMachine):
         # its API socket closes and its run ends with it
         self.run(old.api.stop())
         self.run(old.runs.stop())
-        old.manager._record = None  # a dead app writes nothing more
+        old.manager.processes._record = None  # a dead app writes nothing more
         self.gone.append(old)
         self.core = self._new_core()
         left = [p for p in live_servers(self.world.binary).values() for p in p]
