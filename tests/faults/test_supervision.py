@@ -8,7 +8,7 @@ import asyncio
 import os
 import signal
 
-from app.core.lifecycle import supervisor as supervision
+from app.core.lifecycle import hung as hung_probe
 from app.core.lifecycle.supervisor import RestartPolicy
 from app.core.models.entry import LLM
 from app.core.notices import Level
@@ -165,17 +165,17 @@ async def test_bootstrap_attaches_the_supervisor(llama_server_bin) -> None:
 
 async def test_the_hung_probe_follows_a_changed_interval(llama_server_bin, monkeypatch) -> None:
     """HUNG_PROBE_SECONDS turned on in a running app: the probe starts without a restart."""
-    monkeypatch.setattr(supervision, "PROBE_RECHECK", 0.02)
+    monkeypatch.setattr(hung_probe, "PROBE_RECHECK", 0.02)
     core = make_core(settings_for(llama_server_bin, HUNG_PROBE_SECONDS=0), **AS_APP)
     sup = supervisor(core)
     probes: list[float] = []
-    real = sup.probe_all
+    real = sup.hung.probe_all
 
     def counted(client, only=None):
         probes.append(asyncio.get_running_loop().time())
         return real(client, only)
 
-    monkeypatch.setattr(sup, "probe_all", counted)
+    monkeypatch.setattr(sup.hung, "probe_all", counted)
     await core.start()
     try:
         assert sup.policy.probe_interval == 0 and probes == []

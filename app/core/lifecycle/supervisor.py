@@ -7,16 +7,7 @@ is started again with the same ``LaunchSpec`` after 1 s, 2 s, 4 s … When a por
 than ``max_crashes`` times within ``window`` seconds the supervisor gives up and says so.
 
 A server can also hang. Every quarter of ``HUNG_PROBE_SECONDS`` each ready server gets a
-health check (one at a time), also while it serves requests:
-
-- with requests in flight (or with its port open to other programs, whose requests the app
-  does not count), ``GET /health``, which llama-server answers from its HTTP thread even
-  while its main loop spends seconds on one long prompt, so a busy server is never taken
-  for a hung one (checked with the real binary: ``/slots`` waited 9.9 s behind a
-  2,000-token prompt, ``/health`` answered in 14 ms; under SIGSTOP neither answers);
-- idle (by the app's count), ``GET /slots``, which its main loop answers, so a main loop
-  stuck while the HTTP thread still answers ``/health`` is found too.
-
+health check (``hung.HungProbe``: ``/health`` while it is busy, ``/slots`` while idle).
 A check unanswered for ``probe_timeout`` seconds makes the model "not responding" (the
 models window and ``--ps`` show it; new requests wait); an answer makes it ready again. A
 check unanswered for ``HUNG_PROBE_SECONDS`` means hung: its clients get 503 with the reason
@@ -40,10 +31,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from app.core.clock import Clock, SystemClock
+from app.core.lifecycle.hung import HungProbe
 from app.core.models.launch_args import rpc_of
 from app.core.notices import Level, Notice, NoticeBus
-from app.core.servers.health import loopback_client
-from app.core.servers.keys import auth_headers, server_url
 from app.core.servers.states import (
     FILE_CHANGED,
     FILE_GONE,
@@ -64,7 +54,6 @@ Condition = Callable[[ServerStatus], bool]
 RemoteLost = Callable[[ServerStatus], Awaitable[str | None]]
 """Why a failed server that ran across RPC workers cannot start again as it was (a worker is
 gone; the user has been told), or None."""
-PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 MAX_TICK = 15.0  # seconds: the longest a ready server goes without a health check
 
 
@@ -97,16 +86,6 @@ class RestartPolicy:
         return min(self.probe_timeout, self.probe_interval / 4)
 
 
-@dataclass
-class _Check:
-    """The health check out to one server."""
-
-    pid: int | None
-    asked: float  # the clock's monotonic time it was sent
-    task: asyncio.Task[bool]
-    suspected: bool = False  # marked "not responding" meanwhile
-
-
 class Supervisor:
     """Restarts crashed and hung servers, through the model lifecycle."""
 
@@ -128,10 +107,16 @@ class Supervisor:
         self._clock = clock or SystemClock()  # the back-off, the 10-minute window, the probe
         self._remote_lost = remote_lost
         self._failures: dict[int, collections.deque[float]] = {}
-        self._checks: dict[int, _Check] = {}
         self._pending: dict[int, asyncio.Task[None]] = {}
         self._probe_task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self.hung = HungProbe(
+            lifecycle,
+            notices,
+            lambda: self.policy,
+            self._clock,
+            restarting=self.pending_restart,
+            on_hung=self._restart_hung,
+        )
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
         self.restarts = 0  # how many restarts succeeded, for the UI and tests
@@ -145,9 +130,9 @@ class Supervisor:
     # ── Service ───────────────────────────────────────────────────────────────
     async def start(self) -> None:
         self._unsubscribe = self.manager.subscribe(self._on_event)
-        self._unwatch = self.lifecycle.watch_suspects(self._check_now)
+        self._unwatch = self.lifecycle.watch_suspects(self.hung.check_now)
         if self._policy is None or self._policy.probe_interval > 0:
-            self._probe_task = asyncio.create_task(self._probe_loop(), name="hung-probe")
+            self._probe_task = asyncio.create_task(self.hung.run(), name="hung-probe")
 
     async def stop(self) -> None:
         if self._unsubscribe:
@@ -156,8 +141,7 @@ class Supervisor:
         if self._unwatch:
             self._unwatch()
             self._unwatch = None
-        checks = [c.task for c in self._checks.values()]
-        self._checks.clear()
+        checks = self.hung.take_checks()
         tasks = [t for t in (self._probe_task, *self._pending.values(), *checks) if t]
         for t in tasks:
             t.cancel()
@@ -169,6 +153,14 @@ class Supervisor:
 
     def pending_restart(self, port: int) -> bool:
         return port in self._pending
+
+    def checks_out(self) -> list[int]:
+        """The ports whose health check is out now (sent, not yet answered)."""
+        return self.hung.checks_out()
+
+    def probe_all(self, client: httpx.AsyncClient, only: int | None = None) -> list[int]:
+        """One round of the hung probe (``HungProbe.probe_all``); the ports found hung now."""
+        return self.hung.probe_all(client, only)
 
     # ── Crashes ───────────────────────────────────────────────────────────────
     def _on_event(self, event: StateEvent) -> None:
@@ -350,129 +342,8 @@ class Supervisor:
         task = asyncio.get_running_loop().create_task(stop(), name=f"stop-hung-{port}")
         self._pending[port] = task
 
-    # ── Hung servers ──────────────────────────────────────────────────────────
-    async def _probe_loop(self) -> None:
-        """Look at every ready server each ``tick`` (a quarter of ``HUNG_PROBE_SECONDS``,
-        read each time; 0: not now), so a change of it is seen within ``PROBE_RECHECK``."""
-        async with loopback_client() as client:
-            self._client = client
-            try:
-                while True:
-                    interval = self.policy.probe_interval
-                    await self._clock.sleep(self.policy.tick if interval > 0 else PROBE_RECHECK)
-                    if self.policy.probe_interval <= 0:
-                        continue
-                    try:
-                        self.probe_all(client)
-                    except Exception:
-                        log.exception("The hung-server probe failed")
-            finally:
-                self._client = None
-
-    def checks_out(self) -> list[int]:
-        """The ports whose health check is out now (sent, not yet answered)."""
-        return list(self._checks)
-
-    def _check_now(self, port: int) -> None:
-        """A client found the server on ``port`` silent: check it at once."""
-        if self._client is not None and self.policy.probe_interval > 0:
-            self.probe_all(self._client, only=port)
-
-    def _route(self, st: ServerStatus) -> str:
-        """``/slots`` (its main loop answers) when it is idle by the app's count and only
-        the app can reach it; else ``/health`` (its HTTP thread answers, also while the
-        main loop is busy with a long prompt)."""
-        busy = self.lifecycle.in_flight(st.port) > 0
-        open_port = st.key is None  # no per-start key: other programs may be using it
-        return "/health" if busy or open_port else "/slots"
-
-    def probe_all(self, client: httpx.AsyncClient, only: int | None = None) -> list[int]:
-        """Send a health check to each ready server that has none out, and judge the ones
-        out; return the ports found hung now."""
-        manager = self.manager
-        loop = asyncio.get_running_loop()
-        now = self._clock.monotonic()
-        policy = self.policy
-        hung = []
-        for port, st in manager.statuses().items():
-            if only is not None and port != only:
-                continue
-            check = self._checks.get(port)
-            if (
-                st.state is not ServerState.READY
-                or manager.is_busy(port)  # a start, stop or restart is under way
-                or port in self._pending
-                or (check is not None and check.pid != st.pid)
-            ):
-                if check is not None:
-                    check.task.cancel()
-                    del self._checks[port]
-                if st.state is not ServerState.READY or port in self._pending:
-                    continue
-                check = None
-            if check is None:
-                task = loop.create_task(self._answers(client, st), name=f"health-{port}")
-                self._checks[port] = _Check(st.pid, now, task)
-                task.add_done_callback(lambda t, port=port: self._answered(port, t))
-                continue
-            silent = now - check.asked
-            if silent >= policy.probe_interval:
-                check.task.cancel()
-                del self._checks[port]
-                hung.append(port)
-                self._hung(st, silent)
-            elif silent >= policy.suspect_after and not check.suspected:
-                check.suspected = True
-                why = f"its health check is unanswered after {silent:.1f} s"
-                if self.lifecycle.not_responding(port, st.pid, why):
-                    log.warning("%s is not responding (%s)", self._title(st), why)
-        return hung
-
-    def _answered(self, port: int, task: asyncio.Task[bool]) -> None:
-        check = self._checks.get(port)
-        if check is None or check.task is not task or task.cancelled():
-            return
-        if task.exception() is not None or not task.result():
-            log.debug("The health check of port %d failed: %r", port, task.exception())
-            return
-        del self._checks[port]
-        if check.suspected:
-            self.lifecycle.responding(port, check.pid)
-
-    async def _answers(self, client: httpx.AsyncClient, st: ServerStatus) -> bool:
-        """True once the server answers (anything); False never: an unanswered check
-        stays out until it is judged."""
-        try:
-            await client.get(
-                server_url(st.port, self._route(st), st),
-                headers=auth_headers(st),
-                timeout=max(self.policy.probe_interval, 1.0) * 2,
-            )
-        except httpx.TimeoutException:
-            await asyncio.Event().wait()  # judged by probe_all, which cancels it
-        except httpx.TransportError:
-            return True  # refused or reset: it is exiting, and the manager reports exits
-        return True
-
-    def _hung(self, st: ServerStatus, silent: float) -> None:
-        what = self._title(st)
-        reason = (
-            f"{what} stopped responding: its health check went unanswered for "
-            f"{silent:.0f} s (HUNG_PROBE_SECONDS={self.policy.probe_interval:g}), so it is "
-            + ("being restarted" if self.policy.enabled else "being stopped")
-        )
-        log.error("%s (PID %s) does not answer: hung", what, st.pid)
-        self.lifecycle.declare_hung(st.port, reason)  # its clients get 503 with this now
-        self.notices.emit(
-            Notice(
-                Level.ERROR,
-                f"{what} is not responding",
-                f"llama-server PID {st.pid} answered no health check for {silent:.0f} s and "
-                "is treated as hung."
-                + ("" if self.policy.enabled else " It is stopped; load it again to recover."),
-                self.manager.log_path(st.port),
-            )
-        )
+    def _restart_hung(self, st: ServerStatus) -> None:
+        """The probe found the server ``st`` hung: restart it, or stop it."""
         if st.spec is not None:
             pid = st.pid
             self._failed(
