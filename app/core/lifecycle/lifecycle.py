@@ -27,16 +27,16 @@ from app.core.lifecycle.instance import (
     InstanceEvent,
     ModelNotLoadedError,
 )
+from app.core.lifecycle.instance_view import InstanceViews
 from app.core.lifecycle.loading import Loader
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
-from app.core.models.launch_args import LoadConfig, launch_key, launch_kwargs, rpc_of
+from app.core.models.launch_args import LoadConfig
 from app.core.notices import NoticeBus
 from app.core.presets.service import Presets
-from app.core.presets.store import PresetError
 from app.core.servers.manager import LlamaServerManager
-from app.core.servers.states import ServerState, ServerStatus, StateEvent, file_note
+from app.core.servers.states import ServerState, ServerStatus, StateEvent
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ class ModelLifecycle:
             presets=presets,
             workers=workers,
         )
+        self._views = InstanceViews(
+            catalogue, self._records, settings, presets, lambda: self._loader.known
+        )
         self._ttl_watchers: Listeners[[]] = Listeners("TTL changes")  # the idle unloader
         self._listeners: Listeners[InstanceEvent] = Listeners("model states")
         # a server a client found silent (the API's read timeout): the supervisor checks it
@@ -87,41 +90,10 @@ class ModelLifecycle:
         """The catalogue entry for a key or alias (``UnknownModelError`` if none)."""
         return model if isinstance(model, ModelEntry) else self.catalogue.resolve(model)
 
-    def _key_for(self, st: ServerStatus) -> tuple[str, ModelEntry | None]:
-        spec = st.spec
-        assert spec is not None
-        entry = self.catalogue.by_file(spec.model_path, spec.mmproj)
-        return (entry.key if entry else st.model_name), entry
-
-    def _instance(self, st: ServerStatus) -> Instance:
-        key, entry = self._key_for(st)
-        return self._view(st, key, entry, self._records.of_status(st))
-
-    def _view(
-        self, st: ServerStatus, key: str, entry: ModelEntry | None, rec: ModelRecord | None
-    ) -> Instance:
-        ttl = rec.ttl if rec else None  # a client's
-        if ttl is None and entry is not None and self.presets is not None:
-            ttl = self.presets.ttl(entry)
-        return Instance(
-            key=key,
-            entry=entry,
-            status=st,
-            in_flight=rec.in_flight if rec else 0,
-            held_by=tuple(sorted(rec.holders)) if rec else (),
-            last_used=max(rec.last_used if rec else 0.0, st.ready_at or 0.0),
-            stale=self._stale(st, entry, rec),
-            file_note=file_note(st),
-            ttl=ttl,
-            requests=rec.served if rec else 0,
-            pinned=bool(entry and self.presets and self.presets.pinned(entry)),
-            responding=not (rec is not None and rec.state is ModelState.NOT_RESPONDING),
-        )
-
     def snapshot(self) -> list[Instance]:
         """Every model process the app has (starting, ready, stopping or failed)."""
         return [
-            self._instance(st)
+            self._views.of(st)
             for st in self.manager.statuses().values()
             if st.spec is not None and st.state is not ServerState.STOPPED
         ]
@@ -136,7 +108,7 @@ class ModelLifecycle:
         """The live instance of a model (starting, ready or stopping), if any."""
         rec = self._record(model)
         st = rec.process if rec is not None else None
-        return self._instance(st) if st is not None else None
+        return self._views.of(st) if st is not None else None
 
     def ready(self, model: str | ModelEntry) -> Instance | None:
         inst = self.instance(model)
@@ -198,41 +170,6 @@ class ModelLifecycle:
         """``{key: file note}`` of the running models whose file moved or changed."""
         return {i.key: i.file_note for i in self.snapshot() if i.file_note and i.state.alive}
 
-    def _stale(
-        self, st: ServerStatus, entry: ModelEntry | None, rec: ModelRecord | None
-    ) -> str | None:
-        if entry is None:
-            return "its file is no longer in the catalogue; unload it when you no longer need it"
-        spec = st.spec
-        assert spec is not None
-        preset = None
-        if self.presets is not None:
-            try:
-                preset = self.presets.for_load(entry, check_draft=False)
-            except PresetError as e:
-                return f"its settings in models.ini cannot be used now ({e}); it runs as started"
-        wanted = launch_kwargs(
-            entry,
-            self._settings(),
-            rec.config if rec else None,
-            preset=preset,
-            known=self._loader.known,
-        )
-        have = {
-            "n_gpu_layers": spec.n_gpu_layers,
-            "ctx_size": spec.ctx_size,
-            "mmproj": spec.mmproj,
-            "extra_args": spec.extra_args,
-        }
-        if launch_key(have) != launch_key(wanted):
-            return "runs with the old settings: restart to apply"
-        # The RPC workers are placement's choice (of those its settings name, or in auto of
-        # RPC_WORKERS): old only when it runs on a worker its settings no longer name.
-        named, running = rpc_of(wanted["extra_args"]), rpc_of(spec.extra_args)
-        if named is not None and not set(running or ()) <= set(named):
-            return "runs across other RPC workers than its settings name: restart to apply"
-        return None
-
     def subscribe(self, cb: Callable[[InstanceEvent], object]) -> Callable[[], None]:
         """``cb(InstanceEvent)`` on every state change of a model process."""
         return self._listeners.add(cb)
@@ -244,7 +181,7 @@ class ModelLifecycle:
     def _on_server(self, event: StateEvent) -> None:
         self._records.follow(event)
         if event.status.spec is not None and self._listeners:
-            inst = self._instance(event.status)
+            inst = self._views.of(event.status)
             self._listeners.emit(InstanceEvent(inst.key, event.old, event.new, inst))
 
     # ── Loading ────────────────────────────────────────────────────────────────
@@ -263,7 +200,7 @@ class ModelLifecycle:
         st, _ = await self._loader.ensure(
             self.entry(model), config, beside, reserve=False, holder=hold
         )
-        return self._instance(st)
+        return self._views.of(st)
 
     async def cancel_load(self, model: str | ModelEntry) -> bool:
         """Stop a load under way and wait until its server is stopped; True if there was one."""
@@ -290,7 +227,7 @@ class ModelLifecycle:
             st = rec.process
             if rec.state is ModelState.READY and st is not None:
                 rec.enter()
-                return self._view(st, entry.key, entry, rec)
+                return self._views.view(st, entry.key, entry, rec)
             if not jit:
                 raise ModelNotLoadedError(
                     f"Model {entry.key} is not loaded and JIT loading is off "
@@ -312,7 +249,7 @@ class ModelLifecycle:
                 continue
             st, reserved = await self._loader.ensure(entry, None, False, reserve=True)
             if reserved:
-                return self._instance(st)  # counted on it before anyone could evict it
+                return self._views.of(st)  # counted on it before anyone could evict it
         raise BusyError(
             f"{entry.key} was unloaded again by other requests before it could be used; "
             "retry, or set RUN_MODE=parallel if the models fit in memory together"
@@ -427,7 +364,7 @@ class ModelLifecycle:
     def _emit(self, rec: ModelRecord) -> None:
         st = rec.process
         if st is not None and self._listeners:
-            inst = self._instance(st)
+            inst = self._views.of(st)
             self._listeners.emit(InstanceEvent(inst.key, st.state, st.state, inst))
 
     def suspect(self, port: int) -> None:
@@ -448,11 +385,7 @@ class ModelLifecycle:
     # ── Recovery (the supervisor) ──────────────────────────────────────────────
     def describe(self, st: ServerStatus) -> str:
         """``"<model> on port N"`` for a notice."""
-        name = st.model_name or "llama-server"
-        if st.spec is not None:
-            key, entry = self._key_for(st)
-            name = entry.title if entry else key
-        return f"{name} on port {st.port}"
+        return self._views.describe(st)
 
     async def restart(
         self, port: int, only_if: Callable[[ServerStatus], bool]
