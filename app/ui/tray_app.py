@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 
-import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -26,23 +25,25 @@ from app.core.settings.settings_apply import apply_settings, not_yet
 from app.core.settings.settings_file import update_settings_file
 from app.core.summary import overall_state, tooltip
 from app.paths import AppPaths
-from app.platform.autostart import Autostart, AutostartError, autostart_for
+from app.platform.autostart import Autostart
 from app.settings_load import SettingsError, load_settings
 from app.ui.benchmark_window import BenchmarkWindow
 from app.ui.check_window import CheckWindow
 from app.ui.downloads_window import GetModelsWindow
 from app.ui.hooks import UiHooks
 from app.ui.log_window import LogWindowController
-from app.ui.model_verbs import model_verbs
 from app.ui.models_window import ModelsWindow
 from app.ui.notifications import Notifier, TrayNotifier
 from app.ui.preset_dialog import PresetDialog
 from app.ui.runs_ui import RunsUi
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.single_instance import InstanceServer
+from app.ui.start_at_login import wire_start_at_login
 from app.ui.tasks import spawn
 from app.ui.tray import Tray
 from app.ui.tray_menu import TrayMenu
+from app.ui.verbs import model_verbs, window_verbs
+from app.ui.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,7 @@ class TrayApp(QObject):
         self.logs = LogWindowController.for_settings(core, paths, core.settings)
         self.hooks.show_logs = self.logs.open
         self.runs_ui: RunsUi | None = None
-        self._autostart = autostart
-        self._wire_autostart()
+        wire_start_at_login(self.hooks, core.notices, autostart)
         self.gpu_monitor = GpuMonitor(core.manager, gpu_prober or core.gpu)
         self.gpu_snapshot: GpuSnapshot | None = None
         self.menu = TrayMenu(self)
@@ -98,16 +98,19 @@ class TrayApp(QObject):
         self.tray = tray
         self.tray.clicked.connect(self.show_models)
         self.notifier: Notifier = TrayNotifier(self.tray.icon, self)
-        self.models_window: ModelsWindow | None = None
-        self.benchmark_window: BenchmarkWindow | None = None
-        self.get_models_window: GetModelsWindow | None = None
-        self.check_window: CheckWindow | None = None
-        self.settings_dialog: SettingsDialog | None = None
-        self.preset_dialogs: dict[str, PresetDialog] = {}  # a model's Settings…, by key
+        self.windows = Windows(
+            self,
+            core,
+            paths,
+            apply_settings=self.apply_settings,
+            preset_saved=self._preset_saved,
+        )
+        if core.runs is not None:
+            self.runs_ui = RunsUi(self, core.runs, core.notices, self)
+            self.hooks.process_now = self.runs_ui.process_now
+        process_now = self.runs_ui.process_now if self.runs_ui is not None else None
         self.verbs = {
-            "show": self._verb_show,
-            "logs": self._verb_logs,
-            "process-now": self._verb_process_now,
+            **window_verbs(self.show_models, self.hooks, process_now),
             **model_verbs(core),
         }
         # The launcher's server (listening since before the set-up dialog) answers for
@@ -115,9 +118,6 @@ class TrayApp(QObject):
         if instance is not None:
             instance.handlers = self.verbs
         self.instance = instance or InstanceServer(paths, self.verbs, self)
-        if core.runs is not None:
-            self.runs_ui = RunsUi(self, core.runs, core.notices, self)
-            self.hooks.process_now = self.runs_ui.process_now
         self._tray_wait = tray_wait
         self._tray_deadline = 0.0
         self._tray_timer = QTimer(self)
@@ -149,6 +149,31 @@ class TrayApp(QObject):
         for machines in (core.shared_worker, core.workers, core.peers):  # tooltip, window
             if machines is not None:
                 self._unsubs.append(machines.subscribe(self._on_machines))
+
+    # ── The windows (``Windows`` holds them) ──────────────────────────────────
+    @property
+    def models_window(self) -> ModelsWindow | None:
+        return self.windows.models
+
+    @property
+    def benchmark_window(self) -> BenchmarkWindow | None:
+        return self.windows.benchmark
+
+    @property
+    def get_models_window(self) -> GetModelsWindow | None:
+        return self.windows.get_models
+
+    @property
+    def check_window(self) -> CheckWindow | None:
+        return self.windows.check
+
+    @property
+    def settings_dialog(self) -> SettingsDialog | None:
+        return self.windows.settings
+
+    @property
+    def preset_dialogs(self) -> dict[str, PresetDialog]:
+        return self.windows.presets
 
     # ── Life cycle ────────────────────────────────────────────────────────────
     async def start(self, *, show_tray: bool = True, load_at_start: bool = True) -> None:
@@ -194,11 +219,7 @@ class TrayApp(QObject):
         await self.core.stop()
         self.instance.close()
         self.tray.hide()
-        windows = (self.models_window, self.settings_dialog, self.benchmark_window)
-        windows = (*windows, self.get_models_window, self.check_window)
-        for w in (*windows, *self.preset_dialogs.values()):
-            if w is not None and shiboken6.isValid(w):
-                w.close()
+        self.windows.close()
 
     def quit(self) -> None:
         self._quit.set()
@@ -318,7 +339,7 @@ class TrayApp(QObject):
             )
         )
 
-    # ── Actions (menu, window, forwarded verbs) ───────────────────────────────
+    # ── Actions (menu, window) ────────────────────────────────────────────────
     def _spawn(self, coro, what: str) -> asyncio.Task:
         task = spawn(coro, what)
         task.add_done_callback(lambda _t: self._after_action())
@@ -372,67 +393,22 @@ class TrayApp(QObject):
         return self._spawn(unload(), "Unloading all")
 
     def show_models(self) -> None:
-        if self.models_window is None:
-            self.models_window = ModelsWindow(self)
-            if self.gpu_snapshot is not None:
-                self.models_window.on_snapshot(self.gpu_snapshot)
-        self.models_window.show()
-        self.models_window.raise_()
-        self.models_window.activateWindow()
+        self.windows.show_models()
 
     def show_check(self) -> None:
-        """The Check models window (each model and FamilyLog's pair, through the app's API)."""
-        if self.check_window is None:
-            self.check_window = CheckWindow.of(self.core, self.paths)
-        self.check_window.fill_models()
-        self.check_window.show()
-        self.check_window.raise_()
-        self.check_window.activateWindow()
+        self.windows.show_check()
 
     def show_benchmark(self) -> None:
-        """The Benchmark window (the prompt set against the app's API, and another server)."""
-        if self.benchmark_window is None:
-            self.benchmark_window = BenchmarkWindow(self.core, self.paths)
-        self.benchmark_window.fill_models()
-        self.benchmark_window.show()
-        self.benchmark_window.raise_()
-        self.benchmark_window.activateWindow()
+        self.windows.show_benchmark()
 
     def show_get_models(self) -> None:
-        """The Get models… window (search the Hugging Face Hub, fit, download, the queue)."""
-        if self.core.downloads is None:
-            return
-        if self.get_models_window is None:
-            self.get_models_window = GetModelsWindow(self.core.downloads)
-        self.get_models_window.show()
-        self.get_models_window.raise_()
-        self.get_models_window.activateWindow()
+        self.windows.show_get_models()
 
     def show_settings(self) -> None:
-        if self.settings_dialog is None:
-            self.settings_dialog = SettingsDialog(
-                self.core.settings, self.paths, self.apply_settings
-            )
-        else:
-            self.settings_dialog.settings = self.core.settings
-            self.settings_dialog.load_values(self.core.settings)
-        self.settings_dialog.show()
-        self.settings_dialog.raise_()
-        self.settings_dialog.activateWindow()
+        self.windows.show_settings()
 
     def model_settings(self, key: str) -> None:
-        """A model's Settings… (its own section of models.ini), one window per model."""
-        entry = self.core.catalogue.resolve(key)
-        dlg = self.preset_dialogs.get(key)
-        if dlg is None or not shiboken6.isValid(dlg):
-            title = entry.title if entry.title == entry.key else f"{entry.title} ({entry.key})"
-            dlg = PresetDialog(
-                self.core.presets, entry, title, on_saved=lambda: self._preset_saved(key)
-            )
-            self.preset_dialogs[key] = dlg
-        dlg.show()
-        dlg.raise_()
-        dlg.activateWindow()
+        self.windows.model_settings(key)
 
     def _preset_saved(self, key: str) -> list[str]:
         """A model's settings were saved: say whether its running server has the old ones."""
@@ -465,45 +441,3 @@ class TrayApp(QObject):
             self.core.notices.emit(Notice(Level.INFO, "Settings saved", " ".join(later)))
         self._after_action()
         return lines
-
-    # ── Forwarded verbs ───────────────────────────────────────────────────────
-    def _verb_show(self) -> str:
-        self.show_models()
-        return "ok: the models window is open"
-
-    def _verb_logs(self) -> str:
-        if self.hooks.show_logs is None:
-            return "error: the log window is not available in this version"
-        self.hooks.show_logs()
-        return "ok: the log window is open"
-
-    def _verb_process_now(self) -> str:
-        if self.runs_ui is None:
-            return "error: FamilyLog runs are not available in this version"
-        return self.runs_ui.process_now("command line")
-
-    # ── Start at login ────────────────────────────────────────────────────────
-    def _wire_autostart(self) -> None:
-        try:
-            entry = self._autostart or autostart_for()
-        except AutostartError as e:
-            log.info("Start at login unavailable: %s", e)
-            return
-        self._autostart = entry
-        self.hooks.autostart_enabled = entry.is_enabled
-        self.hooks.set_autostart = self.set_autostart
-
-    def set_autostart(self, on: bool) -> None:
-        entry = self._autostart
-        if entry is None:
-            return
-        try:
-            if on:
-                entry.enable()
-            else:
-                entry.disable()
-        except (AutostartError, OSError) as e:
-            self.core.notices.emit(Notice(Level.ERROR, "Start at login", f"{e} ({entry.location})"))
-            return
-        state = "on" if entry.is_enabled() else "off"
-        log.info("Start at login turned %s (%s)", state, entry.location)

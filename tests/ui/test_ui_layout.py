@@ -14,7 +14,7 @@ HELD_BY = {
     "models_table": {"app.ui.models_window", "app.ui.tray_app"},
     "runs_ui": {"app.ui.tray_app", "app.ui.tray_menu"},
     "tray_menu": {"app.ui.tray_app"},
-    "models_window": {"app.ui.tray_app"},
+    "models_window": {"app.ui.tray_app", "app.ui.windows"},
 }
 
 

@@ -1,7 +1,7 @@
 """``familylog-tray --load KEY [--ctx N]`` and ``--unload KEY|all`` as the running app
 answers them: through the one lifecycle, with a sentence for a person. Qt-free.
 
-Each returns ``(ok, message)``; the tray's single-instance channel (``app.ui.model_verbs``)
+Each returns ``(ok, message)``; the tray's single-instance channel (``app.ui.verbs``)
 carries it back to the command line, which prints the message and exits 0 when ``ok``.
 """
 
