@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from app.core.clock import Clock
+from app.core.lifecycle.restart_policy import RestartPolicy
 from app.core.notices import Level, Notice, NoticeBus
 from app.core.servers.health import loopback_client
 from app.core.servers.keys import auth_headers, server_url
@@ -32,7 +33,6 @@ from app.core.servers.states import ServerState, ServerStatus
 
 if TYPE_CHECKING:
     from app.core.lifecycle.lifecycle import ModelLifecycle
-    from app.core.lifecycle.supervisor import RestartPolicy
 
 log = logging.getLogger("app.core.lifecycle.supervisor")
 
