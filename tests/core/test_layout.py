@@ -1,6 +1,7 @@
 """The app's layout: the core's subpackages by job, each with a docstring, no import
 circles, and the layers one way: ``app.cli`` may use ``app.ui`` and ``app.core``, ``app.ui``
-may use ``app.core``, never the other way round; ``app.platform`` uses none of them."""
+may use ``app.core``, never the other way round; ``app.platform`` uses none of them; and no
+module over 450 lines."""
 
 from __future__ import annotations
 
@@ -191,3 +192,30 @@ def test_the_layer_graph_finds_a_circle_the_modules_do_not_make() -> None:
     ]
     del modules["app.core.servers.supervisor"]
     assert find_cycle(layer_graph(modules)) is None
+
+
+MAX_LINES = 450  # modules small, one job each (#19)
+
+
+def too_long(root: Path, limit: int = MAX_LINES) -> list[str]:
+    """``"<path>: <n> lines (over <limit>)"`` for each module under ``root`` longer than
+    ``limit`` lines, the path from ``root``'s parent."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > limit:
+            found.append(f"{path.relative_to(root.parent).as_posix()}: {n} lines (over {limit})")
+    return found
+
+
+def test_no_module_in_app_is_over_450_lines() -> None:
+    long = too_long(ROOT)
+    assert not long, "split along its seams: " + "; ".join(long)
+
+
+def test_the_length_check_names_each_long_module(tmp_path: Path) -> None:
+    pkg = tmp_path / "app"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "core" / "big.py").write_text("x = 1\n" * 451)
+    (pkg / "fits.py").write_text("x = 1\n" * 450)
+    assert too_long(pkg) == ["app/core/big.py: 451 lines (over 450)"]
