@@ -16,7 +16,6 @@ from functools import partial
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
-    QDialogButtonBox,
     QLabel,
     QTabWidget,
     QVBoxLayout,
@@ -27,7 +26,14 @@ from app.core.presets.fields import ModelPreset
 from app.core.presets.keys import field_errors
 from app.core.presets.service import DRAFT_KEY, Model, PresetForm, Presets, applies_words
 from app.core.settings import form
-from app.ui.setting_editors import ERROR_COLOR, SettingEditor, add_form_tabs, tab_of
+from app.ui.setting_editors import (
+    ERROR_COLOR,
+    SettingEditor,
+    add_form_tabs,
+    add_save_row,
+    say,
+    tab_of,
+)
 
 MIN_WIDTH = 720
 
@@ -62,19 +68,7 @@ class PresetDialog(QDialog):
             self.tabs, form.form_fields(ModelPreset), self._check, label=self._own_box
         )
         layout.addWidget(self.tabs, 1)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.hide()
-        layout.addWidget(self.message)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok
-            | QDialogButtonBox.StandardButton.Apply
-            | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.accepted.connect(self._ok)
-        self.buttons.rejected.connect(self.reject)
-        self.buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
-        layout.addWidget(self.buttons)
+        self.message, self.buttons = add_save_row(layout, self._ok, self.reject, self.apply)
         self.show_form(self.data)
         self.resize(MIN_WIDTH, min(self.sizeHint().height(), 720))
 
@@ -191,6 +185,4 @@ class PresetDialog(QDialog):
             self.accept()
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet(f"color: {ERROR_COLOR};" if error else "")
-        self.message.show()
+        say(self.message, text, error=error)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
     QComboBox,
+    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFrame,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -312,3 +314,34 @@ def tab_page(tabs: QTabWidget, index: int) -> QWidget:
 def tab_of(tabs: QTabWidget, widget: QWidget) -> int:
     """The tab that holds ``widget``."""
     return next(i for i in range(tabs.count()) if tab_page(tabs, i).isAncestorOf(widget))
+
+
+def add_save_row(
+    layout: QVBoxLayout,
+    ok: Callable[[], None],
+    cancel: Callable[[], None],
+    apply: Callable[[], object],
+) -> tuple[QLabel, QDialogButtonBox]:
+    """The foot of a settings dialog, added to ``layout``: its message line (hidden until
+    ``say``) and its OK / Apply / Cancel buttons. Settings… and a model's Settings… share it."""
+    message = QLabel()
+    message.setWordWrap(True)
+    message.hide()
+    layout.addWidget(message)
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok
+        | QDialogButtonBox.StandardButton.Apply
+        | QDialogButtonBox.StandardButton.Cancel
+    )
+    buttons.accepted.connect(ok)
+    buttons.rejected.connect(cancel)
+    buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(apply)
+    layout.addWidget(buttons)
+    return message, buttons
+
+
+def say(message: QLabel, text: str, *, error: bool = False) -> None:
+    """Show ``text`` in a dialog's message line, in the error colour for a problem."""
+    message.setText(text)
+    message.setStyleSheet(f"color: {ERROR_COLOR};" if error else "")
+    message.show()

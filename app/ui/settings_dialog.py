@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QLabel,
     QTabWidget,
     QVBoxLayout,
@@ -31,7 +30,7 @@ from app.core.settings import form
 from app.core.settings.settings_file import update_settings_file, validate_changes
 from app.paths import AppPaths
 from app.settings_load import load_settings
-from app.ui.setting_editors import SettingEditor, add_form_tabs, tab_of, tab_page
+from app.ui.setting_editors import SettingEditor, add_form_tabs, add_save_row, say, tab_of, tab_page
 
 MIN_WIDTH = 780
 log = logging.getLogger(__name__)
@@ -60,19 +59,7 @@ class SettingsDialog(QDialog):
         note = QLabel(f"Saved to {paths.settings_file}")
         note.setWordWrap(True)
         layout.addWidget(note)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.hide()
-        layout.addWidget(self.message)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok
-            | QDialogButtonBox.StandardButton.Apply
-            | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.accepted.connect(self._ok)
-        self.buttons.rejected.connect(self.reject)
-        self.buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
-        layout.addWidget(self.buttons)
+        self.message, self.buttons = add_save_row(layout, self._ok, self.reject, self.apply)
         self.load_values(settings)
         self._initial_size()
 
@@ -170,6 +157,4 @@ class SettingsDialog(QDialog):
             self.applying.add_done_callback(lambda _t: self.accept())
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color: #b00020;" if error else "")
-        self.message.show()
+        say(self.message, text, error=error)
