@@ -20,19 +20,19 @@ class FileLock(Protocol):
     def unlock(self) -> None: ...
 
 
-class PosixFileLock:
+class _HeldFile:
+    """A lock held by an open file descriptor; each OS says how it takes and lets go."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
     def try_lock(self) -> bool:
-        import fcntl
-
         if self._fd is not None:
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock(fd)
         except OSError:
             os.close(fd)
             return False
@@ -41,40 +41,39 @@ class PosixFileLock:
 
     def unlock(self) -> None:
         if self._fd is not None:
+            self._release(self._fd)
             os.close(self._fd)  # closing the file releases the lock
             self._fd = None
 
+    def _lock(self, fd: int) -> None:
+        """Take the lock on ``fd`` without waiting; OSError when another process holds it."""
+        raise NotImplementedError
 
-class WindowsFileLock:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
+    def _release(self, fd: int) -> None:
+        """Anything to do before ``fd`` is closed."""
 
-    def try_lock(self) -> bool:
+
+class PosixFileLock(_HeldFile):
+    def _lock(self, fd: int) -> None:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class WindowsFileLock(_HeldFile):
+    def _lock(self, fd: int) -> None:
         import msvcrt
 
-        if self._fd is not None:
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+
+    def _release(self, fd: int) -> None:
+        import msvcrt
+
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
         except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def unlock(self) -> None:
-        if self._fd is not None:
-            import msvcrt
-
-            try:
-                os.lseek(self._fd, 0, os.SEEK_SET)
-                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-            except OSError:
-                pass
-            os.close(self._fd)
-            self._fd = None
+            pass
 
 
 def file_lock(path: Path, platform: str | None = None) -> FileLock:
