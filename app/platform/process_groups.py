@@ -39,6 +39,8 @@ from typing import Protocol, TypeVar
 
 import psutil
 
+from app.platform.processes import libc_prctl
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -352,16 +354,7 @@ class GroupStopper:
 
 # ── Linux: the subreaper ───────────────────────────────────────────────────────
 def _prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    fn.restype = ctypes.c_int
-    return fn
+    return libc_prctl() if sys.platform.startswith("linux") else None
 
 
 class Subreaper:

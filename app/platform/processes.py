@@ -154,7 +154,8 @@ class MacProcesses(PosixProcesses):
     name = "macos"
 
 
-def _libc_prctl() -> Callable[..., int] | None:
+def libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` ready to call (Linux), or None where there is none."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fn = libc.prctl
@@ -236,7 +237,7 @@ class LinuxProcesses(PosixProcesses):
     def spawn_kwargs(self) -> dict[str, Any]:
         kw = super().spawn_kwargs()
         if self._prctl is None:
-            self._prctl = _libc_prctl()
+            self._prctl = libc_prctl()
         if self._prctl is not None:
             kw["preexec_fn"] = DieWithParent(self._prctl, self._getpid(), self.death_signal)
         return kw
