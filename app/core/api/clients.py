@@ -8,16 +8,12 @@ model's type cannot serve (a chat to an embedding model) is refused with a 400 t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object
-from app.core.api.images import check_images
-from app.core.api.kinds import check_kind
-from app.core.api.load_config import parse_ttl
+from app.core.api.common import ApiError
 
 ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
 OPENAI = ("/v1/responses",)
@@ -58,18 +54,11 @@ def model_name(request: web.Request, payload: dict[str, Any]) -> object:
 
 
 async def forward_by_model(request: web.Request) -> web.StreamResponse:
-    """Forward the request unchanged to the llama-server of its model (JIT-loaded)."""
+    """Forward the request unchanged to the llama-server of its model (JIT-loaded), named
+    in its body or its query."""
     from app.core.api import proxy  # the relay and the model choice live there
 
-    c: ApiContext = request.app[CONTEXT]
-    raw = await request.read()
-    payload = parse_json_object(raw)
-    if await check_images(payload, allow_urls=c.settings().API_ALLOW_IMAGE_URLS):
-        raw = json.dumps(payload).encode()  # an image was turned upright
-    ttl = parse_ttl(payload)
-    entry = proxy.pick_model(c, model_name(request, payload), request.path)
-    check_kind(entry, request.path)
-    return await proxy.relay_to(c, request, raw, entry, ttl)
+    return await proxy.forward(request, model=model_name)
 
 
 def add_routes(app: web.Application) -> None:

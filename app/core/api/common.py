@@ -21,7 +21,7 @@ from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
 from app.core.machines.peers import Peers
 from app.core.machines.workers import Workers
-from app.core.models.catalogue import Catalogue
+from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.stats import SpeedStats
 
 
@@ -55,6 +55,11 @@ class ApiError(Exception):
             headers=self.headers,
             **self.extra,
         )
+
+
+def model_not_found(e: UnknownModelError, **extra: Any) -> ApiError:
+    """The 404 of a model the catalogue does not know, listing the keys it does."""
+    return ApiError(404, str(e), code="model_not_found", **extra, known_models=e.known)
 
 
 def error_response(

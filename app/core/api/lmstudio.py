@@ -8,7 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from app.core.api import peer_models
-from app.core.api.common import CONTEXT, ApiContext, ApiError, parse_json_object, shown
+from app.core.api.common import (
+    CONTEXT,
+    ApiContext,
+    ApiError,
+    model_not_found,
+    parse_json_object,
+    shown,
+)
 from app.core.api.load_config import config_json, parse_load_config, parse_ttl
 from app.core.lifecycle.instance import BusyError, Instance, LoadFailedError, config_differs
 from app.core.models.catalogue import UnknownModelError
@@ -84,10 +91,6 @@ def _loaded(c: ApiContext) -> dict[str, Instance]:
     return {i.key: i for i in c.lifecycle.loaded()}
 
 
-def _unknown(e: UnknownModelError) -> ApiError:
-    return ApiError(404, str(e), code="model_not_found", known_models=e.known)
-
-
 async def list_v1(request: web.Request) -> web.Response:
     c: ApiContext = request.app[CONTEXT]
     loaded = _loaded(c)
@@ -113,7 +116,7 @@ async def get_v0(request: web.Request) -> web.Response:
         peer = next((m for m in peer_models.listed(c, request) if m.key == name), None)
         if peer is not None:
             return web.json_response(peer_models.model_v0(c, peer))
-        raise _unknown(e) from None
+        raise model_not_found(e) from None
     return web.json_response(model_v0(entry, c.lifecycle.ready(entry)))
 
 
@@ -153,7 +156,7 @@ async def load_v1(request: web.Request) -> web.Response:
     try:
         entry = c.catalogue.resolve(name)
     except UnknownModelError as e:
-        raise _unknown(e) from None
+        raise model_not_found(e) from None
     start = time.monotonic()
     was = c.lifecycle.ready(entry)
     refuse_busy_reload(was, entry, config)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +25,7 @@ from app.core.api.common import (
     CONTEXT,
     ApiContext,
     ApiError,
+    model_not_found,
     parse_json_object,
     shown,
     upstream_message,
@@ -56,6 +58,9 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+ModelName = Callable[[web.Request, dict[str, Any]], object]  # (request, body) -> the model named
+
+
 def openai_model(entry: ModelEntry) -> dict[str, str]:
     return {"id": entry.key, "object": "model", "owned_by": entry.publisher}
 
@@ -74,9 +79,7 @@ async def get_model(request: web.Request) -> web.Response:
     try:
         entry = c.catalogue.resolve(name)
     except UnknownModelError as e:
-        raise ApiError(
-            404, str(e), code="model_not_found", param="model", known_models=e.known
-        ) from None
+        raise model_not_found(e, param="model") from None
     return web.json_response(openai_model(entry))
 
 
@@ -112,14 +115,19 @@ def pick_model(c: ApiContext, name: object, path: str | None = None) -> ModelEnt
     raise ApiError(404, str(e) + now, code="model_not_found", known_models=known)
 
 
-async def forward(request: web.Request) -> web.StreamResponse:
+async def forward(
+    request: web.Request, *, model: ModelName | None = None
+) -> web.StreamResponse:
+    """Forward the request to the llama-server of its model (JIT-loaded); ``model(request,
+    payload)``: the model it names, where that is not only the body's ``model``."""
     c: ApiContext = request.app[CONTEXT]
     raw = await request.read()
     payload = parse_json_object(raw)
     if await check_images(payload, allow_urls=c.settings().API_ALLOW_IMAGE_URLS):
         raw = json.dumps(payload).encode()  # an image was turned upright
     ttl = parse_ttl(payload)
-    entry = pick_model(c, payload.get("model"), request.path)
+    name = payload.get("model") if model is None else model(request, payload)
+    entry = pick_model(c, name, request.path)
     check_kind(entry, request.path)  # a chat to an embedding model: 400, with why
     return await relay_to(c, request, raw, entry, ttl)
 
