@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.paths import AppPaths
 
-# What the app reads from FamilyLog's .env: the seed's section 3 (config.py's first block).
-# FamilyLog keeps settings of its own there (tokens, its own modes) that are not the app's.
-FAMILYLOG_ENV_KEYS = (
+# The seed's llama.cpp keys in FamilyLog's .env (config.py's first block): read at each
+# start (``FAMILYLOG_ENV_KEYS``) and copied by the set-up (``familylog_env.IMPORTED_KEYS``).
+SEED_LLAMA_KEYS = (
     "LLAMA_SERVER_PATH",
     "VISION_MODEL_GGUF",
     "VISION_MMPROJ",
@@ -30,9 +30,10 @@ FAMILYLOG_ENV_KEYS = (
     "LLAMA_CTX_SIZE",
     "LLAMA_VISION_PORT",
     "LLAMA_LLM_PORT",
-    "CONNECTION_TYPE",
-    "OPENROUTER_URL",
 )
+# What the app reads from FamilyLog's .env: the seed's section 3 (config.py's first block).
+# FamilyLog keeps settings of its own there (tokens, its own modes) that are not the app's.
+FAMILYLOG_ENV_KEYS = (*SEED_LLAMA_KEYS, "CONNECTION_TYPE", "OPENROUTER_URL")
 
 
 class SettingsError(ValueError):

@@ -8,21 +8,10 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from app.config import Settings
+from app.settings_load import SEED_LLAMA_KEYS
 
 # What the set-up copies: the seed's llama.cpp section and the ports/ids FamilyLog uses.
-IMPORTED_KEYS = (
-    "LLAMA_SERVER_PATH",
-    "VISION_MODEL_GGUF",
-    "VISION_MMPROJ",
-    "LLM_MODEL_GGUF",
-    "LLAMA_GPU_LAYERS",
-    "LLAMA_CTX_SIZE",
-    "LLAMA_VISION_PORT",
-    "LLAMA_LLM_PORT",
-    "VISION_MODEL_ID",
-    "LLM_MODEL_ID",
-    "CONNECTION_TYPE",
-)
+IMPORTED_KEYS = (*SEED_LLAMA_KEYS, "VISION_MODEL_ID", "LLM_MODEL_ID", "CONNECTION_TYPE")
 
 
 class EnvImportError(ValueError):
