@@ -81,6 +81,13 @@ class PeerStatus:
     def online(self) -> bool:
         return self.state is PeerState.ONLINE
 
+    def offline(self, url: str, why: str, at: float) -> PeerStatus:
+        """Offline at ``url`` since ``at`` for ``why``, keeping what it last knew (its list,
+        whether it takes LM Studio's loads, its instance id)."""
+        return PeerStatus(
+            self.name, url, PeerState.OFFLINE, why, self.models, self.lmstudio, self.instance, at
+        )
+
     def text(self) -> str:
         """One line for the tray and the models window."""
         n = len(self.models)
@@ -214,17 +221,7 @@ class Peers:
             try:
                 r = await client.get(entry.url + path, headers=headers)
             except httpx.HTTPError as e:
-                why = _transport_words(e)
-                return PeerStatus(
-                    entry.name,
-                    entry.url,
-                    PeerState.OFFLINE,
-                    why,
-                    old.models,
-                    old.lmstudio,
-                    old.instance,
-                    now,
-                )
+                return old.offline(entry.url, _transport_words(e), now)
             if r.status_code in (401, 403):
                 why = f"it refused the key ({r.status_code}): set its key in PEERS"
                 return PeerStatus(
@@ -271,18 +268,7 @@ class Peers:
     def went_offline(self, entry: PeerEntry, why: str) -> None:
         """A forward could not reach ``entry``: show it offline now, and check it again."""
         old = self.statuses.get(entry.name) or PeerStatus(entry.name, entry.url)
-        self._set(
-            PeerStatus(
-                entry.name,
-                entry.url,
-                PeerState.OFFLINE,
-                why,
-                old.models,
-                old.lmstudio,
-                old.instance,
-                time.monotonic(),
-            )
-        )
+        self._set(old.offline(entry.url, why, time.monotonic()))
         self._wake.set()
 
     def changed(self) -> None:
