@@ -193,6 +193,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _any_of(args: argparse.Namespace, *names: str) -> bool:
+    """True if any of the options ``names`` is given: a flag set, or a value (even empty)."""
+    return any(getattr(args, n) is not None and getattr(args, n) is not False for n in names)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
@@ -205,38 +210,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--json goes with --ps, --benchmark or --check")
     if (args.ps or checking) and args.json not in (None, "-"):
         p.error(f"with {'--ps' if args.ps else '--check'}, --json takes no file: it prints JSON")
-    if checking and (
-        args.ps
-        or args.headless
-        or args.benchmark
-        or args.load is not None
-        or args.unload is not None
-        or args.download is not None
-    ):
+    if checking and _any_of(args, "ps", "headless", "benchmark", "load", "unload", "download"):
         p.error("--check asks the running app; it goes alone (or with --json)")
-    if args.ps and (
-        args.headless or args.benchmark or args.load is not None or args.unload is not None
-    ):
+    if args.ps and _any_of(args, "headless", "benchmark", "load", "unload"):
         p.error("--ps asks the running app; it goes alone (or with --json)")
     if (args.file or args.quant) and args.download is None:
         p.error("--file and --quant go with --download")
-    if args.download is not None and (
-        args.headless
-        or args.ps
-        or args.benchmark
-        or args.load is not None
-        or args.unload is not None
-    ):
+    if args.download is not None and _any_of(args, "headless", "ps", "benchmark", "load", "unload"):
         p.error("--download asks the running app; it goes alone (with --file or --quant)")
     if (args.host is not None or args.port is not None) and not args.rpc_worker:
         p.error("--host and --port go with --rpc-worker")
-    if args.rpc_worker and (
-        args.headless
-        or args.ps
-        or args.benchmark
-        or args.download is not None
-        or args.load is not None
-        or args.unload is not None
+    if args.rpc_worker and _any_of(
+        args, "headless", "ps", "benchmark", "download", "load", "unload"
     ):
         p.error("--rpc-worker runs the worker alone (with --host and --port)")
     if (args.load is not None or args.unload is not None) and args.headless:
@@ -256,17 +241,10 @@ def forwarded_verb(args: argparse.Namespace) -> str | None:
 
 def opens_the_tray(args: argparse.Namespace) -> bool:
     """True when this launch runs the tray app (no command that answers and exits)."""
-    return not (
-        args.headless
-        or args.rpc_worker
-        or args.process_now
-        or args.benchmark
-        or args.ps
-        or args.rescan
-        or args.check is not None
-        or args.load is not None
-        or args.unload is not None
-        or args.download is not None
+    return not _any_of(
+        args,
+        *("headless", "rpc_worker", "process_now", "benchmark", "ps", "rescan", "check"),
+        *("load", "unload", "download"),
     )
 
 
