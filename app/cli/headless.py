@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 
+from app.cli.stop_signals import stop_on_signals
 from app.config import Settings
 from app.core.bootstrap import build_core
 from app.exit_codes import ExitCode
@@ -31,25 +30,18 @@ async def run_headless(
     for warning in settings_warnings(paths):
         log.warning("%s", warning)
     core = build_core(settings, paths)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await core.start()
-        lock.serving(core.api_url() if core.api is not None and core.api.running else None)
-        await core.load_at_start()
-        log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", os.getpid())
-        print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        log.info("Stopping")
-    finally:
-        await core.stop()
-        lock.release()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    with stop_on_signals() as stop:
+        try:
+            await core.start()
+            lock.serving(core.api_url() if core.api is not None and core.api.running else None)
+            await core.load_at_start()
+            log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", os.getpid())
+            print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info("Stopping")
+        finally:
+            await core.stop()
+            lock.release()
     return ExitCode.OK

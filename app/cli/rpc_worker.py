@@ -6,10 +6,9 @@ address is allowed) are the ``RPC_WORKER_*`` settings."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 
+from app.cli.stop_signals import stop_on_signals
 from app.config import Settings
 from app.core.discovery.server import resolve_server_path
 from app.core.machines.shared_worker import SharedWorker, ShareState
@@ -33,27 +32,20 @@ async def run_rpc_worker(
         changes["RPC_WORKER_PORT"] = port
     s = settings.model_copy(update=changes)
     worker = SharedWorker(lambda: s, lambda: resolve_server_path(s), paths.log_dir)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        status = await worker.turn_on()
-        if status.state is not ShareState.RUNNING:
-            print(f"familylog-tray: {status.text()}", file=sys.stderr)
-            return ExitCode.USAGE if "RPC_WORKER" in status.error else ExitCode.FAILED
-        print(
-            f"familylog-tray: {status.text()}, RPC protocol {status.version} (PID {status.pid})."
-            f" {NO_AUTH}. Ctrl+C stops it. Log: {worker.log_path}",
-            flush=True,
-        )
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-    finally:
-        await worker.turn_off()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    with stop_on_signals() as stop:
+        try:
+            status = await worker.turn_on()
+            if status.state is not ShareState.RUNNING:
+                print(f"familylog-tray: {status.text()}", file=sys.stderr)
+                return ExitCode.USAGE if "RPC_WORKER" in status.error else ExitCode.FAILED
+            print(
+                f"familylog-tray: {status.text()}, RPC protocol {status.version} (PID {status.pid})."
+                f" {NO_AUTH}. Ctrl+C stops it. Log: {worker.log_path}",
+                flush=True,
+            )
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+        finally:
+            await worker.turn_off()
     return ExitCode.OK
