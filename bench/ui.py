@@ -46,6 +46,7 @@ MEASURES = [
     "app/core/model_rows.py",
     "app/core/lifecycle",
     "app/core/gpu",
+    "app/core/long_lived.py",
 ]
 
 TICK_MS = 5
@@ -59,6 +60,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from app.core.bootstrap import build_core
+    from app.core.long_lived import freeze_long_lived
     from app.core.models.entry import LLM, VISION
     from app.core.settings.settings_file import update_settings_file
     from app.paths import AppPaths
@@ -90,6 +92,7 @@ def measure_stalls(rounds: int, home: Path) -> dict:
         core = build_core(load_settings(paths), paths)
         tray = TrayApp(core, paths)
         await tray.start(show_tray=False, load_at_start=False)
+        freeze_long_lived()  # as TrayApp.run does after its start
         tray.show_models()
         await asyncio.sleep(1)
         meter.start()

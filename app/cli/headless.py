@@ -11,6 +11,7 @@ import sys
 from app.cli.stop_signals import stop_on_signals
 from app.config import Settings
 from app.core.bootstrap import build_core
+from app.core.long_lived import freeze_long_lived
 from app.exit_codes import ExitCode
 from app.home_lock import HomeLock, refusal
 from app.paths import AppPaths
@@ -35,6 +36,7 @@ async def run_headless(
             await core.start()
             lock.serving(core.api_url() if core.api is not None and core.api.running else None)
             await core.load_at_start()
+            freeze_long_lived()  # start-up's objects out of the GC's full passes
             log.info("Headless core running (PID %d); SIGINT or SIGTERM stops it", os.getpid())
             print("familylog-tray: running headless; press Ctrl+C to stop", flush=True)
             if ready is not None:

@@ -19,6 +19,7 @@ from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import InstanceEvent
+from app.core.long_lived import freeze_long_lived
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.settings_apply import apply_settings, not_yet
@@ -199,6 +200,7 @@ class TrayApp(QObject):
         """Start, live until ``quit()``, then stop every server and service."""
         try:
             await self.start(**start_kw)
+            freeze_long_lived()  # the app's own run: start-up's objects out of the GC's way
             await self._quit.wait()
         finally:
             await self.shutdown()

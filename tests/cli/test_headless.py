@@ -45,6 +45,7 @@ def test_headless_runs_until_signalled(sig, app_home) -> None:
     assert p.returncode == 0
     log = (app_home / "logs" / "familylog-tray.log").read_text()
     assert "Headless core running" in log and "Stopping" in log
+    assert "start-up objects (out of the collector's full passes)" in log
 
 
 def test_bad_setting_is_one_readable_line(app_home) -> None:
