@@ -8,6 +8,8 @@ import time
 
 log = logging.getLogger(__name__)
 
+FREEZE_AFTER_S = 3.0  # after the start: not while the tray icon is still being drawn
+
 
 def freeze_long_lived() -> int:
     """Collect once, then move every object alive now (Qt's wrappers, the settings model,

@@ -19,7 +19,7 @@ from app.core.gpu.monitor import GpuMonitor
 from app.core.gpu.probe import GpuProber
 from app.core.gpu.snapshot import GpuSnapshot
 from app.core.lifecycle.instance import InstanceEvent
-from app.core.long_lived import freeze_long_lived
+from app.core.long_lived import FREEZE_AFTER_S, freeze_long_lived
 from app.core.notices import Level, Notice
 from app.core.servers.states import ServerState, StateEvent
 from app.core.settings.settings_apply import apply_settings, not_yet
@@ -200,7 +200,9 @@ class TrayApp(QObject):
         """Start, live until ``quit()``, then stop every server and service."""
         try:
             await self.start(**start_kw)
-            freeze_long_lived()  # the app's own run: start-up's objects out of the GC's way
+            # the app's own run: start-up's objects out of the GC's way, once the icon is
+            # drawn and the first events are handled (the collection first takes ~50 ms)
+            asyncio.get_running_loop().call_later(FREEZE_AFTER_S, freeze_long_lived)
             await self._quit.wait()
         finally:
             await self.shutdown()
