@@ -39,6 +39,7 @@ from typing import Protocol, TypeVar
 
 import psutil
 
+from app.platform.proc_stat import LINUX_PROC, boot_ticks, started_before, started_since
 from app.platform.processes import libc_prctl
 
 log = logging.getLogger(__name__)
@@ -116,35 +117,6 @@ def _is_member(p: psutil.Process, ref: GroupRef, trust_group: bool) -> bool:
     return mark_of(p) == ref.mark
 
 
-_BOOT_TIME: list[float] = []
-
-
-def _candidates(since: float) -> Iterable[int]:
-    """The PIDs that may be members: every one, but on Linux only the live processes started
-    at ``since`` or later, from one read of ``/proc/PID/stat`` each. Most of a machine's
-    processes are older than a group just started, and psutil's checks read several files
-    per process (a stop looks twice: about 4 ms for 80 processes, now a third of that)."""
-    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
-        return psutil.pids()
-    if not _BOOT_TIME:
-        _BOOT_TIME.append(psutil.boot_time())
-    boot, ticks = _BOOT_TIME[0], os.sysconf("SC_CLK_TCK")
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if fields[0] == b"Z" or boot + int(fields[19]) / ticks < since:
-                continue  # a zombie, or older than the group: not a member
-        except (OSError, IndexError, ValueError):
-            pass  # gone, or unreadable: psutil decides below
-        out.append(int(name))
-    return out
-
-
 def members(
     ref: GroupRef, *, exclude: Iterable[int] = (), trust_group: bool = True
 ) -> list[psutil.Process]:
@@ -156,7 +128,7 @@ def members(
     recorded before the app died (days ago, maybe): then only the mark counts."""
     skip = {os.getpid(), *exclude}
     found = []
-    for pid in _candidates(ref.since - START_SLACK):
+    for pid in started_since(ref.since - START_SLACK):
         if pid in skip:
             continue
         try:
@@ -344,6 +316,24 @@ class GroupStopper:
         self._group_termed = True
         self._termed |= {p.pid for p in fresh}
 
+    def _term_group_first(self, leader_exited: asyncio.Future | None) -> int | None:
+        """On Linux, while the leader lives (its process group is then the group's), signal
+        the group at once and look for members that left it while they exit: a switch
+        waits for the stop, and a look at the process table takes milliseconds. When it
+        was signalled (``boot_ticks``); None when it was not (look first)."""
+        if (
+            not LINUX_PROC
+            or self._pgid is None
+            or self._group_termed
+            or leader_exited is None
+            or leader_exited.done()
+        ):
+            return None
+        signalled = boot_ticks()
+        signal_group(self._pgid, signal.SIGTERM)
+        self._group_termed = True
+        return signalled
+
     async def stop(self, grace: float, leader_exited: asyncio.Future | None = None) -> Stopped:
         """Stop the members (and the leader, when ``leader_exited`` is not done yet: the
         leader's exit as asyncio sees it; the leader is never reaped here). Returns within
@@ -351,7 +341,17 @@ class GroupStopper:
         clock = self._clock
         deadline = clock.monotonic() + grace
         leader = self.ref.leader
+        signalled = self._term_group_first(leader_exited)
         found = await self._scan()
+        if signalled is not None:
+            # the group's signal reached who was in it then, not who started since: those
+            # get theirs below (one that started in the same instant may get two)
+            self._termed |= {
+                p.pid
+                for p in found
+                if _pgid(p.pid) == self._pgid
+                and (p.pid == leader or started_before(p.pid, signalled))
+            }
         waiting = leader_exited is not None and not leader_exited.done()
         if not found and not waiting:
             return self.result()
