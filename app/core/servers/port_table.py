@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from app.core.events import Listeners
 from app.core.servers.states import SERVER_TRANSITIONS, ServerState, ServerStatus, StateEvent
 from app.platform.process_groups import GroupRef
+from app.platform.spawn import Child
 
 log = logging.getLogger("app.core.servers.manager")
 
@@ -21,7 +22,7 @@ class PortSlot:
     status: ServerStatus
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     log_offset: int = 0  # where this start's output begins in the port's log
-    proc: asyncio.subprocess.Process | None = None
+    proc: Child | None = None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False
     group: GroupRef | None = None  # its server's process group (a wrapper's children too)

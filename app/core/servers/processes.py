@@ -32,6 +32,7 @@ from app.core.timing import Steps
 from app.platform.open_files import out_of_files, out_of_files_words
 from app.platform.process_groups import GroupRef, GroupStopper, marked_env, new_mark
 from app.platform.processes import ProcessPlatform
+from app.platform.spawn import Child, start_child
 
 log = logging.getLogger("app.core.servers.manager")
 
@@ -125,11 +126,11 @@ class ServerProcesses:
         mark = new_mark("server")
         argv, spawn_kwargs = self._platform.spawn_args(cmd)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=logf if logf is not None else asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.STDOUT,
+            proc = await start_child(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=logf if logf is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
                 env=marked_env(child_env(self._env, key, prefix), mark),
                 **spawn_kwargs,
             )
@@ -173,9 +174,7 @@ class ServerProcesses:
         if problem is None:
             self.rotator.follow(log_path)
 
-    async def _watch(
-        self, slot: PortSlot, proc: asyncio.subprocess.Process, group: GroupRef
-    ) -> int:
+    async def _watch(self, slot: PortSlot, proc: Child, group: GroupRef) -> int:
         code = await proc.wait()
         if not slot.stopping:
             # a wrapper script that did not exec: llama-server (its child) may live on in
