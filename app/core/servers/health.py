@@ -104,8 +104,9 @@ async def poll_until_ready(
     Raises ``ProcessExited`` the moment ``exited`` completes, and ``TimeoutError`` after
     ``timeout`` seconds. The interval starts at 5 ms and grows with the time waited
     (10 % of it) up to 200 ms: a tiny model is seen within milliseconds, a 20 GB one is
-    not polled 200 times a second. With ``log``, the wait between probes ends the moment
-    the server logs that it listens, so the back-off costs nothing at the end.
+    not polled 200 times a second. With ``log``, the server's own line says when to look:
+    the first probe waits for it (a probe while the server starts takes CPU from it), and
+    the probes between are every 200 ms, for a server that never logs the line.
     """
     exit_task = exited  # owned by the caller: never cancelled here
     start = time.monotonic()
@@ -116,23 +117,26 @@ async def poll_until_ready(
         headers=headers,
     )
     async with session as client:
+        looked = log is None  # with the log, wait for its line (or 200 ms) first
         while True:
             if exit_task.done():
                 raise ProcessExited(exit_task.result())
-            probe_task = asyncio.ensure_future(probe(client, port, prefix))
-            await asyncio.wait({probe_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
-            if exit_task.done():
-                probe_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await probe_task
-                raise ProcessExited(exit_task.result())
-            if probe_task.result():
-                return time.monotonic() - start
+            if looked:
+                probe_task = asyncio.ensure_future(probe(client, port, prefix))
+                await asyncio.wait({probe_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
+                if exit_task.done():
+                    probe_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await probe_task
+                    raise ProcessExited(exit_task.result())
+                if probe_task.result():
+                    return time.monotonic() - start
+            looked = True
             now = time.monotonic()
             if now >= deadline:
                 raise TimeoutError
             delay = min(FIRST_INTERVAL + (now - start) * BACKOFF, MAX_INTERVAL)
-            if log is not None and log.started:
+            if log is not None:
                 # the log line ends the wait: probe rarely, so the probes do not take CPU
                 # from a server that is loading
                 delay = MAX_INTERVAL
