@@ -163,7 +163,10 @@ async def test_swap_waits_for_the_stream_on_the_evicted_model(start_api) -> None
     core = await start_api(RUN_MODE="switch")
     port = core.settings.LLAMA_PORT
     async with client(core) as c:
-        body = chat(VISION, 200, stream=True, ignore_eos=True)
+        # long enough to be still streaming when the other request is planned, on a busy
+        # machine too: one that ended first leaves only the stop's few milliseconds of
+        # draining to see, with the server no longer ready
+        body = chat(VISION, 450, stream=True, ignore_eos=True)
         async with c.stream("POST", "/v1/chat/completions", json=body) as r:
             lines = r.aiter_lines()
             first = await anext(lines)
