@@ -126,7 +126,8 @@ async def test_a_stream_survives_a_load_that_needs_its_memory(api_settings) -> N
     core = await _start(api_settings, gpu, RUN_MODE="auto")
     try:
         async with client(core) as c:
-            body = chat(VISION, 200, stream=True, ignore_eos=True)
+            # long enough to be still streaming when the other load is planned (busy machine)
+            body = chat(VISION, 450, stream=True, ignore_eos=True)
             async with c.stream("POST", "/v1/chat/completions", json=body) as r:
                 lines = r.aiter_lines()
                 assert (await anext(lines)).startswith("data: ")
