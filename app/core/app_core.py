@@ -213,6 +213,8 @@ class AppCore:
             )
         await loop.run_in_executor(None, secure_existing, self.paths.settings_file)
         await self.refresh_external()
+        if self.watch is not None:
+            await self.watch.look_first()  # a change from here on is rescanned for
         await self.catalogue.rescan()
         for service in self.services:
             await service.start()

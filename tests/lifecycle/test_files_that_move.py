@@ -155,6 +155,33 @@ async def test_a_change_made_while_the_watch_rescans_is_not_lost(app, folder) ->
     assert core.watch.rescans == 2
 
 
+async def test_a_file_that_comes_between_the_first_scan_and_the_watch_is_found(
+    llama_server_bin, folder
+) -> None:
+    """The catalogue's first scan and the watch's first look are two reads of the folders:
+    a file that comes between them (here: at once after the scan) is found by the watch,
+    not taken as part of what the scan read (CI once lost a file so: the watch's first
+    look came after the test wrote it)."""
+    s = settings_for(llama_server_bin, MODEL_DIRS=str(folder), RUN_MODE="parallel")
+    core = make_core(s, **AS_APP)
+    core.watch.interval = 0.2
+    scan = core.catalogue.rescan
+
+    async def scan_then_a_file_comes():
+        result = await scan()
+        if not (folder / "late-Q8_0.gguf").exists():
+            write_tiny_model(folder / "late-Q8_0.gguf", seed=6, name="late")
+        return result
+
+    core.catalogue.rescan = scan_then_a_file_comes
+    await core.start()
+    try:
+        await until(lambda: "late-Q8_0" in core.catalogue.known_keys(), 30)
+        assert core.watch.rescans >= 1
+    finally:
+        await core.stop()
+
+
 async def test_unload_says_when_a_model_could_not_be_unloaded(app, monkeypatch) -> None:
     """What ``--unload`` prints is what happened: a server that is still there is an error."""
     core = app

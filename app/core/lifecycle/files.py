@@ -122,6 +122,7 @@ class FolderWatch:
         self._settings = settings
         self.interval = interval  # seconds between looks
         self._task: asyncio.Task[None] | None = None
+        self._first: tuple[dict[str, int], dict[str, object]] | None = None
         self.rescans = 0  # how many changes it rescanned for (tests, the log)
 
     def _look(self) -> tuple[dict[str, int], dict[str, object]]:
@@ -141,6 +142,12 @@ class FolderWatch:
         """A folder changed, or a running model's file did (a load or an unload is none)."""
         return a[0] != b[0] or any(a[1][p] != b[1][p] for p in a[1].keys() & b[1].keys())
 
+    async def look_first(self) -> None:
+        """The look changes are measured from, taken before the catalogue's first scan reads
+        the folders: a file that comes between that scan and the watch's start is then a
+        change to rescan for, not part of what the watch takes as already read."""
+        self._first = await asyncio.get_running_loop().run_in_executor(None, self._look)
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="folder-watch")
 
@@ -153,7 +160,8 @@ class FolderWatch:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        scanned = await loop.run_in_executor(None, self._look)
+        first, self._first = self._first, None
+        scanned = first if first is not None else await loop.run_in_executor(None, self._look)
         seen = scanned
         while True:
             await asyncio.sleep(self.interval)
