@@ -8,9 +8,12 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
+
+if TYPE_CHECKING:  # imported when a server starts (10 MB): not by a tray with the API off at rest
+    import aiohttp
 
 FIRST_INTERVAL = 0.005
 BACKOFF = 0.1  # the interval grows by 10 % of the time waited so far
@@ -75,6 +78,8 @@ async def probe(client: aiohttp.ClientSession, port: int, prefix: str = "") -> b
 
     With aiohttp, the API's own HTTP client: a probe costs about a third of httpx's (0.6
     against 1.5-2 ms here), and a switch waits for the last one."""
+    import aiohttp
+
     try:
         async with client.get(health_url(port, prefix)) as r:
             if r.status != 200:
@@ -111,6 +116,8 @@ async def poll_until_ready(
     exit_task = exited  # owned by the caller: never cancelled here
     start = time.monotonic()
     deadline = start + timeout
+    import aiohttp  # 10 MB: not at import, for a tray whose API is off
+
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=1),
         timeout=aiohttp.ClientTimeout(total=2.0),
