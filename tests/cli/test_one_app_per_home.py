@@ -7,11 +7,9 @@ real llama-server, and the real command line beside it."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
@@ -19,20 +17,10 @@ import psutil
 import pytest
 
 from tests.runs.conftest import standin_command
-from tests.support.app import headless_env, start_headless
+from tests.support.app import cli, headless_env, start_headless
 from tests.support.wait import wait_until
 
 CLI_BOUND = 30.0  # a forwarded command answers at once; room for a busy machine
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.main", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=120,
-    )
 
 
 @pytest.fixture

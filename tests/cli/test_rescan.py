@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import httpx
 
-from tests.support.app import headless_env, start_headless
+from tests.support.app import cli, headless_env, start_headless
 from tests.support.tiny_model import write_tiny_model
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.main", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=120,
-    )
 
 
 def test_rescan_and_unload_a_model_whose_file_moved(

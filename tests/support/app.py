@@ -172,3 +172,14 @@ def start_headless(env: dict[str, str], preexec_fn=None) -> subprocess.Popen:
     p = run_app("--headless", env=env, preexec_fn=preexec_fn)
     assert "running headless" in p.stdout.readline(), p.stderr.read()
     return p
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``familylog-tray ARGS`` in a child process with ``env`` over this one's; its result."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
