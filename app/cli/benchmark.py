@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from app.cli.app_api import app_url
+from app.core.api.client import app_url
 from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
 from app.core.bench.runner import (
     BenchmarkError,

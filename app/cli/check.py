@@ -15,10 +15,9 @@ import asyncio
 import json
 import sys
 
-from app.cli.app_api import app_url
 from app.config import Settings
+from app.core.api.client import ApiAnswerError, AppApi, AppNotRunningError, app_url
 from app.core.bench.prompts import sample_image
-from app.core.check.client import ApiAnswerError, AppApi, AppNotRunningError
 from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import Report, table_text
 from app.core.check.runner import ModelCheck
@@ -35,7 +34,7 @@ async def check_models(
         if not quiet:
             print(f"… {what}", flush=True)
 
-    async with AppApi(app_url(settings), settings.API_KEY.get_secret_value()) as api:
+    async with AppApi.of(settings) as api:
         keys, pair = choose(await api.models(), which, familylog_roles(settings))
         check = ModelCheck(
             api,

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import TextIO
 
-from app.cli.app_api import NotRunning, app_url, call, error_message
 from app.config import Settings
+from app.core.api.client import AppNotRunningError, app_url, call, error_message
 from app.core.units import elapsed_text, size_text
 from app.exit_codes import ExitCode
 
@@ -59,7 +59,7 @@ def download_command(
         body["quantization"] = quant
     try:
         status, answer = call(s, "/api/v1/models/download", body, timeout=120)
-    except NotRunning:
+    except AppNotRunningError:
         return _not_running(s)
     if status != 200:
         print(f"familylog-tray: {error_message(answer)}", file=sys.stderr)
@@ -81,7 +81,7 @@ def download_command(
         while True:
             try:
                 status, job = call(s, f"/api/v1/models/download/status/{job_id}")
-            except NotRunning:
+            except AppNotRunningError:
                 print(
                     "\nfamilylog-tray stopped; the download resumes when it starts again.",
                     file=sys.stderr,

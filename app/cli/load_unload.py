@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.app_api import NotRunning, call, error_message
 from app.cli.running_app import api_base
 from app.config import Settings
+from app.core.api.client import AppNotRunningError, call, error_message
 from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
@@ -37,7 +37,7 @@ def model_command(args: argparse.Namespace, settings: Settings, paths: AppPaths)
     if reply is None:  # no tray: a --headless app answers through its API
         try:
             return through_api(settings, verb, request_args["key"], args.ctx, wait, api_base(paths))
-        except NotRunning:
+        except AppNotRunningError:
             pass
         print(
             "familylog-tray is not running, so there is nothing to "
@@ -57,7 +57,7 @@ def through_api(
     s: Settings, verb: str, key: str, ctx: int | None, wait: float, base: str | None = None
 ) -> int:
     """``--load`` / ``--unload`` through the API of an app with no tray (``--headless``, at
-    ``base`` when it published one); raises ``NotRunning`` when nothing answers there. An
+    ``base`` when it published one); raises ``AppNotRunningError`` when nothing answers there. An
     unload is checked afterwards: a model still listed is an error (exit 1), named."""
     if verb == "load":
         body: dict = {"model": key}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from app.cli.app_api import NotRunning, call, error_message
 from app.config import Settings
+from app.core.api.client import AppNotRunningError, call, error_message
 from app.exit_codes import ExitCode
 
 COLUMNS = (
@@ -89,7 +89,7 @@ def table(models: list[dict]) -> str:
 def ps_command(s: Settings, *, as_json: bool) -> int:
     try:
         status, answer = call(s, "/api/v0/ps")
-    except NotRunning as e:
+    except AppNotRunningError as e:
         print(
             f"familylog-tray is not running ({e}). Start it "
             "(`familylog-tray`, or `familylog-tray --headless`), then try again.",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.app_api import NotRunning, call, error_message
 from app.cli.running_app import api_base
 from app.config import Settings
+from app.core.api.client import AppNotRunningError, call, error_message
 from app.exit_codes import ExitCode
 from app.paths import AppPaths
 
@@ -28,7 +28,7 @@ def rescan_command(settings: Settings, paths: AppPaths) -> int:
         status, answer = call(
             settings, "/api/v0/models/rescan", {}, timeout=120, base=api_base(paths)
         )
-    except NotRunning:
+    except AppNotRunningError:
         print(
             "familylog-tray is not running, so there is nothing to rescan. Start it first "
             "(`familylog-tray`, or `familylog-tray --headless`), then try again.",

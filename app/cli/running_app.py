@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.app_api import NotRunning, call, error_message
 from app.config import Settings
+from app.core.api.client import AppNotRunningError, call, error_message
 from app.exit_codes import ExitCode
 from app.home_lock import Holder, no_window, running_app
 from app.paths import AppPaths
@@ -51,7 +51,7 @@ def process_now_through_api(s: Settings, holder: Holder) -> int:
         return ExitCode.REFUSED
     try:
         status, answer = call(s, "/api/v0/runs", {}, base=holder.api_url)
-    except NotRunning as e:
+    except AppNotRunningError as e:
         print(f"familylog-tray: {holder.describe()} did not answer: {e}", file=sys.stderr)
         return ExitCode.REFUSED
     if status == 202:

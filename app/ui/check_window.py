@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.config import Settings
+from app.core.api.client import ApiAnswerError, AppApi, AppNotRunningError
 from app.core.app_core import AppCore
 from app.core.bench.prompts import sample_image
-from app.core.check.client import ApiAnswerError, AppApi, AppNotRunningError
 from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import FAIL, HEADS, PASS, Report, table_text
 from app.core.check.runner import ModelCheck

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.check.client import AppApi
+from app.core.api.client import AppApi
 from app.core.check.plan import choose, familylog_roles
 from app.core.check.report import FAIL, PAIR, PASS, SKIP, table_text
 from app.core.check.runner import ModelCheck

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import psutil
 
-from app.core.check.client import ApiAnswerError, AppApi
+from app.core.api.client import ApiAnswerError, AppApi
 from app.core.check.reasons import reason_words
 from app.core.check.report import FAIL, PAIR, PASS, SKIP, CheckRow, Report, size_words
 from app.core.servers.server_log import START_MARK

@@ -1,12 +1,19 @@
-"""The check's one way to the running app: its API, as FamilyLog and every other client use it
-(LM Studio's load/unload, the OpenAI routes, and ``GET /api/v0/ps`` for memory and holders)."""
+"""The one client of the app's own API (``API_HOST:API_PORT``, with ``API_KEY`` when one is
+set), as FamilyLog and every other client use it: LM Studio's load/unload, the OpenAI routes,
+``GET /api/v0/ps`` for memory and holders. The check (``app.core.check``) and its window use
+it as ``AppApi``; the command line (``--ps``, ``--load``/``--unload`` without a tray,
+``--download``, ``--rescan``, a forwarded ``--process-now``) as ``call``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import aiohttp
+
+from app.config import Settings
+from app.core.servers.address import client_url
 
 
 class AppNotRunningError(RuntimeError):
@@ -23,6 +30,17 @@ class ApiAnswerError(RuntimeError):
         self.code = code
 
 
+def app_url(s: Settings) -> str:
+    """``http://host:port`` of the app's API as a client on this machine reaches it."""
+    return client_url(s.API_HOST, s.API_PORT)
+
+
+def error_message(answer: dict) -> str:
+    """The message of an API error answer (``{"error": {"message": ...}}``)."""
+    err = answer.get("error")
+    return err.get("message", "") if isinstance(err, dict) else str(answer)[:300]
+
+
 class AppApi:
     """An open connection to the app's API at ``base`` (``http://host:port``)."""
 
@@ -31,6 +49,11 @@ class AppApi:
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def of(cls, s: Settings, *, base: str | None = None, timeout: float = 900.0) -> AppApi:
+        """The app the settings name (``base``: the address the running app published)."""
+        return cls(base or app_url(s), s.API_KEY.get_secret_value(), timeout=timeout)
 
     async def __aenter__(self) -> AppApi:
         self._session = aiohttp.ClientSession(
@@ -44,8 +67,10 @@ class AppApi:
             await self._session.close()
             self._session = None
 
-    async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GET ``path`` (or POST ``body`` to it); the JSON answer, or ``ApiAnswerError``."""
+    async def request(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """GET ``path`` (or POST ``body`` to it): the status and the answer, parsed when it
+        is JSON (else its text), whatever the status; ``AppNotRunningError`` when nothing
+        answers."""
         assert self._session is not None, "use AppApi as an async context manager"
         url = self.base + path
         try:
@@ -56,16 +81,21 @@ class AppApi:
             async with request as r:
                 text = await r.text()
                 status = r.status
-        except aiohttp.ClientConnectionError as e:
+        except aiohttp.ClientError as e:  # refused, reset, cut off
             raise AppNotRunningError(f"nothing answers at {self.base}: {e}") from None
         try:
-            data = json.loads(text)
+            return status, json.loads(text)
         except ValueError:
-            data = None
+            return status, text
+
+    async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET ``path`` (or POST ``body`` to it); the JSON answer, or ``ApiAnswerError``."""
+        status, data = await self.request(path, body)
         if status != 200 or not isinstance(data, dict):
             err = data.get("error") if isinstance(data, dict) else None
             message = err.get("message") if isinstance(err, dict) else None
             code = err.get("code") if isinstance(err, dict) else None
+            text = data if isinstance(data, str) else json.dumps(data)
             raise ApiAnswerError(status, message or f"HTTP {status}: {text[:300]}", code)
         return data
 
@@ -93,3 +123,28 @@ class AppApi:
             "temperature": 0,
         }
         return await self.call("/v1/chat/completions", body)
+
+
+def call(
+    s: Settings,
+    path: str,
+    body: dict | None = None,
+    timeout: float = 5.0,
+    *,
+    base: str | None = None,
+) -> tuple[int, dict]:
+    """For the command line (no event loop runs): one GET (or POST ``body``) on the app's
+    API, ``(status, JSON answer)`` (``{}`` when the answer is no JSON object).
+    ``AppNotRunningError`` when nothing answers within ``timeout`` seconds. ``base``: the
+    address the running app published (default: the settings' ``API_HOST:API_PORT``)."""
+
+    async def ask() -> tuple[int, Any]:
+        async with AppApi.of(s, base=base, timeout=timeout) as api:
+            return await api.request(path, body)
+
+    try:
+        status, answer = asyncio.run(ask())
+    except TimeoutError:
+        where = base or app_url(s)
+        raise AppNotRunningError(f"no answer at {where} within {timeout:g} s") from None
+    return status, answer if isinstance(answer, dict) else {}
