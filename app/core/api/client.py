@@ -1,19 +1,27 @@
 """The one client of the app's own API (``API_HOST:API_PORT``, with ``API_KEY`` when one is
 set), as FamilyLog and every other client use it: LM Studio's load/unload, the OpenAI routes,
-``GET /api/v0/ps`` for memory and holders. The check (``app.core.check``) and its window use
-it as ``AppApi``; the command line (``--ps``, ``--load``/``--unload`` without a tray,
-``--download``, ``--rescan``, a forwarded ``--process-now``) as ``call``."""
+``GET /api/v0/ps`` for memory and holders.
+
+One address, one key header, one reading of answers and one "nothing answers" error, over
+two transports: ``call`` for the command line (``--ps``, ``--load``/``--unload`` without a
+tray, ``--download``, ``--rescan``, a forwarded ``--process-now``) on the standard library,
+so a command starts quickly (aiohttp alone takes longer to import than the rest of
+``--ps``); ``AppApi`` for the check and its window on aiohttp, whose requests a cancel (Ctrl+C,
+the window's Stop) cuts off at once.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
-
-import aiohttp
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.core.servers.address import client_url
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class AppNotRunningError(RuntimeError):
@@ -35,6 +43,18 @@ def app_url(s: Settings) -> str:
     return client_url(s.API_HOST, s.API_PORT)
 
 
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _parsed(text: str) -> Any:
+    """The answer as JSON, or its text when it is none."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def error_message(answer: dict) -> str:
     """The message of an API error answer (``{"error": {"message": ...}}``)."""
     err = answer.get("error")
@@ -46,7 +66,7 @@ class AppApi:
 
     def __init__(self, base: str, key: str = "", *, timeout: float = 900.0) -> None:
         self.base = base.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._headers = _headers(key)
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -56,6 +76,8 @@ class AppApi:
         return cls(base or app_url(s), s.API_KEY.get_secret_value(), timeout=timeout)
 
     async def __aenter__(self) -> AppApi:
+        import aiohttp  # here: the command line's ``call`` does without it
+
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=10),
             trust_env=False,  # loopback: never through a proxy
@@ -71,6 +93,8 @@ class AppApi:
         """GET ``path`` (or POST ``body`` to it): the status and the answer, parsed when it
         is JSON (else its text), whatever the status; ``AppNotRunningError`` when nothing
         answers."""
+        import aiohttp
+
         assert self._session is not None, "use AppApi as an async context manager"
         url = self.base + path
         try:
@@ -83,10 +107,7 @@ class AppApi:
                 status = r.status
         except aiohttp.ClientError as e:  # refused, reset, cut off
             raise AppNotRunningError(f"nothing answers at {self.base}: {e}") from None
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
+        return status, _parsed(text)
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET ``path`` (or POST ``body`` to it); the JSON answer, or ``ApiAnswerError``."""
@@ -133,18 +154,23 @@ def call(
     *,
     base: str | None = None,
 ) -> tuple[int, dict]:
-    """For the command line (no event loop runs): one GET (or POST ``body``) on the app's
-    API, ``(status, JSON answer)`` (``{}`` when the answer is no JSON object).
-    ``AppNotRunningError`` when nothing answers within ``timeout`` seconds. ``base``: the
+    """For the command line: one GET (or POST ``body``) on the app's API, ``(status, JSON
+    answer)`` whatever the status (``{}`` when the answer is no JSON object);
+    ``AppNotRunningError`` when nothing answers (within ``timeout`` seconds). ``base``: the
     address the running app published (default: the settings' ``API_HOST:API_PORT``)."""
-
-    async def ask() -> tuple[int, Any]:
-        async with AppApi.of(s, base=base, timeout=timeout) as api:
-            return await api.request(path, body)
-
+    url = (base or app_url(s)) + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers=_headers(s.API_KEY.get_secret_value()))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
     try:
-        status, answer = asyncio.run(ask())
-    except TimeoutError:
-        where = base or app_url(s)
-        raise AppNotRunningError(f"no answer at {where} within {timeout:g} s") from None
+        try:
+            with opener.open(req, timeout=timeout) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise AppNotRunningError(f"nothing answers at {url}: {getattr(e, 'reason', e)}") from None
+    answer = _parsed(raw.decode("utf-8", "replace"))
     return status, answer if isinstance(answer, dict) else {}
