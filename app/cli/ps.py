@@ -8,6 +8,7 @@ import sys
 
 from app.config import Settings
 from app.core.api.client import AppNotRunningError, call, error_message
+from app.core.units import memory_text
 from app.exit_codes import ExitCode
 
 COLUMNS = (
@@ -26,14 +27,8 @@ COLUMNS = (
 )
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "-"
+def _memory(n: int | None) -> str:
+    return "-" if n is None else memory_text(n)
 
 
 def _speed(tps: float | None) -> str:
@@ -72,7 +67,7 @@ def table(models: list[dict]) -> str:
             str(m["port"]),
             str(m.get("pid") or "-"),
             str(m.get("context_length") or "-"),
-            _size(m.get("memory_bytes")),
+            _memory(m.get("memory_bytes")),
             _left(m.get("idle_unload_in_seconds")),
             str(m.get("requests_served", 0)),
             _settings(m.get("settings")),

@@ -3,7 +3,11 @@ units (as file managers and browsers show them), memory as the GPU panel shows i
 
 from __future__ import annotations
 
-from app.core.gpu.snapshot import gb
+
+def gb(mib: float) -> str:
+    """MiB as GB with one decimal, without a trailing ".0" on round numbers."""
+    v = mib / 1024
+    return f"{v:.0f}" if abs(v - round(v)) < 0.05 and v >= 10 else f"{v:.1f}"
 
 
 def size_text(n_bytes: int | float) -> str:

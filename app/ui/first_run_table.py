@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.core.discovery.scan import FoundModel
+from app.core.units import size_text
 
 COLUMNS = (
     "Model",
@@ -19,15 +20,6 @@ COLUMNS = (
     "Vision",
     "Source",
 )
-
-
-def human_size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"  # pragma: no cover
 
 
 def read_only_item(text: str, tooltip: str = "") -> QTableWidgetItem:
@@ -71,7 +63,7 @@ class ModelTable(QTableWidget):
                 read_only_item(i.params_label, f"{i.n_params:,} parameters"),
                 read_only_item(m.quant or "?"),
                 read_only_item(ctx),
-                read_only_item(human_size(i.size_bytes) + shards),
+                read_only_item(size_text(i.size_bytes) + shards),
                 read_only_item(m.mmproj.name if m.mmproj else "", str(m.mmproj or "")),
                 read_only_item(m.source),
             )

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from app.core.gpu.snapshot import GpuSnapshot, gb
+from app.core.gpu.snapshot import GpuSnapshot
+from app.core.units import gb
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,15 @@ def test_load_and_unload_reach_a_headless_app_through_its_api(
     finally:
         app.send_signal(signal.SIGTERM)
         assert app.wait(timeout=60) == 0
+
+
+def test_the_table_shows_memory_as_the_tray_does() -> None:
+    """The MEMORY column in the app's one memory format (``app.core.units``), "-" unknown."""
+    from app.cli.ps import table
+
+    row = {"key": "m", "state": "ready", "port": 8080, "requests_served": 2}
+    text = table([{**row, "memory_bytes": int(4.3 * 2**30)}, {**row, "key": "n"}])
+    head, first, second = text.splitlines()
+    at = head.index("MEMORY")
+    assert first[at:].startswith("4.3 GB ")
+    assert second[at:].startswith("- ")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from app.core.units import gb
+
 MIB = 1024 * 1024
 
 
@@ -61,12 +63,6 @@ class GpuSnapshot:
         if self.host_total_mib:
             return f"RAM {gb(self.host_used_mib)} / {gb(self.host_total_mib)} GB (no GPU found)"
         return "no GPU found"
-
-
-def gb(mib: float) -> str:
-    """MiB as GB with one decimal, without a trailing ".0" on round numbers."""
-    v = mib / 1024
-    return f"{v:.0f}" if abs(v - round(v)) < 0.05 and v >= 10 else f"{v:.1f}"
 
 
 GpuProbe = Callable[[Sequence[int]], GpuSnapshot]
