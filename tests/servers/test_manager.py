@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -326,6 +327,39 @@ async def test_a_stop_cancelled_half_way_still_ends_stopped(manager, tiny_model,
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     again = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
     assert again.state is ServerState.READY and again.pid != pid
+
+
+async def test_a_stop_that_fails_after_the_exit_is_cleared_by_the_next_unload(
+    manager, tiny_model, port, monkeypatch
+) -> None:
+    """Since a begun stop always finishes (``finish``), a cancel no longer leaves a port
+    "stopping" with no process; an error out of the stop after the server exited still
+    does (here: the look at the process table fails once the server is gone). The next
+    unload ends it as stopped, and the model loads again."""
+    from app.core.servers import processes
+
+    status = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
+    real_stop = processes.GroupStopper.stop
+
+    async def stop_then_fail(self, grace, leader_exited=None):
+        await real_stop(self, grace, leader_exited)
+        raise OSError(errno.EIO, "cannot read /proc")
+
+    monkeypatch.setattr(processes.GroupStopper, "stop", stop_then_fail)
+    with pytest.raises(OSError, match="cannot read /proc"):
+        await manager.unload_model(port)
+    monkeypatch.undo()
+    assert manager.status(port).state is ServerState.STOPPING
+    assert manager.get_loaded_models() == {}  # no process behind it
+    assert not psutil.pid_exists(status.pid) or (
+        psutil.Process(status.pid).status() == psutil.STATUS_ZOMBIE
+    )
+    events = record_events(manager)
+    await manager.unload_model(port)
+    assert states(events, port) == [ServerState.STOPPED]
+    assert manager.status(port).pid is None
+    again = await manager.load_model(str(tiny_model), port=port, ctx_size=CTX)
+    assert again.state is ServerState.READY and again.pid != status.pid
 
 
 def test_last_output_puts_this_starts_errors_first(tmp_path) -> None:
