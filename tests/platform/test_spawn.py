@@ -37,12 +37,17 @@ async def test_a_signalled_child_reads_as_asyncio_says_it() -> None:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    assert child.returncode is None
-    waiting = asyncio.ensure_future(child.wait())
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    os.kill(child.pid, signal.SIGTERM)
-    assert await asyncio.wait_for(waiting, 60) == -signal.SIGTERM
+    try:
+        assert child.returncode is None
+        waiting = asyncio.ensure_future(child.wait())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        os.kill(child.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(waiting, 60) == -signal.SIGTERM
+    finally:
+        if child.returncode is None:  # a failed check: leave no process behind
+            os.kill(child.pid, signal.SIGKILL)
+            await asyncio.wait_for(child.wait(), 60)
 
 
 async def test_without_a_pidfd_asyncio_waits(monkeypatch: pytest.MonkeyPatch) -> None:
