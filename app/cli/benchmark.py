@@ -18,16 +18,8 @@ import aiohttp
 
 from app.core.api.client import app_url
 from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
-from app.core.bench.runner import (
-    BenchmarkError,
-    Target,
-    get_json,
-    run_benchmark,
-    save_results,
-    summarize,
-    table_text,
-    write_json,
-)
+from app.core.bench.results import save_results, summarize, table_text, write_json
+from app.core.bench.runner import BenchmarkError, Target, get_json, run_benchmark
 from app.exit_codes import ExitCode
 
 

@@ -28,17 +28,8 @@ from PySide6.QtWidgets import (
 
 from app.core.app_core import AppCore
 from app.core.bench.prompts import PromptSizes, prompt_set, sample_image
-from app.core.bench.runner import (
-    TABLE_HEADS,
-    BenchmarkError,
-    ResultRow,
-    Target,
-    get_json,
-    run_benchmark,
-    save_results,
-    summarize,
-    table_cells,
-)
+from app.core.bench.results import TABLE_HEADS, ResultRow, save_results, summarize, table_cells
+from app.core.bench.runner import BenchmarkError, Target, get_json, run_benchmark
 from app.paths import AppPaths
 from app.ui.bench_chart import render_chart
 from app.ui.tasks import spawn

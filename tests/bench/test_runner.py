@@ -1,5 +1,6 @@
-"""The benchmark's figures (app/core/bench/runner.py): medians and spread per server and
-prompt, the plain-text table, and the files a run leaves."""
+"""The benchmark's figures (app/core/bench/results.py): medians and spread per server and
+prompt, the plain-text table, and the files a run leaves; and how the runner
+(app/core/bench/runner.py) fits a prompt to the model and reads a server's errors."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.core.bench.prompts import PromptSizes, long_text, prompt_set
+from app.core.bench.results import save_results, summarize, table_text
 from app.core.bench.runner import (
     FIT_MARGIN,
     Measurement,
     TooLongError,
     error_text,
     fitted,
-    save_results,
-    summarize,
-    table_text,
     too_long,
 )
 
