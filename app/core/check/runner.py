@@ -3,8 +3,9 @@
 Per model: load it (time, memory), a short chat (tokens/s), an image for a vision model
 (answered, its tokens counted), an embedding for an embedding model (dimension), a ranking
 for a reranker, then unload it (its process gone, its memory given back). Then FamilyLog's
-pair as the seed's step 9 lists it: the vision model describes a photo, the switch to the
-LLM works, the LLM answers, both are unloaded at the end, each has its log file.
+pair (``pair.py``) as the seed's step 9 lists it: the vision model describes a photo, the
+switch to the LLM works, the LLM answers, both are unloaded at the end, each has its log
+file.
 
 It never leaves a model loaded that was not loaded before (whatever fails, and when it is
 cancelled) and loads again a model that was loaded before and had to make room; it does not
@@ -25,14 +26,12 @@ from urllib.parse import quote
 import psutil
 
 from app.core.api.client import ApiAnswerError, AppApi
+from app.core.check.pair import PairChecks
 from app.core.check.reasons import reason_words
 from app.core.check.report import FAIL, PAIR, PASS, SKIP, CheckRow, Report, size_words
-from app.core.servers.server_log import START_MARK
+from app.core.check.step import CHAT, CHAT_TOKENS, PHOTO, StepFailed, StepSkipped
 
 Progress = Callable[[str], None]
-CHAT = "Say hello to the family in one short sentence."
-PHOTO = "Describe this photo in one sentence."
-CHAT_TOKENS = 16
 _LOG_NAMED = re.compile(r"Read (\S+\.log)\b")  # a failed load's message names its log
 
 
@@ -60,17 +59,7 @@ def pid_gone(pid: int | None) -> bool:
         return True
 
 
-def _text(answer: dict[str, Any]) -> str:
-    msg = ((answer.get("choices") or [{}])[0] or {}).get("message") or {}
-    return (msg.get("content") or msg.get("reasoning_content") or "").strip()
-
-
-def _quote(text: str, n: int = 48) -> str:
-    one = " ".join(text.split())
-    return "“" + (one if len(one) <= n else one[: n - 1] + "…") + "”"
-
-
-class ModelCheck:
+class ModelCheck(PairChecks):
     """One run of the checks; ``run`` returns the report."""
 
     def __init__(
@@ -182,7 +171,7 @@ class ModelCheck:
         answer = await self.api.chat(key, CHAT, CHAT_TOKENS)
         tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
         if tokens <= 0:
-            raise _Failed("no answer: the model generated no tokens")
+            raise StepFailed("no answer: the model generated no tokens")
         speed = (answer.get("timings") or {}).get("predicted_per_second")
         rate = f"{speed:,.1f} tokens/s" if speed else "speed not reported"
         return f"{rate} ({tokens} tokens)"
@@ -196,10 +185,10 @@ class ModelCheck:
         prompt = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
         image_tokens = prompt - int((alone.get("usage") or {}).get("prompt_tokens") or 0)
         if image_tokens <= 0:
-            raise _Failed("the image did not reach the model: no image tokens counted")
+            raise StepFailed("the image did not reach the model: no image tokens counted")
         tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
         if tokens <= 0:
-            raise _Failed(f"the image was {image_tokens} tokens, but no answer came")
+            raise StepFailed(f"the image was {image_tokens} tokens, but no answer came")
         return f"answered ({tokens} tokens); the image was {image_tokens} tokens"
 
     async def _embedding(self, key: str) -> str:
@@ -212,7 +201,7 @@ class ModelCheck:
             return await self._rerank(key)  # a reranker: it ranks instead
         vector = ((answer.get("data") or [{}])[0] or {}).get("embedding") or []
         if not vector:
-            raise _Failed("no embedding came back")
+            raise StepFailed("no embedding came back")
         return f"{len(vector)} dimensions"
 
     async def _rerank(self, key: str) -> str:
@@ -222,7 +211,7 @@ class ModelCheck:
         )
         ranked = answer.get("results") or []
         if len(ranked) != len(docs):
-            raise _Failed(f"ranked {len(ranked)} of {len(docs)} documents")
+            raise StepFailed(f"ranked {len(ranked)} of {len(docs)} documents")
         return f"a reranker: ranked {len(docs)} documents"
 
     async def _unload(self, key: str) -> str:
@@ -232,7 +221,9 @@ class ModelCheck:
         await self.api.unload(key)
         self.loaded.discard(key)
         if not await self._ended(key, row.get("pid")):
-            raise _Failed(f"its process was still running {self._unload_wait:g} s after unloading")
+            raise StepFailed(
+                f"its process was still running {self._unload_wait:g} s after unloading"
+            )
         return f"{size_words(row.get('memory_bytes'), row.get('memory_kind'))} given back (its process ended)"
 
     async def _ended(self, key: str, pid: int | None) -> bool:
@@ -244,103 +235,6 @@ class ModelCheck:
                 return False
             await asyncio.sleep(0.1)
 
-    # ── FamilyLog's pair: the seed's step 9, in its order ──────────────────────
-    async def _pair(self, vision: str, llm: str) -> None:
-        self._progress("FamilyLog: the vision model describes a photo")
-        if await self._load_step(PAIR, f"load the vision model ({vision})", vision):
-            await self._step(PAIR, "the vision model describes a photo", self._describe(vision))
-        else:
-            self._row(PAIR, "the vision model describes a photo", SKIP, "not run: it did not load")
-        self._progress("FamilyLog: the switch to the LLM")
-        switched = await self._step(PAIR, "the switch to the LLM works", self._switch(vision, llm))
-        if switched:
-            await self._step(PAIR, "the LLM answers", self._answer(llm))
-        else:
-            self._row(PAIR, "the LLM answers", SKIP, "not run: the LLM did not load")
-        await self._step(PAIR, "both are unloaded at the end", self._both_unloaded(vision, llm))
-        await self._step(PAIR, "each has its log file", self._log_files(vision, llm))
-
-    async def _describe(self, key: str) -> str:
-        content = [
-            {"type": "text", "text": PHOTO},
-            {"type": "image_url", "image_url": {"url": self.image_url}},
-        ]
-        t0 = time.monotonic()
-        text = _text(await self.api.chat(key, content, CHAT_TOKENS))
-        if not text:
-            raise _Failed("the answer was empty")
-        return f"answered in {time.monotonic() - t0:.1f} s: {_quote(text)}"
-
-    async def _switch(self, vision: str, llm: str) -> str:
-        ps = await self.api.ps()
-        if llm in ps:
-            return f"{llm} was already loaded"
-        vision_was_loaded = vision in ps
-        took = await self.api.load(llm)
-        self.loaded.add(llm)
-        ps = await self.api.ps()
-        self._see(ps)
-        if not vision_was_loaded:
-            room = f"{vision} was not loaded"
-        elif vision in ps:
-            room = "both stay loaded"
-        else:
-            room = f"{vision} was unloaded to make room"
-        memory = size_words(
-            (ps.get(llm) or {}).get("memory_bytes"), (ps.get(llm) or {}).get("memory_kind")
-        )
-        return f"{llm} loaded in {took:.1f} s ({memory}); {room}"
-
-    async def _answer(self, key: str) -> str:
-        answer = await self.api.chat(key, CHAT, CHAT_TOKENS)
-        text = _text(answer)
-        if not text:
-            raise _Failed("the answer was empty")
-        return _quote(text)
-
-    async def _both_unloaded(self, vision: str, llm: str) -> str:
-        kept = []
-        for key in dict.fromkeys((vision, llm)):
-            if key in self.before:
-                kept.append(key)
-                continue
-            ps = await self.api.ps()
-            if key in ps:
-                pid = ps[key].get("pid")
-                await self.api.unload(key)
-                self.loaded.discard(key)
-                if not await self._ended(key, pid):
-                    raise _Failed(
-                        f"{key} was still running {self._unload_wait:g} s after unloading"
-                    )
-        if kept:
-            return f"unloaded; {', '.join(kept)} left loaded, as before the check"
-        return "neither is loaded now"
-
-    async def _log_files(self, vision: str, llm: str) -> str:
-        paths: dict[str, Path] = {}
-        never = []
-        for role, key in (("vision", vision), ("LLM", llm)):
-            path = self.logs.get(key)
-            if path is None:  # it never started (a missing file): there is no log to have
-                never.append(f"the {role} model never started")
-                continue
-            try:
-                ok = START_MARK in path.read_text(errors="replace")
-            except OSError:
-                ok = False
-            if not ok:
-                raise _Failed(f"no log file for the {role} model: {path} is missing")
-            paths[role] = path
-        if not paths:
-            raise _Skipped("not run: neither model started")
-        logs = list(dict.fromkeys(paths.values()))
-        if len(paths) == 2 and len(logs) == 1:
-            found = f"both in {logs[0]} (one port, switched)"
-        else:
-            found = "; ".join(f"{role}: {path}" for role, path in paths.items())
-        return "; ".join([found, *never])
-
     # ── Helpers ───────────────────────────────────────────────────────────────
     def _row(self, subject: str, check: str, result: str, detail: str) -> None:
         self.rows.append(CheckRow(subject, check, result, detail))
@@ -349,10 +243,10 @@ class ModelCheck:
         """Run one check (a coroutine returning its detail); a row either way."""
         try:
             detail = await work
-        except _Failed as e:
+        except StepFailed as e:
             self._row(subject, check, FAIL, str(e))
             return False
-        except _Skipped as e:
+        except StepSkipped as e:
             self._row(subject, check, SKIP, str(e))
             return False
         except ApiAnswerError as e:
@@ -393,11 +287,3 @@ class ModelCheck:
                 )
             else:
                 self._row(key, "put back", PASS, "loaded again, as it was before the check")
-
-
-class _Failed(Exception):
-    """A check failed; the message says why, in words."""
-
-
-class _Skipped(Exception):
-    """A check could not run; the message says why."""
