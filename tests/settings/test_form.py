@@ -165,7 +165,8 @@ def test_add_folder_appends_once() -> None:
 def test_the_per_model_form_comes_from_the_preset_model() -> None:
     """A model's Settings… is made by the same form data from ``ModelPreset``: each field
     named by its key in models.ini, optional (its default applies while unset)."""
-    from app.core.presets.fields import PRESET_GROUPS, ModelPreset
+    from app.core.presets.field_meta import PRESET_GROUPS
+    from app.core.presets.fields import ModelPreset
     from app.core.presets.keys import field_errors
 
     fields = {f.name: f for f in form.form_fields(ModelPreset)}

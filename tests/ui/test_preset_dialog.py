@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QComboBox, QDialogButtonBox, QSpinBox
 
 from app.config import Settings
 from app.core.models.catalogue import Catalogue
-from app.core.presets.fields import PRESET_GROUPS, ModelPreset
+from app.core.presets.field_meta import PRESET_GROUPS
+from app.core.presets.fields import ModelPreset
 from app.core.presets.keys import key_of
 from app.core.presets.service import Presets
 from app.core.presets.store import PresetStore

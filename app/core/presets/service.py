@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.core.presets.draft import draft_problem
-from app.core.presets.fields import APP_START, NEXT_LOAD, NOW, ModelPreset
+from app.core.presets.field_meta import APP_START, NEXT_LOAD, NOW
+from app.core.presets.fields import ModelPreset
 from app.core.presets.keys import KEYS, extra, field_errors, key_of
 from app.core.presets.store import PresetError, PresetStore, value_text
 
