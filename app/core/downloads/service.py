@@ -19,13 +19,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.config import SettingsSource
 from app.core.discovery.folders import model_dirs
-from app.core.discovery.gguf_header import GgufHeader
 from app.core.downloads.files import RemoteModel, RepoFiles
-from app.core.downloads.fit import Fit, judge, need_for
+from app.core.downloads.fit import Fit
 from app.core.downloads.jobs import (
     CANCELLED,
     COMPLETED,
@@ -39,6 +38,7 @@ from app.core.downloads.jobs import (
     new_job_id,
     summary_line,
 )
+from app.core.downloads.lookup import HubLookup
 from app.core.downloads.refs import DownloadRefused, HubError, ModelRef, RepoHit, parse_ref, refused
 from app.core.downloads.staging import (
     DiskFree,
@@ -51,7 +51,6 @@ from app.core.downloads.staging import (
     remaining,
     remove_parts,
 )
-from app.core.downloads.threads import in_thread
 from app.core.downloads.transfer import Cancel, Cancelled, ChecksumError
 from app.core.downloads.worker import get_files
 from app.core.events import Listeners
@@ -85,13 +84,11 @@ class Downloads:
         retry_backoff: float = 1.0,
     ) -> None:
         self._settings = settings
-        self._hub = hub
+        self.lookup = HubLookup(settings, hub, free_memory, reclaimable)
         self._store = JobStore(state_file)
         self._notices = notices
         self.on_complete = on_complete
         self._disk_free = disk_free
-        self._free_memory = free_memory
-        self._reclaimable = reclaimable
         self._backoff = retry_backoff
         self._jobs: list[DownloadJob] = []
         self._listeners: Listeners[[]] = Listeners("downloads")
@@ -99,23 +96,9 @@ class Downloads:
         self._worker: asyncio.Task[None] | None = None
         self._current: tuple[DownloadJob, Cancel] | None = None
         self._pausing = False
-        self._headers: dict[tuple[str, str, str], GgufHeader] = {}
         self._notify_pending = False
         self._last_notify = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def hub(self) -> HubClient:
-        """The hub client, made (and ``huggingface_hub`` imported: seconds) on first use."""
-        if self._hub is None:
-            from app.core.downloads.hub import HubClient
-
-            self._hub = HubClient(lambda: self._settings().HF_TOKEN.get_secret_value())
-        return self._hub
-
-    def _hub_call(self, method: str, *args: Any) -> asyncio.Future[Any]:
-        """``self.hub.<method>(*args)`` in a thread (where the library is imported too)."""
-        return in_thread(lambda: getattr(self.hub, method)(*args))
 
     # ── Service life cycle ────────────────────────────────────────────────────
     async def start(self) -> None:
@@ -183,67 +166,25 @@ class Downloads:
         """Where downloads go: the first ``MODEL_DIRS`` folder (LM Studio's by default)."""
         return model_dirs(self._settings().MODEL_DIRS)[0].path
 
-    # ── The hub, off the loop ─────────────────────────────────────────────────
+    # ── The hub, off the loop (``lookup.py``) ──────────────────────────────────
+    @property
+    def hub(self) -> HubClient:
+        return self.lookup.hub
+
     async def search(self, query: str, limit: int = 40) -> list[RepoHit]:
-        return await self._hub_call("search", query, limit)
+        return await self.lookup.search(query, limit)
 
     async def repo_files(self, repo: str) -> RepoFiles:
-        return await self._hub_call("repo_files", repo)
+        return await self.lookup.repo_files(repo)
 
     async def find(self, ref: ModelRef) -> tuple[RepoFiles, RemoteModel]:
-        """The repository and the model ``ref`` names. LM Studio names models by catalogue
-        ids (``qwen/qwen3-4b``); when such a name is no GGUF repository, its
-        ``-GGUF`` and ``lmstudio-community/…-GGUF`` forms are tried too."""
-        publisher, name = ref.repo.split("/", 1)
-        tries = [ref.repo]
-        if not name.lower().endswith("-gguf"):
-            tries += [f"{ref.repo}-GGUF", f"lmstudio-community/{name}-GGUF"]
-        first: HubError | None = None
-        for repo in tries:
-            try:
-                files = await self.repo_files(repo)
-            except HubError as e:
-                if e.kind != "not_found":
-                    raise
-                first = first or e
-                continue
-            if not files.models:
-                first = first or HubError(f"{repo} has no GGUF model files.", "not_found", 404)
-                continue
-            try:
-                return files, files.pick(file=ref.file, quant=ref.quant)
-            except LookupError as e:
-                raise HubError(str(e), "missing_file", 404) from None
-        assert first is not None
-        raise first
-
-    async def header(self, files: RepoFiles, model: RemoteModel) -> GgufHeader:
-        """The header of ``model``'s family, read once per repository commit."""
-        key = (files.repo, files.commit, model.family)
-        if key not in self._headers:
-            self._headers[key] = await self._hub_call(
-                "read_header", files.repo, files.commit, model.files[0].path
-            )
-        return self._headers[key]
+        return await self.lookup.find(ref)
 
     async def fit(self, files: RepoFiles, model: RemoteModel) -> Fit:
-        """Whether ``model`` fits this machine at the configured context (its header read
-        from the hub, its beginning only)."""
-        header = await self.header(files, model)
-        ctx = self._settings().LLAMA_CTX_SIZE
-        loop = asyncio.get_running_loop()
-        free = await loop.run_in_executor(None, self.free_memory_now)
-        reclaim = self._reclaimable() if self._reclaimable else 0
-        need, context = need_for(model, header, ctx)
-        return judge(need, free, reclaim, context)
+        return await self.lookup.fit(files, model)
 
     def free_memory_now(self) -> Free:
-        """Free GPU memory (or RAM) now, as placement measures it (blocking)."""
-        if self._free_memory is not None:
-            return self._free_memory()
-        from app.core.lifecycle.memory import free_memory
-
-        return free_memory(self._settings(), None)
+        return self.lookup.free_memory_now()
 
     # ── Asking for downloads ──────────────────────────────────────────────────
     async def request(
@@ -286,7 +227,7 @@ class Downloads:
             await self._completed(job, tell=False)
             return job
         try:  # a gated repository says so now, not once the job runs
-            await self._hub_call("metadata", files.repo, files.commit, plan[-1].path)
+            await self.lookup.call("metadata", files.repo, files.commit, plan[-1].path)
         except HubError as e:
             raise refused(e) from None
         queued = self._queued_for(files.repo, model.name, role)  # asked twice at once

@@ -4,9 +4,9 @@ settings apply, idle unload and the supervisor ask it, and nothing else loads a 
 ``ensure`` makes a model ready (``loading``: placed by ``planner``, one load however many
 ask, an idle instance with another config reloaded); ``holding`` counts a request on the
 instance, so eviction waits for it; ``hold``/``release`` pin instances for a FamilyLog run;
-``unload`` stops one. An instance is a process of the manager; its model's state is one
-``ModelRecord`` (``model_state``), kept by the file it runs, so a model can never run twice
-under two names.
+``unload`` stops one (``unloading``). An instance is a process of the manager; its model's
+state is one ``ModelRecord`` (``model_state``), kept by the file it runs, so a model can
+never run twice under two names.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from app.core.lifecycle.instance import (
 from app.core.lifecycle.instance_view import InstanceViews
 from app.core.lifecycle.loading import Loader
 from app.core.lifecycle.model_state import ModelRecord, ModelRecords, ModelState
+from app.core.lifecycle.unloading import Unloader
 from app.core.models.catalogue import Catalogue, UnknownModelError
 from app.core.models.entry import ModelEntry
 from app.core.models.launch_args import LoadConfig
@@ -73,6 +74,7 @@ class ModelLifecycle:
             presets=presets,
             workers=workers,
         )
+        self._unloader = Unloader(manager, self._records, settings, self._lock)
         self._views = InstanceViews(
             catalogue, self._records, settings, presets, lambda: self._loader.known
         )
@@ -284,59 +286,14 @@ class ModelLifecycle:
         load of it still under way is cancelled (its server stopped)."""
         entry = self.entry(model)
         await self.cancel_load(entry)
-        async with self._lock:
-            ports = [
-                p
-                for p, st in self.manager.statuses().items()
-                if st.state is not ServerState.STOPPED
-                and st.spec is not None
-                and st.spec.file == entry.file
-            ]
-            await self._unload_ports(ports)
-            return ports
+        return await self._unloader.unload(entry.file)
 
     async def unload_all(self) -> list[int]:
-        async with self._lock:
-            ports = [
-                p
-                for p, st in self.manager.statuses().items()
-                if st.state is not ServerState.STOPPED
-            ]
-            await self._unload_ports(ports)
-            return ports
+        return await self._unloader.unload_all()
 
     async def unload_port(self, port: int, *, only_if_idle: bool = False) -> bool:
         """Unload whatever runs on ``port`` (the idle unloader, the models window's row)."""
-        async with self._lock:
-            rec = self._records.on_port(port)
-            if only_if_idle and rec is not None and (rec.busy or rec.state is ModelState.DRAINING):
-                return False
-            if self.manager.status(port).state is ServerState.STOPPED:
-                return False
-            await self._unload_ports([port])
-            return True
-
-    async def _unload_ports(self, ports: list[int]) -> None:
-        if not ports:
-            return
-        wait = self._settings().EVICT_WAIT_SECONDS
-        recs = [r for p in ports if (r := self._records.on_port(p)) is not None]
-        with self._records.draining(recs, "unloading"):
-            flying = [r for r in recs if r.in_flight]
-            if flying:
-                log.info("Waiting for requests on ports %s to finish", [r.port for r in flying])
-                if not await self._records.wait_idle(flying, wait, holds=False):
-                    log.warning(
-                        "Requests on ports %s still running after %g s; unloading anyway",
-                        [r.port for r in flying],
-                        wait,
-                    )
-            results = await asyncio.gather(
-                *(self.manager.unload_model(p) for p in ports), return_exceptions=True
-            )
-            for port, r in zip(ports, results, strict=True):
-                if isinstance(r, BaseException):
-                    log.error("Unloading port %d failed: %s", port, r)
+        return await self._unloader.unload_port(port, only_if_idle=only_if_idle)
 
     # ── Health (the supervisor and the API) ────────────────────────────────────
     def _live_rec(self, port: int, pid: int | None) -> ModelRecord | None:
