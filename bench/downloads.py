@@ -5,7 +5,8 @@
 
 A GGUF with a 150,000-token vocabulary (a header of ~7 MiB) and ``--size-mb`` of tensor
 data (random bytes, so nothing compresses) is served by tests/support/hub.py on loopback.
-Per round, interleaved:
+Per round, interleaved (the order turns each round, and each starts after ``os.sync``, so
+none pays for the pages another left to write):
 - baseline: ``hf_hub_download(repo, file, local_dir=...)``: the library's transfer, no checksum;
 - transfer: the app's byte loop alone (``transfer.fetch`` into a part file);
 - service: a whole download through ``Downloads.request`` (transfer, SHA-256 check, move,
@@ -158,13 +159,22 @@ def main() -> None:
             f"{header_bytes / 2**20:.1f} MiB of {size / 2**20:.0f} MiB "
             f"({header.array_lengths['tokenizer.ggml.tokens']:,} tokens)"
         )
+        kinds = ["baseline", "transfer", "service"]
         for r in range(args.rounds):
             d = work / f"r{r}"
-            results["baseline"].append(baseline(hub.url, d / "hf"))
-            results["transfer"].append(transfer_only(d / "part" / (NAME + ".part"), size))
-            took, p99, worst = asyncio.run(service(d / "models", d / "downloads.json"))
-            results["service"].append(took)
-            lateness.append((p99, worst))
+            # each in every place in turn, and each from clean pages: a 1 GiB write left
+            # dirty by the one before slows the next (the kernel throttles writers), which
+            # favoured whichever ran first
+            for kind in kinds[r % 3 :] + kinds[: r % 3]:
+                os.sync()
+                if kind == "baseline":
+                    results[kind].append(baseline(hub.url, d / "hf"))
+                elif kind == "transfer":
+                    results[kind].append(transfer_only(d / "part" / (NAME + ".part"), size))
+                else:
+                    took, p99, worst = asyncio.run(service(d / "models", d / "downloads.json"))
+                    results[kind].append(took)
+                    lateness.append((p99, worst))
             shutil.rmtree(d)
             print(
                 f"round {r + 1}: baseline {results['baseline'][-1]:.2f} s, transfer "
