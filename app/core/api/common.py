@@ -16,6 +16,7 @@ from aiohttp import web
 
 from app.config import SettingsSource
 from app.core.api.inflight import InFlight
+from app.core.api.server_links import ServerLinks
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
 from app.core.lifecycle.lifecycle import ModelLifecycle
@@ -296,7 +297,8 @@ def parse_json_object(raw: bytes, limits: JsonLimits | None = None) -> dict[str,
 class ApiContext:
     lifecycle: ModelLifecycle
     settings: SettingsSource  # the settings in force (applied live)
-    upstream: aiohttp.ClientSession | None = None
+    upstream: aiohttp.ClientSession | None = None  # to other machines (peers)
+    links: ServerLinks | None = None  # to this app's llama-servers, one pool per port
     stats: SpeedStats = field(default_factory=SpeedStats)  # per-model speed, fed by the proxy
     gpu_probe: GpuProbe | None = None  # GPU memory per process (blocking: run off the loop)
     downloads: Downloads | None = None  # models from the Hugging Face Hub

@@ -38,6 +38,13 @@ class InFlight:
         """Watch an answer being read (until it is gone)."""
         self._answers.setdefault(port, weakref.WeakSet()).add(response)
 
+    def busy(self, port: int) -> bool:
+        """True while a POST to ``port`` waits for its answer or an answer is being read."""
+        posts = self._posts.get(port)
+        if posts and any(not f.done() for f in posts):
+            return True
+        return any(not r.closed for r in self._answers.get(port, ()))
+
     def trip(self, event: tuple[int, str]) -> None:
         """The server on ``port`` is hung: answer everything in flight to it with ``reason``."""
         port, reason = event

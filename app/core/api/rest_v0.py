@@ -65,10 +65,10 @@ def model_info(entry: ModelEntry, inst: Instance) -> dict[str, Any]:
 async def runtime(c: ApiContext, inst: Instance) -> dict[str, Any]:
     """``runtime``: llama-server and its build (asked once per process, from ``/props``)."""
     key = (inst.port, inst.pid)
-    if key not in _BUILDS and c.upstream is not None:
+    if key not in _BUILDS and c.links is not None:
         try:
             st = c.lifecycle.manager.status(inst.port)
-            async with c.upstream.get(
+            async with c.links.session(inst.port).get(
                 server_url(inst.port, "/props", st), headers=auth_headers(st)
             ) as r:
                 _BUILDS[key] = str((await r.json(content_type=None)).get("build_info") or "")

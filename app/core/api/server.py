@@ -32,7 +32,7 @@ from app.core.api import (
     rest_v0,
     stats,
 )
-from app.core.api.common import CONTEXT, ApiContext, ApiError, clip, error_response
+from app.core.api.common import CONTEXT, ApiContext, ApiError, clip, error_response, hung_error
 from app.core.api.connections import (
     ConnectionTable,
     GuardedSite,
@@ -41,7 +41,9 @@ from app.core.api.connections import (
     watch_accept_errors,
 )
 from app.core.api.guard import Guard
+from app.core.api.inflight import InFlight
 from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
+from app.core.api.server_links import ServerLinks
 from app.core.api.upstream import UPSTREAM_PORT, timed_out
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
@@ -229,10 +231,14 @@ class ApiServer:
             auto_decompress=False,
             trust_env=False,
         )
+        inflight = InFlight(hung_error)
+        links = ServerLinks(inflight.busy, KEEPALIVE_SECONDS)
         self._ctx = ApiContext(
             lifecycle=self.lifecycle,
             settings=self._settings,
             upstream=upstream,
+            links=links,
+            inflight=inflight,
             stats=self.stats,
             gpu_probe=self._gpu_probe,
             downloads=self.downloads,
@@ -252,6 +258,7 @@ class ApiServer:
         except OSError as e:
             await runner.cleanup()
             await upstream.close()
+            await links.close()
             if e.errno == errno.EADDRINUSE:
                 hint = (
                     "Another program uses that port (LM Studio's server?): quit it, or set "
@@ -267,7 +274,15 @@ class ApiServer:
         )
         self._runner = runner
         # a server declared hung: its requests in flight are answered at once
-        self._unwatch = self.lifecycle.watch_faults(self._ctx.inflight.trip)
+        unwatch = self.lifecycle.watch_faults(self._ctx.inflight.trip)
+        # a stop begins: its server's idle connections are closed, so it exits at once
+        unfollow = self.lifecycle.manager.subscribe(links.on_state)
+
+        def unsubscribe() -> None:
+            unwatch()
+            unfollow()
+
+        self._unwatch = unsubscribe
         self.port = runner.addresses[0][1]
         self.error = None
         log.info(
@@ -291,4 +306,7 @@ class ApiServer:
         if self._ctx is not None and self._ctx.upstream is not None:
             await self._ctx.upstream.close()
             self._ctx.upstream = None
+        if self._ctx is not None and self._ctx.links is not None:
+            await self._ctx.links.close()
+            self._ctx.links = None
         self.port = None

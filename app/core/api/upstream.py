@@ -65,19 +65,23 @@ async def post_upstream(
     json: dict[str, Any] | None = None,
 ) -> aiohttp.ClientResponse:
     """POST to llama-server on ``port`` (``path`` with its query string)."""
-    assert c.upstream is not None
+    assert c.links is not None
     st = c.lifecycle.manager.status(port)
     url = server_url(port, path, st)
     sent = {**(headers or {}), **auth_headers(st)}
     timeout = read_timeout(c)
 
     async def post() -> aiohttp.ClientResponse:
-        assert c.upstream is not None
+        assert c.links is not None
         try:
-            return await c.upstream.post(url, data=data, json=json, headers=sent, timeout=timeout)
+            return await c.links.session(port).post(
+                url, data=data, json=json, headers=sent, timeout=timeout
+            )
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             # A kept-alive connection llama-server had just closed: once more on a new one.
-            return await c.upstream.post(url, data=data, json=json, headers=sent, timeout=timeout)
+            return await c.links.session(port).post(
+                url, data=data, json=json, headers=sent, timeout=timeout
+            )
 
     UPSTREAM_PORT.set(port)
     task = asyncio.ensure_future(post())

@@ -39,6 +39,13 @@ log = logging.getLogger("app.core.lifecycle.supervisor")
 PROBE_RECHECK = 30.0  # seconds: how soon the hung probe sees a new HUNG_PROBE_SECONDS
 
 
+def probe_client() -> httpx.AsyncClient:
+    """The checks' client: a new connection per check, none kept between them (a check
+    comes every few seconds, and llama-server exits up to 10 ms later after SIGTERM while
+    it holds an idle kept-alive connection: cpp-httplib looks at each every 10 ms)."""
+    return loopback_client(limits=httpx.Limits(max_keepalive_connections=0))
+
+
 @dataclass
 class _Check:
     """The health check out to one server."""
@@ -87,7 +94,7 @@ class HungProbe:
     async def run(self) -> None:
         """Look at every ready server each ``tick`` (a quarter of ``HUNG_PROBE_SECONDS``,
         read each time; 0: not now), so a change of it is seen within ``PROBE_RECHECK``."""
-        async with loopback_client() as client:
+        async with probe_client() as client:
             self._client = client
             try:
                 while True:
