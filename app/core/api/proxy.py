@@ -115,9 +115,7 @@ def pick_model(c: ApiContext, name: object, path: str | None = None) -> ModelEnt
     raise ApiError(404, str(e) + now, code="model_not_found", known_models=known)
 
 
-async def forward(
-    request: web.Request, *, model: ModelName | None = None
-) -> web.StreamResponse:
+async def forward(request: web.Request, *, model: ModelName | None = None) -> web.StreamResponse:
     """Forward the request to the llama-server of its model (JIT-loaded); ``model(request,
     payload)``: the model it names, where that is not only the body's ``model``."""
     c: ApiContext = request.app[CONTEXT]
