@@ -43,7 +43,7 @@ from app.core.api.connections import (
 from app.core.api.guard import Guard
 from app.core.api.inflight import InFlight
 from app.core.api.refusals import REFUSALS, RefusalLog, log_refusals
-from app.core.api.server_links import ServerLinks
+from app.core.api.server_links import ServerLinks, upstream_session
 from app.core.api.upstream import UPSTREAM_PORT, timed_out
 from app.core.downloads.service import Downloads
 from app.core.gpu.snapshot import GpuProbe
@@ -225,12 +225,7 @@ class ApiServer:
         )
         app[REFUSALS] = refusals
         guard.install(app)
-        upstream = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            auto_decompress=False,
-            trust_env=False,
-        )
+        upstream = upstream_session(KEEPALIVE_SECONDS)  # to peers
         inflight = InFlight(hung_error)
         links = ServerLinks(inflight.busy, KEEPALIVE_SECONDS)
         self._ctx = ApiContext(

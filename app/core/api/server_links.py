@@ -10,12 +10,23 @@ is left alone; its pool is closed once the server is gone."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 
 from app.core.servers.states import ServerState, StateEvent
+
+
+def upstream_session(keepalive: float) -> aiohttp.ClientSession:
+    """A session the API talks to another server with: no limit on connections, kept alive
+    ``keepalive`` seconds, bodies passed on as they come (not decompressed), no proxy from
+    the environment."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        auto_decompress=False,
+        trust_env=False,
+    )
 
 
 class ServerLinks:
@@ -27,20 +38,15 @@ class ServerLinks:
         self._busy = busy
         self._keepalive = keepalive
         self._sessions: dict[int, aiohttp.ClientSession] = {}
-        self._closing: set[Awaitable[object]] = set()
+        self._closing: set[asyncio.Future] = set()
         self._closed = False
 
     def session(self, port: int) -> aiohttp.ClientSession:
         s = self._sessions.get(port)
-        if s is None or s.closed:
+        if s is None:
             if self._closed:
                 raise RuntimeError("The API's connections to its servers are closed")
-            s = self._sessions[port] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=self._keepalive),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                auto_decompress=False,
-                trust_env=False,
-            )
+            s = self._sessions[port] = upstream_session(self._keepalive)
         return s
 
     def ports(self) -> list[int]:
@@ -50,24 +56,18 @@ class ServerLinks:
     def on_state(self, event: StateEvent) -> None:
         """A stop begins: close the port's connections if none carries an answer; the
         server is gone (stopped, failed): close them in any case."""
-        if event.new is ServerState.STOPPING and event.old is not ServerState.STOPPING:
-            if not self._busy(event.port):
-                self.drop(event.port)
-        elif not event.new.alive:
+        stopping = event.new is ServerState.STOPPING
+        if (stopping and not self._busy(event.port)) or not event.new.alive:
             self.drop(event.port)
 
     def drop(self, port: int) -> None:
         """Close the connections to ``port`` now (the next request opens a new one)."""
         s = self._sessions.pop(port, None)
-        if s is None or s.closed:
+        connector = s.connector if s is not None else None
+        if connector is None:
             return
-        connector = s.connector
         s.detach()  # the connector is closed here, at once, not in a task later
-        if connector is not None:
-            self._track(connector.close())
-
-    def _track(self, waiter: Awaitable[object]) -> None:
-        task = asyncio.ensure_future(waiter)
+        task = asyncio.ensure_future(connector.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -76,6 +76,4 @@ class ServerLinks:
         self._closed = True
         for port in list(self._sessions):
             self.drop(port)
-        if self._closing:
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
