@@ -13,10 +13,6 @@ member). This works while the leader lives, after it exited (``uv`` exits, ``pyt
 on), and after the app itself died: the record of the group (``GroupRef``) is all that is
 needed, so the next start reaps what a crash left.
 
-On Linux the app also becomes the *subreaper* of its descendants while a run lasts
-(``PR_SET_CHILD_SUBREAPER``): an orphan of the run is handed to the app rather than to init,
-so its PID stays the app's (not reusable) until the app has stopped and reaped it.
-
 Stopping a group (``stop_group``): SIGTERM to every member (and SIGCONT, so a stopped one
 can act on it), SIGKILL to what is left after the grace period, bounded waits throughout.
 """
@@ -25,12 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,13 +33,11 @@ from typing import Protocol, TypeVar
 import psutil
 
 from app.platform.proc_stat import LINUX_PROC, boot_ticks, started_before, started_since
-from app.platform.processes import libc_prctl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MARK_VAR = "FAMILYLOG_TRAY_MARK"
-PR_SET_CHILD_SUBREAPER = 36
 POLL = 0.02  # seconds between looks while waiting for members to exit
 KILL_WAIT = 1.0  # how long SIGKILLed members get to vanish
 START_SLACK = 1.0  # create times are rounded; a member may look this much older
@@ -379,50 +370,3 @@ class GroupStopper:
         for p in rest:
             self._survivors.setdefault(p.pid, describe([p]))
         return self.result()
-
-
-# ── Linux: the subreaper ───────────────────────────────────────────────────────
-def _prctl() -> Callable[..., int] | None:
-    return libc_prctl() if sys.platform.startswith("linux") else None
-
-
-class Subreaper:
-    """``with Subreaper():`` the app is the subreaper of its descendants (Linux; elsewhere
-    nothing happens and ``active`` stays False). Nested uses count; the last one out ends it."""
-
-    _depth = 0
-    _prctl_fn: Callable[..., int] | None = None
-
-    def __init__(self, prctl: Callable[..., int] | None = None) -> None:
-        self._fn = prctl
-
-    @property
-    def active(self) -> bool:
-        return Subreaper._depth > 0 and self._call_fn() is not None
-
-    def _call_fn(self) -> Callable[..., int] | None:
-        if self._fn is None:
-            if Subreaper._prctl_fn is None:
-                Subreaper._prctl_fn = _prctl()
-            self._fn = Subreaper._prctl_fn
-        return self._fn
-
-    def _set(self, on: bool) -> bool:
-        fn = self._call_fn()
-        if fn is None:
-            return False
-        if fn(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s", os.strerror(ctypes.get_errno()))
-            return False
-        return True
-
-    def __enter__(self) -> Subreaper:
-        if Subreaper._depth == 0:
-            self._set(True)
-        Subreaper._depth += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        Subreaper._depth = max(0, Subreaper._depth - 1)
-        if Subreaper._depth == 0:
-            self._set(False)

@@ -50,15 +50,9 @@ from app.core.runs.records import (
     format_duration,
 )
 from app.core.runs.report import run_notice
-from app.platform.process_groups import (
-    GroupRef,
-    GroupStopper,
-    Stopped,
-    Subreaper,
-    marked_env,
-    new_mark,
-)
+from app.platform.process_groups import GroupRef, GroupStopper, Stopped, marked_env, new_mark
 from app.platform.processes import ProcessPlatform, process_platform
+from app.platform.subreaper import Subreaper
 
 log = logging.getLogger(__name__)
 
