@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -162,3 +163,14 @@ async def pump(stream: asyncio.StreamReader, out: RunOutput, chunk: int = 64 * 1
         # read() returns at once while the buffer holds data: let the loop breathe.
         await asyncio.sleep(0)
     out.add(splitter.close())
+
+
+def new_log_file(runs: Path, started: float) -> Path:
+    """A run's log in ``runs``, named for its start (``2026-12-07_16-30-00.log``; ``-2``,
+    ``-3``… for a second run in the same second)."""
+    stem = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d_%H-%M-%S")
+    path, n = runs / f"{stem}.log", 1
+    while path.exists():
+        n += 1
+        path = runs / f"{stem}-{n}.log"
+    return path

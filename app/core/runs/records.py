@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from pydantic import BaseModel
+
+from app.platform.process_groups import GroupRef
 
 
 class RunState(enum.StrEnum):
@@ -44,6 +48,23 @@ class RunProcesses(BaseModel):
     since: float  # the main process's start time (time.time())
     app_pid: int
     app_started: float  # the app's start time: a PID reused by another program is not it
+
+    @classmethod
+    def of(cls, group: GroupRef) -> RunProcesses:
+        """The run's ``group``, started by this app (its PID and start time)."""
+        try:
+            me = psutil.Process()
+            app_pid, app_started = me.pid, me.create_time()
+        except psutil.Error:
+            app_pid, app_started = os.getpid(), 0.0
+        return cls(
+            pid=group.leader,
+            pgid=group.pgid,
+            mark=group.mark,
+            since=group.since,
+            app_pid=app_pid,
+            app_started=app_started,
+        )
 
 
 class RunRecord(BaseModel):

@@ -24,12 +24,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import psutil
 
 from app.core.clock import Clock, SystemClock
 from app.core.events import Listeners
@@ -38,7 +35,7 @@ from app.core.runs.child import spawn
 from app.core.runs.command import COMMAND_NOT_FOUND, CommandNotFoundError, resolve_command
 from app.core.runs.deps import RunDeps
 from app.core.runs.history import RunHistory
-from app.core.runs.output import RunOutput, pump
+from app.core.runs.output import RunOutput, new_log_file, pump
 from app.core.runs.preload import ModelPlacement, Prepared, PrepareError
 from app.core.runs.records import (
     Outcome,
@@ -129,7 +126,7 @@ class FamilyLogRunner:
             st = self._status
             return StartResult(False, f"{IN_PROGRESS} ({st.state}, {st.elapsed_text}).")
         started = time.time()
-        log_file = self._new_log_file(started)
+        log_file = new_log_file(self.deps.runs_dir, started)
         self._stop_reason = None
         self._set(
             RunStatus(
@@ -279,23 +276,7 @@ class FamilyLogRunner:
         """Write what finds the run's processes again into its history entry."""
         if self._record is None:
             return
-        try:
-            me = psutil.Process()
-            app_pid, app_started = me.pid, me.create_time()
-        except psutil.Error:
-            app_pid, app_started = os.getpid(), 0.0
-        self._record = self._record.model_copy(
-            update={
-                "processes": RunProcesses(
-                    pid=group.leader,
-                    pgid=group.pgid,
-                    mark=group.mark,
-                    since=group.since,
-                    app_pid=app_pid,
-                    app_started=app_started,
-                )
-            }
-        )
+        self._record = self._record.model_copy(update={"processes": RunProcesses.of(group)})
         self.history.add(self._record)
 
     def _stop(self, reason: Outcome) -> bool:
@@ -394,15 +375,6 @@ class FamilyLogRunner:
             self._set(RunStatus(last_line=self._status.last_line, log_file=out.log_file))
 
     # ── Helpers ───────────────────────────────────────────────────────────────
-    def _new_log_file(self, started: float) -> Path:
-        runs = self.deps.runs_dir
-        stem = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d_%H-%M-%S")
-        path, n = runs / f"{stem}.log", 1
-        while path.exists():
-            n += 1
-            path = runs / f"{stem}-{n}.log"
-        return path
-
     def _last_line(self, line: str) -> None:
         self._status = dataclasses.replace(self._status, last_line=line[:300])
 
