@@ -200,8 +200,8 @@ class FirstRunDialog(QDialog):
         if len(result.problems) > 5:
             lines.append(f"…and {len(result.problems) - 5} more unreadable files.")
         self.scan_label.setText("\n".join(lines))
-        self._default_picks()
-        self._update_buttons()
+        self.choice.default_picks(self.models)
+        self._show_picks()
         if not self.models and self.starter is None:
             self.offer_starter()
 
@@ -260,18 +260,6 @@ class FirstRunDialog(QDialog):
             )
         self._update_buttons()
 
-    def _default_picks(self) -> None:
-        c = self.choice
-        if not c.vision_model:
-            vision = next((m for m in self.models if m.vision), None)
-            if vision is not None:
-                self._set_vision(vision)
-        if not c.llm_model:
-            others = [m for m in self.models if str(m.path) != c.vision_model and not m.vision]
-            if others:
-                c.llm_model = str(max(others, key=lambda m: m.info.n_params).path)
-        self._show_picks()
-
     # ── Picking ───────────────────────────────────────────────────────────────
     def selected_model(self) -> FoundModel | None:
         return self.table.selected_model()
@@ -279,14 +267,10 @@ class FirstRunDialog(QDialog):
     def select_model(self, path: Path) -> None:
         self.table.select_path(path)
 
-    def _set_vision(self, model: FoundModel) -> None:
-        self.choice.vision_model = str(model.path)
-        self.choice.vision_mmproj = str(model.mmproj) if model.mmproj else ""
-
     def use_selected_for_vision(self) -> None:
         model = self.selected_model()
         if model is not None:
-            self._set_vision(model)
+            self.choice.set_vision(model)
             self._show_picks()
 
     def use_selected_for_llm(self) -> None:
@@ -341,34 +325,11 @@ class FirstRunDialog(QDialog):
         except EnvImportError as e:
             self.message_label.setText(str(e))
             return
-        c = self.choice
-        v = dict(env.values)
-        missing = env.missing_files()
-        missing_keys = {m.split("=", 1)[0] for m in missing}
-        picks = {"LLAMA_SERVER_PATH", "VISION_MODEL_GGUF", "VISION_MMPROJ", "LLM_MODEL_GGUF"}
-        for key in picks & set(v) - missing_keys:
-            value = str(Path(v[key]).expanduser())
-            if key == "LLAMA_SERVER_PATH":
-                c.server_path = value
-            elif key == "VISION_MODEL_GGUF":
-                c.vision_model = value
-            elif key == "VISION_MMPROJ":
-                c.vision_mmproj = value
-            else:
-                c.llm_model = value
-        c.imported = {k: val for k, val in v.items() if k not in picks}
-        c.familylog_dir = str(env.familylog_dir)
-        text = (
-            f"Imported {len(v)} setting(s) from {env.env_file}; FAMILYLOG_DIR={env.familylog_dir}."
-        )
-        if missing:
-            text += " Not found here, pick these again: " + ", ".join(missing)
+        text, folders = self.choice.take_env(env)
         self.message_label.setText(text)
-        for key in ("VISION_MODEL_GGUF", "LLM_MODEL_GGUF"):
-            if key in v and key not in missing_keys:
-                parent = Path(v[key]).expanduser().parent
-                if parent not in {f.path for f in self.folders}:
-                    self.folders.append(user_folder(parent))
+        for parent in folders:
+            if parent not in {f.path for f in self.folders}:
+                self.folders.append(user_folder(parent))
         self._show_picks()
         self.spawn(self.scan())
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
@@ -14,6 +15,12 @@ from app.core.discovery.server import resolve_server_path
 from app.core.settings.settings_file import update_settings_file
 from app.paths import AppPaths
 from app.settings_load import settings_sources
+
+if TYPE_CHECKING:
+    from app.core.discovery.familylog_env import FamilyLogEnv
+    from app.core.discovery.scan import FoundModel
+
+PICKED_KEYS = {"LLAMA_SERVER_PATH", "VISION_MODEL_GGUF", "VISION_MMPROJ", "LLM_MODEL_GGUF"}
 
 SETTINGS_HEADER = (
     "FamilyLog Tray settings, written by the first-run set-up.\n"
@@ -112,6 +119,52 @@ class FirstRunChoice:
     familylog_dir: str = ""
     imported: dict[str, str] = field(default_factory=dict)  # other keys from FamilyLog's .env
     downloading: list[str] = field(default_factory=list)  # roles whose model is on its way
+
+    def set_vision(self, model: FoundModel) -> None:
+        self.vision_model = str(model.path)
+        self.vision_mmproj = str(model.mmproj) if model.mmproj else ""
+
+    def default_picks(self, models: Sequence[FoundModel]) -> None:
+        """For a role not chosen yet: the first vision model, and the largest other one."""
+        if not self.vision_model:
+            vision = next((m for m in models if m.vision), None)
+            if vision is not None:
+                self.set_vision(vision)
+        if not self.llm_model:
+            others = [m for m in models if str(m.path) != self.vision_model and not m.vision]
+            if others:
+                self.llm_model = str(max(others, key=lambda m: m.info.n_params).path)
+
+    def take_env(self, env: FamilyLogEnv) -> tuple[str, list[Path]]:
+        """Take FamilyLog's .env: its binary and model paths that exist here become the
+        picks, its other keys are kept to be written. Returns what to tell the user and the
+        folders of its models (to look in)."""
+        v = dict(env.values)
+        missing = env.missing_files()
+        missing_keys = {m.split("=", 1)[0] for m in missing}
+        for key in PICKED_KEYS & set(v) - missing_keys:
+            value = str(Path(v[key]).expanduser())
+            if key == "LLAMA_SERVER_PATH":
+                self.server_path = value
+            elif key == "VISION_MODEL_GGUF":
+                self.vision_model = value
+            elif key == "VISION_MMPROJ":
+                self.vision_mmproj = value
+            else:
+                self.llm_model = value
+        self.imported = {k: val for k, val in v.items() if k not in PICKED_KEYS}
+        self.familylog_dir = str(env.familylog_dir)
+        text = (
+            f"Imported {len(v)} setting(s) from {env.env_file}; FAMILYLOG_DIR={env.familylog_dir}."
+        )
+        if missing:
+            text += " Not found here, pick these again: " + ", ".join(missing)
+        folders = [
+            Path(v[key]).expanduser().parent
+            for key in ("VISION_MODEL_GGUF", "LLM_MODEL_GGUF")
+            if key in v and key not in missing_keys
+        ]
+        return text, folders
 
     def problems(self) -> list[str]:
         out = []
