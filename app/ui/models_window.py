@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Protocol
 
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -43,13 +43,11 @@ from app.core.notices import Level, Notice
 from app.core.summary import MemoryByPid, external_text
 from app.ui.gpu_panel import GpuPanel, ServerShare
 from app.ui.machines_panel import MachinesPanel
+from app.ui.models_columns import ColumnWidths
 from app.ui.models_table import (
     ACTIONS_COL,
     COLUMNS,
-    FIELDS,
-    KEY_COL,
     MEMORY_COL,
-    NAME_COL,
     SPEED_COL,
     STATE_COL,
     LoadingCell,
@@ -60,10 +58,6 @@ from app.ui.models_table import (
 
 log = logging.getLogger(__name__)
 
-MOST = {NAME_COL: 240, KEY_COL: 420, MEMORY_COL: 360}  # px: wider text is shortened
-STATE_WIDTH = 120  # room for "loading 1:05" and its busy bar
-# Too little room: these columns give up width, down to these widths.
-SHRINK = {KEY_COL: 150, NAME_COL: 110, MEMORY_COL: 140}
 MIN_WIDTH, PREFERRED_HEIGHT = 900, 560
 FRAME = QSize(24, 72)  # a window manager's frame and title bar, at most
 
@@ -136,7 +130,7 @@ class ModelsWindow(QWidget):
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         probe = RowActions(host, "")
-        self._actions_width = probe.widest()
+        actions_width = probe.widest()
         row_height = max(probe.sizeHint().height(), self.table.fontMetrics().height()) + 4
         probe.deleteLater()
         vh = self.table.verticalHeader()
@@ -175,8 +169,7 @@ class ModelsWindow(QWidget):
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(1000)
         self._tick_timer.timeout.connect(self._tick)
-        self._content: dict[int, int] = {}  # each column's width for its text (capped)
-        self.table.viewport().installEventFilter(self)  # a new width spreads the columns
+        self.columns = ColumnWidths(self.table, actions_width)
         self.rebuild()
         screen = self.screen()
         if screen is not None:
@@ -244,7 +237,7 @@ class ModelsWindow(QWidget):
             self.table.setIndexWidget(self.model.index(r, ACTIONS_COL), w)
             self.row_actions[row.key] = w
             self._show_loading(row)
-        self._fit_columns()
+        self.columns.fit()
         self.apply_filter()
         self.refresh_external()
 
@@ -255,48 +248,11 @@ class ModelsWindow(QWidget):
         m = self.layout().contentsMargins()
         scroll_bar = self.table.verticalScrollBar().sizeHint().width()
         chrome = m.left() + m.right() + 2 * self.table.frameWidth() + scroll_bar
-        wanted = QSize(max(MIN_WIDTH, sum(self._content.values()) + chrome), PREFERRED_HEIGHT)
+        wanted = QSize(max(MIN_WIDTH, self.columns.wanted() + chrome), PREFERRED_HEIGHT)
         room = free.size() - FRAME
         self.resize(wanted.boundedTo(room))
         self.layout().activate()  # the table gets its new width now; the columns follow
-        self._spread()
-
-    def _fit_columns(self, columns: tuple[int, ...] | None = None) -> None:
-        """Measure the columns' text (the view measures the rows in sight only), then
-        spread them over the table's width."""
-        if columns is None:
-            self.table.resizeColumnsToContents()
-            columns = tuple(range(len(FIELDS)))
-        else:
-            for c in columns:
-                self.table.resizeColumnToContents(c)
-        for c in columns:
-            width = self.table.columnWidth(c)
-            self._content[c] = min(width, MOST.get(c, width))
-        self._content[STATE_COL] = max(self._content.get(STATE_COL, 0), STATE_WIDTH)
-        self._content[ACTIONS_COL] = self._actions_width
-        self._spread()
-
-    def _spread(self) -> None:
-        """Every column as wide as its text while the table has room; else the key, the
-        name and the memory give up width, each in proportion to what it has above its
-        least (their text is shortened in the middle, whole in the tooltip), so the row
-        buttons never leave the window."""
-        widths = dict(self._content)
-        excess = sum(widths.values()) - self.table.viewport().width()
-        slack = {c: max(0, widths.get(c, 0) - least) for c, least in SHRINK.items()}
-        if excess > 0 and sum(slack.values()) > 0:
-            total = sum(slack.values())
-            for c, spare in slack.items():
-                widths[c] -= min(spare, -(-excess * spare // total))  # rounded up
-        for c, width in widths.items():
-            if self.table.columnWidth(c) != width:
-                self.table.setColumnWidth(c, width)
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.Resize and watched is self.table.viewport():
-            self._spread()
-        return super().eventFilter(watched, event)
+        self.columns.spread()
 
     def update_rows(self, keys: list[str] | None = None) -> None:
         """Re-render the rows of ``keys`` (all when None); only changed rows repaint."""
@@ -315,7 +271,7 @@ class ModelsWindow(QWidget):
                 self.row_actions[new.key].show_row(new)
                 self._show_loading(new)
         if changed:
-            self._fit_columns((STATE_COL, MEMORY_COL, SPEED_COL, COLUMNS.index("Details")))
+            self.columns.fit((STATE_COL, MEMORY_COL, SPEED_COL, COLUMNS.index("Details")))
 
     def refresh(self) -> None:
         """After an action of the app: order and every row again (changed ones repaint)."""
