@@ -62,7 +62,8 @@ def base_url(core: AppCore) -> str:
 
 
 def client(core: AppCore, **kw) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url(core), timeout=60, trust_env=False, **kw)
+    kw.setdefault("timeout", 60)
+    return httpx.AsyncClient(base_url=base_url(core), trust_env=False, **kw)
 
 
 def servers() -> list:
